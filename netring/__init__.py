@@ -1,0 +1,20 @@
+"""netring — packet I/O for Python at kernel-ring speed.
+
+AF_PACKET TPACKET_V3 capture (:class:`Capture`), TX-ring injection (:class:`Injector`),
+network namespaces (:mod:`netring.netns`), the frame stamp (:mod:`netring.stamp`) and one
+error hierarchy (:mod:`netring.errors`). Hot paths are C compiled by cffi (``netring._core``).
+"""
+from .errors import (  # noqa: F401
+    ConfigurationError,
+    FrameTooLargeError,
+    InterfaceNotFoundError,
+    NamespaceNotFoundError,
+    NetringError,
+    NetringPermissionError,
+    ResourceBusyError,
+    ScenarioError,
+    UnsupportedError,
+)
+from .netns import NetNS  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,338 @@
+"""Network namespaces held by file descriptor, and running code inside them.
+
+A :class:`NetNS` is an open fd on a network namespace. Code that must run *inside* it
+(creating a socket, resolving an interface name, writing a sysctl) runs on a short-lived
+helper thread that enters the namespace with ``setns(2)``; the caller's thread never
+changes namespace. A socket keeps the namespace it was created in, so the socket returned
+by :meth:`NetNS.socket` is usable from any thread afterwards.
+
+Namespaces made by :meth:`NetNS.create` are *unnamed* by default: only the fd keeps them
+alive, so when the process dies (even by SIGKILL) the kernel destroys them together with
+every veth inside. A named namespace (``create(name=...)``) is bind-mounted at
+``/run/netns/NAME`` like ``ip netns add`` does, so ``ip netns exec NAME ...`` can enter it;
+it outlives the process until :meth:`NetNS.delete`.
+
+Python 3.11 has no ``os.setns``/``os.unshare``, so this module calls libc through ctypes.
+"""
+import ctypes
+import ctypes.util
+import errno
+import os
+import socket
+import threading
+
+from .errors import ConfigurationError, NamespaceNotFoundError, NetringError, from_oserror, InterfaceNotFoundError
+
+__all__ = ["NetNS", "resolve", "run_in", "socket_in", "NETNS_RUN_DIR"]
+
+#: Where ``ip netns`` keeps named namespaces.
+NETNS_RUN_DIR = "/run/netns"
+
+_CLONE_NEWNET = 0x40000000
+_MS_BIND = 4096
+_MNT_DETACH = 2
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def _check(rc, action):
+    if rc != 0:
+        code = ctypes.get_errno()
+        raise from_oserror(OSError(code, os.strerror(code)), action, capability="CAP_SYS_ADMIN")
+
+
+def _on_thread(fn, *args, **kwargs):
+    """Run fn on a fresh thread (which may change its own namespace) and return its result."""
+    box = {}
+
+    def body():
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=body, name="netring-netns", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+class NetNS:
+    """A network namespace, held open by a file descriptor.
+
+    Obtain one with :meth:`create` (a new namespace) or :meth:`open` (an existing one by
+    name, path, fd or object with ``fileno()``). Use it as a context manager, or call
+    :meth:`close`: closing releases the fd (an unnamed namespace then disappears once
+    nothing else holds it); :meth:`delete` additionally removes a named namespace this
+    object created.
+    """
+
+    def __init__(self, fd, name=None, path=None, owned=False):
+        self._fd = fd
+        #: The ``/run/netns`` name, if the namespace has one.
+        self.name = name
+        #: The filesystem path it was opened from (``None`` for unnamed namespaces).
+        self.path = path
+        self._owned = owned
+        self._lock = threading.Lock()
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, name=None):
+        """Create a new network namespace, with loopback up.
+
+        Unnamed (default): lives as long as some fd or process holds it — nothing to clean up
+        after a crash. Named: bind-mounted at ``/run/netns/NAME`` (visible to ``ip netns``);
+        call :meth:`delete` to remove it.
+        """
+        if name is not None:
+            _validate_name(name)
+            os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+            path = os.path.join(NETNS_RUN_DIR, name)
+            try:
+                fd0 = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            except FileExistsError:
+                raise ConfigurationError(
+                    "network namespace %r already exists; choose another name or remove it with `ip netns del %s`"
+                    % (name, name), field="name", value=name) from None
+            os.close(fd0)
+
+        def make():
+            _check(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            if name is not None:
+                _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", _MS_BIND, None),
+                       "bind-mounting the namespace at %s" % path)
+            fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _set_link_up_here("lo")
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
+
+        try:
+            fd = _on_thread(make)
+        except BaseException:
+            if name is not None:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            raise
+        return cls(fd, name=name, path=path if name else None, owned=True)
+
+    @classmethod
+    def open(cls, spec):
+        """Open an existing namespace: a name in ``/run/netns``, a path, an fd, or an object with ``fileno()``.
+
+        The fd is duplicated, so the caller keeps ownership of what it passed.
+        """
+        if isinstance(spec, NetNS):
+            return cls(os.dup(spec.fileno()), name=spec.name, path=spec.path)
+        if isinstance(spec, int) or hasattr(spec, "fileno"):
+            fd = spec if isinstance(spec, int) else spec.fileno()
+            try:
+                new = os.dup(fd)
+            except OSError as exc:
+                raise NamespaceNotFoundError("namespace fd %r is not open (%s)" % (spec, exc.strerror)) from None
+            ns = cls(new)
+            ns._verify()
+            return ns
+        if isinstance(spec, (str, bytes, os.PathLike)):
+            s = os.fsdecode(spec)
+            if not s:
+                raise NamespaceNotFoundError("empty namespace name; pass a name from `ip netns list`, a path or an fd")
+            path = s if "/" in s else os.path.join(NETNS_RUN_DIR, s)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise NamespaceNotFoundError(
+                    "network namespace %r not found (looked at %s); list them with `ip netns list`" % (s, path)
+                ) from None
+            except PermissionError as exc:
+                raise from_oserror(exc, "opening namespace %s" % path, capability="CAP_SYS_ADMIN") from None
+            ns = cls(fd, name=None if "/" in s else s, path=path)
+            ns._verify()
+            return ns
+        raise ConfigurationError(
+            "netns must be a namespace name, a path, an fd or an object with fileno(), not %r" % (spec,),
+            field="netns", value=spec)
+
+    def _verify(self):
+        try:
+            target = os.readlink("/proc/self/fd/%d" % self._fd)
+        except OSError:
+            target = ""
+        if not target.startswith("net:["):
+            desc = self.path or "fd %d" % self._fd
+            self.close()
+            raise NamespaceNotFoundError("%s is not a network namespace (it is %r)" % (desc, target or "unknown"))
+
+    # -- use ------------------------------------------------------------------------------
+    def fileno(self):
+        """The namespace fd (valid until :meth:`close`)."""
+        if self._fd is None:
+            raise NetringError("namespace %s is closed" % self._label())
+        return self._fd
+
+    @property
+    def closed(self):
+        """True once :meth:`close` has run."""
+        return self._fd is None
+
+    @property
+    def inode(self):
+        """The namespace inode number (what ``ls -l /proc/PID/ns/net`` shows)."""
+        return os.fstat(self.fileno()).st_ino
+
+    def run(self, fn, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` on a helper thread inside this namespace; return its result or raise its error."""
+        fd = self.fileno()
+
+        def inside():
+            _check(_libc.setns(fd, _CLONE_NEWNET), "setns into namespace %s" % self._label())
+            return fn(*args, **kwargs)
+
+        return _on_thread(inside)
+
+    def socket(self, family=socket.AF_PACKET, type=socket.SOCK_RAW, proto=0):
+        """Create a ``socket.socket`` inside this namespace (usable from any thread afterwards)."""
+        return self.run(socket.socket, family, type, proto)
+
+    def ifindex(self, ifname):
+        """Resolve an interface name inside this namespace; :class:`InterfaceNotFoundError` if absent."""
+        return self.run(_ifindex_here, ifname, self._label())
+
+    def sysctl(self, key, value=None):
+        """Read (or write, when ``value`` is given) a ``net.*`` sysctl of this namespace, e.g. ``net.ipv6.conf.all.disable_ipv6``."""
+        return self.run(_sysctl_here, key, value)
+
+    def iproute(self):
+        """A ``pyroute2.IPRoute`` talking to this namespace, without forking (netlink socket opened inside)."""
+        from pyroute2 import IPRoute
+
+        sock = self.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
+        return IPRoute(use_socket=sock)
+
+    def _label(self):
+        if self.name:
+            return repr(self.name)
+        if self.path:
+            return self.path
+        try:
+            return "net:[%d]" % self.inode
+        except Exception:
+            return "(closed)"
+
+    def close(self):
+        """Release the fd (idempotent). A named namespace stays until :meth:`delete`."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def delete(self):
+        """Close, and if this object created a named namespace, unmount and remove it (idempotent)."""
+        self.close()
+        if self._owned and self.path:
+            _remove_named(self.path)
+            self._owned = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.delete()
+
+    def __repr__(self):
+        state = "closed" if self._fd is None else "fd=%d" % self._fd
+        return "<NetNS %s %s>" % (self._label() if self._fd is not None else (self.name or ""), state)
+
+    def __str__(self):
+        return self._label()
+
+
+def _remove_named(path):
+    rc = _libc.umount2(path.encode(), _MNT_DETACH)
+    if rc != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
+        code = ctypes.get_errno()
+        raise from_oserror(OSError(code, os.strerror(code)), "unmounting %s" % path, capability="CAP_SYS_ADMIN")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _validate_name(name):
+    if not isinstance(name, str) or not name or "/" in name or name in (".", "..") or len(name) > 200:
+        raise ConfigurationError("invalid namespace name %r: use a non-empty name without '/'" % (name,),
+                                 field="name", value=name)
+
+
+def _ifindex_here(ifname, label):
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        raise InterfaceNotFoundError(ifname, label) from None
+
+
+def _set_link_up_here(ifname):
+    import fcntl
+    import struct
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH22x", ifname.encode(), 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", ifname.encode(), flags | IFF_UP))
+
+
+def _sysctl_here(key, value):
+    if not key.startswith("net."):
+        raise ConfigurationError("only net.* sysctls are per namespace, not %r" % key, field="sysctl", value=key)
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        if value is None:
+            with open(path) as f:
+                return f.read().strip()
+        with open(path, "w") as f:
+            f.write(str(value))
+        return str(value)
+    except FileNotFoundError:
+        raise ConfigurationError("sysctl %s does not exist in this namespace" % key, field="sysctl", value=key) from None
+
+
+def resolve(spec):
+    """Turn a ``netns=`` argument into ``(NetNS or None, owned)``.
+
+    ``None`` means the caller's current namespace. A :class:`NetNS` is used as is
+    (``owned=False``); anything else is opened (``owned=True``: the caller closes it).
+    """
+    if spec is None:
+        return None, False
+    if isinstance(spec, NetNS):
+        spec.fileno()  # raises if closed
+        return spec, False
+    return NetNS.open(spec), True
+
+
+def run_in(spec, fn, *args, **kwargs):
+    """Run ``fn`` inside the namespace ``spec`` (any ``netns=`` form; ``None`` runs it here)."""
+    ns, owned = resolve(spec)
+    if ns is None:
+        return fn(*args, **kwargs)
+    try:
+        return ns.run(fn, *args, **kwargs)
+    finally:
+        if owned:
+            ns.close()
+
+
+def socket_in(spec, family=socket.AF_PACKET, type=socket.SOCK_RAW, proto=0):
+    """Create a socket inside the namespace ``spec`` (``None``: the current one)."""
+    return run_in(spec, socket.socket, family, type, proto)

@@ -1,0 +1,1 @@
+"""netring_testkit — the pytest plugin of netring (placeholder until the plugin issue lands)."""
