@@ -1,0 +1,471 @@
+"""The benchmark runner: ``bench/run`` or ``python -m bench``.
+
+What it does
+    1. Compiles the C reference (bench/ref/*.c) with ``gcc -O2`` into a temporary directory.
+    2. Builds ONE veth pair between two unnamed namespaces (:class:`bench.topology.VethPair`).
+    3. Runs every case round-robin — for each repetition, for each frame size, every case once —
+       with the sender pinned to ``--tx-cpu`` and the receiver to ``--rx-cpu``. Each side is its own
+       process (C program or ``python -m bench.peer``); the receiver signals readiness on a pipe
+       before the sender starts.
+    4. Prints a table of medians and each netring case's ratio to the C reference **measured in the
+       same repetition** (the median of the per-repetition ratios), optionally writes JSON.
+    5. Times topology set-up + tear-down and the peak RSS of a 1M-frame round trip.
+
+Throughput of a run = frames the receiver accounted (stamped frames seen, or drops counted by the
+XDP program) / (receiver's time of the last frame − sender's start), both CLOCK_MONOTONIC.
+Frames go to a non-local MAC (02:4e:52:00:00:99): the receiving kernel drops them right after the
+packet taps; frames to the receiver's own MAC would also traverse its IP stack (~1.7× slower).
+
+Bounds: every process has a timeout, the whole run stops scheduling new work after
+``--max-seconds``, and the namespaces are released in ``finally`` (and die with the process).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench.topology import VethPair
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REF_DIR = os.path.join(HERE, "ref")
+REF_PROGRAMS = ("txring", "sendmmsg", "v3rx", "xdpdrop")
+
+
+class BenchError(Exception):
+    """The benchmark could not run (missing compiler, no privileges…); the message says what to do."""
+
+
+# -- building the reference -------------------------------------------------------------------------
+def build_reference(outdir, cc=None):
+    """Compile every bench/ref program with ``gcc -O2`` into ``outdir``; return {name: path}."""
+    cc = cc or os.environ.get("CC") or "gcc"
+    if shutil.which(cc) is None:
+        raise BenchError("C compiler %r not found; install gcc (Debian: apt-get install gcc) or set CC" % cc)
+    paths = {}
+    for name in REF_PROGRAMS:
+        out = os.path.join(outdir, "ref-" + name)
+        cmd = [cc, "-O2", "-Wall", "-o", out, os.path.join(REF_DIR, name + ".c")]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BenchError("compiling bench/ref/%s.c failed:\n%s" % (name, proc.stderr))
+        paths[name] = out
+    return paths
+
+
+# -- cases ----------------------------------------------------------------------------------------
+class Case:
+    """One benchmark case: a sender and a receiver peer (``("c", prog)`` or ``("py", role)``).
+
+    ``refs`` names the reference cases this one is compared with (ratio per repetition);
+    ``count_div`` shrinks the frame count for slow peers; ``pool`` bounds how many distinct
+    pre-stamped frames a Python sender cycles through (receiver then counts duplicates too).
+    """
+
+    def __init__(self, name, tx, rx, desc, refs=(), count_div=1, pool=None, reference=False, rate_key="received"):
+        self.name, self.tx, self.rx, self.desc = name, tx, rx, desc
+        self.refs, self.count_div, self.pool = tuple(refs), count_div, pool
+        self.reference, self.rate_key = reference, rate_key
+
+    def __repr__(self):
+        return "<Case %s>" % self.name
+
+
+CASES = [
+    Case("c-txring", ("c", "txring"), ("c", "v3rx"), "C TX ring (V2) -> C V3 RX [reference]", reference=True),
+    Case("c-sendmmsg", ("c", "sendmmsg"), ("c", "v3rx"), "C sendmmsg -> C V3 RX [best C sender]", reference=True),
+    Case("netring-stream", ("py", "tx-netring-stream"), ("py", "rx-netring"),
+         "Injector.send_stream -> Capture+SeqChecker", refs=("c-txring", "c-sendmmsg")),
+    Case("netring-batch", ("py", "tx-netring-batch"), ("py", "rx-netring"),
+         "Injector.send_batch (pool 8192) -> Capture+SeqChecker", refs=("c-txring", "c-sendmmsg"), pool=8192),
+    Case("netring-engine", None, ("py", "engine"), "scenario engine round trip", refs=("c-txring", "c-sendmmsg")),
+    Case("c-xdpdrop", ("c", "txring"), ("c", "xdpdrop"), "C TX ring -> C XDP_DROP (native) [reference]",
+         reference=True, rate_key="dropped"),
+    Case("netring-drop", ("py", "tx-netring-stream"), ("py", "rx-netring-drop"),
+         "Injector.send_stream -> built-in drop (native)", refs=("c-xdpdrop",), rate_key="dropped"),
+    Case("py-socket", ("py", "tx-socket"), ("c", "v3rx"), "Python socket.send loop (pool 4096) -> C V3 RX",
+         refs=("c-txring",), count_div=5, pool=4096),
+    Case("scapy-sendp", ("py", "tx-scapy"), ("c", "v3rx"), "scapy sendp (pool 256) -> C V3 RX",
+         refs=("c-txring",), count_div=500, pool=256),
+]
+CASE_NAMES = [c.name for c in CASES]
+
+
+# -- running one case -------------------------------------------------------------------------------
+def _last_json(text):
+    for line in reversed((text or "").strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None
+
+
+def _peer_cmd(spec, refs, common):
+    kind, what = spec
+    if kind == "c":
+        return [refs[what]] + common
+    return [sys.executable, "-m", "bench.peer", what] + common
+
+
+class PeerRun:
+    """Runs sender/receiver processes for one case and turns their JSON into a result row."""
+
+    def __init__(self, refs, vp, opts):
+        self.refs, self.vp, self.opts = refs, vp, opts
+        self.env = dict(os.environ)
+        root = os.path.dirname(HERE)
+        self.env["PYTHONPATH"] = root + (os.pathsep + self.env["PYTHONPATH"] if self.env.get("PYTHONPATH") else "")
+
+    def _common(self, ifname, nsfd, cpu, count, size, pool):
+        o = self.opts
+        return ["--ifname", ifname, "--netns", "/proc/self/fd/%d" % nsfd, "--cpu", str(cpu),
+                "--count", str(count), "--size", str(size), "--pool", str(pool),
+                "--timeout", str(o.run_timeout), "--quiet", str(o.quiet),
+                "--block-size", str(o.block_size), "--block-count", str(o.block_count),
+                "--block-timeout-ms", str(o.block_timeout_ms)]
+
+    def run(self, case, size, count):
+        """Run ``case`` once; return a dict with ``pps`` etc., or ``skipped``/``error``."""
+        pool = min(case.pool or count, count)
+        if case.tx is None:
+            return self._run_single(case, size, count)
+        txfd, rxfd = self.vp.tx_ns.fileno(), self.vp.rx_ns.fileno()
+        r, w = os.pipe()
+        rx_cmd = _peer_cmd(case.rx, self.refs, self._common(self.vp.rx_if, rxfd, self.opts.rx_cpu, count, size, pool)
+                           + ["--ready-fd", str(w)])
+        tx_cmd = _peer_cmd(case.tx, self.refs, self._common(self.vp.tx_if, txfd, self.opts.tx_cpu, count, size, pool))
+        rxp = None
+        try:
+            rxp = subprocess.Popen(rx_cmd, pass_fds=(rxfd, w), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env=self.env)
+            os.close(w)
+            w = -1
+            ready = _wait_ready(r, self.opts.run_timeout)
+            if not ready:
+                rxp.kill()
+                out, err = rxp.communicate()
+                return {"error": "receiver never became ready: %s" % (err.strip()[-300:] or "no output")}
+            if rxp.poll() is not None:  # skipped or failed before the sender started
+                out, err = rxp.communicate()
+                res = _last_json(out) or {"error": err.strip()[-300:] or "receiver exited %d" % rxp.returncode}
+                return res if ("skipped" in res or "error" in res) else {"error": "receiver exited early: %s" % res}
+            try:
+                txp = subprocess.run(tx_cmd, pass_fds=(txfd,), capture_output=True, text=True, env=self.env,
+                                     timeout=self.opts.run_timeout + 30)
+            except subprocess.TimeoutExpired:
+                return {"error": "sender exceeded %ss" % (self.opts.run_timeout + 30)}
+            try:
+                out, err = rxp.communicate(timeout=self.opts.run_timeout + 10)
+            except subprocess.TimeoutExpired:
+                rxp.kill()
+                out, err = rxp.communicate()
+            tx, rx = _last_json(txp.stdout), _last_json(out)
+            if tx is None or "error" in tx or "skipped" in tx:
+                return tx if tx and ("skipped" in tx or "error" in tx) else {"error": "sender: %s" % txp.stderr.strip()[-300:]}
+            if rx is None or "error" in rx:
+                return rx if rx else {"error": "receiver: %s" % err.strip()[-300:]}
+            return _result(case, tx, rx, count)
+        finally:
+            if w >= 0:
+                os.close(w)
+            os.close(r)
+            if rxp is not None and rxp.poll() is None:
+                rxp.kill()
+                rxp.wait()
+
+    def _run_single(self, case, size, count):
+        o = self.opts
+        cmd = _peer_cmd(case.rx, self.refs, ["--ifname", self.vp.tx_if, "--count", str(count), "--size", str(size),
+                                            "--cpu", str(o.tx_cpu), "--timeout", str(o.run_timeout)])
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=o.run_timeout + 30)
+        except subprocess.TimeoutExpired:
+            return {"error": "engine exceeded %ss" % (o.run_timeout + 30)}
+        res = _last_json(p.stdout) or {"error": p.stderr.strip()[-300:] or "exit %d" % p.returncode}
+        if "skipped" in res or "error" in res:
+            return res
+        if "pps" not in res:
+            return {"error": "engine result has no pps: %s" % res}
+        return res
+
+
+def _wait_ready(fd, timeout):
+    import select
+
+    rl, _, _ = select.select([fd], [], [], timeout)
+    return bool(rl) and os.read(fd, 1) != b""
+
+
+def _result(case, tx, rx, count):
+    n = rx.get(case.rate_key) or 0
+    span = (rx.get("t_last_ns") or 0) - tx["t_start_ns"]
+    pps = n / span * 1e9 if n and span > 0 else 0.0
+    res = {"pps": pps, "accounted": n, "sent": tx.get("sent"), "expected": count,
+           "lost": max(0, count - n), "tx": tx, "rx": rx}
+    for k in ("duplicated", "reordered", "corrupted"):
+        if k in rx and case.rate_key == "received" and not case.pool:
+            res[k] = rx[k]
+    res["tx_pps"] = (tx.get("sent") or 0) / max(1, tx["t_end_ns"] - tx["t_start_ns"]) * 1e9
+    return res
+
+
+# -- topology timing --------------------------------------------------------------------------------
+def topology_timing(runs, refs):
+    """Set-up + tear-down times (s) of the bench's own VethPair and, when available, the testkit Topology with XDP."""
+    out = {}
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        with VethPair():
+            pass
+        samples.append(time.perf_counter() - t0)
+    out["bench VethPair (2 netns + veth, no XDP)"] = _pcts(samples)
+    try:
+        from netring_testkit.topology import Topology
+        from netring.bpf.programs import builtin
+        from netring.xdp import attach
+    except ImportError as exc:
+        out["testkit Topology + XDP attach"] = {"skipped": "needs netring_testkit.topology and netring.xdp (%s)" % exc}
+        return out
+    spec = {"nodes": ["tx", "rx"], "links": [{"endpoints": ["tx:eth0", "rx:eth0"]}]}
+    samples = []
+    try:
+        prog = builtin("pass")
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            with Topology(spec) as topo:
+                ep = topo["rx:eth0"]
+                att = attach(ep.ifname, prog, netns=ep.netns, mode="native")
+                att.detach()
+            samples.append(time.perf_counter() - t0)
+        out["testkit Topology + XDP attach"] = _pcts(samples)
+    except Exception as exc:
+        out["testkit Topology + XDP attach"] = {"error": "%s: %s" % (type(exc).__name__, exc)}
+    return out
+
+
+def _pcts(samples):
+    s = sorted(samples)
+    return {"runs": len(s), "p50_ms": 1e3 * s[len(s) // 2], "p95_ms": 1e3 * s[min(len(s) - 1, int(0.95 * len(s)))],
+            "max_ms": 1e3 * s[-1]}
+
+
+# -- summary and output -----------------------------------------------------------------------------
+def summarize(runs, sizes):
+    """Rows of medians per (case, size) with the median per-repetition ratio against each reference."""
+    by = {}
+    for r in runs:
+        by.setdefault((r["case"], r["size"]), []).append(r)
+    rows = []
+    for case in CASES:
+        for size in sizes:
+            rs = by.get((case.name, size), [])
+            if not rs:
+                continue
+            ok = [r for r in rs if "pps" in r]
+            row = {"case": case.name, "size": size, "desc": case.desc, "reps": len(ok)}
+            if not ok:
+                first = rs[0]
+                row["note"] = ("skipped: " + first["skipped"]) if "skipped" in first else ("error: %s" % first.get("error"))
+                rows.append(row)
+                continue
+            pps = [r["pps"] for r in ok]
+            row.update(median_pps=statistics.median(pps), min_pps=min(pps), max_pps=max(pps),
+                       lost=sum(r["lost"] for r in ok), expected=sum(r["expected"] for r in ok),
+                       count=ok[0]["expected"], max_rss_kib=max([r.get("rx", {}).get("max_rss_kib") or 0 for r in ok]
+                                                             + [r.get("tx", {}).get("max_rss_kib") or 0 for r in ok]))
+            ratios = {}
+            for ref in case.refs:
+                per = []
+                for r in ok:
+                    ref_runs = [x for x in by.get((ref, size), []) if x["rep"] == r["rep"] and x.get("pps")]
+                    if ref_runs:
+                        per.append(r["pps"] / ref_runs[0]["pps"])
+                if per:
+                    ratios[ref] = statistics.median(per)
+            row["ratios"] = ratios
+            rows.append(row)
+    return rows
+
+
+def format_table(rows, topo=None, extra=None):
+    """The terminal table (also what the README's Performance section pastes)."""
+    lines = ["%-15s %5s %4s %9s %19s %9s  %s" % ("case", "size", "reps", "Mpps", "min..max", "lost", "ratio (same rep)")]
+    for row in rows:
+        if "note" in row:
+            lines.append("%-15s %5d %4s  %s" % (row["case"], row["size"], "-", row["note"][:110]))
+            continue
+        ratio = ", ".join("%.3gx %s" % (v, k) for k, v in row["ratios"].items())
+        lines.append("%-15s %5d %4d %9.3f %19s %9s  %s" % (
+            row["case"], row["size"], row["reps"], row["median_pps"] / 1e6,
+            "%.3f..%.3f" % (row["min_pps"] / 1e6, row["max_pps"] / 1e6),
+            "%d/%d" % (row["lost"], row["expected"]) if row["lost"] else "0", ratio))
+    for line in extra or ():
+        lines.append(line)
+    if topo:
+        lines.append("")
+        lines.append("topology set-up + tear-down:")
+        for name, t in topo.items():
+            if "p50_ms" in t:
+                lines.append("  %-45s p50 %7.1f ms  p95 %7.1f ms  (%d runs)" % (name, t["p50_ms"], t["p95_ms"], t["runs"]))
+            else:
+                lines.append("  %-45s %s" % (name, t.get("skipped") and "skipped: " + t["skipped"] or "error: %s" % t.get("error")))
+    return "\n".join(lines)
+
+
+def _scapy_line(rows):
+    out = []
+    for size in sorted({r["size"] for r in rows}):
+        lib = [r for r in rows if r["case"] == "netring-stream" and r["size"] == size and "median_pps" in r]
+        sc = [r for r in rows if r["case"] == "scapy-sendp" and r["size"] == size and "median_pps" in r]
+        if lib and sc:
+            out.append("netring-stream / scapy-sendp at %d B: %.0fx (medians)" % (size, lib[0]["median_pps"] / sc[0]["median_pps"]))
+    return out
+
+
+def machine_info():
+    """Date, kernel, CPU count and model, Python — printed above the table and stored in the JSON."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "kernel": platform.release(), "cpus": os.cpu_count(), "cpu_model": model,
+            "python": platform.python_version()}
+
+
+# -- main -----------------------------------------------------------------------------------------
+def parse_args(argv=None):
+    """Command-line options of the runner."""
+    p = argparse.ArgumentParser(prog="bench/run", description="netring benchmarks against a C reference (same run, round-robin).")
+    p.add_argument("--reps", type=int, default=5, help="repetitions of every case (round-robin; default 5)")
+    p.add_argument("--count", type=int, default=1_000_000, help="frames per run (slow peers use fewer; default 1M)")
+    p.add_argument("--sizes", default="64,1514", help="frame sizes in bytes, comma-separated (default 64,1514)")
+    p.add_argument("--cases", default=",".join(CASE_NAMES), help="cases to run (default: all): " + ",".join(CASE_NAMES))
+    p.add_argument("--quick", action="store_true", help="100k frames, 5 reps, 10 topology runs, no RSS run")
+    p.add_argument("--json", metavar="FILE", help="write every run and the summary as JSON")
+    p.add_argument("--tx-cpu", type=int, default=0)
+    p.add_argument("--rx-cpu", type=int, default=1)
+    p.add_argument("--topology-runs", type=int, default=50, help="set-up/tear-down samples (0: skip)")
+    p.add_argument("--rss-count", type=int, default=1_000_000, help="frames of the peak-RSS round trip (0: skip)")
+    p.add_argument("--max-seconds", type=float, default=900, help="stop scheduling new runs after this long")
+    p.add_argument("--run-timeout", type=float, default=60, help="bound of one sender/receiver process (s)")
+    p.add_argument("--quiet", type=float, default=0.5, help="receiver stops this long after its last frame (s)")
+    p.add_argument("--block-size", type=int, default=1 << 20)
+    p.add_argument("--block-count", type=int, default=32)
+    p.add_argument("--block-timeout-ms", type=int, default=10)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.count = min(args.count, 100_000)
+        args.topology_runs = min(args.topology_runs, 10)
+        args.rss_count = 0
+    args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
+    args.cases = [c for c in str(args.cases).split(",") if c]
+    bad = [c for c in args.cases if c not in CASE_NAMES]
+    if bad:
+        p.error("unknown case(s) %s; choose from %s" % (",".join(bad), ",".join(CASE_NAMES)))
+    if args.reps < 1 or args.count < 1:
+        p.error("--reps and --count must be >= 1")
+    ncpu = os.cpu_count() or 1
+    if ncpu < 2:
+        args.tx_cpu = args.rx_cpu = 0
+    return args
+
+
+def run(args, log=print):
+    """Run the benchmark described by ``args`` (see :func:`parse_args`); return the JSON-able result."""
+    if os.geteuid() != 0:
+        raise BenchError("the benchmark needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN for namespaces, "
+                         "CAP_BPF for XDP); run it with sudo")
+    info = machine_info()
+    log("netring bench — %s, kernel %s, %d CPUs (%s), Python %s" % (
+        info["date"], info["kernel"], info["cpus"], info["cpu_model"], info["python"]))
+    log("frames: Ethernet to a non-local MAC, ethertype 0x88B5, netring stamp; sender CPU %d, receiver CPU %d; "
+        "%d reps round-robin, %d frames per run" % (args.tx_cpu, args.rx_cpu, args.reps, args.count))
+    started = time.monotonic()
+    cases = [c for c in CASES if c.name in args.cases]
+    runs = []
+    topo = None
+    rss = None
+    tmp = tempfile.mkdtemp(prefix="netring-bench-")
+    try:
+        refs = build_reference(tmp)
+        with VethPair() as vp:
+            pr = PeerRun(refs, vp, args)
+            for rep in range(args.reps):
+                for size in args.sizes:
+                    for case in cases:
+                        if time.monotonic() - started > args.max_seconds:
+                            log("time budget of %ss exhausted; stopping" % args.max_seconds)
+                            break
+                        # a case that skipped once is skipped for the rest of the run
+                        prev = [r for r in runs if r["case"] == case.name and "skipped" in r]
+                        count = max(1, args.count // case.count_div)
+                        t0 = time.monotonic()
+                        res = {"skipped": prev[0]["skipped"]} if prev else pr.run(case, size, count)
+                        if prev:  # recorded silently: the first skip was already logged
+                            runs.append(dict(res, case=case.name, size=size, rep=rep, wall_s=0))
+                            continue
+                        res.update(case=case.name, size=size, rep=rep, wall_s=round(time.monotonic() - t0, 2))
+                        runs.append(res)
+                        log("  rep %d %-15s %5d B  %s  [%.1fs]" % (rep, case.name, size, _brief(res), res["wall_s"]))
+            if args.rss_count and any(c.name == "netring-stream" for c in cases):
+                res = pr.run(next(c for c in CASES if c.name == "netring-stream"), 64, args.rss_count)
+                rss = {"count": args.rss_count, "case": "netring-stream 64 B",
+                       "rx_max_rss_kib": res.get("rx", {}).get("max_rss_kib"),
+                       "tx_max_rss_kib": res.get("tx", {}).get("max_rss_kib"), "result": _brief(res)}
+        if args.topology_runs:
+            topo = topology_timing(args.topology_runs, refs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = summarize(runs, args.sizes)
+    extra = _scapy_line(rows)
+    if rss:
+        extra.append("peak RSS of a %d-frame round trip (netring-stream 64 B): receiver %s KiB, sender %s KiB" % (
+            rss["count"], rss["rx_max_rss_kib"], rss["tx_max_rss_kib"]))
+    table = format_table(rows, topo, extra)
+    return {"meta": dict(info, args={k: v for k, v in vars(args).items()}, elapsed_s=time.monotonic() - started,
+                         frames="Ethernet dst 02:4e:52:00:00:99 (non-local), ethertype 0x88B5, netring stamp in the last 24 B"),
+            "runs": runs, "summary": rows, "topology": topo, "rss": rss, "table": table}
+
+
+def _brief(res):
+    if "skipped" in res:
+        return "skipped: " + res["skipped"]
+    if "error" in res:
+        return "error: %s" % res["error"]
+    return "%.3f Mpps (lost %d of %d)" % (res["pps"] / 1e6, res["lost"], res["expected"])
+
+
+def main(argv=None):
+    """Entry point of ``bench/run`` / ``python -m bench``; returns the exit status."""
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except BenchError as exc:
+        print("bench: %s" % exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; namespaces released", file=sys.stderr)
+        return 130
+    print()
+    print(result["table"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+        print("\nJSON written to %s" % args.json)
+    return 0
