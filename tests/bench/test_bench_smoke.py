@@ -32,7 +32,7 @@ def test_ratios_pair_runs_of_the_same_repetition():
     assert rows["netring-stream"]["median_pps"] == 90.0 and rows["netring-stream"]["reps"] == 3
     assert rows["netring-batch"]["note"] == "skipped: netring.Injector missing"
     table = runner.format_table(runner.summarize(runs, [64]))
-    assert "0.9x c-txring" in table and "skipped: netring.Injector missing" in table
+    assert "0.90x c-txring" in table and "0.30x c-sendmmsg" in table and "skipped: netring.Injector missing" in table
 
 
 def test_bench_frame_matches_the_stamp_reference():
