@@ -13,6 +13,7 @@ Roles
     tx-netring-batch   ``netring.Injector.send_batch`` over a pool of pre-stamped frames
     rx-netring       ``netring.Capture`` + ``netring.check.SeqChecker`` (C block checker)
     rx-netring-drop  built-in ``drop`` XDP program attached natively with ``netring.xdp.attach``
+    rx-scapy         scapy ``sniff`` counting the bench frames
     engine           the scenario engine's round trip (both roles in one process)
 
 Frames are byte-identical to the C reference's (bench/ref/common.h): Ethernet to the non-local
@@ -285,6 +286,31 @@ def rx_netring_drop(args):
             "t_first_ns": t_first, "t_last_ns": t_last, "timed_out": timed_out, "max_rss_kib": _rss_kib()}
 
 
+def rx_scapy(args):
+    """scapy ``sniff`` counting the bench frames (ethertype 0x88B5) as they arrive; no per-frame checking."""
+    try:
+        from scapy.all import conf, sniff
+    except ImportError as exc:
+        raise Skip("scapy not installed (%s); `pip install scapy` to add this baseline" % exc) from None
+    conf.verb = 0
+    box = {"n": 0, "first": 0, "last": 0}
+
+    def seen(pkt):
+        if getattr(pkt, "type", None) == ETHERTYPE:
+            now = time.monotonic_ns()
+            box["n"] += 1
+            box["first"] = box["first"] or now
+            box["last"] = now
+
+    # sniff has no "quiet" stop: bound it by what a slow-but-working sniffer needs for --count frames
+    limit = min(args.timeout, 3.0 + args.count / 5000.0)
+    sniff(iface=args.ifname, store=False, prn=seen, timeout=limit,
+          stop_filter=lambda p: box["n"] >= args.count, started_callback=lambda: _ready(args))
+    return {"role": "rx", "impl": "scapy-sniff", "expected": args.count, "received": box["n"],
+            "t_first_ns": box["first"], "t_last_ns": box["last"], "timed_out": box["n"] < args.count,
+            "max_rss_kib": _rss_kib()}
+
+
 def engine(args):
     """The scenario engine's round trip: the same stream through the YAML runner, in this process."""
     from bench import engine_case
@@ -299,6 +325,7 @@ ROLES = {
     "tx-netring-batch": tx_netring_batch,
     "rx-netring": rx_netring,
     "rx-netring-drop": rx_netring_drop,
+    "rx-scapy": rx_scapy,
     "engine": engine,
 }
 

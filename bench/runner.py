@@ -95,6 +95,8 @@ CASES = [
          refs=("c-txring",), count_div=5, pool=4096),
     Case("scapy-sendp", ("py", "tx-scapy"), ("c", "v3rx"), "scapy sendp (pool 256) -> C V3 RX",
          refs=("c-txring",), count_div=500, pool=256),
+    Case("scapy-sniff", ("c", "sendmmsg"), ("py", "rx-scapy"), "C sendmmsg burst -> scapy sniff (counts, loses)",
+         refs=("c-sendmmsg",), count_div=500),
 ]
 CASE_NAMES = [c.name for c in CASES]
 
@@ -322,15 +324,15 @@ def summarize(runs, sizes):
 
 def format_table(rows, topo=None, extra=None):
     """The terminal table (also what the README's Performance section pastes)."""
-    lines = ["%-15s %5s %4s %9s %19s %9s  %s" % ("case", "size", "reps", "Mpps", "min..max", "lost", "ratio (same rep)")]
+    lines = ["%-15s %5s %4s %9s %17s %13s  %s" % ("case", "size", "reps", "pps", "min..max", "lost", "ratio (same rep)")]
     for row in rows:
         if "note" in row:
             lines.append("%-15s %5d %4s  %s" % (row["case"], row["size"], "-", row["note"][:110]))
             continue
         ratio = ", ".join("%.2fx %s" % (v, k) for k, v in row["ratios"].items())
-        lines.append("%-15s %5d %4d %9.3f %19s %9s  %s" % (
-            row["case"], row["size"], row["reps"], row["median_pps"] / 1e6,
-            "%.3f..%.3f" % (row["min_pps"] / 1e6, row["max_pps"] / 1e6),
+        lines.append("%-15s %5d %4d %9s %17s %13s  %s" % (
+            row["case"], row["size"], row["reps"], fmt_rate(row["median_pps"]),
+            "%s..%s" % (fmt_rate(row["min_pps"]), fmt_rate(row["max_pps"])),
             "%d/%d" % (row["lost"], row["expected"]) if row["lost"] else "0", ratio))
     for line in extra or ():
         lines.append(line)
@@ -343,6 +345,11 @@ def format_table(rows, topo=None, extra=None):
             else:
                 lines.append("  %-45s %s" % (name, t.get("skipped") and "skipped: " + t["skipped"] or "error: %s" % t.get("error")))
     return "\n".join(lines)
+
+
+def fmt_rate(pps):
+    """A packet rate for the table: ``1.234M`` or ``3.21k``."""
+    return "%.3fM" % (pps / 1e6) if pps >= 1e5 else "%.2fk" % (pps / 1e3)
 
 
 def _scapy_line(rows):
@@ -389,7 +396,7 @@ def parse_args(argv=None):
     p.add_argument("--run-timeout", type=float, default=60, help="bound of one sender/receiver process (s)")
     p.add_argument("--quiet", type=float, default=0.5, help="receiver stops this long after its last frame (s)")
     p.add_argument("--block-size", type=int, default=1 << 20)
-    p.add_argument("--block-count", type=int, default=32)
+    p.add_argument("--block-count", type=int, default=64)
     p.add_argument("--block-timeout-ms", type=int, default=10)
     args = p.parse_args(argv)
     if args.quick:
@@ -468,7 +475,7 @@ def _brief(res):
         return "skipped: " + res["skipped"]
     if "error" in res:
         return "error: %s" % res["error"]
-    return "%.3f Mpps (lost %d of %d)" % (res["pps"] / 1e6, res["lost"], res["expected"])
+    return "%spps (lost %d of %d)" % (fmt_rate(res["pps"]), res["lost"], res["expected"])
 
 
 def main(argv=None):
