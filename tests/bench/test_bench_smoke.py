@@ -53,7 +53,7 @@ def test_runner_smoke(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN, CAP_BPF) to build namespaces and load XDP")
     out = tmp_path / "bench.json"
-    cases = ["c-txring", "c-sendmmsg", "c-xdpdrop", "py-socket", "netring-stream"]
+    cases = ["c-txring", "c-sendmmsg", "c-xdpdrop", "py-socket", "netring-stream", "netring-drop", "netring-engine"]
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--reps", "2", "--count", "3000", "--sizes", "64,1514",
          "--cases", ",".join(cases), "--topology-runs", "2", "--rss-count", "0", "--max-seconds", "120",
@@ -71,18 +71,26 @@ def test_runner_smoke(tmp_path):
             assert row["median_pps"] > 0
     ran = [r for r in data["runs"] if "pps" in r]
     for r in ran:
-        if r["case"] == "c-xdpdrop":
+        if r["case"] in ("c-xdpdrop", "netring-drop"):
             assert r["rx"]["dropped"] == r["expected"] == 3000
+        elif r["case"] == "netring-engine":
+            assert r["delivered"] == r["expected"] == 3000 and r["status"] == "passed", r
         else:
             # C V3 receiver accounts every frame: the C and Python stamps agree (nothing corrupted/unexpected)
             assert r["rx"]["corrupted"] == 0 and r["rx"]["unexpected"] == 0
             assert r["rx"]["received"] == r["expected"], r
     py = [r for r in ran if r["case"] == "py-socket"]
     assert py and all(r["rx"]["duplicated"] == max(0, r["expected"] - 4096) for r in py)
-    # the netring row is either measured against the references or names what is missing
-    for size in (64, 1514):
-        row = rows[("netring-stream", size)]
-        assert "ratios" in row or row["note"].startswith(("skipped:", "error:"))
+    # a netring row is either measured against its references, loss-free, or names what is missing
+    for case, refs in (("netring-stream", {"c-txring", "c-sendmmsg"}), ("netring-drop", {"c-xdpdrop"}),
+                       ("netring-engine", {"c-txring", "c-sendmmsg"})):
+        for size in (64, 1514):
+            row = rows[(case, size)]
+            if "note" in row:
+                assert row["note"].startswith("skipped: "), row
+            else:
+                assert set(row["ratios"]) == refs and all(v > 0 for v in row["ratios"].values()), row
+                assert row["reps"] == 2 and row["lost"] == 0, row
     assert "c-txring" in proc.stdout and "topology set-up + tear-down" in proc.stdout
     topo = data["topology"]["bench VethPair (2 netns + veth, no XDP)"]
     assert topo["runs"] == 2 and topo["p95_ms"] >= topo["p50_ms"] > 0
