@@ -254,7 +254,7 @@ class Injector:
         Only one slot may be open at a time (the kernel sends in ring order).
         """
         self._check()
-        check_int("length", length, _ETH_HLEN, max(_ETH_HLEN, self.capacity))
+        check_int("length", length, 0, 1 << 30)
         self._check_len(length, "length")
         if self._open_slot is not None:
             raise NetringError("a slot from allocate() is still open; send() or discard() it first "
