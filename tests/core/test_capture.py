@@ -3,11 +3,12 @@ import struct
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from netring import Capture, Direction, Injector, StaleBatchError, ViewsAliveError
+from netring import Capture, ConfigurationError, Direction, Injector, StaleBatchError, ViewsAliveError
 from netring.capture import RingBusyError
 
-from conftest import needs_root
+from core_net import needs_root
 from core_frames import ETH_TEST, OTHER_MAC, SRC_MAC, eth, mixed_frames, stamped
 
 pytestmark = [pytest.mark.privileged, needs_root]
@@ -193,3 +194,25 @@ def test_batches_iterator_and_repr(veth):
         assert seqs == sorted(seqs)
         assert "vb" in repr(cap) and "netns=" in repr(cap) and "32x131072" in repr(cap)
     assert "closed" in repr(cap)
+
+
+@pytest.fixture(scope="module")
+def lo_ns():
+    from netring import NetNS
+    with NetNS.create() as ns:
+        yield ns
+
+
+@given(shift=st.integers(12, 20), count=st.integers(1, 16), frame=st.integers(5, 256).map(lambda x: x * 16))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_valid_geometry_opens_and_any_invalid_one_is_refused(lo_ns, shift, count, frame):
+    bs = 1 << shift
+    if frame > bs:
+        with pytest.raises(ConfigurationError) as ei:
+            Capture("lo", netns=lo_ns, block_size=bs, block_count=count, frame_size=frame)
+        assert ei.value.field == "frame_size"
+        return
+    with Capture("lo", netns=lo_ns, block_size=bs, block_count=count, frame_size=frame) as cap:
+        assert (cap.block_size, cap.block_count, cap.frame_size) == (bs, count, frame)
+        assert cap.next_batch(timeout=0) is None  # nothing sent on this lo
+        assert cap.stats() == (0, 0, 0)

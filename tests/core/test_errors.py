@@ -6,12 +6,12 @@ import sys
 import textwrap
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from netring import (Capture, ConfigurationError, FrameTooLargeError, Injector, InterfaceNotFoundError,
                      NetringPermissionError, cbpf)
 
-from conftest import needs_root
+from core_net import needs_root
 from core_frames import mixed_frames
 
 privileged = [pytest.mark.privileged, needs_root]

@@ -5,7 +5,7 @@ import pytest
 
 from netring import Capture, Injector
 
-from conftest import needs_root
+from core_net import needs_root
 from core_frames import ETH_TEST, mixed_frames
 
 pytestmark = [pytest.mark.privileged, needs_root]

@@ -5,7 +5,7 @@ import pytest
 
 from netring import Capture, Injector, SeqChecker, stamp
 
-from conftest import needs_root
+from core_net import needs_root
 from core_frames import checksum_ok, stamped
 
 pytestmark = [pytest.mark.privileged, needs_root]
