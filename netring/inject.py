@@ -118,6 +118,7 @@ class Injector:
         self._base = None
         self._open_slot = None
         self._closed = False
+        #: Frames handed to the kernel so far, by every send method.
         self.sent_frames = 0
 
         sock, self.ifindex, self.netns = open_packet_socket(ifname, netns, "injector")
@@ -274,10 +275,15 @@ class Injector:
         return rc
 
     def flush(self):
-        """Kick the kernel to transmit every requested slot; return how many were queued since the last kick."""
+        """Kick the kernel to transmit every requested slot; return how many were queued since the last kick.
+
+        Returns 0 (and the slots stay requested, for the next flush) if the kernel answered
+        ENOBUFS/EAGAIN.
+        """
         self._check()
         n = self._ring.queued
-        self._kick()
+        if self._kick() < 0:
+            return 0
         self.sent_frames += n
         return n
 
@@ -436,6 +442,8 @@ class Injector:
                     raise TxStalledError("the TX ring on %s made no progress for %.0f s (link down?); %d of %d "
                                          "frames queued" % (self.ifname, _STALL_S, j.done, count))
                 if j.ring_full:
+                    if self._ring.queued:
+                        self._kick()  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
                     self._wait_space(deadline)
         finally:
             self.sent_frames += j.done

@@ -14,7 +14,7 @@
 #define PACKET_IGNORE_OUTGOING 23 /* Linux 4.20 */
 #endif
 #ifndef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
-#define PACKET_FANOUT_FLAG_IGNORE_OUTGOING 0x4000 /* Linux 6.5 (not in linux-libc-dev 6.1) */
+#define PACKET_FANOUT_FLAG_IGNORE_OUTGOING 0x4000 /* added after Linux 6.1 (absent from linux-libc-dev 6.1); older kernels reject it with EINVAL */
 #endif
 #ifndef SO_BUSY_POLL
 #define SO_BUSY_POLL 46

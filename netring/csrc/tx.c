@@ -52,9 +52,9 @@ int nr_tx_kick(struct nr_tx_ring *r)
     /* With a TX ring, sendto() with no buffer asks the kernel to transmit every SEND_REQUEST
      * slot from its head on; MSG_DONTWAIT: queue them and return, never wait for completion. */
     ssize_t rc = sendto(r->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
-    r->queued = 0;
     if (rc < 0)
-        return -errno;
+        return -errno; /* `queued` stays: those slots are still requested and the next kick retries */
+    r->queued = 0;
     return (int)(rc > 0x7fffffff ? 0x7fffffff : rc);
 }
 
