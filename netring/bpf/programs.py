@@ -444,8 +444,11 @@ def compile_rules(rules, default, cmap):
         for slot, value, mask in checks:
             _require(a, slot, value, nxt, mask)
         a.mov(R7, action).mov(R8, _NACT + i).ja("act")
-    a.label("rule_%d" % len(compiled))
-    a.mov(R7, ACTIONS[default]).mov(R8, -1)
+        if not checks:  # matches everything: later rules and the default are unreachable
+            break
+    else:
+        a.label("rule_%d" % len(compiled))
+        a.mov(R7, ACTIONS[default]).mov(R8, -1)
     a.label("act")
     a.jmp("!=", R7, XDP_TX, "count")
     _swap_macs(a, "filter")
