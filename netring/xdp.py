@@ -244,6 +244,8 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
     ns = _open_ns(netns)
     try:
         ifindex, ifname = _ifindex(ns, target)
+        for hook in getattr(program, "_attach_hooks", ()):
+            hook(ns)  # e.g. the redirect built-in fills its devmap inside this namespace
         with _iproute(ns) as ipr:
             existing = _query_here(ipr, ifindex)
         if existing:

@@ -132,6 +132,8 @@ class Program(BpfFd):
         self.prog_type = prog_type
         self._maps = dict(maps or {})
         self._rules = rules
+        # Called by netring.xdp.attach with the attach namespace (NetNS or None) before attaching.
+        self._attach_hooks = []
 
     def info(self):
         """``ProgramInfo(id, name, tag, type)`` from the kernel."""

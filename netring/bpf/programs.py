@@ -7,9 +7,12 @@
 ``tx``
     Swap source and destination MAC and return XDP_TX (frames shorter than 14 B pass).
     Into a veth, the *peer* must run XDP (or have GRO on) to receive them.
-``redirect`` (``target_ifindex=``, ``fallback="aborted"``)
+``redirect`` (``target_ifindex=``, ``fallback="aborted"``, ``netns=None``)
     ``bpf_redirect_map`` through a one-entry devmap (``program.map("devmap")``); a missing
-    target yields the fallback verdict. The receiving veth's peer must run XDP.
+    target yields the fallback verdict. The kernel reads a devmap ifindex in the namespace
+    of the thread writing it: with ``netns`` the slot is filled there at once, otherwise by
+    :func:`netring.xdp.attach` inside the attach namespace (until then it is empty and
+    frames get the fallback verdict). The receiving veth's peer must run XDP.
 ``xsk`` (``queues=64``)
     ``bpf_redirect_map`` into an XSKMAP (``program.map("xsks")``) keyed by the RX queue;
     frames of queues without a socket pass.
@@ -143,7 +146,7 @@ def _tx():
         raise
 
 
-def _redirect(target_ifindex=None, fallback="aborted"):
+def _redirect(target_ifindex=None, fallback="aborted", netns=None):
     if not isinstance(target_ifindex, int) or isinstance(target_ifindex, bool) or target_ifindex <= 0:
         raise ConfigurationError("redirect needs target_ifindex= a positive interface index (e.g. ns.ifindex('veth1')), "
                                  "not %r" % (target_ifindex,), field="target_ifindex", value=target_ifindex)
@@ -151,14 +154,28 @@ def _redirect(target_ifindex=None, fallback="aborted"):
     maps = {"counters": _counters_map()}
     try:
         maps["devmap"] = create_map("devmap", 4, 4, 1, name="nr_devmap")
-        maps["devmap"][0] = target_ifindex
+        # The kernel resolves a devmap ifindex in the namespace of the *updating thread*, so the
+        # slot is filled inside ``netns`` now, or else inside the attach namespace by xdp.attach.
+        devmap = maps["devmap"]
+
+        def fill(ns):
+            if ns is None:
+                devmap.update(0, target_ifindex)
+            else:
+                ns.run(devmap.update, 0, target_ifindex)
         a = Asm()
         _prologue(a)
         a.ld_map_fd(R1, maps["devmap"]).mov(R2, 0).mov(R3, fb)
         a.call("redirect_map")
         a.mov(R7, R0)
         _epilogue(a, maps["counters"])
-        return load_program(a, name="nr_redirect", maps=maps)
+        prog = load_program(a, name="nr_redirect", maps=maps)
+        if netns is not None:
+            from ..netns import run_in
+            run_in(netns, devmap.update, 0, target_ifindex)
+        else:
+            prog._attach_hooks.append(fill)
+        return prog
     except BaseException:
         for m in maps.values():
             m.close()
@@ -472,7 +489,7 @@ def _filter(rules=(), default="pass"):
 def builtin(name, **options):
     """Load the built-in XDP program ``name`` (one of :data:`BUILTINS`) and return its :class:`Program`.
 
-    Options: ``redirect``: ``target_ifindex`` (required), ``fallback``; ``xsk``: ``queues``;
+    Options: ``redirect``: ``target_ifindex`` (required), ``fallback``, ``netns``; ``xsk``: ``queues``;
     ``filter``: ``rules``, ``default``. The program's ``counters()`` is readable at once.
     """
     makers = {
