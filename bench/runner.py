@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -478,9 +479,16 @@ def _brief(res):
     return "%spps (lost %d of %d)" % (fmt_rate(res["pps"]), res["lost"], res["expected"])
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
 def main(argv=None):
     """Entry point of ``bench/run`` / ``python -m bench``; returns the exit status."""
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so peers are killed and the build directory removed
+    # (the namespaces go with the process in any case: they are held only by fds).
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         result = run(args)
     except BenchError as exc:
