@@ -263,6 +263,7 @@ def topology_timing(runs, refs):
         return out
     spec = {"nodes": ["tx", "rx"], "links": [{"endpoints": ["tx:eth0", "rx:eth0"]}]}
     samples = []
+    prog = None
     try:
         prog = builtin("pass")
         for _ in range(runs):
@@ -275,6 +276,9 @@ def topology_timing(runs, refs):
         out["testkit Topology + XDP attach"] = _pcts(samples)
     except Exception as exc:
         out["testkit Topology + XDP attach"] = {"error": "%s: %s" % (type(exc).__name__, exc)}
+    finally:
+        if prog is not None and hasattr(prog, "close"):
+            prog.close()
     return out
 
 
@@ -389,16 +393,16 @@ def parse_args(argv=None):
     p.add_argument("--cases", default=",".join(CASE_NAMES), help="cases to run (default: all): " + ",".join(CASE_NAMES))
     p.add_argument("--quick", action="store_true", help="100k frames, 5 reps, 10 topology runs, no RSS run")
     p.add_argument("--json", metavar="FILE", help="write every run and the summary as JSON")
-    p.add_argument("--tx-cpu", type=int, default=0)
-    p.add_argument("--rx-cpu", type=int, default=1)
+    p.add_argument("--tx-cpu", type=int, default=0, help="CPU the sender process is pinned to")
+    p.add_argument("--rx-cpu", type=int, default=1, help="CPU the receiver process is pinned to")
     p.add_argument("--topology-runs", type=int, default=50, help="set-up/tear-down samples (0: skip)")
     p.add_argument("--rss-count", type=int, default=1_000_000, help="frames of the peak-RSS round trip (0: skip)")
     p.add_argument("--max-seconds", type=float, default=900, help="stop scheduling new runs after this long")
     p.add_argument("--run-timeout", type=float, default=60, help="bound of one sender/receiver process (s)")
     p.add_argument("--quiet", type=float, default=0.5, help="receiver stops this long after its last frame (s)")
-    p.add_argument("--block-size", type=int, default=1 << 20)
-    p.add_argument("--block-count", type=int, default=64)
-    p.add_argument("--block-timeout-ms", type=int, default=10)
+    p.add_argument("--block-size", type=int, default=1 << 20, help="RX ring block size of both receivers (C and netring)")
+    p.add_argument("--block-count", type=int, default=64, help="RX ring blocks of both receivers")
+    p.add_argument("--block-timeout-ms", type=int, default=10, help="RX block retire timeout of both receivers")
     args = p.parse_args(argv)
     if args.quick:
         args.count = min(args.count, 100_000)
