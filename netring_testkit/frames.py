@@ -530,7 +530,9 @@ def decode(frame):
 
     e.g. ``"IPv4 198.18.0.1 > 198.18.0.2 UDP 1 > 9 len 64, stamp s0#17 ok"``, with ``vlan 42``
     in front for tagged frames, ``bad ip csum``/``bad udp csum`` when a checksum is wrong, and
-    ``ether SRC > DST type 0x88b5`` for non-IP frames.
+    ``ether SRC > DST type 0x88b5`` for non-IP frames. Note that frames the *kernel* sends over
+    a veth (replies of its IP stack) usually carry a partial L4 checksum left to offload, which
+    reads as a bad checksum here; frames built by :func:`build` always carry complete ones.
     """
     p = parse(frame)
     parts = []
