@@ -191,13 +191,25 @@ def pytest_report_header(config):
     return lines
 
 
-def pytest_runtest_setup(item):
-    """Skip ``@pytest.mark.privileged`` tests that lack a needed capability, naming it."""
-    for mark in item.iter_markers("privileged"):
-        needed = tuple(_caps.NEEDED) + tuple(mark.args)
-        reason = _caps.skip_reason(needed)
-        if reason:
-            pytest.skip(reason)
+def pytest_collection_modifyitems(config, items):
+    """Skip ``@pytest.mark.privileged`` tests that lack a needed capability, naming it.
+
+    Capabilities do not change during a run, so this is decided once, at collection, and the
+    skip is reported at the test's own location.
+    """
+    for item in items:
+        needed = list(_caps.NEEDED)
+        marked = False
+        for mark in item.iter_markers("privileged"):
+            marked = True
+            needed.extend(c for c in mark.args if c not in needed)
+        if marked:
+            try:
+                reason = _caps.skip_reason(tuple(needed))
+            except ValueError as exc:
+                raise pytest.UsageError("%s: @pytest.mark.privileged: %s" % (item.nodeid, exc)) from None
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.hookimpl(hookwrapper=True)
