@@ -32,7 +32,7 @@ import pytest
 from . import caps as _caps
 from .topology import NAME_PREFIX, Topology, namespace_name
 
-__all__ = ["NetringFactory", "reap", "pytest_addoption", "pytest_configure"]
+__all__ = ["NetringFactory", "get_factory", "veth_pair_spec", "reap"]
 
 _KEPT_SECTION = "netring: kept namespaces"
 _NAME_RE = re.compile(r"^%s(\d+)-" % re.escape(NAME_PREFIX))
@@ -117,13 +117,21 @@ class NetringFactory:
 
         return NetNS.create(name=namespace_name("ns") if self.keep else None)
 
-    def _record_kept(self, names, hint):
+    def record_kept(self, names, hint):
+        """Record namespaces left for debugging; ``hint`` (text) is attached to the current test's
+        report and printed in the terminal summary. For other plugins (e.g. the scenario runner)
+        that close a ``Topology(keep=True)`` themselves."""
         self.kept.extend(names)
         self._pending.append(hint)
 
     def _take_pending(self):
         out, self._pending = self._pending, []
         return out
+
+
+def get_factory(config):
+    """The session's :class:`NetringFactory` for ``config`` (what the ``netring_factory`` fixture returns)."""
+    return config._netring_factory
 
 
 def veth_pair_spec(**link):
@@ -258,7 +266,7 @@ def _finish(request, factory, topo, failed_before):
     failed = request.session.testsfailed > failed_before
     topo.close(failed=failed)
     if topo.kept:
-        factory._record_kept(topo.kept, "%s\n%s" % (request.node.nodeid, topo.enter_hint()))
+        factory.record_kept(topo.kept, "%s\n%s" % (request.node.nodeid, topo.enter_hint()))
 
 
 @pytest.fixture(scope="session")
@@ -284,7 +292,7 @@ def netns(request, netring_factory):
     for ns in reversed(made):
         if ns.name and netring_factory.keep and failed:
             ns.close()
-            netring_factory._record_kept([ns.name], "%s\nip netns exec %s bash" % (request.node.nodeid, ns.name))
+            netring_factory.record_kept([ns.name], "%s\nip netns exec %s bash" % (request.node.nodeid, ns.name))
         else:
             ns.delete()
 

@@ -253,3 +253,17 @@ def test_capture_and_injector_open_in_the_endpoint_namespace(veth_pair):
     a.topology.close()
     with pytest.raises(Exception):
         cap.fileno()
+
+
+@pytest.mark.privileged
+@pytest.mark.veth_pair(mtu=9000, gro=True, ipv6=False)
+def test_veth_pair_marker_options_and_jumbo_frames(veth_pair):
+    a, b = veth_pair
+    assert (a.mtu, b.mtu, a.gro, b.gro, a.ipv6, b.ipv6) == (9000, 9000, True, True, None, None)
+    assert a.ipv4 == "198.18.0.1" and b.ipv4 == "198.18.0.2"
+    rx = b.packet_socket(timeout=5)
+    f = frames.build(ipv4={"src": a.ipv4, "dst": b.ipv4}, udp={}, size=9014, stamp=(0, 9000))
+    a.packet_socket().send(f)
+    assert rx.recv(10000) == f
+    with pytest.raises(OSError):
+        a.packet_socket().send(f + b"x")   # one byte over MTU + 14
