@@ -16,15 +16,37 @@ from .nsutil import net_ns_holders, root_link_names
 
 CHILD_TIMEOUT = 180
 
+# The README's "pytest plugin" example, verbatim: keep the two in sync.
 README_EXAMPLE = '''
 from netring_testkit import frames
 
-def test_x(veth_pair):
-    a, b = veth_pair
-    rx = b.packet_socket(timeout=5)
-    frame = frames.build(ipv4={"src": a.ipv4, "dst": b.ipv4}, udp={"dport": 9}, size=128, stamp=(0, 1))
-    a.packet_socket().send(frame)
-    assert rx.recv(2048) == frame
+
+def test_udp_frame_crosses_the_veth(veth_pair):
+    a, b = veth_pair                       # a:eth0 <-> b:eth0, each in a fresh namespace
+    # Default MACs are nobody's: b's IP stack ignores the frame, so nothing answers it.
+    frame = frames.build(ipv4={}, udp={"dport": 9}, size=128, stamp=(0, 1))
+    before = b.stats()["rx_packets"]
+    with b.capture() as cap, a.injector() as tx:
+        tx.send(frame)
+        got = cap.recv(1, timeout=2.0)
+    assert [bytes(p.data) for p in got] == [frame]
+    assert b.stats()["rx_packets"] - before == 1
+
+
+def test_three_nodes_on_a_bridge(topology):
+    topo = topology({
+        "nodes": ["h1", "h2", "sw"],
+        "links": [{"endpoints": ["h1:eth0", "sw:p1"]},
+                  {"endpoints": ["h2:eth0", "sw:p2"], "mtu": 1500}],
+        "bridges": [{"name": "sw:br0", "ports": ["sw:p1", "sw:p2"]}],
+    })
+    h1, h2 = topo["h1:eth0"], topo["h2:eth0"]
+    frame = frames.build(eth={"src": h1.mac, "dst": h2.mac},
+                         ipv6={"src": h1.ipv6, "dst": h2.ipv6}, udp={}, size=200)
+    with h2.capture() as cap, h1.injector() as tx:
+        tx.send(frame)
+        got = cap.recv(1, timeout=2.0)
+    assert [bytes(p.data) for p in got] == [frame], [frames.decode(p.data) for p in got]
 '''
 
 
@@ -53,9 +75,12 @@ def _runs_in(nsname):
 # -- loading, options, header ------------------------------------------------------------------
 @pytest.mark.privileged
 def test_readme_example_runs_with_autoload_off(tmp_path):
+    import netring
+    if not hasattr(netring, "Capture"):
+        pytest.skip("netring.Capture is not in this build yet (core not merged)")
     out = run_pytest(tmp_path, README_EXAMPLE)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert re.search(r"^1 passed", _summary(out))
+    assert re.search(r"^2 passed", _summary(out))
 
 
 def test_help_shows_the_netring_group(tmp_path):
