@@ -90,7 +90,9 @@ class Injector:
     - ``qdisc_bypass`` (bool: ``PACKET_QDISC_BYPASS``, hand frames straight to the driver)
     - ``netns`` (name, path, fd, NetNS or None)
 
-    A context manager; :meth:`close` is idempotent.
+    Attributes: ``ifname``, ``ifindex``, ``netns`` (the namespace's label or None), ``frame_size``,
+    ``frame_count``, ``capacity``, ``mtu``, ``sent_frames``. A context manager; :meth:`close` is
+    idempotent. One thread at a time may send through an Injector.
     """
 
     def __init__(self, ifname, *, netns=None, frame_size=2048, frame_count=1024, qdisc_bypass=False):
