@@ -27,6 +27,7 @@ def safe_name(scenario_id):
 
 def write_pcap(path, frames, snaplen=65535, timestamp=None):
     """Write ``frames`` (bytes-like) to ``path`` as a classic little-endian libpcap file (Ethernet)."""
+    path = os.fspath(path)
     ts = time.time() if timestamp is None else timestamp
     with open(path, "wb") as f:
         f.write(struct.pack("<IHHiIII", _PCAP_MAGIC, 2, 4, 0, 0, snaplen, _LINKTYPE_ETHERNET))
@@ -73,6 +74,7 @@ def write_artifacts(directory, result):
 
 def write_report(path, records, duration=None):
     """Write the ``--netring-report`` JSON: environment, summary and one record per scenario."""
+    path = os.fspath(path)
     summary = {}
     for r in records:
         summary[r.get("status", "unknown")] = summary.get(r.get("status", "unknown"), 0) + 1
