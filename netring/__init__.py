@@ -16,5 +16,19 @@ from .errors import (  # noqa: F401
     UnsupportedError,
 )
 from .netns import NetNS  # noqa: F401
+from .capture import (  # noqa: F401
+    Capture,
+    CaptureStats,
+    Direction,
+    Fanout,
+    Packet,
+    PacketBatch,
+    RingBusyError,
+    StaleBatchError,
+    ViewsAliveError,
+    Vlan,
+)
+from .inject import Injector, TxSlot, TxStalledError  # noqa: F401
+from .check import SeqChecker, StreamCounts  # noqa: F401
 
 __version__ = "0.1.0"

@@ -1,0 +1,63 @@
+/* tx: TPACKET_V2 transmit ring — frame fill, kick, slot accounting. Prefix nr_tx_. */
+#ifndef NETRING_TX_H
+#define NETRING_TX_H
+#include <stdint.h>
+#include <sys/socket.h>
+#include <linux/if_packet.h>
+#include "common.h"
+
+#define NR_TX_TP_STATUS_AVAILABLE TP_STATUS_AVAILABLE
+#define NR_TX_TP_STATUS_SEND_REQUEST TP_STATUS_SEND_REQUEST
+#define NR_TX_TP_STATUS_SENDING TP_STATUS_SENDING
+#define NR_TX_TP_STATUS_WRONG_FORMAT TP_STATUS_WRONG_FORMAT
+#define NR_TX_PACKET_QDISC_BYPASS PACKET_QDISC_BYPASS
+/* Where frame data starts in a TX slot (no PACKET_TX_HAS_OFF): right after the aligned V2 header. */
+#define NR_TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
+
+/* The ring as both Python and C see it. Python fills the geometry once; `head` is the next slot
+ * we (the producer) fill; the kernel consumes slots in the same order. */
+struct nr_tx_ring {
+    uint8_t *base;
+    uint32_t frame_size;
+    uint32_t block_size;
+    uint32_t frames_per_block;
+    uint32_t frame_nr;
+    uint32_t head;
+    uint32_t capacity;  /* largest frame accepted (bytes) */
+    int fd;
+    uint32_t queued;    /* slots committed since the last kick */
+};
+
+int nr_tx_setup(int fd, uint32_t block_size, uint32_t block_nr, uint32_t frame_size, uint32_t frame_nr);
+uint32_t nr_tx_slot_offset(const struct nr_tx_ring *r, uint32_t idx);
+uint32_t nr_tx_status(const struct nr_tx_ring *r, uint32_t idx);
+void nr_tx_commit(struct nr_tx_ring *r, uint32_t len);
+uint32_t nr_tx_fill(struct nr_tx_ring *r, const uint8_t *buf, const uint32_t *lens, uint32_t n);
+int nr_tx_kick(struct nr_tx_ring *r);
+void nr_tx_counts(const struct nr_tx_ring *r, uint32_t *out4);
+
+static inline uint8_t *nr_tx__slot(const struct nr_tx_ring *r, uint32_t idx)
+{
+    return r->base + (size_t)(idx / r->frames_per_block) * r->block_size
+        + (size_t)(idx % r->frames_per_block) * r->frame_size;
+}
+
+/* Acquire: the kernel is done reading a slot it handed back as AVAILABLE before we overwrite it. */
+static inline uint32_t nr_tx__status(const uint8_t *slot)
+{
+    return NR_LOAD_ACQ(&((const struct tpacket2_hdr *)slot)->tp_status);
+}
+
+/* Set the length and hand the slot to the kernel. Release: the frame bytes and tp_len are
+ * visible before the kernel sees TP_STATUS_SEND_REQUEST. */
+static inline void nr_tx__submit(struct nr_tx_ring *r, uint8_t *slot, uint32_t len)
+{
+    struct tpacket2_hdr *h = (struct tpacket2_hdr *)slot;
+    h->tp_len = len;
+    h->tp_snaplen = len;
+    NR_STORE_REL(&h->tp_status, TP_STATUS_SEND_REQUEST);
+    r->head = (r->head + 1 == r->frame_nr) ? 0 : r->head + 1;
+    r->queued++;
+}
+
+#endif

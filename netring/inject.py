@@ -1,0 +1,450 @@
+"""``netring.Injector``: an AF_PACKET TX ring, in any network namespace.
+
+Frames are written into ring slots and handed to the kernel (``TP_STATUS_SEND_REQUEST``);
+one ``sendto(fd, NULL, 0, MSG_DONTWAIT)`` — the *kick* — makes the kernel transmit every
+requested slot. The C core fills many slots per call (:meth:`Injector.send_batch`,
+:meth:`Injector.send_stream`) with the GIL released.
+
+Why TPACKET_V2 for TX: a V3 TX ring (Linux ≥ 4.20) is frame-based exactly like V2 (blocks
+only exist for RX) and adds nothing for sending, while V2 works on every kernel this project
+supports; the slot header differs only in name.
+
+Slot order is strict: the kernel transmits slots in ring order and stops at the first slot
+that is not requested, so at most one :meth:`Injector.allocate` slot may be open at a time.
+"""
+import fcntl
+import mmap
+import struct
+import time
+
+from ._core import ffi, lib
+from ._ring import PAGE_SIZE, check_bool, check_int, closed_error, open_packet_socket, raise_errno, wait_fd
+from .capture import ViewsAliveError
+from .check import prepare_templates
+from .errors import ConfigurationError, FrameTooLargeError, NetringError
+
+__all__ = ["Injector", "TxSlot", "TxStalledError"]
+
+_SIOCGIFMTU = 0x8921
+_ETH_HLEN = 14
+_VLAN_HLEN = 4
+_STALL_S = 5.0
+_SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
+
+
+class TxStalledError(NetringError):
+    """The kernel stopped consuming TX slots (link down, qdisc stuck…) and no timeout was given."""
+
+
+class TxSlot:
+    """A writable ring slot from :meth:`Injector.allocate`.
+
+    ``data`` is a writable memoryview of the requested length. :meth:`send` hands it to the
+    kernel (transmitted at the next :meth:`Injector.flush`); leaving a ``with`` block without
+    sending discards it. The view is released either way.
+    """
+
+    __slots__ = ("_inj", "data", "_done")
+
+    def __init__(self, inj, view):
+        self._inj = inj
+        #: Writable memoryview into the slot's frame area.
+        self.data = view
+        self._done = False
+
+    def send(self, length=None):
+        """Queue the slot's first ``length`` bytes (default: all of ``data``) for transmission."""
+        if self._done:
+            raise NetringError("this slot was already sent or discarded; allocate a new one")
+        n = len(self.data) if length is None else length
+        check_int("length", n, _ETH_HLEN, len(self.data))
+        self._finish()
+        lib.nr_tx_commit(self._inj._ring, n)
+
+    def discard(self):
+        """Give the slot back without sending it (idempotent)."""
+        if not self._done:
+            self._finish()
+
+    def _finish(self):
+        self._done = True
+        self.data.release()
+        self._inj._open_slot = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.discard()
+
+
+class Injector:
+    """An AF_PACKET TPACKET_V2 TX ring on interface ``ifname`` (inside ``netns`` if given).
+
+    Keyword configuration (validated; ConfigurationError names field, value and range):
+
+    - ``frame_size`` (bytes per slot; multiple of 16, 128..65536; default 2048). A frame may be
+      up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at most MTU + 18.
+    - ``frame_count`` (1..1048576; default 1024 — a 2 MiB ring; rounded up to fill whole ring
+      blocks, see ``frame_count`` after construction)
+    - ``qdisc_bypass`` (bool: ``PACKET_QDISC_BYPASS``, hand frames straight to the driver)
+    - ``netns`` (name, path, fd, NetNS or None)
+
+    A context manager; :meth:`close` is idempotent.
+    """
+
+    def __init__(self, ifname, *, netns=None, frame_size=2048, frame_count=1024, qdisc_bypass=False):
+        check_int("frame_size", frame_size, 128, 65536, ", a multiple of 16")
+        if frame_size % 16:
+            raise ConfigurationError("frame_size=%d must be a multiple of 16 (TPACKET_ALIGNMENT)" % frame_size,
+                                     field="frame_size", value=frame_size)
+        check_int("frame_count", frame_count, 1, 1 << 20)
+        check_bool("qdisc_bypass", qdisc_bypass)
+        block_size = (frame_size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+        fpb = block_size // frame_size
+        block_nr = (frame_count + fpb - 1) // fpb
+        if block_nr * block_size > 1 << 30:
+            raise ConfigurationError("frame_size*frame_count=%d exceeds the ring limit of 1 GiB"
+                                     % (block_nr * block_size), field="frame_count", value=frame_count)
+        self.ifname = ifname
+        self.frame_size = frame_size
+        #: Slots in the ring (``frame_count`` rounded up to whole blocks of ``block_size``).
+        self.frame_count = block_nr * fpb
+        self.block_size = block_size
+        self.qdisc_bypass = qdisc_bypass
+        self._sock = None
+        self._mm = None
+        self._rw = None
+        self._base = None
+        self._open_slot = None
+        self._closed = False
+        #: Frames handed to the kernel so far, by every send method.
+        self.sent_frames = 0
+
+        sock, self.ifindex, self.netns = open_packet_socket(ifname, netns, "injector")
+        self._sock = sock
+        try:
+            fd = sock.fileno()
+            where = dict(ifname=ifname, netns=self.netns)
+            self.mtu = self._mtu()
+            if qdisc_bypass:
+                try:
+                    sock.setsockopt(lib.NR_RX_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
+                except OSError as exc:
+                    from .errors import from_oserror
+                    raise from_oserror(exc, "setsockopt(PACKET_QDISC_BYPASS)", **where) from None
+            rc = lib.nr_tx_setup(fd, block_size, block_nr, frame_size, self.frame_count)
+            if rc < 0:
+                if rc == -12:
+                    raise NetringError("the kernel could not allocate a %d-byte TX ring (ENOMEM); use a smaller "
+                                       "frame_count" % (block_nr * block_size))
+                raise_errno(rc, "setting up the TPACKET_V2 TX ring", **where)
+            #: Largest frame accepted, in bytes.
+            self.capacity = min(frame_size - lib.NR_TX_DATA_OFF, self.mtu + _ETH_HLEN + _VLAN_HLEN)
+            self._map()
+            r = self._ring = ffi.new("struct nr_tx_ring *")
+            r.base = self._base
+            r.frame_size = frame_size
+            r.block_size = block_size
+            r.frames_per_block = fpb
+            r.frame_nr = self.frame_count
+            r.head = 0
+            r.capacity = self.capacity
+            r.fd = fd
+            # Protocol 0: the socket transmits but never receives (no copy of every frame queued to it).
+            rc = lib.nr_rx_bind(fd, self.ifindex, 0)
+            if rc < 0:
+                raise_errno(rc, "binding the injector socket to %s" % ifname, **where)
+        except BaseException:
+            self._teardown()
+            raise
+
+    def _mtu(self):
+        req = struct.pack("16si12x", self.ifname.encode(), 0)
+        try:
+            res = fcntl.ioctl(self._sock.fileno(), _SIOCGIFMTU, req)
+        except OSError:
+            return 65535 - _ETH_HLEN - _VLAN_HLEN
+        return struct.unpack_from("16si", res)[1]
+
+    # -- set-up / tear-down -------------------------------------------------------------------
+    def _map(self):
+        size = self.block_size * (self.frame_count // (self.block_size // self.frame_size))
+        if self._mm is None:
+            # Python's mmap dups the fd: until this mapping is closed the socket (and its ring) stays open.
+            self._mm = mmap.mmap(self._sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._rw = memoryview(self._mm)
+        self._base = ffi.from_buffer("uint8_t[]", self._mm)
+        if getattr(self, "_ring", None) is not None:
+            self._ring.base = self._base
+
+    def _teardown(self):
+        # Order matters: unmap before closing the socket (the mapping holds a dup of the socket
+        # fd, and no pointer into the ring may outlive the mapping).
+        if self._mm is not None:
+            if getattr(self, "_ring", None) is not None:
+                self._ring.base = ffi.NULL
+            if self._base is not None:
+                ffi.release(self._base)
+                self._base = None
+            if self._rw is not None:
+                self._rw.release()
+                self._rw = None
+            try:
+                self._mm.close()
+            except BufferError:
+                self._map()
+                raise ViewsAliveError(
+                    "cannot close the injector on %s: a view into its ring is still alive (a TxSlot.data or a "
+                    "slice of it); send/discard the slot and drop the views, then close again" % self.ifname
+                ) from None
+            self._mm = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def close(self):
+        """Discard an open slot, unmap the ring and close the socket (idempotent).
+
+        Frames already kicked are left to the kernel; frames requested but never flushed are dropped.
+        """
+        if self._closed:
+            return
+        if self._open_slot is not None:
+            self._open_slot.discard()
+        self._teardown()
+        self._closed = True
+
+    @property
+    def closed(self):
+        """True once :meth:`close` succeeded."""
+        return self._closed
+
+    def fileno(self):
+        """The socket fd (writable when the kernel has a free slot at its head)."""
+        self._check()
+        return self._sock.fileno()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<Injector %s%s ring=%dx%d B capacity=%d%s%s>" % (
+            self.ifname, "" if self.netns is None else " netns=%s" % self.netns, self.frame_count,
+            self.frame_size, getattr(self, "capacity", 0), " qdisc_bypass" if self.qdisc_bypass else "",
+            " closed" if self._closed else "")
+
+    def _check(self):
+        if self._closed:
+            raise closed_error("Injector on %s" % self.ifname)
+
+    # -- slots ------------------------------------------------------------------------------------
+    def _check_len(self, n, field="frame"):
+        if n > self.capacity:
+            raise FrameTooLargeError(n, self.capacity, field=field)
+        if n < _ETH_HLEN:
+            raise ConfigurationError("%s of %d B is shorter than an Ethernet header (14 B)" % (field, n),
+                                     field=field, value=n)
+
+    def allocate(self, length):
+        """A writable :class:`TxSlot` of ``length`` bytes, or None when the ring is full (never blocks).
+
+        Only one slot may be open at a time (the kernel sends in ring order).
+        """
+        self._check()
+        check_int("length", length, 0, 1 << 30)
+        self._check_len(length, "length")
+        if self._open_slot is not None:
+            raise NetringError("a slot from allocate() is still open; send() or discard() it first "
+                               "(the kernel transmits slots strictly in ring order)")
+        r = self._ring
+        if lib.nr_tx_status(r, r.head) != lib.NR_TX_TP_STATUS_AVAILABLE:
+            return None
+        off = lib.nr_tx_slot_offset(r, r.head) + lib.NR_TX_DATA_OFF
+        slot = TxSlot(self, self._rw[off:off + length])
+        self._open_slot = slot
+        return slot
+
+    def _kick(self):
+        rc = lib.nr_tx_kick(self._ring)
+        if rc < 0 and rc not in (-11, -105):  # EAGAIN, ENOBUFS: the slots stay requested; retried later
+            raise_errno(rc, "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
+        return rc
+
+    def flush(self):
+        """Kick the kernel to transmit every requested slot; return how many were queued since the last kick.
+
+        Returns 0 (and the slots stay requested, for the next flush) if the kernel answered
+        ENOBUFS/EAGAIN.
+        """
+        self._check()
+        n = self._ring.queued
+        if self._kick() < 0:
+            return 0
+        self.sent_frames += n
+        return n
+
+    def _wait_space(self, deadline):
+        r = self._ring
+        if lib.nr_tx_status(r, r.head) == lib.NR_TX_TP_STATUS_AVAILABLE:
+            return True
+        rev = wait_fd(self._sock.fileno(), lib.POLLOUT, deadline if deadline is not None
+                      else time.monotonic() + 0.05)
+        if lib.nr_tx_status(r, r.head) == lib.NR_TX_TP_STATUS_AVAILABLE:
+            return True
+        if rev:
+            time.sleep(0.0002)  # the kernel's head slot is free but ours is still in flight
+        return False
+
+    def send(self, frame, timeout=5.0):
+        """Queue one frame and kick; waits up to ``timeout`` s for a free slot (NetringError if none)."""
+        return self.send_batch([frame], timeout=timeout, _strict=True)
+
+    def send_batch(self, frames, timeout=None, _strict=False):
+        """Queue ``frames`` (bytes-like) into the ring and kick, filling many slots per C call.
+
+        Waits for free slots as needed, up to ``timeout`` s (None: as long as the kernel keeps
+        consuming; :class:`TxStalledError` if it stops for 5 s). Returns the number of frames
+        queued — fewer than ``len(frames)`` only if ``timeout`` ran out. Every frame is
+        validated first: an oversize one raises :class:`FrameTooLargeError` and nothing is sent.
+        """
+        self._check()
+        if self._open_slot is not None:
+            raise NetringError("a slot from allocate() is still open; send() or discard() it first")
+        frames = [f if isinstance(f, (bytes, bytearray)) else bytes(f) for f in frames]
+        lens = [len(f) for f in frames]
+        for i, n in enumerate(lens):
+            if n > self.capacity or n < _ETH_HLEN:
+                self._check_len(n, "frames[%d]" % i)
+        total = len(frames)
+        if not total:
+            return 0
+        buf = b"".join(frames)
+        cbuf = ffi.from_buffer(buf)
+        clens = ffi.new("uint32_t[]", lens)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = 0
+        pos = 0
+        last_progress = time.monotonic()
+        r = self._ring
+        while done < total:
+            n = lib.nr_tx_fill(r, cbuf + pos, clens + done, total - done)
+            if n:
+                pos += sum(lens[done:done + n])
+                done += n
+                self.sent_frames += n
+                self._kick()
+                last_progress = time.monotonic()
+                continue
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if deadline is None and now - last_progress > _STALL_S:
+                raise TxStalledError("the TX ring on %s made no progress for %.0f s (link down?); %d of %d frames "
+                                     "queued" % (self.ifname, _STALL_S, done, total))
+            self._kick()  # in case an earlier kick hit ENOBUFS and left slots requested
+            self._wait_space(deadline)
+        if _strict and done < total:
+            raise NetringError("no free TX slot on %s within %s s; the kernel is not draining the ring"
+                               % (self.ifname, timeout))
+        return done
+
+    def counts(self):
+        """``(available, pending, rejected)`` slot counts (one C scan of the ring)."""
+        self._check()
+        out = ffi.new("uint32_t[4]")
+        lib.nr_tx_counts(self._ring, out)
+        return out[0], out[1], out[2]
+
+    @property
+    def pending(self):
+        """Slots requested or being sent (not yet handed back by the kernel)."""
+        return self.counts()[1]
+
+    @property
+    def available(self):
+        """Free slots."""
+        return self.counts()[0]
+
+    @property
+    def rejected(self):
+        """Slots the kernel refused (``TP_STATUS_WRONG_FORMAT``); normally 0 since lengths are validated first."""
+        return self.counts()[2]
+
+    def wait_drained(self, timeout=1.0):
+        """Kick, then wait until no slot is pending; True if drained, False after ``timeout`` s."""
+        self._check()
+        deadline = time.monotonic() + timeout
+        self._kick()
+        while True:
+            if self.counts()[1] == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.0005)
+            self._kick()
+
+    # -- stamped streams --------------------------------------------------------------------------
+    def send_stream(self, templates, stream_id, first_seq, count, rate_pps=None, csum_offsets=None, timeout=None):
+        """Send ``count`` stamped frames of stream ``stream_id``, seqs ``first_seq``…, cycling ``templates``.
+
+        Each template already carries a valid stamp (:func:`netring.stamp.write`). Per frame, C
+        copies the template into a slot, writes stream id and seq, recomputes the check from the
+        template's precomputed payload hash, and patches the L4 checksum at ``csum_offsets[i]``
+        (RFC 1624 incremental update; -1/None: leave it). ``rate_pps``: pace in C (None: as fast as
+        the ring allows). ``timeout``: stop after this many seconds. One C call per ring-full,
+        GIL released. Returns the number of frames queued and kicked.
+        """
+        self._check()
+        if self._open_slot is not None:
+            raise NetringError("a slot from allocate() is still open; send() or discard() it first")
+        check_int("stream_id", stream_id, 0, (1 << 32) - 1)
+        check_int("first_seq", first_seq, 0, (1 << 64) - 1)
+        check_int("count", count, 0, (1 << 64) - 1 - first_seq)
+        if rate_pps is not None:
+            if isinstance(rate_pps, bool) or not isinstance(rate_pps, (int, float)) or not 0 < rate_pps <= 1e9:
+                raise ConfigurationError("rate_pps=%r must be a number in (0, 1e9] or None" % (rate_pps,),
+                                         field="rate_pps", value=rate_pps)
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or timeout < 0):
+            raise ConfigurationError("timeout=%r must be a non-negative number or None" % (timeout,),
+                                     field="timeout", value=timeout)
+        tm = prepare_templates(templates, csum_offsets, self.capacity)
+        if count == 0:
+            return 0
+        j = ffi.new("struct nr_st_job *")
+        j.tmpls = tm.arr
+        j.ntmpl = tm.n
+        j.stream_id = stream_id
+        j.first_seq = first_seq
+        j.count = count
+        j.rate_pps = float(rate_pps or 0.0)
+        j.t0_ns = lib.nr_st_now_ns()
+        j.deadline_ns = 0 if timeout is None else j.t0_ns + int(timeout * 1e9)
+        j.slice_ns = _SLICE_NS
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_progress = time.monotonic()
+        try:
+            while j.done < count:
+                n = lib.nr_st_send(self._ring, j)
+                if j.last_err:
+                    raise_errno(j.last_err, "transmitting the stream from the TX ring (sendto)", ifname=self.ifname,
+                                netns=self.netns)
+                now = time.monotonic()
+                if j.done >= count or (deadline is not None and now >= deadline):
+                    break
+                if n:
+                    last_progress = now
+                elif deadline is None and now - last_progress > _STALL_S and j.ring_full:
+                    raise TxStalledError("the TX ring on %s made no progress for %.0f s (link down?); %d of %d "
+                                         "frames queued" % (self.ifname, _STALL_S, j.done, count))
+                if j.ring_full:
+                    if self._ring.queued:
+                        self._kick()  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
+                    self._wait_space(deadline)
+        finally:
+            self.sent_frames += j.done
+        return j.done
