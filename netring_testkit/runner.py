@@ -160,7 +160,7 @@ def _attr(ep, name):
 # XDP
 # --------------------------------------------------------------------------------------------
 def _attach_xdp(stack, topo, spec):
-    """Attach one XDP program; return the attachment (detached when ``stack`` unwinds)."""
+    """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds."""
     import netring.xdp as xdp
     from netring.bpf import programs
 
@@ -169,26 +169,23 @@ def _attach_xdp(stack, topo, spec):
         opts = {k: v for k, v in spec.options.items() if k != "target"}
         if spec.program == "redirect":
             opts["target_ifindex"] = topo[spec.options["target"]].ifindex
-        prog = programs.builtin(spec.program, **opts)
+        prog = stack.enter_context(programs.builtin(spec.program, **opts))
     else:
-        prog = spec.program  # {"object": path, "program": name}: loaded by netring.xdp via libbpf
-    if hasattr(prog, "__exit__") and hasattr(prog, "close"):
-        stack.enter_context(prog)
-    att = xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode)
-    if hasattr(att, "__exit__"):
-        stack.enter_context(att)
-    else:
-        stack.callback(att.detach)
-    return att
+        from netring.bpf.libbpf import load_object
+
+        obj = stack.enter_context(load_object(spec.program["object"]))
+        prog = obj.program(spec.program["program"])
+    # Entered after the program: detached before the program is closed (ExitStack is LIFO).
+    return stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode))
 
 
 def _xdp_counters(att):
+    from netring.errors import UnsupportedError
+
     try:
         raw = att.counters()
-    except (AttributeError, NotImplementedError):
-        return None
-    if raw is None:
-        return None
+    except UnsupportedError:
+        return None  # a user program without netring's counters map
     out = {}
     for action, val in raw.items():
         if action == "rules":
