@@ -1,0 +1,343 @@
+"""Attach XDP programs to interfaces (in any namespace), query and detach them.
+
+``attach(target, program, netns=None, mode="native", replace=False)`` prefers a **bpf_link**
+(``BPF_LINK_CREATE``, attach type ``BPF_XDP``): the kernel detaches it when the last fd on
+the link closes — also when the process is killed. Where links are not available (kernels
+before 5.9, or ``method="netlink"``) it falls back to rtnetlink ``IFLA_XDP`` through pyroute2,
+with ``XDP_FLAGS_UPDATE_IF_NOEXIST`` so nothing is replaced by accident; such an attachment
+is removed by :meth:`XdpAttachment.detach` (only if our program is still the one attached).
+
+Modes: ``native`` (driver, ``XDP_FLAGS_DRV_MODE``), ``generic`` (skb, ``XDP_FLAGS_SKB_MODE``),
+``auto`` (native, else generic; ``attachment.mode`` says which it got).
+"""
+import collections
+import errno
+import os
+import socket
+import threading
+
+from ._core import lib
+from .bpf.objects import Link, bpf_error
+from .errors import (ConfigurationError, InterfaceNotFoundError, NetringError, ResourceBusyError,
+                     UnsupportedError, from_oserror)
+from .netns import NetNS, resolve
+
+__all__ = ["attach", "query", "detach_all", "XdpAttachment", "XdpInfo", "MODES"]
+
+#: Accepted ``mode=`` values.
+MODES = ("native", "generic", "auto")
+_FLAGS = {"native": lib.XDP_FLAGS_DRV_MODE, "generic": lib.XDP_FLAGS_SKB_MODE}
+_ATTACHED = {lib.XDP_ATTACHED_DRV: "native", lib.XDP_ATTACHED_SKB: "generic", lib.XDP_ATTACHED_HW: "offload",
+             "xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}  # pyroute2 decodes to names
+
+#: What :func:`query` reports: kernel program ``id``, ``mode`` (native/generic/offload), program ``name`` and ``tag``.
+XdpInfo = collections.namedtuple("XdpInfo", "id mode name tag")
+
+
+def _open_ns(netns):
+    """Our own fd on the namespace (or None for the current one), so its lifetime is ours."""
+    ns, owned = resolve(netns)
+    if ns is None:
+        return None
+    return ns if owned else NetNS.open(ns)
+
+
+def _run(ns, fn, *args):
+    return fn(*args) if ns is None else ns.run(fn, *args)
+
+
+def _ifindex(ns, target):
+    if isinstance(target, int) and not isinstance(target, bool):
+        if target <= 0:
+            raise ConfigurationError("ifindex must be positive, not %r" % target, field="ifindex", value=target)
+        return target, _run(ns, _name_of, target)
+    if not isinstance(target, str) or not target:
+        raise ConfigurationError("interface must be a name or an ifindex, not %r" % (target,), field="ifname", value=target)
+    if ns is None:
+        try:
+            return socket.if_nametoindex(target), target
+        except OSError:
+            raise InterfaceNotFoundError(target, None) from None
+    return ns.ifindex(target), target
+
+
+def _name_of(ifindex):
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return "ifindex %d" % ifindex
+
+
+def _iproute(ns):
+    if ns is None:
+        from pyroute2 import IPRoute
+        return IPRoute()
+    return ns.iproute()
+
+
+def _netlink_error(exc, action, ifname, ns):
+    code = getattr(exc, "code", None) or getattr(exc, "errno", None) or errno.EINVAL
+    if code == errno.EBUSY:
+        return ResourceBusyError(
+            "%s failed: an XDP program held by a bpf_link (or attached with UPDATE_IF_NOEXIST) occupies %s; "
+            "it goes away when its owner closes the link — detach it there" % (action, ifname))
+    return from_oserror(OSError(code, os.strerror(code)), action, ifname=ifname, netns=ns,
+                        capability="CAP_NET_ADMIN and CAP_BPF")
+
+
+def _query_here(ipr, ifindex):
+    """Read IFLA_XDP of ``ifindex``: list of ``(prog_id, mode)``."""
+    try:
+        msgs = ipr.get_links(ifindex)
+    except Exception as exc:
+        if getattr(exc, "code", None) == errno.ENODEV:
+            raise InterfaceNotFoundError("ifindex %d" % ifindex) from None
+        raise
+    xdp = msgs[0].get_attr("IFLA_XDP") if msgs else None
+    if xdp is None:
+        return []
+    attached = xdp.get_attr("IFLA_XDP_ATTACHED") or 0
+    if attached in (lib.XDP_ATTACHED_NONE, "none"):
+        return []
+    if attached not in (lib.XDP_ATTACHED_MULTI, "xdpmulti"):
+        return [(xdp.get_attr("IFLA_XDP_PROG_ID"), _ATTACHED.get(attached, str(attached)))]
+    out = []
+    for attr, mode in (("IFLA_XDP_DRV_PROG_ID", "native"), ("IFLA_XDP_SKB_PROG_ID", "generic"),
+                       ("IFLA_XDP_HW_PROG_ID", "offload")):
+        pid = xdp.get_attr(attr)
+        if pid:
+            out.append((pid, mode))
+    return out
+
+
+def _describe(prog_id, mode):
+    from .bpf.objects import program_from_id
+    try:
+        with program_from_id(prog_id) as p:
+            info = p.info()
+        return XdpInfo(prog_id, mode, info.name, info.tag)
+    except (LookupError, NetringError):
+        return XdpInfo(prog_id, mode, None, None)
+
+
+def query(ifname, netns=None, all=False):
+    """What XDP program is attached to ``ifname`` (name or ifindex) in ``netns``.
+
+    Returns an :class:`XdpInfo` ``(id, mode, name, tag)`` or ``None``; with ``all=True`` a
+    list of every attached program (native/generic/offload can coexist with offload).
+    """
+    ns = _open_ns(netns)
+    try:
+        ifindex, _ = _ifindex(ns, ifname)
+        with _iproute(ns) as ipr:
+            found = [_describe(pid, mode) for pid, mode in _query_here(ipr, ifindex)]
+    finally:
+        if ns is not None:
+            ns.close()
+    if all:
+        return found
+    return found[0] if found else None
+
+
+class XdpAttachment:
+    """An XDP program attached to an interface. Context manager; :meth:`detach` is idempotent.
+
+    Attributes: ``program``, ``mode`` (the mode actually obtained), ``method`` (``"link"`` or
+    ``"netlink"``), ``ifname``, ``ifindex``, ``netns``. The program stays loaded (its owner
+    closes it); detaching only removes it from the interface.
+    """
+
+    def __init__(self, program, ifindex, ifname, ns, mode, method, link=None):
+        #: The attached :class:`~netring.bpf.objects.Program`.
+        self.program = program
+        self.ifindex = ifindex
+        self.ifname = ifname
+        self._ns = ns
+        #: ``"native"`` or ``"generic"``.
+        self.mode = mode
+        #: ``"link"`` (bpf_link; gone when the fd closes) or ``"netlink"`` (IFLA_XDP).
+        self.method = method
+        self._link = link
+        self._lock = threading.Lock()
+        self._attached = True
+
+    @property
+    def netns(self):
+        """The namespace (a :class:`NetNS` held by this attachment while it is attached), or None."""
+        return self._ns
+
+    @property
+    def attached(self):
+        """True until :meth:`detach`."""
+        return self._attached
+
+    @property
+    def link(self):
+        """The :class:`~netring.bpf.objects.Link` for link attachments (None for netlink ones)."""
+        return self._link
+
+    def counters(self):
+        """The program's per-action counters (see :meth:`netring.bpf.Program.counters`)."""
+        return self.program.counters()
+
+    def map(self, name):
+        """One of the program's maps by role name."""
+        return self.program.map(name)
+
+    def detach(self):
+        """Remove the program from the interface (idempotent). Detach *before* deleting the namespace."""
+        with self._lock:
+            if not self._attached:
+                return
+            self._attached = False
+        try:
+            if self._link is not None:
+                self._link.close()  # last fd on the link: the kernel detaches
+            else:
+                self._netlink_detach()
+        finally:
+            if self._ns is not None:
+                self._ns.close()
+
+    def _netlink_detach(self):
+        if self.program.closed:
+            raise NetringError("cannot detach %s from %s: the program was closed first; detach before closing it "
+                               "(or run `ip link set dev %s xdp off`)" % (self.program.name, self.ifname, self.ifname))
+        try:
+            with _iproute(self._ns) as ipr:
+                ipr.link("set", index=self.ifindex, xdp={"attrs": [
+                    ("IFLA_XDP_FD", -1), ("IFLA_XDP_EXPECTED_FD", self.program.fd),
+                    ("IFLA_XDP_FLAGS", _FLAGS[self.mode] | lib.XDP_FLAGS_REPLACE)]})
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if code in (errno.ENODEV, errno.EEXIST):  # link gone, or someone replaced our program
+                return
+            raise _netlink_error(exc, "detaching XDP from %s" % self.ifname, self.ifname, self._ns) from None
+
+    close = detach
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+
+    def __repr__(self):
+        return "<XdpAttachment %s on %s (ifindex %d) mode=%s via %s%s>" % (
+            self.program.name, self.ifname, self.ifindex, self.mode, self.method, "" if self._attached else " detached")
+
+
+def attach(target, program, netns=None, mode="native", replace=False, method="auto"):
+    """Attach ``program`` to interface ``target`` (name or ifindex) in ``netns``; return an :class:`XdpAttachment`.
+
+    ``mode``: native | generic | auto. ``replace=False`` refuses an occupied interface with
+    :class:`ResourceBusyError`; ``replace=True`` takes over a netlink-attached program (a
+    program held by someone else's bpf_link cannot be replaced: close that link).
+    ``method``: auto (bpf_link, netlink if links are unsupported) | link | netlink.
+    """
+    if mode not in MODES:
+        raise ConfigurationError("mode must be one of %s, not %r" % (", ".join(MODES), mode), field="mode", value=mode)
+    if method not in ("auto", "link", "netlink"):
+        raise ConfigurationError("method must be auto, link or netlink, not %r" % (method,), field="method", value=method)
+    if getattr(program, "closed", True):
+        raise ConfigurationError("program %r is closed or not a netring Program" % (program,), field="program", value=program)
+    ns = _open_ns(netns)
+    try:
+        ifindex, ifname = _ifindex(ns, target)
+        for hook in getattr(program, "_attach_hooks", ()):
+            hook(ns)  # e.g. the redirect built-in fills its devmap inside this namespace
+        with _iproute(ns) as ipr:
+            existing = _query_here(ipr, ifindex)
+        if existing:
+            pid, emode = existing[0]
+            if not replace:
+                info = _describe(pid, emode)
+                raise ResourceBusyError(
+                    "%s already has XDP program %r (id %d, %s mode) attached; pass replace=True to take it over, "
+                    "or detach it first (`ip link set dev %s xdp off`)" % (ifname, info.name, pid, emode, ifname))
+        modes = ["native", "generic"] if mode == "auto" else [mode]
+        last = None
+        for m in modes:
+            try:
+                att = _attach_mode(program, ifindex, ifname, ns, m, method, existing if replace else [])
+            except UnsupportedError as exc:
+                last = exc
+                continue
+            ns = None  # now owned by the attachment
+            return att
+        raise last
+    finally:
+        if ns is not None:
+            ns.close()
+
+
+def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
+    flags = _FLAGS[mode]
+    if existing:
+        pid, emode = existing[0]
+        if emode == mode:  # atomic replacement, netlink only (links never replace)
+            _netlink_set(ns, ifindex, ifname, program.fd, flags, "replacing XDP program on %s" % ifname)
+            return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode), "netlink")
+        # Native and generic cannot coexist: remove the old one first.
+        _netlink_set(ns, ifindex, ifname, -1, _FLAGS.get(emode, 0), "removing the old XDP program from %s" % ifname)
+    if method in ("auto", "link"):
+        fd = _run(ns, lib.nr_bpf_link_create_xdp, program.fd, ifindex, flags)
+        if fd >= 0:
+            link = Link(fd)
+            return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, link), "link", link)
+        if fd in (-errno.EOPNOTSUPP, -524) and mode == "native":  # 524: the kernel's ENOTSUPP
+            raise UnsupportedError("%s does not support native XDP (driver has no XDP support); use mode='generic' or 'auto'" % ifname)
+        if fd in (-errno.EBUSY, -errno.EEXIST):
+            raise ResourceBusyError("attaching XDP to %s failed: %s; an XDP program is already attached — "
+                                    "pass replace=True or detach it" % (ifname, os.strerror(-fd)))
+        if fd == -errno.ENODEV:
+            raise InterfaceNotFoundError(ifname, ns)
+        if method == "link" or fd not in (-errno.EINVAL, -errno.E2BIG):
+            raise bpf_error(fd, "attaching XDP program %r to %s (%s mode, bpf_link)" % (program.name, ifname, mode),
+                            ifname=ifname, netns=ns)
+        # EINVAL/E2BIG: this kernel has no XDP links — fall back to netlink.
+    _netlink_set(ns, ifindex, ifname, program.fd, flags | lib.XDP_FLAGS_UPDATE_IF_NOEXIST,
+                 "attaching XDP program %r to %s (%s mode)" % (program.name, ifname, mode))
+    return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode), "netlink")
+
+
+def _netlink_set(ns, ifindex, ifname, fd, flags, action):
+    try:
+        with _iproute(ns) as ipr:
+            ipr.link("set", index=ifindex, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
+    except Exception as exc:
+        code = getattr(exc, "code", None)
+        if code in (errno.EOPNOTSUPP, 524):
+            raise UnsupportedError("%s failed: the driver does not support this XDP mode; try mode='generic' or 'auto'"
+                                   % action) from None
+        if code is None:
+            raise
+        raise _netlink_error(exc, action, ifname, ns) from None
+
+
+def _check_mode(ns, ifindex, wanted, link=None):
+    with _iproute(ns) as ipr:
+        got = _query_here(ipr, ifindex)
+    modes = [m for _, m in got]
+    if wanted not in modes:
+        if link is not None:
+            link.close()
+        raise NetringError("XDP attach reported success but IFLA_XDP shows %s instead of %s mode" % (modes or "nothing", wanted))
+    return wanted
+
+
+def detach_all(ifname, netns=None):
+    """Remove every netlink-attached XDP program from ``ifname`` (a cleanup tool; link-held ones stay)."""
+    ns = _open_ns(netns)
+    try:
+        ifindex, name = _ifindex(ns, ifname)
+        with _iproute(ns) as ipr:
+            existing = _query_here(ipr, ifindex)
+        for _, mode in existing:
+            try:
+                _netlink_set(ns, ifindex, name, -1, _FLAGS.get(mode, 0), "detaching XDP from %s" % name)
+            except ResourceBusyError:
+                pass
+    finally:
+        if ns is not None:
+            ns.close()
