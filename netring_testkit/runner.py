@@ -235,6 +235,20 @@ class _Sender(threading.Thread):
             self.finished_at = time.monotonic()
 
 
+def _capture_options(options, biggest):
+    """Ring geometry for a capture: what the scenario gave, else 16 MiB (64 MiB for jumbo frames).
+
+    The checker keeps up with veth line rate, but a burst while the checking thread is not
+    scheduled must fit the ring, or the kernel drops frames (reported as capture drops).
+    """
+    opts = dict(options)
+    opts.setdefault("block_size", 1 << 20)
+    opts.setdefault("block_count", 64 if biggest > 4096 else 16)
+    if biggest + 64 > opts.get("frame_size", 2048):
+        opts.setdefault("frame_size", 1 << (biggest + 64 - 1).bit_length())
+    return opts
+
+
 def _frame_size_for(sizes):
     need = max(sizes) + 128
     size = 2048
@@ -310,9 +324,10 @@ def _run(scenario, result, progress, keep, topology_factory):
 
         expected = {s.stream_id: s.count for s in scenario.streams}
         caps = []
+        biggest = max(max(s.sizes) for s in scenario.streams)
         for c in scenario.captures:
             ep = topo[c.on]
-            cap = stack.enter_context(ep.capture(**c.options))
+            cap = stack.enter_context(ep.capture(**_capture_options(c.options, biggest)))
             caps.append((c.on, cap, SeqChecker(expected, keep_unexpected=8)))
 
         watched = set(c.on for c in scenario.captures) | set(scenario.expect_interface) | set(atts)
@@ -355,7 +370,11 @@ def _run(scenario, result, progress, keep, topology_factory):
                 result.interfaces[ep] = {k: a[k] - b.get(k, 0) for k in a if isinstance(a[k], int)}
 
         by_ep = {on: chk for on, _, chk in caps}
-        for on, _, chk in caps:
+        for on, cap, chk in caps:
+            with contextlib.suppress(AttributeError, NetringError):
+                cs = cap.cumulative_stats()
+                result.captures[on] = {"packets": int(cs.packets), "drops": int(cs.drops),
+                                       "freezes": int(cs.freezes)}
             result.unexpected[on] = int(chk.unexpected)
             result.unexpected_frames[on] = [bytes(f) for f in chk.unexpected_frames]
         sent = {s.stream.stream_id: s.sent for s in senders}

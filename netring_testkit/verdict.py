@@ -64,6 +64,7 @@ class ScenarioResult:
         self.interfaces = {}
         self.unexpected = {}
         self.unexpected_frames = {}
+        self.captures = {}
         self.failures = []
         self.error = None
         self.duration = 0.0
@@ -106,7 +107,8 @@ class ScenarioResult:
             "duration_s": round(self.duration, 4), "tx_seconds": round(self.tx_seconds, 4),
             "sent": self.sent, "pps": round(self.pps, 1), "loss": self.loss,
             "streams": [s.as_dict() for s in self.streams],
-            "xdp": self.xdp, "interfaces": self.interfaces, "unexpected": self.unexpected,
+            "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
+            "unexpected": self.unexpected,
             "artifacts": list(self.artifacts),
         }
 
@@ -142,6 +144,12 @@ class ScenarioResult:
                                     "tx_errors") if k in counters]
                 keys += [k for k in sorted(counters) if k not in keys and counters[k]]
                 lines.append("  %s: %s" % (ep, ", ".join("%s=%s" % (k, counters[k]) for k in keys)))
+        drops = {ep: c for ep, c in self.captures.items() if c.get("drops")}
+        for ep, c in drops.items():
+            lines.append("capture %s: the kernel dropped %d frames because the capture ring was full — they never "
+                         "reached the checker, so this loss is the harness's; give the capture a bigger ring "
+                         "(capture: [{on: %s, block_size: ..., block_count: ...}]) or a lower rate"
+                         % (ep, c["drops"], ep))
         shown = 0
         for ep, frames in self.unexpected_frames.items():
             if not frames and not self.unexpected.get(ep):
