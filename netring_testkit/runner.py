@@ -221,14 +221,18 @@ class _Sender(threading.Thread):
                 left = self.deadline - time.monotonic()
                 if left <= 0:
                     break
-                n = min(_CHUNK, st.count - self.sent)
+                # Each call is bounded (~0.25 s of paced traffic, 1 s at most) so that stop/timeout
+                # are noticed quickly and the injector is never closed under a running C call.
+                chunk = _CHUNK if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
+                n = min(chunk, st.count - self.sent)
                 done = self.injector.send_stream(self.templates, st.stream_id, self.sent, n,
-                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets, timeout=left)
+                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets,
+                                                 timeout=min(left, 1.0))
                 self.sent += done
-                if done < n:
+                if done < n and time.monotonic() >= self.deadline:
                     break
-            with contextlib.suppress(AttributeError):
-                self.injector.wait_drained(max(0.1, min(2.0, self.deadline - time.monotonic())))
+            if not self.stop.is_set():
+                self.injector.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         finally:
@@ -350,7 +354,9 @@ def _run(scenario, result, progress, keep, topology_factory):
         finally:
             stop.set()
             for s in senders:
-                s.join(timeout=max(0.5, deadline - time.monotonic() + 1.0))
+                # No timeout: every send_stream call is bounded (see _Sender), and closing the
+                # injector while its thread is inside C would pull the ring from under it.
+                s.join()
         tx_end = max((s.finished_at or time.monotonic()) for s in senders) if senders else tx_start
         result.tx_seconds = max(tx_end - tx_start, 1e-9)
         for s in senders:

@@ -733,6 +733,8 @@ class _Builder:
             if prog == "filter":
                 if not x.get("rules"):
                     self.err(rel, "program filter needs `rules: [{match: {...}, action: drop}]`")
+                else:
+                    self._check_rules(x, rel)
                 opts["rules"] = x.get("rules") or []
                 opts["default"] = x.get("default", "pass")
             else:
@@ -879,6 +881,22 @@ class _Builder:
             expect_xdp=expect_xdp, expect_interface=expect_if, expect_unexpected=unexpected,
             timeout=timeout, quiet=quiet, seed=s.get("seed", 0), spec=s,
         )
+
+    def _check_rules(self, x, rel):
+        """Let the filter compiler validate the rules now, so a bad match field is located in the file."""
+        try:
+            from netring.bpf.programs import validate_rules
+        except ImportError:
+            return
+        from netring.errors import ConfigurationError
+
+        try:
+            validate_rules(x["rules"], x.get("default", "pass"))
+        except ConfigurationError as exc:
+            where = rel
+            for name, idx in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?", str(exc.field or "rules")):
+                where += (name,) + ((int(idx),) if idx else ())
+            self.err(where, "invalid %s" % exc)
 
     def _sizes(self, size, rel):
         if size is None:

@@ -314,3 +314,24 @@ def test_schema_is_valid_json_schema():
     import jsonschema
 
     jsonschema.validators.validator_for(sc.schema()).check_schema(sc.schema())
+
+
+def test_filter_rule_errors_are_located():
+    pytest.importorskip("netring.bpf.programs")
+    text = textwrap.dedent("""\
+        scenarios:
+          - name: f
+            topology: {nodes: [a, b], links: [{endpoints: [a:e, b:e]}]}
+            xdp:
+              - attach: b:e
+                program: filter
+                rules:
+                  - {match: {udp: {dport: 9}}, action: drop}
+                  - match:
+                      ipv4: {src: "198.18.0.300"}
+                    action: drop
+            traffic: [{from: a:e, to: b:e}]
+        """)
+    p = one(text)
+    assert p.line == 10 and p.path[-5:] == ("rules", 1, "match", "ipv4", "src")
+    assert "198.18.0.300" in p.message
