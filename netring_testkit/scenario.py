@@ -165,8 +165,10 @@ def _construct(loader, node, path, locs, problems, filename, depth=0):
     if depth > 100:
         raise yaml.YAMLError("nesting deeper than 100 levels")
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys (merged pairs come first)
         out = {}
+        merged_keys = set()
         for knode, vnode in node.value:
             if not isinstance(knode, yaml.ScalarNode):
                 line, col = _mark(knode)
@@ -174,11 +176,15 @@ def _construct(loader, node, path, locs, problems, filename, depth=0):
                 continue
             # Keys are taken as written: YAML 1.1 would turn `on:` (capture) into True.
             key = knode.value
-            if key in out:
+            if key in out and key in merged_keys and id(knode) in explicit:
+                merged_keys.discard(key)  # an explicit key overrides a merged one, as YAML says
+            elif key in out:
                 line, col = _mark(knode)
                 problems.append(Problem(filename, line, col, path + (key,),
                                         "duplicate key %r (the earlier value would be silently lost)" % key))
                 continue
+            if id(knode) not in explicit:
+                merged_keys.add(key)
             locs[path + (key,)] = _mark(vnode) if not isinstance(vnode, yaml.ScalarNode) else _mark(knode)
             out[key] = _construct(loader, vnode, path + (key,), locs, problems, filename, depth + 1)
         return out

@@ -335,3 +335,42 @@ def test_filter_rule_errors_are_located():
     p = one(text)
     assert p.line == 10 and p.path[-5:] == ("rules", 1, "match", "ipv4", "src")
     assert "198.18.0.300" in p.message
+
+
+def test_reference_examples_are_valid():
+    import re
+
+    path = os.path.join(os.path.dirname(sc.__file__), "YAML-REFERENCE.md")
+    blocks = re.findall(r"```yaml\n(.*?)```", open(path).read(), re.S)
+    full = [b for b in blocks if b.startswith("scenarios:")]
+    assert full
+    for b in full:
+        assert sc.load_text(b, "ref.yaml")
+    # the fragments slot into a scenario unchanged
+    topo = next(b for b in blocks if b.startswith("topology:"))
+    expect = next(b for b in blocks if b.startswith("expect:"))
+    topo = topo.replace("nodes: [a, b, sw]", "nodes: [a, b, sw, rx]").replace(
+        "  bridges:", "    - {endpoints: [sw:p2, rx:eth0]}\n  bridges:")
+    frag = "scenarios:\n  - name: frag\n" + textwrap.indent(topo, "    ") + textwrap.indent(textwrap.dedent("""\
+        xdp: [{attach: rx:eth0, program: drop}]
+        traffic:
+          - {name: main, from: a:eth0, to: b:eth0}
+          - {name: dropped, from: sw:p2, to: rx:eth0}
+        capture: [{on: b:eth0}, {on: rx:eth0}]
+        """), "    ")
+    frag += textwrap.indent(expect, "    ")
+    items = sc.load_text(frag, "frag.yaml")
+    assert items[0].expect["dropped"].delivered.is_none
+
+
+def test_anchors_and_merge_keys():
+    text = textwrap.dedent("""\
+        x-pair: &pair {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        x-stream: &stream {from: tx:eth0, to: rx:eth0, count: 10}
+        scenarios:
+          - name: a
+            topology: *pair
+            traffic: [{<<: *stream, name: one}, {<<: *stream, name: two, count: 20}]
+        """)
+    s = sc.load_text(text, "a.yaml")[0]
+    assert [(t.name, t.count) for t in s.streams] == [("one", 10), ("two", 20)]
