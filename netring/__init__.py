@@ -1,8 +1,8 @@
 """netring — packet I/O for Python at kernel-ring speed.
 
 AF_PACKET TPACKET_V3 capture (:class:`Capture`), TX-ring injection (:class:`Injector`),
-network namespaces (:mod:`netring.netns`), the frame stamp (:mod:`netring.stamp`) and one
-error hierarchy (:mod:`netring.errors`). Hot paths are C compiled by cffi (``netring._core``).
+network namespaces (:mod:`netring.netns`), the frame stamp (:mod:`netring.stamp`) and its C
+checker (:class:`SeqChecker`, :mod:`netring.check`), and one error hierarchy (:mod:`netring.errors`). Hot paths are C compiled by cffi (``netring._core``).
 """
 from .errors import (  # noqa: F401
     ConfigurationError,

@@ -255,6 +255,16 @@ class PacketBatch:
         """All packets of the batch as a list (same objects as iteration yields)."""
         return list(self)
 
+    def descriptors(self):
+        """Low level: ``(array, n)`` — the C walk's result, no Python object per packet.
+
+        ``array`` is a cffi ``struct nr_rx_pkt[]``; each entry has ``off`` (from the block start,
+        index into :attr:`block`), ``snaplen``, ``wirelen``, ``status``, ``ts_ns``, ``vlan_tci``,
+        ``vlan_tpid``, ``pkttype``. Valid until the batch is returned.
+        """
+        self._check()
+        return self._walked()
+
     def release(self):
         """Release every view this batch handed out and return the block to the kernel (idempotent).
 
@@ -309,7 +319,10 @@ class Capture:
     - ``busy_poll_us`` (0..1000000, ``SO_BUSY_POLL``), ``netns`` (name, path, fd, NetNS or None)
     - ``protocol`` (ethertype to receive, default ETH_P_ALL)
 
-    A context manager; :meth:`close` is idempotent.
+    Attributes: ``ifname``, ``ifindex``, ``netns`` (the namespace's label, e.g. ``"net:[4026532246]"``,
+    or None), ``block_size``, ``block_count``, ``frame_size``, ``block_timeout_ms``, ``fanout``.
+    A context manager; :meth:`close` is idempotent. One thread at a time may receive from a
+    Capture (different Captures are independent).
     """
 
     def __init__(self, ifname, *, netns=None, block_size=1 << 17, block_count=32, frame_size=2048,

@@ -90,7 +90,9 @@ class Injector:
     - ``qdisc_bypass`` (bool: ``PACKET_QDISC_BYPASS``, hand frames straight to the driver)
     - ``netns`` (name, path, fd, NetNS or None)
 
-    A context manager; :meth:`close` is idempotent.
+    Attributes: ``ifname``, ``ifindex``, ``netns`` (the namespace's label or None), ``frame_size``,
+    ``frame_count``, ``capacity``, ``mtu``, ``sent_frames``. A context manager; :meth:`close` is
+    idempotent. One thread at a time may send through an Injector.
     """
 
     def __init__(self, ifname, *, netns=None, frame_size=2048, frame_count=1024, qdisc_bypass=False):
@@ -301,9 +303,9 @@ class Injector:
 
     def send(self, frame, timeout=5.0):
         """Queue one frame and kick; waits up to ``timeout`` s for a free slot (NetringError if none)."""
-        return self.send_batch([frame], timeout=timeout, _strict=True)
+        return self._send_frames([frame], timeout, strict=True)
 
-    def send_batch(self, frames, timeout=None, _strict=False):
+    def send_batch(self, frames, timeout=None):
         """Queue ``frames`` (bytes-like) into the ring and kick, filling many slots per C call.
 
         Waits for free slots as needed, up to ``timeout`` s (None: as long as the kernel keeps
@@ -311,6 +313,9 @@ class Injector:
         queued — fewer than ``len(frames)`` only if ``timeout`` ran out. Every frame is
         validated first: an oversize one raises :class:`FrameTooLargeError` and nothing is sent.
         """
+        return self._send_frames(frames, timeout, strict=False)
+
+    def _send_frames(self, frames, timeout, strict):
         self._check()
         if self._open_slot is not None:
             raise NetringError("a slot from allocate() is still open; send() or discard() it first")
@@ -347,7 +352,7 @@ class Injector:
                                      "queued" % (self.ifname, _STALL_S, done, total))
             self._kick()  # in case an earlier kick hit ENOBUFS and left slots requested
             self._wait_space(deadline)
-        if _strict and done < total:
+        if strict and done < total:
             raise NetringError("no free TX slot on %s within %s s; the kernel is not draining the ring"
                                % (self.ifname, timeout))
         return done

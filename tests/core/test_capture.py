@@ -231,3 +231,39 @@ def test_options_qdisc_bypass_promiscuous_busy_poll_and_recv_leftovers(veth):
             got += [p.data for p in part if p.data[12:14] == b"\x88\xb5"]
     assert got == frames
     assert all(isinstance(d, bytes) for d in got)
+
+
+def test_batch_with_exported_view_is_kept_until_the_export_goes(veth):
+    import pickle
+    with Capture(veth.rx_if, netns=veth.b) as cap, Injector(veth.tx_if, netns=veth.a) as tx:
+        tx.send_batch(mixed_frames(2, seed=13))
+        b = cap.next_batch(timeout=3)
+        p = next(iter(b))
+        exported = pickle.PickleBuffer(p.data)  # holds a buffer export on the handed-out view
+        with pytest.raises(ViewsAliveError, match="still exported"):
+            b.release()
+        assert not b.released and bytes(p.data) == bytes(exported.raw())  # block not returned: still valid
+        exported.release()
+        b.release()
+        assert b.released
+        with pytest.raises(StaleBatchError):
+            p.data
+
+
+def test_descriptors_match_packets(veth):
+    frames = mixed_frames(5, seed=14)
+    with Capture(veth.rx_if, netns=veth.b) as cap, Injector(veth.tx_if, netns=veth.a) as tx:
+        tx.send_batch(frames)
+        got = []
+        deadline = time.monotonic() + 3
+        while len(got) < 5 and time.monotonic() < deadline:
+            b = cap.next_batch(timeout=0.5)
+            if b is None:
+                continue
+            with b:
+                arr, n = b.descriptors()
+                blk = b.block
+                got += [bytes(blk[arr[i].off:arr[i].off + arr[i].snaplen]) for i in range(n)
+                        if arr[i].wirelen == arr[i].snaplen]
+                assert [arr[i].ts_ns for i in range(n)] == [p.timestamp_ns for p in b]
+    assert [g for g in got if g[12:14] == b"\x88\xb5"] == frames

@@ -63,3 +63,23 @@ def test_checker_skips_outgoing_frames_on_the_sending_link(veth):
         cap.drain(chk, timeout=1.0, quiet=0.3)
     assert chk.outgoing_skipped == 50
     assert chk.counts(3).delivered == 0 and chk.unexpected == 0
+
+
+def test_checker_feed_counts_faults_made_on_the_wire(veth):
+    tmpl, co = stamped(64, sid=5)
+    chk = SeqChecker({5: 200}, keep_unexpected=2)
+    bad = bytearray(tmpl)
+    bad[60] ^= 0xFF  # payload byte after stamping → check fails at the receiver
+    with Capture(veth.rx_if, netns=veth.b) as cap, Injector(veth.tx_if, netns=veth.a) as tx:
+        tx.send_stream([tmpl], 5, 0, 100, csum_offsets=[co])       # 0..99
+        tx.send_stream([tmpl], 5, 150, 50, csum_offsets=[co])      # 150..199: 100..149 lost
+        tx.send_stream([tmpl], 5, 10, 10, csum_offsets=[co])       # 10..19 again: duplicates
+        tx.send_stream([tmpl], 5, 120, 5, csum_offsets=[co])       # late 120..124: reordered
+        tx.send_stream([tmpl], 5, 200, 3, csum_offsets=[co])       # beyond count: unexpected
+        tx.send_stream([tmpl], 6, 0, 1, csum_offsets=[co])         # unknown stream: unexpected
+        tx.send_batch([bytes(bad)] * 4)                             # corrupted
+        cap.drain(chk, timeout=3.0, quiet=0.5)
+    assert chk.counts(5) == (200, 155, 45, 10, 5, 4)
+    assert chk.unexpected == 4
+    assert len(chk.unexpected_frames) == 2
+    assert stamp.read(chk.unexpected_frames[0])[:2] == (5, 200)

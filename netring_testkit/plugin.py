@@ -1,0 +1,335 @@
+"""The pytest side of netring_testkit: options, markers, skips, header, reaper and fixtures.
+
+Loaded through ``netring_testkit`` (its ``pytest_plugins``), so ``pytest -p netring_testkit``
+works with plugin autoload on or off.
+
+Fixtures (the public contract):
+
+- ``netns`` — factory: ``netns()`` → a fresh :class:`netring.netns.NetNS`, removed after the test.
+- ``veth_pair`` — ``(a, b)``: two :class:`~netring_testkit.topology.Endpoint` objects joined by a
+  veth, each in its own fresh namespace, up and addressed (198.18.0.1/24 + 2001:2::1/64 and
+  198.18.0.2/24 + 2001:2::2/64). ``@pytest.mark.veth_pair(mtu=9000, gro=True, queues=2, ipv6=False)``
+  passes link options.
+- ``topology`` — factory: ``topology(spec)`` → a built :class:`~netring_testkit.topology.Topology`,
+  torn down after the test.
+- ``netring_factory`` — session-scoped :class:`NetringFactory` for fixtures of wider scope
+  (``netring_factory.topology(spec)``, ``.veth_pair(**link)``, ``.netns()`` — close them yourself
+  or use them as context managers).
+
+Everything these create is torn down after the test (also on failure and Ctrl-C); with
+``--netring-keep`` namespaces are named ``nrt-<pid>-<serial>-<node>`` and those of failed tests stay
+for ``ip netns exec`` debugging — the summary prints how to enter them, and the next session's
+reaper removes them once their creating process has exited.
+"""
+import errno
+import os
+import re
+import ctypes
+import ctypes.util
+
+import pytest
+
+from . import caps as _caps
+from .topology import NAME_PREFIX, Topology, namespace_name
+
+__all__ = ["NetringFactory", "get_factory", "veth_pair_spec", "reap"]
+
+_KEPT_SECTION = "netring: kept namespaces"
+_NAME_RE = re.compile(r"^%s(\d+)-" % re.escape(NAME_PREFIX))
+
+
+# --------------------------------------------------------------------------------------------
+# Reaper
+# --------------------------------------------------------------------------------------------
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _umount_and_unlink(path):
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    if libc.umount2(path.encode(), 2) != 0:  # MNT_DETACH
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOENT):
+            raise OSError(code, os.strerror(code), path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def reap(run_dir="/run/netns"):
+    """Remove ``nrt-<pid>-…`` namespaces left by earlier ``--netring-keep`` runs whose ``<pid>`` has exited.
+
+    Namespaces of live processes (e.g. concurrent xdist workers) are left alone. Returns the
+    names removed. Errors on single entries are skipped (another reaper may race us).
+    """
+    removed = []
+    try:
+        names = sorted(os.listdir(run_dir))
+    except OSError:
+        return removed
+    for name in names:
+        m = _NAME_RE.match(name)
+        if not m or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            _umount_and_unlink(os.path.join(run_dir, name))
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
+
+
+# --------------------------------------------------------------------------------------------
+# Session factory
+# --------------------------------------------------------------------------------------------
+class NetringFactory:
+    """Session-scoped maker of namespaces and topologies (the ``netring_factory`` fixture).
+
+    ``keep`` is the ``--netring-keep`` setting: objects it makes then have named namespaces.
+    :attr:`kept` accumulates the names of namespaces kept for debugging in this session.
+    """
+
+    def __init__(self, keep=False):
+        self.keep = keep
+        #: Names of namespaces left in place for debugging in this session.
+        self.kept = []
+        self._pending = []
+
+    def topology(self, spec):
+        """A built :class:`Topology` (``keep`` as configured); close it, or use it with ``with``."""
+        return Topology(spec, keep=self.keep).build()
+
+    def veth_pair(self, **link):
+        """A built two-node topology ``a:eth0 <-> b:eth0``; ``link`` adds link options (mtu, gro, …)."""
+        return self.topology(veth_pair_spec(**link))
+
+    def netns(self):
+        """A fresh namespace (named ``nrt-…`` when ``keep``); close/delete it yourself."""
+        from netring.netns import NetNS
+
+        return NetNS.create(name=namespace_name("ns") if self.keep else None)
+
+    def record_kept(self, names, hint):
+        """Record namespaces left for debugging; ``hint`` (text) is attached to the current test's
+        report and printed in the terminal summary. For other plugins (e.g. the scenario runner)
+        that close a ``Topology(keep=True)`` themselves."""
+        self.kept.extend(names)
+        self._pending.append(hint)
+
+    def _take_pending(self):
+        out, self._pending = self._pending, []
+        return out
+
+
+def get_factory(config):
+    """The session's :class:`NetringFactory` for ``config`` (what the ``netring_factory`` fixture returns)."""
+    return config._netring_factory
+
+
+def veth_pair_spec(**link):
+    """The spec ``veth_pair`` builds: nodes ``a``/``b``, link ``a:eth0 <-> b:eth0`` plus ``link`` options."""
+    d = {"endpoints": ["a:eth0", "b:eth0"]}
+    d.update(link)
+    return {"nodes": ["a", "b"], "links": [d]}
+
+
+# --------------------------------------------------------------------------------------------
+# Hooks
+# --------------------------------------------------------------------------------------------
+def pytest_addoption(parser):
+    """The ``netring`` option group."""
+    group = parser.getgroup("netring", "netring test kit")
+    group.addoption("--netring-keep", action="store_true", default=None,
+                    help="keep the network namespaces of failed tests (named nrt-<pid>-…) for "
+                         "`ip netns exec` debugging; the summary says how to enter them")
+    group.addoption("--netring-no-reap", action="store_true", default=None,
+                    help="do not remove nrt-* namespaces left by earlier --netring-keep runs at session start")
+    parser.addini("netring_keep", type="bool", default=False,
+                  help="like --netring-keep (default: false)")
+    parser.addini("netring_reap", type="bool", default=True,
+                  help="remove leftover nrt-* namespaces of exited processes at session start (default: true)")
+
+
+def _opt(config, name, ini):
+    v = config.getoption(name)
+    return config.getini(ini) if v is None else v
+
+
+def pytest_configure(config):
+    """Register markers and the session factory."""
+    config.addinivalue_line(
+        "markers", "privileged(*caps): needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN (plus any named); "
+                   "skipped naming the missing capability otherwise")
+    config.addinivalue_line(
+        "markers", "veth_pair(**link): link options for the veth_pair fixture (mtu=, gro=, queues=, ipv4=, ipv6=)")
+    config._netring_factory = NetringFactory(keep=bool(_opt(config, "--netring-keep", "netring_keep")))
+    config.pluginmanager.register(_KeptSummary(), "netring-kept-summary")
+
+
+def pytest_sessionstart(session):
+    """Reap leftovers of earlier ``--netring-keep`` runs (only those whose creating pid is gone)."""
+    config = session.config
+    no_reap = config.getoption("--netring-no-reap")
+    if no_reap or (no_reap is None and not config.getini("netring_reap")):
+        return
+    if _caps.missing(("CAP_SYS_ADMIN",)):
+        return
+    config._netring_reaped = reap()
+
+
+def pytest_report_header(config):
+    """Kernel, capabilities, what is usable, keep mode."""
+    lines = _caps.describe()
+    extra = []
+    if config._netring_factory.keep:
+        extra.append("keep: namespaces of failed tests stay (nrt-%d-…)" % os.getpid())
+    reaped = getattr(config, "_netring_reaped", None)
+    if reaped:
+        extra.append("reaped %d leftover namespace(s): %s" % (len(reaped), " ".join(reaped)))
+    if extra:
+        lines.append("netring: " + "; ".join(extra))
+    return lines
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``@pytest.mark.privileged`` tests that lack a needed capability, naming it.
+
+    Capabilities do not change during a run, so this is decided once, at collection, and the
+    skip is reported at the test's own location.
+    """
+    for item in items:
+        needed = list(_caps.NEEDED)
+        marked = False
+        for mark in item.iter_markers("privileged"):
+            marked = True
+            needed.extend(c for c in mark.args if c not in needed)
+        if marked:
+            try:
+                reason = _caps.skip_reason(tuple(needed))
+            except ValueError as exc:
+                raise pytest.UsageError("%s: @pytest.mark.privileged: %s" % (item.nodeid, exc)) from None
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach "how to enter" hints for namespaces kept during this phase to the report."""
+    outcome = yield
+    factory = getattr(item.config, "_netring_factory", None)
+    if factory is None:
+        return
+    hints = factory._take_pending()
+    if hints:
+        outcome.get_result().sections.append((_KEPT_SECTION, "\n".join(hints)))
+
+
+class _KeptSummary:
+    """Collects kept-namespace hints from reports (also those of xdist workers) and prints them."""
+
+    def __init__(self):
+        self.hints = []
+
+    def pytest_runtest_logreport(self, report):
+        for title, text in getattr(report, "sections", ()):
+            if title == _KEPT_SECTION and text not in self.hints:
+                self.hints.append(text)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.hints:
+            return
+        tr = terminalreporter
+        tr.section("netring: namespaces kept for debugging")
+        for text in self.hints:
+            tr.write_line(text)
+        tr.write_line("remove them with `ip netns del NAME` (or let the next session's reaper do it)")
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------
+def _require():
+    reason = _caps.skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def _finish(request, factory, topo, failed_before):
+    failed = request.session.testsfailed > failed_before
+    topo.close(failed=failed)
+    if topo.kept:
+        factory.record_kept(topo.kept, "%s\n%s" % (request.node.nodeid, topo.enter_hint()))
+
+
+@pytest.fixture(scope="session")
+def netring_factory(request):
+    """The session's :class:`NetringFactory` (honours ``--netring-keep``) for fixtures of any scope."""
+    return request.config._netring_factory
+
+
+@pytest.fixture
+def netns(request, netring_factory):
+    """Factory: ``netns()`` → a fresh, empty network namespace (lo up), removed after the test."""
+    _require()
+    made = []
+    before = request.session.testsfailed
+
+    def make():
+        ns = netring_factory.netns()
+        made.append(ns)
+        return ns
+
+    yield make
+    failed = request.session.testsfailed > before
+    for ns in reversed(made):
+        if ns.name and netring_factory.keep and failed:
+            ns.close()
+            netring_factory.record_kept([ns.name], "%s\nip netns exec %s bash" % (request.node.nodeid, ns.name))
+        else:
+            ns.delete()
+
+
+@pytest.fixture
+def veth_pair(request, netring_factory):
+    """``(a, b)``: two Endpoints joined by a veth, each in a fresh namespace, up and addressed.
+
+    ``a`` is 198.18.0.1/24 and 2001:2::1/64, ``b`` is 198.18.0.2/24 and 2001:2::2/64, both
+    ``eth0``, MTU 1500. Options: ``@pytest.mark.veth_pair(mtu=..., gro=..., queues=..., ...)``.
+    """
+    _require()
+    link = {}
+    for mark in reversed(list(request.node.iter_markers("veth_pair"))):
+        link.update(mark.kwargs)
+    before = request.session.testsfailed
+    topo = netring_factory.veth_pair(**link)
+    try:
+        yield topo["a:eth0"], topo["b:eth0"]
+    finally:
+        _finish(request, netring_factory, topo, before)
+
+
+@pytest.fixture
+def topology(request, netring_factory):
+    """Factory: ``topology(spec)`` → a built Topology (``topo["tx:eth0"]`` → Endpoint), torn down after the test."""
+    _require()
+    made = []
+    before = request.session.testsfailed
+
+    def make(spec):
+        topo = Topology(spec, keep=netring_factory.keep)
+        made.append(topo)
+        return topo.build()
+
+    try:
+        yield make
+    finally:
+        for topo in reversed(made):
+            _finish(request, netring_factory, topo, before)

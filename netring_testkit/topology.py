@@ -1,0 +1,775 @@
+"""Network topologies for tests: namespaces joined by veth pairs (and Linux bridges).
+
+A :class:`Topology` is built from a *spec*: a plain mapping, the same shape as the
+``topology:`` key of a YAML scenario. Each node is one network namespace; each link is a
+veth pair whose ends live in two nodes; a bridge joins several endpoints of one node.
+
+Spec shape (every key but ``nodes`` and ``links[].endpoints`` is optional)::
+
+    {
+      "nodes": ["tx", "rx", "sw"],             # names: [A-Za-z0-9_-], at most 32 chars
+      "links": [
+        {
+          "endpoints": ["tx:eth0", "sw:p0"],   # "node:ifname" (ifname ≤ 15 chars) ...
+          "mtu": 1500,                         # both ends (default 1500; 68..65535)
+          "queues": 1,                         # RX and TX queue count of both ends (1..64)
+          "gro": False,                        # GRO on both ends (veth needs GRO, or XDP on the
+                                               # receiving end, to accept XDP_TX/redirected frames)
+          "ipv4": True,                        # auto-assign IPv4 on this link's ends (default True)
+          "ipv6": True,                        # auto-assign IPv6 on this link's ends (default True)
+        },
+        {
+          "endpoints": [                       # ... or a mapping with per-endpoint options,
+            {"node": "rx", "interface": "eth0",        # containerlab's extended form
+             "mac": "02:00:00:00:00:01",       # default: 02:4e:52:TT:EE:EE (T: topology, E: endpoint)
+             "ipv4": "198.18.7.1/24",          # address[/prefix] (default prefix 24), or None: no IPv4
+             "ipv6": "2001:2:0:7::1/64",       # address[/prefix] (default prefix 64), or None: no IPv6
+             "mtu": 1500, "queues": 2, "gro": True},   # override the link's values for this end
+            "sw:p1",
+          ],
+        },
+      ],
+      "bridges": [
+        {"name": "sw:br0",                     # "node:ifname" of the bridge device
+         "ports": ["sw:p0", "sw:p1"],          # endpoints of the same node to enslave
+         "mtu": 1500,                          # optional (default: the kernel's choice)
+         "ipv4": None, "ipv6": None},          # optional address of the bridge device itself
+      ],
+    }
+
+Addressing: endpoints connected at layer 2 (the two ends of a link, and everything joined
+by a bridge) form a *segment*; segment ``k`` (0-based, in order of first appearance) gets
+``198.18.0.0/15``'s ``k``-th ``/24`` (``198.18.k.0/24``, then ``198.19.*``) and
+``2001:2:0:k::/64``; its addressed endpoints get hosts ``.1``, ``.2``, … / ``::1``, ``::2``, …
+in spec order (addresses given explicitly are skipped). Bridge ports get no address.
+
+Quiet links: in every namespace IPv6 address generation, DAD, router solicitations and RA
+processing are off, and MLD's unsolicited reports are compressed into the first milliseconds
+after link-up; :meth:`Topology.build` returns once every link is operationally up and those
+reports have passed, so a capture opened afterwards sees only the traffic the test sends. An endpoint without IPv6 has IPv6 disabled entirely.
+
+Namespaces are unnamed (held by fd) unless ``keep=True``: then each is bind-mounted as
+``/run/netns/nrt-<pid>-<serial>-<node>`` so it can be entered with ``ip netns exec`` and,
+when :meth:`Topology.close` is told the test failed, it is left in place (the plugin's reaper
+removes it in a later session once pid ``<pid>`` is gone). Veth pairs are created inside one
+namespace with the peer placed directly in the other: no interface ever appears in the root
+namespace, and when the process dies — even by SIGKILL — the kernel destroys unnamed
+namespaces together with their links (and any XDP program attached to them).
+"""
+import contextlib
+import ctypes
+import fcntl
+import ipaddress
+import itertools
+import os
+import re
+import socket
+import struct
+import threading
+import time
+
+from netring.errors import ConfigurationError, NetringError, from_oserror
+from netring.netns import NetNS
+
+__all__ = ["Topology", "Endpoint", "parse_spec", "NAME_PREFIX", "namespace_name"]
+
+#: Prefix of every namespace name the toolkit creates (``nrt-<pid>-<serial>-<node>``).
+NAME_PREFIX = "nrt-"
+
+IPV4_POOL = ipaddress.ip_network("198.18.0.0/15")
+IPV6_POOL = ipaddress.ip_network("2001:2::/48")
+
+_NODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_LINK_KEYS = {"endpoints", "mtu", "queues", "gro", "ipv4", "ipv6"}
+_EP_KEYS = {"node", "interface", "mac", "ipv4", "ipv6", "mtu", "queues", "gro"}
+_BRIDGE_KEYS = {"name", "ports", "mtu", "mac", "ipv4", "ipv6"}
+_TOP_KEYS = {"nodes", "links", "bridges"}
+
+_serial = itertools.count(1)
+_topo_serial = itertools.count(1)
+
+# IPv6 knobs set in every namespace (``all`` and ``default``, so later links inherit them).
+_QUIET_IPV6 = (
+    ("addr_gen_mode", 1),                       # no link-local address: no RS, no MLD for it
+    ("accept_dad", 0),
+    ("dad_transmits", 0),
+    ("router_solicitations", 0),
+    ("accept_ra", 0),
+    ("ndisc_notify", 0),
+    ("mldv1_unsolicited_report_interval", 1),   # ms: report retransmits happen at once
+    ("mldv2_unsolicited_report_interval", 1),
+)
+_READY_TIMEOUT_S = 5.0
+_MLD_POLL_S = 0.02
+_MLD_QUIET_POLLS = 3
+
+
+def namespace_name(node, pid=None, serial=None):
+    """The ``/run/netns`` name used for ``node`` with ``keep=True``: ``nrt-<pid>-<serial>-<node>``."""
+    pid = os.getpid() if pid is None else pid
+    serial = next(_serial) if serial is None else serial
+    return "%s%d-%d-%s" % (NAME_PREFIX, pid, serial, node)
+
+
+# --------------------------------------------------------------------------------------------
+# Spec parsing
+# --------------------------------------------------------------------------------------------
+class _EpSpec:
+    __slots__ = ("node", "ifname", "mac", "ipv4", "ipv6", "mtu", "queues", "gro", "field", "link", "kind",
+                 "ports")
+
+    def __init__(self, node, ifname, field):
+        self.node, self.ifname, self.field = node, ifname, field
+        self.mac = None
+        self.ipv4 = self.ipv6 = "auto"
+        self.mtu, self.queues, self.gro = 1500, 1, False
+        self.link = None
+        self.kind = "veth"
+        self.ports = ()
+
+    @property
+    def name(self):
+        return "%s:%s" % (self.node, self.ifname)
+
+
+def _err(msg, field, value):
+    return ConfigurationError("topology %s: %s" % (field, msg), field=field, value=value)
+
+
+def _split_ep(text, field, nodes):
+    if not isinstance(text, str) or text.count(":") != 1:
+        raise _err("expected an endpoint \"node:ifname\", got %r" % (text,), field, text)
+    node, ifname = text.split(":")
+    _check_ep_names(node, ifname, field, nodes, text)
+    return node, ifname
+
+
+def _check_ep_names(node, ifname, field, nodes, value):
+    if node not in nodes:
+        raise _err("node %r is not in nodes %s" % (node, sorted(nodes)), field, value)
+    if not isinstance(ifname, str) or not _IFNAME_RE.match(ifname) or ifname in (".", ".."):
+        raise _err("invalid interface name %r: 1..15 characters of [A-Za-z0-9_.@-]" % (ifname,), field, value)
+
+
+def _int_opt(d, key, field, lo, hi, default):
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise _err("%s must be an integer in %d..%d, got %r" % (key, lo, hi, v), "%s.%s" % (field, key), v)
+    return v
+
+
+def _bool_opt(d, key, field, default):
+    v = d.get(key, default)
+    if not isinstance(v, bool):
+        raise _err("%s must be true or false, got %r" % (key, v), "%s.%s" % (field, key), v)
+    return v
+
+
+def _addr_opt(d, key, field, default):
+    """``"auto"``, ``None`` (no address) or an interface (address + prefix)."""
+    if key not in d:
+        return default
+    v = d[key]
+    if v is None or v is False:
+        return None
+    if v is True or v == "auto":
+        return "auto"
+    cls = ipaddress.IPv4Interface if key == "ipv4" else ipaddress.IPv6Interface
+    text = v if isinstance(v, str) else None
+    if text is not None and "/" not in text:
+        text += "/24" if key == "ipv4" else "/64"
+    try:
+        return cls(text)
+    except (ValueError, TypeError):
+        raise _err("%s must be an %s address with optional /prefix, \"auto\" or null, got %r"
+                   % (key, "IPv4" if key == "ipv4" else "IPv6", v), "%s.%s" % (field, key), v) from None
+
+
+def _mac_opt(d, field):
+    v = d.get("mac")
+    if v is None:
+        return None
+    if not isinstance(v, str) or not _MAC_RE.match(v):
+        raise _err("mac must look like 02:00:00:00:00:01, got %r" % (v,), field + ".mac", v)
+    if int(v[:2], 16) & 1:
+        raise _err("mac %s is a multicast address; use a unicast one (even first octet)" % v, field + ".mac", v)
+    return v.lower()
+
+
+def parse_spec(spec):
+    """Validate a topology spec; return ``(nodes, endpoints, bridges)`` (internal form).
+
+    Raises :class:`~netring.errors.ConfigurationError` whose ``field`` is the path of the
+    offending key (``links[0].endpoints[1]``) and whose message says what was expected.
+    """
+    if not isinstance(spec, dict):
+        raise _err("the spec must be a mapping with nodes and links, got %s" % type(spec).__name__, "(spec)", spec)
+    unknown = set(spec) - _TOP_KEYS
+    if unknown:
+        raise _err("unknown key(s) %s; allowed: %s" % (sorted(unknown), sorted(_TOP_KEYS)), sorted(unknown)[0],
+                   spec[sorted(unknown)[0]])
+    nodes = spec.get("nodes")
+    if not isinstance(nodes, list) or not nodes:
+        raise _err("nodes must be a non-empty list of node names", "nodes", nodes)
+    seen = set()
+    for i, n in enumerate(nodes):
+        if not isinstance(n, str) or not _NODE_RE.match(n):
+            raise _err("node names are 1..32 characters of [A-Za-z0-9_-], got %r" % (n,), "nodes[%d]" % i, n)
+        if n in seen:
+            raise _err("duplicate node %r" % n, "nodes[%d]" % i, n)
+        seen.add(n)
+    links = spec.get("links", [])
+    if not isinstance(links, list):
+        raise _err("links must be a list", "links", links)
+    eps = {}
+
+    def add(ep, field):
+        if ep.name in eps:
+            raise _err("endpoint %s is used twice" % ep.name, field, ep.name)
+        eps[ep.name] = ep
+
+    for li, link in enumerate(links):
+        lf = "links[%d]" % li
+        if not isinstance(link, dict):
+            raise _err("a link must be a mapping with endpoints", lf, link)
+        unknown = set(link) - _LINK_KEYS
+        if unknown:
+            k = sorted(unknown)[0]
+            raise _err("unknown key %r; allowed: %s" % (k, sorted(_LINK_KEYS)), "%s.%s" % (lf, k), link[k])
+        ends = link.get("endpoints")
+        if not isinstance(ends, list) or len(ends) != 2:
+            raise _err("endpoints must be a list of exactly two endpoints", lf + ".endpoints", ends)
+        mtu = _int_opt(link, "mtu", lf, 68, 65535, 1500)
+        queues = _int_opt(link, "queues", lf, 1, 64, 1)
+        gro = _bool_opt(link, "gro", lf, False)
+        v4 = "auto" if _bool_opt(link, "ipv4", lf, True) else None
+        v6 = "auto" if _bool_opt(link, "ipv6", lf, True) else None
+        pair = []
+        for ei, e in enumerate(ends):
+            ef = "%s.endpoints[%d]" % (lf, ei)
+            if isinstance(e, str):
+                node, ifname = _split_ep(e, ef, seen)
+                ep = _EpSpec(node, ifname, ef)
+                ep.mtu, ep.queues, ep.gro, ep.ipv4, ep.ipv6 = mtu, queues, gro, v4, v6
+            elif isinstance(e, dict):
+                unknown = set(e) - _EP_KEYS
+                if unknown:
+                    k = sorted(unknown)[0]
+                    raise _err("unknown key %r; allowed: %s" % (k, sorted(_EP_KEYS)), "%s.%s" % (ef, k), e[k])
+                _check_ep_names(e.get("node"), e.get("interface"), ef, seen, e)
+                ep = _EpSpec(e["node"], e["interface"], ef)
+                ep.mtu = _int_opt(e, "mtu", ef, 68, 65535, mtu)
+                ep.queues = _int_opt(e, "queues", ef, 1, 64, queues)
+                ep.gro = _bool_opt(e, "gro", ef, gro)
+                ep.mac = _mac_opt(e, ef)
+                ep.ipv4 = _addr_opt(e, "ipv4", ef, v4)
+                ep.ipv6 = _addr_opt(e, "ipv6", ef, v6)
+            else:
+                raise _err("an endpoint is \"node:ifname\" or a mapping with node and interface, got %r" % (e,),
+                           ef, e)
+            add(ep, ef)
+            pair.append(ep)
+        if pair[0].node == pair[1].node and pair[0].ifname == pair[1].ifname:
+            raise _err("a link cannot join an endpoint to itself", lf + ".endpoints", ends)
+        pair[0].link, pair[1].link = pair[1], pair[0]
+
+    bridges = spec.get("bridges", [])
+    if not isinstance(bridges, list):
+        raise _err("bridges must be a list", "bridges", bridges)
+    enslaved = {}
+    brs = []
+    for bi, br in enumerate(bridges):
+        bf = "bridges[%d]" % bi
+        if not isinstance(br, dict):
+            raise _err("a bridge must be a mapping with name and ports", bf, br)
+        unknown = set(br) - _BRIDGE_KEYS
+        if unknown:
+            k = sorted(unknown)[0]
+            raise _err("unknown key %r; allowed: %s" % (k, sorted(_BRIDGE_KEYS)), "%s.%s" % (bf, k), br[k])
+        node, ifname = _split_ep(br.get("name"), bf + ".name", seen)
+        b = _EpSpec(node, ifname, bf)
+        b.kind = "bridge"
+        b.mtu = _int_opt(br, "mtu", bf, 68, 65535, 0) if "mtu" in br else None
+        b.mac = _mac_opt(br, bf)
+        b.ipv4 = _addr_opt(br, "ipv4", bf, None)
+        b.ipv6 = _addr_opt(br, "ipv6", bf, None)
+        add(b, bf + ".name")
+        ports = br.get("ports")
+        if not isinstance(ports, list) or not ports:
+            raise _err("ports must be a non-empty list of endpoints of node %r" % node, bf + ".ports", ports)
+        plist = []
+        for pi, p in enumerate(ports):
+            pf = "%s.ports[%d]" % (bf, pi)
+            pn, pif = _split_ep(p, pf, seen)
+            if pn != node:
+                raise _err("port %s is not on the bridge's node %r" % (p, node), pf, p)
+            if p not in eps or eps[p].kind != "veth":
+                raise _err("port %s is not a link endpoint" % p, pf, p)
+            if p in enslaved:
+                raise _err("port %s already belongs to bridge %s" % (p, enslaved[p]), pf, p)
+            enslaved[p] = b.name
+            port = eps[p]
+            port.ipv4 = port.ipv6 = None
+            plist.append(port)
+        b.ports = tuple(plist)
+        brs.append(b)
+    return list(nodes), eps, brs
+
+
+def _segments(eps, bridges):
+    """Union endpoints joined at layer 2; return a list of segments (lists of _EpSpec, spec order)."""
+    parent = {name: name for name in eps}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a, b):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    for ep in eps.values():
+        if ep.link is not None:
+            union(ep.name, ep.link.name)
+    for b in bridges:
+        for p in b.ports:
+            union(b.name, p.name)
+    order, groups = [], {}
+    for name, ep in eps.items():
+        r = find(name)
+        if r not in groups:
+            groups[r] = []
+            order.append(r)
+        groups[r].append(ep)
+    return [groups[r] for r in order]
+
+
+def _assign_addresses(eps, bridges):
+    """Fill "auto" addresses per segment; return {name: (IPv4Interface|None, IPv6Interface|None)}."""
+    taken4 = {ep.ipv4.ip for ep in eps.values() if isinstance(ep.ipv4, ipaddress.IPv4Interface)}
+    taken6 = {ep.ipv6.ip for ep in eps.values() if isinstance(ep.ipv6, ipaddress.IPv6Interface)}
+    segs = _segments(eps, bridges)
+    if len(segs) > 512:
+        raise _err("at most 512 layer-2 segments can be auto-addressed, got %d" % len(segs), "links", len(segs))
+    out = {}
+    for k, seg in enumerate(segs):
+        net4 = ipaddress.ip_network("%s/24" % (IPV4_POOL.network_address + k * 256))
+        net6 = ipaddress.ip_network("%s/64" % (IPV6_POOL.network_address + (k << 64)))
+        hosts4 = (h for h in itertools.islice(net4.hosts(), 0, 253) if h not in taken4)
+        hosts6 = (net6.network_address + i for i in itertools.count(1) if net6.network_address + i not in taken6)
+        for ep in seg:
+            v4, v6 = ep.ipv4, ep.ipv6
+            if v4 == "auto":
+                try:
+                    v4 = ipaddress.IPv4Interface("%s/24" % next(hosts4))
+                except StopIteration:
+                    raise _err("segment of %s has more than 253 endpoints" % ep.name, ep.field, ep.name) from None
+            if v6 == "auto":
+                v6 = ipaddress.IPv6Interface("%s/64" % next(hosts6))
+            out[ep.name] = (v4, v6)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers that run inside a namespace
+# --------------------------------------------------------------------------------------------
+_SIOCETHTOOL = 0x8946
+_ETHTOOL_GGRO = 0x2B
+_ETHTOOL_SGRO = 0x2C
+
+
+def _ethtool_value(ifname, cmd, data=0):
+    buf = ctypes.create_string_buffer(struct.pack("II", cmd, data), 8)
+    ifr = struct.pack("16sP", ifname.encode(), ctypes.addressof(buf)).ljust(40, b"\0")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s, _SIOCETHTOOL, ifr)
+    return struct.unpack("II", buf.raw)[1]
+
+
+def _write_proc(path, value):
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def _quiet_namespace():
+    for scope in ("all", "default"):
+        for key, value in _QUIET_IPV6:
+            _write_proc("/proc/sys/net/ipv6/conf/%s/%s" % (scope, key), value)
+
+
+def _mld_reports_sent():
+    with open("/proc/net/snmp6") as f:
+        return sum(int(line.split()[1]) for line in f if "MLD" in line and "Out" in line)
+
+
+def _disable_ipv6(ifname):
+    _write_proc("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % ifname, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Endpoint
+# --------------------------------------------------------------------------------------------
+class Endpoint:
+    """One interface of a :class:`Topology`: a veth end (or a bridge device) inside a node.
+
+    Attributes: ``name`` (``"node:ifname"``), ``node``, ``netns`` (:class:`~netring.netns.NetNS`),
+    ``ifname``, ``ifindex``, ``mac`` (``"02:4e:52:.."``), ``ipv4`` (``"198.18.0.1"`` or None),
+    ``ipv4_prefix`` (24), ``ipv6`` (``"2001:2::1"`` or None), ``ipv6_prefix`` (64), ``mtu``,
+    ``queues``, ``gro``, ``kind`` (``"veth"`` or ``"bridge"``), ``peer`` (the other end of the
+    veth, None for a bridge) and ``bridge`` (the bridge :class:`Endpoint` it is a port of, or None).
+    """
+
+    def __init__(self, topology, spec, netns, ipv4, ipv6):
+        self._topology = topology
+        self.name = spec.name
+        self.node = spec.node
+        self.netns = netns
+        self.ifname = spec.ifname
+        self.kind = spec.kind
+        self.mtu = spec.mtu
+        self.queues = spec.queues if spec.kind == "veth" else 1
+        self.gro = spec.gro if spec.kind == "veth" else False
+        self.mac = spec.mac
+        self.ipv4 = str(ipv4.ip) if ipv4 is not None else None
+        self.ipv4_prefix = ipv4.network.prefixlen if ipv4 is not None else None
+        self.ipv6 = str(ipv6.ip) if ipv6 is not None else None
+        self.ipv6_prefix = ipv6.network.prefixlen if ipv6 is not None else None
+        self.ifindex = None
+        self.peer = None
+        self.bridge = None
+
+    @property
+    def topology(self):
+        """The :class:`Topology` this endpoint belongs to."""
+        return self._topology
+
+    def capture(self, **kw):
+        """Open a ``netring.Capture`` on this interface inside its namespace; closed with the topology.
+
+        Keyword arguments go to ``netring.Capture`` unchanged (``block_size``, ``bpf_filter``, …).
+        """
+        import netring
+
+        cls = getattr(netring, "Capture", None)
+        if cls is None:
+            raise NetringError("netring.Capture is not available in this netring build; install netring with its C core")
+        self._topology._check_open()
+        return self._topology._adopt(cls(self.ifname, netns=self.netns, **kw))
+
+    def injector(self, **kw):
+        """Open a ``netring.Injector`` on this interface inside its namespace; closed with the topology."""
+        import netring
+
+        cls = getattr(netring, "Injector", None)
+        if cls is None:
+            raise NetringError("netring.Injector is not available in this netring build; install netring with its C core")
+        self._topology._check_open()
+        return self._topology._adopt(cls(self.ifname, netns=self.netns, **kw))
+
+    def packet_socket(self, protocol=0x0003, timeout=None):
+        """A plain ``AF_PACKET``/``SOCK_RAW`` socket bound to this interface (ETH_P_ALL by default).
+
+        Created inside the endpoint's namespace, closed with the topology. Handy for quick checks
+        without rings; ``timeout`` is applied with ``settimeout``.
+        """
+        self._topology._check_open()
+        s = self.netns.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
+        try:
+            s.bind((self.ifname, protocol))
+            if timeout is not None:
+                s.settimeout(timeout)
+        except BaseException:
+            s.close()
+            raise
+        return self._topology._adopt(s)
+
+    def stats(self):
+        """Interface counters read over rtnetlink (``IFLA_STATS64``) as a dict of ints.
+
+        Keys include ``rx_packets``, ``tx_packets``, ``rx_bytes``, ``tx_bytes``, ``rx_dropped``,
+        ``tx_dropped``, ``rx_errors``, ``tx_errors``, ``multicast`` and the detailed error counters.
+        """
+        return self._topology._stats(self)
+
+    def run(self, fn, *args, **kwargs):
+        """Run ``fn`` on a helper thread inside this endpoint's namespace (see :meth:`NetNS.run`)."""
+        return self.netns.run(fn, *args, **kwargs)
+
+    def __repr__(self):
+        addrs = " ".join(a for a in (
+            self.ipv4 and "%s/%d" % (self.ipv4, self.ipv4_prefix),
+            self.ipv6 and "%s/%d" % (self.ipv6, self.ipv6_prefix)) if a)
+        return "<Endpoint %s %s ifindex=%s mac=%s mtu=%s%s>" % (
+            self.name, self.kind, self.ifindex, self.mac, self.mtu, " " + addrs if addrs else "")
+
+
+# --------------------------------------------------------------------------------------------
+# Topology
+# --------------------------------------------------------------------------------------------
+class Topology:
+    """Namespaces and links built from a spec (see the module docstring for its shape).
+
+    ``with Topology(spec) as topo:`` builds on enter and tears down on exit; or call
+    :meth:`build` and :meth:`close`. ``topo["tx:eth0"]`` → :class:`Endpoint`;
+    ``topo.nodes["tx"]`` → :class:`~netring.netns.NetNS`; ``topo.endpoints`` → dict name → Endpoint.
+
+    ``keep=True`` names the namespaces ``nrt-<pid>-<serial>-<node>`` (see :func:`namespace_name`);
+    they are removed by :meth:`close` unless the topology was marked failed (:meth:`mark_failed`,
+    or an exception leaving the ``with`` block), in which case they stay for ``ip netns exec``
+    debugging and :attr:`kept` lists their names.
+    """
+
+    def __init__(self, spec, keep=False):
+        self.spec = spec
+        self.keep = bool(keep)
+        self._nodes, self._eps, self._bridges = parse_spec(spec)
+        self._addrs = _assign_addresses(self._eps, self._bridges)
+        self._id = next(_topo_serial) & 0xFF
+        self.nodes = {}
+        self.endpoints = {}
+        self._ipr = {}
+        self._stack = None
+        self._lock = threading.Lock()
+        self._failed = False
+        self._keep_now = False
+        self._built = False
+        self._closed = False
+        #: Names of namespaces left in place by :meth:`close` (``keep=True`` and failed).
+        self.kept = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def build(self):
+        """Create namespaces, links, bridges and addresses; bring everything up. Returns self.
+
+        On any error everything created so far is removed before the error propagates.
+        """
+        if self._built:
+            return self
+        if self._closed:
+            raise NetringError("topology was closed; build a new Topology")
+        self._stack = contextlib.ExitStack()
+        try:
+            self._build()
+        except BaseException:
+            self._teardown(keep=False)
+            raise
+        self._built = True
+        return self
+
+    def _build(self):
+        serial = next(_serial)
+        for node in self._nodes:
+            if self.keep:
+                ns = NetNS.create(name=namespace_name(node, serial=serial))
+                self._stack.callback(self._release_ns, ns)
+            else:
+                ns = NetNS.create()
+                self._stack.callback(ns.close)
+            self.nodes[node] = ns
+            ns.run(_quiet_namespace)
+            ipr = ns.iproute()
+            self._stack.callback(ipr.close)
+            self._ipr[node] = ipr
+        for i, (name, spec) in enumerate(self._eps.items(), 1):
+            if spec.mac is None:
+                spec.mac = "02:4e:52:%02x:%02x:%02x" % (self._id, i >> 8, i & 0xFF)
+            v4, v6 = self._addrs[name]
+            self.endpoints[name] = Endpoint(self, spec, self.nodes[spec.node], v4, v6)
+        done = set()
+        for name, spec in self._eps.items():
+            if spec.kind != "veth" or name in done:
+                continue
+            peer = spec.link
+            done.update((name, peer.name))
+            self._create_veth(spec, peer)
+        for b in self._bridges:
+            self._create_bridge(b)
+        for name, spec in self._eps.items():
+            self._configure(self.endpoints[name], spec)
+        for ep in self.endpoints.values():
+            if ep.peer is None and ep.kind == "veth":
+                ep.peer = self.endpoints[self._eps[ep.name].link.name]
+        self._wait_ready()
+
+    def _wait_ready(self):
+        """Wait (bounded) until every veth is operationally up and the MLD reports have passed.
+
+        A veth gets its carrier, its qdisc and its IPv6 multicast joins from the kernel's
+        linkwatch work, which may run up to a second after ``ip link set up``; frames sent
+        before that are dropped, and the MLD reports it triggers would land in the test's
+        captures. So: poll IFLA_OPERSTATE, then wait until each namespace's MLD report
+        counter has been still for a few polls.
+        """
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        pending = [ep for ep in self.endpoints.values() if ep.kind == "veth"]
+        while pending:
+            pending = [ep for ep in pending if self._operstate(ep) != "UP"]
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise NetringError("links %s did not come up within %.0f s (operstate %s)" % (
+                    ", ".join(ep.name for ep in pending), _READY_TIMEOUT_S,
+                    ", ".join(str(self._operstate(ep)) for ep in pending)))
+            time.sleep(0.005)
+        v6 = sorted({ep.node for ep in self.endpoints.values() if ep.ipv6})
+        last, still = None, 0
+        while v6 and still < _MLD_QUIET_POLLS and time.monotonic() < deadline:
+            now = [self.nodes[n].run(_mld_reports_sent) for n in v6]
+            still = still + 1 if now == last else 0
+            last = now
+            time.sleep(_MLD_POLL_S)
+
+    def _operstate(self, ep):
+        msgs = self._ipr[ep.node].get_links(ep.ifindex)
+        return msgs[0].get_attr("IFLA_OPERSTATE") if msgs else None
+
+    def _create_veth(self, a, b):
+        ipr = self._ipr[a.node]
+        peer_ns = self.nodes[b.node]
+        ea, eb = self.endpoints[a.name], self.endpoints[b.name]
+        try:
+            ipr.link("add", ifname=a.ifname, kind="veth", mtu=a.mtu, address=ea.mac,
+                     num_tx_queues=a.queues, num_rx_queues=a.queues,
+                     peer={"ifname": b.ifname, "net_ns_fd": peer_ns.fileno(), "address": eb.mac, "mtu": b.mtu,
+                           "num_tx_queues": b.queues, "num_rx_queues": b.queues})
+        except Exception as exc:
+            raise self._nl_error(exc, "creating veth %s <-> %s" % (a.name, b.name), a.field) from None
+
+    def _create_bridge(self, b):
+        ipr = self._ipr[b.node]
+        ep = self.endpoints[b.name]
+        kw = {"ifname": b.ifname, "kind": "bridge", "address": ep.mac, "br_stp_state": 0,
+              "br_forward_delay": 0, "br_mcast_snooping": 0}
+        if b.mtu:
+            kw["mtu"] = b.mtu
+        try:
+            ipr.link("add", **kw)
+            ep.ifindex = ipr.link_lookup(ifname=b.ifname)[0]
+        except Exception as exc:
+            raise self._nl_error(exc, "creating bridge %s" % b.name, b.field) from None
+
+    def _configure(self, ep, spec):
+        ipr = self._ipr[ep.node]
+        what = "configuring %s" % ep.name
+        try:
+            idx = ipr.link_lookup(ifname=ep.ifname)
+            if not idx:
+                raise NetringError("interface %s vanished right after creation" % ep.name)
+            ep.ifindex = idx[0]
+            if ep.ipv6 is None:
+                ep.netns.run(_disable_ipv6, ep.ifname)
+            if spec.kind == "veth" and spec.gro:
+                ep.netns.run(_ethtool_value, ep.ifname, _ETHTOOL_SGRO, 1)
+            for b in self._bridges:
+                if spec in b.ports:
+                    ipr.link("set", index=ep.ifindex, master=self.endpoints[b.name].ifindex)
+                    ep.bridge = self.endpoints[b.name]
+            if ep.ipv4:
+                ipr.addr("add", index=ep.ifindex, address=ep.ipv4, prefixlen=ep.ipv4_prefix)
+            if ep.ipv6:
+                ipr.addr("add", index=ep.ifindex, address=ep.ipv6, prefixlen=ep.ipv6_prefix,
+                         flags=0x02 | 0x80)  # IFA_F_NODAD | IFA_F_PERMANENT
+            ipr.link("set", index=ep.ifindex, state="up")
+            if ep.mtu is None:
+                ep.mtu = ipr.get_links(ep.ifindex)[0].get_attr("IFLA_MTU")
+        except NetringError:
+            raise
+        except Exception as exc:
+            raise self._nl_error(exc, what, spec.field) from None
+
+    @staticmethod
+    def _nl_error(exc, what, field):
+        code = getattr(exc, "code", None) or getattr(exc, "errno", None)
+        if isinstance(code, int) and code > 0:
+            err = from_oserror(OSError(code, os.strerror(code)), what, capability="CAP_NET_ADMIN")
+            err.field = field
+            return err
+        return NetringError("%s failed (%s): %s" % (what, field, exc))
+
+    def _release_ns(self, ns):
+        if self._keep_now:
+            self.kept.append(ns.name)
+            ns.close()
+        else:
+            ns.delete()
+
+    def _check_open(self):
+        if not self._built or self._closed:
+            raise NetringError("topology is not built (or already closed); open captures inside `with Topology(...)`")
+
+    def _adopt(self, obj):
+        """Close ``obj`` (anything with ``close()``) when the topology closes; return it."""
+        if not self._built or self._closed:
+            obj.close()
+            raise NetringError("topology is not built (or already closed)")
+        self._stack.callback(obj.close)
+        return obj
+
+    def _stats(self, ep):
+        with self._lock:
+            if self._closed:
+                raise NetringError("topology is closed; read stats before closing it")
+            msgs = self._ipr[ep.node].get_links(ep.ifindex)
+        s = msgs[0].get_attr("IFLA_STATS64") if msgs else None
+        if s is None:
+            raise NetringError("no IFLA_STATS64 for %s" % ep.name)
+        return {k: int(v) for k, v in dict(s).items()}
+
+    def mark_failed(self):
+        """Record that the test using this topology failed (with ``keep=True``, :meth:`close` keeps it)."""
+        self._failed = True
+
+    def close(self, failed=None):
+        """Tear everything down (idempotent): opened captures/injectors/sockets, netlink sockets, namespaces.
+
+        Release order: netring objects and sockets first (newest first), then netlink sockets,
+        then the namespace fds — the kernel then deletes each unnamed namespace with its links.
+        With ``keep=True`` and a failure (``failed=True`` or :meth:`mark_failed`), named
+        namespaces stay and :attr:`kept` lists them.
+        """
+        if failed:
+            self._failed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._teardown(keep=self.keep and self._failed)
+
+    def _teardown(self, keep):
+        self._keep_now = keep
+        stack, self._stack = self._stack, None
+        self._closed = True
+        if stack is not None:
+            stack.close()
+
+    def enter_hint(self):
+        """Shell commands to enter the kept namespaces (empty string when nothing was kept)."""
+        return "\n".join("ip netns exec %s bash   # node %s" % (n, n.split("-", 3)[-1]) for n in self.kept)
+
+    def __enter__(self):
+        return self.build()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(failed=exc_type is not None and not issubclass(exc_type, GeneratorExit))
+
+    def __getitem__(self, name):
+        try:
+            return self.endpoints[name]
+        except KeyError:
+            if not self._built:
+                raise NetringError("topology is not built yet; use `with Topology(spec) as topo` or build()") from None
+            raise KeyError("no endpoint %r in this topology; have %s" % (name, sorted(self.endpoints))) from None
+
+    def __iter__(self):
+        return iter(self.endpoints.values())
+
+    def __repr__(self):
+        state = "closed" if self._closed else ("built" if self._built else "new")
+        return "<Topology %s nodes=%s links=%d%s>" % (
+            state, list(self._nodes), sum(1 for e in self._eps.values() if e.kind == "veth") // 2,
+            " keep" if self.keep else "")
