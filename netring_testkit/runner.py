@@ -314,10 +314,11 @@ def _run(scenario, result, progress, keep, topology_factory):
     with contextlib.ExitStack() as stack:
         # Closing the topology last: namespaces go only after XDP, captures and injectors.
         def close_topology():
-            try:
-                topo.close(failed=failed) if keep else topo.close()
-            except TypeError:
-                topo.close()
+            topo.close(failed=failed)
+            kept = list(getattr(topo, "kept", None) or [])
+            if kept:
+                result.kept = kept
+                result.kept_hint = topo.enter_hint() if hasattr(topo, "enter_hint") else ""
 
         if hasattr(topo, "build"):
             topo.build()

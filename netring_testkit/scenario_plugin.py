@@ -118,10 +118,13 @@ class ScenarioItem(pytest.Item):
         from . import runner
 
         cfg = self.config
-        keep = bool(getattr(cfg.option, "netring_keep", False))
+        factory = _factory(cfg)
+        keep = bool(getattr(factory, "keep", False))
         self.result = runner.run(self.scenario, artifacts_dir=cfg.getoption("netring_artifacts"),
                                  progress=_progress_writer(cfg), keep=keep)
         r = self.result
+        if r.kept and factory is not None and hasattr(factory, "record_kept"):
+            factory.record_kept(r.kept, r.kept_hint)
         self.user_properties.append(("pps", round(r.pps, 1)))
         self.user_properties.append(("loss", round(r.loss, 6)))
         self.user_properties.append(("sent", r.sent))
@@ -140,6 +143,16 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, max(0, (self.scenario.line or 1) - 1), "scenario %s" % self.scenario.id
+
+
+def _factory(config):
+    """The testkit plugin's session factory (knows ``--netring-keep``), or None without it."""
+    try:
+        from .plugin import get_factory
+
+        return get_factory(config)
+    except (ImportError, AttributeError):
+        return None
 
 
 def _progress_writer(config):

@@ -71,6 +71,9 @@ class ScenarioResult:
         self.tx_seconds = 0.0
         self.started = time.time()
         self.artifacts = []
+        #: Namespaces left in place for debugging (``--netring-keep`` and a failure).
+        self.kept = []
+        self.kept_hint = ""
 
     @property
     def passed(self):
@@ -109,7 +112,7 @@ class ScenarioResult:
             "streams": [s.as_dict() for s in self.streams],
             "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
             "unexpected": self.unexpected,
-            "artifacts": list(self.artifacts),
+            "artifacts": list(self.artifacts), "kept": list(self.kept),
         }
 
     def render(self):
@@ -161,6 +164,9 @@ class ScenarioResult:
                 shown += 1
         if self.artifacts:
             lines.append("artifacts: %s" % ", ".join(self.artifacts))
+        if self.kept:
+            lines.append("namespaces kept for debugging:")
+            lines.extend("  " + l for l in (self.kept_hint or "\n".join(self.kept)).splitlines())
         lines.append("duration %.2fs, injected %d frames at %.0f pps" % (self.duration, self.sent, self.pps))
         return "\n".join(lines)
 

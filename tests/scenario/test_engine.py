@@ -56,7 +56,7 @@ class FaultyInjector:
             i = (seq - first_seq) % len(templates)
             fr = bytearray(stamp_frame(templates[i], stream_id, seq, offs[i]))
             if seq in self.corrupt:
-                fr[60] ^= 0x5A  # inside the payload the check covers
+                fr[45] ^= 0x5A  # inside the UDP payload the check covers (before the stamp)
             frames[seq] = bytes(fr)
         order = [s for s in range(first_seq, first_seq + count) if s not in self.drop]
         for a, b in self.swap:

@@ -101,7 +101,8 @@ def test_basic_decoder_marks_corruption():
     bad = bytearray(frame)
     bad[60] ^= 0xFF
     assert "CORRUPT" in __import__("netring_testkit.verdict", fromlist=["x"])._decode_basic(bytes(bad))
-    assert decode_frame(b"\x00" * 5).startswith("5 B")
+    assert "5 B" in decode_frame(b"\x00" * 5)  # testkit's decoder, or the built-in fallback
+    assert "5 B" in __import__("netring_testkit.verdict", fromlist=["x"])._decode_basic(b"\x00" * 5)
 
 
 def test_pcap_roundtrip(tmp_path):
