@@ -18,6 +18,7 @@ pps and loss are also attached to each item as ``user_properties`` (JUnit ``<pro
 Load with ``pytest -p netring_testkit.scenario_plugin`` (the ``netring_testkit`` plugin
 includes it).
 """
+import contextlib
 import os
 import time
 
@@ -162,8 +163,13 @@ def _progress_writer(config):
     if tr is None:
         return None
 
+    capman = config.pluginmanager.getplugin("capturemanager")
+
     def write(text):
-        tr.write("\n  [netring] %s " % text, flush=True)
+        # Output capture redirects fd 1 while a test runs: suspend it for the progress line.
+        ctx = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+        with ctx:
+            tr.write("\n  [netring] %s " % text, flush=True)
 
     return write
 

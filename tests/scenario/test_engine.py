@@ -214,3 +214,31 @@ def test_xdist_two_workers(tmp_path):
     assert "1 failed, 2 passed" in p.stdout, p.stdout + p.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert sorted(r["status"] for r in rep["scenarios"]) == ["failed", "passed", "passed"]
+
+
+def test_ctrl_c_stops_a_long_scenario_promptly(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "long.yaml").write_text(textwrap.dedent("""\
+        scenarios:
+          - name: long
+            topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+            xdp: [{attach: rx:eth0, program: pass, mode: native}]
+            traffic: [{from: tx:eth0, to: rx:eth0, count: 1000000, rate: 10kpps}]
+            timeout: 60s
+        """))
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "netring_testkit.scenario_plugin", "-p",
+                             "no:cacheprovider", "--rootdir", str(tmp_path), "-c", os.devnull, "-v", "long.yaml"],
+                            cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        time.sleep(3.0)  # building, attaching, sending
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)  # a hang here fails the test
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "KeyboardInterrupt" in out, out
+    assert proc.returncode == 2, out
