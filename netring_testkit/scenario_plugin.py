@@ -93,6 +93,15 @@ def _missing_caps():
     return [c for c in _NEEDED_CAPS if not eff >> bits[c] & 1]
 
 
+def _skip(reason):
+    """Skip, reported at the scenario's YAML line rather than at this file."""
+    try:
+        exc = pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:  # older pytest
+        pytest.skip(reason)
+    raise exc
+
+
 class ScenarioItem(pytest.Item):
     """One runnable scenario (one matrix combination)."""
 
@@ -109,11 +118,11 @@ class ScenarioItem(pytest.Item):
     def setup(self):
         missing = _missing_caps()
         if missing:
-            pytest.skip("needs %s to build namespaces and open packet sockets; run as root or grant them"
-                        % ", ".join(missing))
+            _skip("needs %s to build namespaces and open packet sockets; run as root or grant them"
+                  % ", ".join(missing))
         reason = _scenario.check_requires(self.scenario)
         if reason:
-            pytest.skip(reason)
+            _skip(reason)
 
     def runtest(self):
         from . import runner

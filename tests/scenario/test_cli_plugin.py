@@ -105,9 +105,23 @@ def test_broken_file_fails_collection_with_located_message(tmp_path):
 
 
 def test_report_records_skips_unprivileged(tmp_path):
-    """Without privileges every item skips naming the capabilities, and the JSON report lists them."""
-    if os.geteuid() == 0:
-        pytest.skip("checks the unprivileged skip path; running as root")
+    """Without capabilities every item skips naming them, at the YAML line, and the JSON report lists it."""
     (tmp_path / "s.yaml").write_text(VALID)
-    p = pytest_child(tmp_path, "-q", "-rs", "--netring-report", str(tmp_path / "r.json"), ".")
-    assert "needs CAP_NET_ADMIN" in p.stdout
+    args = ["-q", "-rs", "--netring-report", str(tmp_path / "r.json"), "."]
+    if os.geteuid() == 0:
+        import shutil
+
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to drop capabilities")
+        env = dict(os.environ, PYTHONPATH=ROOT, PYTHONDONTWRITEBYTECODE="1")
+        cmd = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-m", "pytest", "-p",
+               "netring_testkit.scenario_plugin", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+               "-c", os.devnull] + args
+        p = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True, timeout=120, env=env)
+    else:
+        p = pytest_child(tmp_path, *args)
+    assert "3 skipped" in p.stdout, p.stdout + p.stderr
+    assert "SKIPPED [3] s.yaml:2: needs CAP_NET_ADMIN" in p.stdout or "s.yaml:2: needs CAP_NET_ADMIN" in p.stdout
+    rep = __import__("json").loads((tmp_path / "r.json").read_text())
+    assert rep["summary"] == {"skipped": 3}
+    assert all("needs CAP_NET_ADMIN" in r["reason"] for r in rep["scenarios"])
