@@ -31,6 +31,7 @@ NETNS_RUN_DIR = "/run/netns"
 _CLONE_NEWNET = 0x40000000
 _MS_BIND = 4096
 _MNT_DETACH = 2
+_NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -165,14 +166,18 @@ class NetNS:
             field="netns", value=spec)
 
     def _verify(self):
+        # NS_GET_NSTYPE answers for any nsfs fd, also one opened through a bind mount in
+        # /run/netns (whose /proc/self/fd link shows the path, not "net:[...]").
+        import fcntl
         try:
-            target = os.readlink("/proc/self/fd/%d" % self._fd)
+            nstype = fcntl.ioctl(self._fd, _NS_GET_NSTYPE)
         except OSError:
-            target = ""
-        if not target.startswith("net:["):
+            nstype = None
+        if nstype != _CLONE_NEWNET:
             desc = self.path or "fd %d" % self._fd
+            kind = "not a namespace" if nstype is None else "a namespace of another type"
             self.close()
-            raise NamespaceNotFoundError("%s is not a network namespace (it is %r)" % (desc, target or "unknown"))
+            raise NamespaceNotFoundError("%s is not a network namespace (it is %s)" % (desc, kind))
 
     # -- use ------------------------------------------------------------------------------
     def fileno(self):

@@ -1,4 +1,4 @@
-"""The ``xdp`` fixture (registered here explicitly; the plugin registers it for users)."""
+"""The ``xdp`` fixture, as the netring_testkit plugin registers it for users."""
 import pytest
 
 from netring import xdp as xdp_mod
@@ -7,8 +7,7 @@ from netring.errors import ConfigurationError
 
 import frames_util as fu
 
-pytest_plugins = []
-from netring_testkit.xdp_fixture import XdpFactory, xdp  # noqa: E402,F401
+from netring_testkit.xdp_fixture import XdpFactory
 
 pytestmark = pytest.mark.privileged
 

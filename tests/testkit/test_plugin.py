@@ -163,7 +163,7 @@ import os
 
 def test_pass(topology):
     t = topology({"nodes": ["p1", "p2"], "links": [{"endpoints": ["p1:e0", "p2:e0"]}]})
-    print("PASSNS", " ".join(ns.name for ns in t.nodes.values()))
+    print("PASSNS", " ".join(str(ns.name) for ns in t.nodes.values()))
 
 def test_fail(veth_pair, netns):
     a, b = veth_pair
@@ -173,44 +173,63 @@ def test_fail(veth_pair, netns):
 '''
 
 
+def run_isolated(where, script, env=None):
+    """Run ``script`` (sh) in a private mount namespace with its own empty /run/netns.
+
+    Reapers of concurrent pytest sessions (other suites, other xdist workers) cannot see the
+    namespaces named in there, so keep/reap behaviour is tested deterministically.
+    """
+    e = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", COLUMNS="500", PY=sys.executable)
+    e.pop("PYTEST_ADDOPTS", None)
+    e.update(env or {})
+    full = "set -e; mkdir -p /run/netns; mount -t tmpfs nrt-test /run/netns; cd %s; %s" % (where, script)
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", full],
+                          env=e, capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+
+
+PYTEST = '"$PY" -m pytest -p netring_testkit -p no:cacheprovider -rs test_child.py'
+
+
 @pytest.mark.privileged
 def test_keep_leaves_failed_namespaces_and_reaper_removes_them(tmp_path):
-    out = run_pytest(tmp_path, KEEP, "--netring-keep", "-s")
-    assert re.search(r"^1 failed, 1 passed", _summary(out)), out.stdout + out.stderr
-    passed = re.search(r"PASSNS (.*)", out.stdout).group(1).split()
-    failed = re.search(r"FAILNS (.*)", out.stdout).group(1).split()
-    try:
-        assert len(passed) == 2 and len(failed) == 3
-        assert all(re.match(r"nrt-\d+-\d+-", n) for n in passed + failed)
-        assert not any(os.path.exists("/run/netns/" + n) for n in passed)
-        assert all(os.path.exists("/run/netns/" + n) for n in failed)
-        assert all(_runs_in(n) for n in failed)
-        assert "netring: namespaces kept for debugging" in out.stdout
-        for n in failed:
-            assert "ip netns exec %s bash" % n in out.stdout
-        # The next session reaps them: their creating pid (the child pytest) is gone.
-        again = run_pytest(tmp_path, "def test_nothing(): pass\n")
-        assert again.returncode == 0
-        assert "reaped %d leftover namespace(s)" % len(failed) in again.stdout or \
-            not any(os.path.exists("/run/netns/" + n) for n in failed)
-        assert not any(os.path.exists("/run/netns/" + n) for n in failed)
-    finally:
-        for n in failed:
-            if os.path.exists("/run/netns/" + n):
-                _umount_and_unlink("/run/netns/" + n)
+    (tmp_path / "test_child.py").write_text(textwrap.dedent(KEEP))
+    out = run_isolated(tmp_path, PYTEST + " --netring-keep -s > run1.txt || true; "
+                       "echo LEFT $(ls /run/netns); for n in $(ls /run/netns); do ip -n $n -br addr; done; "
+                       + PYTEST + " -k test_pass > run2.txt; echo AFTER $(ls /run/netns)")
+    assert out.returncode == 0, out.stdout + out.stderr
+    run1, run2 = (tmp_path / "run1.txt").read_text(), (tmp_path / "run2.txt").read_text()
+    assert re.search(r"1 failed, 1 passed", run1), run1
+    passed = re.search(r"PASSNS (.*)", run1).group(1).split()
+    failed = re.search(r"FAILNS (.*)", run1).group(1).split()
+    assert len(passed) == 2 and len(failed) == 3
+    assert all(re.match(r"nrt-\d+-\d+-", n) for n in passed + failed)
+    left = re.search(r"^LEFT(.*)", out.stdout, re.M).group(1).split()
+    assert sorted(left) == sorted(failed)          # the passing test's namespaces were removed
+    assert len(re.findall(r"^eth0@\S+ +UP +198\.18\.0\.[12]/24", out.stdout, re.M)) == 2   # enterable, configured
+    assert "netring: namespaces kept for debugging" in run1
+    for n in failed:
+        assert "ip netns exec %s bash" % n in run1
+    # The next session reaps them: their creating pid (the first child pytest) is gone.
+    assert "reaped 3 leftover namespace(s): " in run2 and all(n in run2 for n in failed)
+    assert re.search(r"^AFTER\s*$", out.stdout, re.M), out.stdout
 
 
 @pytest.mark.privileged
-def test_keep_via_ini(tmp_path):
+def test_keep_via_ini_and_no_reap_option(tmp_path):
     (tmp_path / "pytest.ini").write_text("[pytest]\nnetring_keep = true\n")
-    out = run_pytest(tmp_path, KEEP, "-s")
-    failed = re.search(r"FAILNS (.*)", out.stdout).group(1).split()
-    try:
-        assert all(os.path.exists("/run/netns/" + n) for n in failed)
-    finally:
-        for n in failed:
-            if os.path.exists("/run/netns/" + n):
-                _umount_and_unlink("/run/netns/" + n)
+    (tmp_path / "test_child.py").write_text(textwrap.dedent(KEEP))
+    out = run_isolated(tmp_path, PYTEST + " > run1.txt || true; echo LEFT $(ls /run/netns); "
+                       + PYTEST + " --netring-no-reap > run2.txt || true; echo STILL $(ls /run/netns); "
+                       "echo '[pytest]' > pytest.ini; echo 'netring_reap = false' >> pytest.ini; "
+                       + PYTEST + " -k test_pass > run3.txt; echo INI $(ls /run/netns); "
+                       "rm pytest.ini; " + PYTEST + " -k test_pass > run4.txt; echo END $(ls /run/netns)")
+    assert out.returncode == 0, out.stdout + out.stderr
+    left = re.search(r"^LEFT(.*)", out.stdout, re.M).group(1).split()
+    assert len(left) == 3                                                         # ini netring_keep
+    assert set(left) <= set(re.search(r"^STILL(.*)", out.stdout, re.M).group(1).split())  # --netring-no-reap
+    assert "reaped" not in (tmp_path / "run2.txt").read_text()
+    assert set(left) <= set(re.search(r"^INI(.*)", out.stdout, re.M).group(1).split())    # netring_reap = false
+    assert re.search(r"^END\s*$", out.stdout, re.M), out.stdout                   # default: reaped
 
 
 @pytest.mark.privileged
@@ -223,29 +242,13 @@ def test_reaper_spares_live_processes():
     try:
         for ns in (mine, gone, other):
             ns.close()
-        removed = reap()
-        assert "nrt-%s-999-dead" % dead in removed
+        reap()   # (a concurrent session's reaper may have removed the dead one first: fine)
         assert not os.path.exists("/run/netns/nrt-%s-999-dead" % dead)
         assert os.path.exists("/run/netns/nrt-%d-999-live" % os.getpid())
         assert os.path.exists("/run/netns/nrtx-%s-999-other" % dead)
     finally:
         for ns in (mine, gone, other):
             ns.delete()
-
-
-@pytest.mark.privileged
-def test_no_reap_option(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
-    ns = NetNS.create(name="nrt-%s-998-dead" % dead)
-    ns.close()
-    try:
-        out = run_pytest(tmp_path, "def test_nothing(): pass\n", "--netring-no-reap")
-        assert out.returncode == 0 and os.path.exists("/run/netns/nrt-%s-998-dead" % dead)
-        out = run_pytest(tmp_path, "def test_nothing(): pass\n")
-        assert not os.path.exists("/run/netns/nrt-%s-998-dead" % dead)
-    finally:
-        ns.delete()
 
 
 # -- xdist -------------------------------------------------------------------------------------
@@ -279,20 +282,16 @@ def test_xdist_two_workers(tmp_path):
 
 @pytest.mark.privileged
 def test_xdist_keep_names_do_not_collide(tmp_path):
-    out = run_pytest(tmp_path, XDIST, "-n", "2", "-p", "xdist.plugin", "--netring-keep",
-                     env={"FAIL_ODD": "1"})
-    kept = sorted(set(re.findall(r"ip netns exec (nrt-\S+) bash", out.stdout)))
-    try:
-        assert re.search(r"3 failed, 3 passed", _summary(out)), out.stdout + out.stderr
-        # 3 failed tests x (veth_pair 2 + topology 2 + netns 1) namespaces, all distinct, all present
-        assert len(kept) == 15, kept
-        assert all(os.path.exists("/run/netns/" + n) for n in kept)
-        pids = {n.split("-")[1] for n in kept}
-        assert 1 <= len(pids) <= 2
-    finally:
-        for n in kept:
-            if os.path.exists("/run/netns/" + n):
-                _umount_and_unlink("/run/netns/" + n)
+    (tmp_path / "test_child.py").write_text(textwrap.dedent(XDIST))
+    out = run_isolated(tmp_path, PYTEST + " -n 2 -p xdist.plugin --netring-keep > run.txt || true; "
+                       "echo LEFT $(ls /run/netns)", env={"FAIL_ODD": "1"})
+    run = (tmp_path / "run.txt").read_text()
+    assert re.search(r"3 failed, 3 passed", run), run + out.stderr
+    kept = sorted(set(re.findall(r"ip netns exec (nrt-\S+) bash", run)))
+    # 3 failed tests x (veth_pair 2 + topology 2 + netns 1) namespaces, all distinct, all still there
+    assert len(kept) == 15, kept
+    assert sorted(re.search(r"^LEFT(.*)", out.stdout, re.M).group(1).split()) == kept
+    assert 1 <= len({n.split("-")[1] for n in kept}) <= 2
 
 
 # -- leaks -------------------------------------------------------------------------------------
