@@ -11,7 +11,7 @@ Modules: :mod:`netring_testkit.topology`, :mod:`netring_testkit.frames`,
 """
 
 #: Plugin modules pytest loads together with this package.
-pytest_plugins = ["netring_testkit.plugin", "netring_testkit.xdp_fixture"]
+pytest_plugins = ["netring_testkit.plugin", "netring_testkit.xdp_fixture", "netring_testkit.scenario_plugin"]
 
 __all__ = ["Topology", "Endpoint"]
 

@@ -1,0 +1,102 @@
+"""``netring-testkit``: command-line helpers for YAML scenarios.
+
+``netring-testkit validate FILE...``
+    Check scenario files against the schema and the semantic rules; print every problem as
+    ``FILE:LINE:COL: FIELD.PATH: message`` and exit 1 when there is any (2 for usage errors).
+``netring-testkit list [PATHS...]``
+    List the scenarios (one line per pytest item id) found under PATHS (default: ``scenarios``
+    if it exists, else ``.``); invalid files are reported like ``validate`` does.
+``netring-testkit schema``
+    Print the path of the published JSON Schema (for editors).
+
+Running scenarios is pytest's job: ``pytest -p netring_testkit scenarios/``.
+"""
+import argparse
+import os
+import sys
+
+from . import scenario as _scenario
+
+__all__ = ["main"]
+
+
+def _validate(args, out):
+    bad = 0
+    total = 0
+    for path in args.files:
+        if not os.path.exists(path):
+            out.write("%s: no such file\n" % path)
+            bad += 1
+            continue
+        try:
+            items = _scenario.load(path)
+        except _scenario.ScenarioSpecError as exc:
+            for p in exc.problems:
+                out.write("%s\n" % p)
+            bad += 1
+            continue
+        total += len(items)
+        if not args.quiet:
+            out.write("%s: ok (%d scenario item%s)\n" % (path, len(items), "" if len(items) == 1 else "s"))
+    if bad:
+        out.write("%d of %d file%s invalid\n" % (bad, len(args.files), "" if len(args.files) == 1 else "s"))
+        return 1
+    return 0
+
+
+def _list(args, out):
+    paths = args.paths or (["scenarios"] if os.path.isdir("scenarios") else ["."])
+    missing = [p for p in paths if not os.path.exists(p)]
+    for p in missing:
+        out.write("%s: no such file or directory\n" % p)
+    files = _scenario.find_scenario_files([p for p in paths if os.path.exists(p)])
+    bad = bool(missing)
+    count = 0
+    for path in files:
+        try:
+            items = _scenario.load(path)
+        except _scenario.ScenarioSpecError as exc:
+            for p in exc.problems:
+                out.write("%s\n" % p)
+            bad = True
+            continue
+        for sc in items:
+            count += 1
+            line = "%s::%s" % (path, sc.id)
+            if args.verbose:
+                line += "  (%d stream%s, %d frames%s%s)" % (
+                    len(sc.streams), "" if len(sc.streams) == 1 else "s", sc.total_frames,
+                    ", xdp " + "+".join(str(x.program if x.builtin else x.program["program"]) for x in sc.xdp)
+                    if sc.xdp else "", ", markers " + ",".join(sc.markers) if sc.markers else "")
+            out.write(line + "\n")
+    out.write("%d scenario item%s in %d file%s\n" % (count, "" if count == 1 else "s", len(files),
+                                                     "" if len(files) == 1 else "s"))
+    return 1 if bad else 0
+
+
+def main(argv=None, out=None):
+    """Entry point of the ``netring-testkit`` console script; returns the exit status."""
+    out = out or sys.stdout
+    parser = argparse.ArgumentParser(prog="netring-testkit", description="netring YAML scenario tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("validate", help="check scenario files; print located problems; exit 1 if any")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    p = sub.add_parser("list", help="list the scenario items (pytest ids) under PATHS")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("-v", "--verbose", action="store_true", help="show streams, frame counts, XDP programs")
+    sub.add_parser("schema", help="print the path of the JSON Schema for scenario files")
+    args = parser.parse_args(argv)
+    if args.command == "validate":
+        return _validate(args, out)
+    if args.command == "list":
+        return _list(args, out)
+    if args.command == "schema":
+        out.write(_scenario.SCHEMA_PATH + "\n")
+        return 0
+    parser.print_help(out)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,459 @@
+"""The scenario engine: run one :class:`~netring_testkit.scenario.Scenario` and measure it.
+
+Order of a run (and of tear-down, in reverse, even on failure or Ctrl-C):
+
+1. build the topology (:class:`netring_testkit.Topology`; namespaces held by fd);
+2. attach the XDP programs (built-ins from :mod:`netring.bpf.programs`, or user objects);
+3. open the captures (:class:`netring.Capture`, TPACKET_V3) and a C sequence checker
+   (:class:`netring.check.SeqChecker`) per capture, knowing every stream;
+4. read the interface counters, then inject every stream from its own thread
+   (:meth:`netring.Injector.send_stream`: C copies a template, stamps stream id + sequence +
+   check, patches the L4 checksum and paces when a rate is given — one C call per chunk);
+5. meanwhile drain the captures on the calling thread — one C call per retired block feeds
+   the checker; nothing per packet happens in Python — until every stream expected to be
+   delivered in full is in, or nothing arrived for ``quiet`` seconds after injection ended,
+   or ``timeout``;
+6. read the XDP program counters and the interface counters again (deltas);
+7. build the :class:`~netring_testkit.verdict.ScenarioResult` and evaluate it.
+
+The detach of XDP programs happens before the topology's namespaces go (the ExitStack
+unwinds in reverse order of step 1–3), captures and injectors close before their namespaces.
+"""
+import contextlib
+import ipaddress
+import os
+import select
+import struct
+import threading
+import time
+
+from netring import stamp as _stamp
+from netring.errors import NetringError, ScenarioError
+
+from .verdict import ScenarioResult, StreamResult, evaluate
+
+__all__ = ["run", "build_templates", "build_frame", "ScenarioAborted"]
+
+_CHUNK = 4096            # frames per send_stream call: bounds the reaction time to Ctrl-C/timeout
+_PROGRESS_EVERY = 2.0    # seconds between progress callbacks
+_DEFAULT_V4 = ("198.18.255.1", "198.18.255.2")
+_DEFAULT_V6 = ("2001:2:0:ff::1", "2001:2:0:ff::2")
+
+
+class ScenarioAborted(ScenarioError):
+    """The run was stopped (timeout or interrupt) before the traffic finished."""
+
+
+# --------------------------------------------------------------------------------------------
+# frames
+# --------------------------------------------------------------------------------------------
+def _csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def _mac_bytes(mac):
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def build_frame(size, stream_id, *, src_mac, dst_mac, l3="ipv4", l4="udp", src_ip=None, dst_ip=None,
+                vlan=None, pcp=0, ttl=64, tos=0, sport=1024, dport=9, tcp_flags="PA", tcp_seq=1,
+                window=65535, icmp_type=None, icmp_code=0, icmp_id=0x4e52, flow_label=0):
+    """Build one stamped template frame of ``size`` bytes; return ``(frame, l4_checksum_offset)``.
+
+    The L4 payload is a deterministic byte pattern followed by the 24-byte stamp (sequence 0)
+    at the end of the L3 packet; ``plen`` covers the pattern. The L4 checksum is computed after
+    stamping; its offset is returned for the C stamper's incremental update.
+    """
+    l2 = bytearray(_mac_bytes(dst_mac) + _mac_bytes(src_mac))
+    if vlan is not None:
+        l2 += struct.pack("!HH", 0x8100, (pcp << 13) | vlan)
+    l3len = 40 if l3 == "ipv6" else 20
+    l4len = {"udp": 8, "tcp": 20, "icmp": 8}[l4]
+    hdr = len(l2) + 2 + l3len + l4len
+    plen = size - hdr - _stamp.STAMP_LEN
+    if plen < 0:
+        raise ScenarioError("frame size %d B cannot hold %s/%s headers and the %d B stamp (minimum %d B)"
+                            % (size, l3, l4, _stamp.STAMP_LEN, hdr + _stamp.STAMP_LEN))
+    payload = bytes((i * 7 + stream_id) & 0xFF for i in range(plen)) + b"\0" * _stamp.STAMP_LEN
+    seg_len = l4len + len(payload)
+    if l3 == "ipv6":
+        proto = {"udp": 17, "tcp": 6, "icmp": 58}[l4]
+        src = ipaddress.IPv6Address(src_ip or _DEFAULT_V6[0]).packed
+        dst = ipaddress.IPv6Address(dst_ip or _DEFAULT_V6[1]).packed
+        l2 += struct.pack("!H", 0x86DD)
+        l3h = struct.pack("!IHBB", (6 << 28) | (tos << 20) | flow_label, seg_len, proto, ttl) + src + dst
+        pseudo = src + dst + struct.pack("!IxxxB", seg_len, proto)
+    else:
+        proto = {"udp": 17, "tcp": 6, "icmp": 1}[l4]
+        src = ipaddress.IPv4Address(src_ip or _DEFAULT_V4[0]).packed
+        dst = ipaddress.IPv4Address(dst_ip or _DEFAULT_V4[1]).packed
+        l2 += struct.pack("!H", 0x0800)
+        h = struct.pack("!BBHHHBBH", 0x45, tos, 20 + seg_len, 0, 0x4000, ttl, proto, 0) + src + dst
+        l3h = h[:10] + struct.pack("!H", _csum(h)) + h[12:]
+        pseudo = src + dst + struct.pack("!xBH", proto, seg_len)
+    if l4 == "udp":
+        l4h = struct.pack("!HHHH", sport, dport, seg_len, 0)
+        csum_rel = 6
+    elif l4 == "tcp":
+        flags = sum({"F": 1, "S": 2, "R": 4, "P": 8, "A": 16, "U": 32, "E": 64, "C": 128}[c] for c in tcp_flags)
+        l4h = struct.pack("!HHIIBBHHH", sport, dport, tcp_seq, 0, 5 << 4, flags, window, 0, 0)
+        csum_rel = 16
+    else:
+        itype = icmp_type if icmp_type is not None else (128 if l3 == "ipv6" else 8)
+        l4h = struct.pack("!BBHHH", itype, icmp_code, 0, icmp_id, 0)
+        csum_rel = 2
+        if l3 != "ipv6":
+            pseudo = b""  # ICMPv4's checksum covers the message only
+    frame = bytearray(l2 + l3h + l4h + payload)
+    _stamp.write(frame, stream_id, 0, plen)
+    l4off = len(l2) + l3len
+    c = _csum(pseudo + bytes(frame[l4off:]))
+    if l4 == "udp" and c == 0:
+        c = 0xFFFF
+    struct.pack_into("!H", frame, l4off + csum_rel, c)
+    return bytes(frame), l4off + csum_rel
+
+
+def build_templates(stream, src_ep, dst_ep):
+    """Template frames (one per size in ``stream.sizes``) and their L4 checksum offsets."""
+    f = stream.frame
+    eth = f.get("eth") or {}
+    ip = f.get(stream.l3) or {}
+    l4 = f.get(stream.l4) or {}
+    kw = dict(src_mac=eth.get("src") or _attr(src_ep, "mac"), dst_mac=eth.get("dst") or _attr(dst_ep, "mac"),
+              l3=stream.l3, l4=stream.l4, vlan=eth.get("vlan"), pcp=eth.get("pcp", 0))
+    if stream.l3 == "ipv6":
+        kw.update(src_ip=ip.get("src") or _attr(src_ep, "ipv6"), dst_ip=ip.get("dst") or _attr(dst_ep, "ipv6"),
+                  ttl=ip.get("hop_limit", 64), tos=ip.get("tc", 0), flow_label=ip.get("flow_label", 0))
+    else:
+        kw.update(src_ip=ip.get("src") or _attr(src_ep, "ipv4"), dst_ip=ip.get("dst") or _attr(dst_ep, "ipv4"),
+                  ttl=ip.get("ttl", 64), tos=ip.get("tos", 0))
+    if stream.l4 in ("udp", "tcp"):
+        kw.update(sport=l4.get("sport", 1024 + stream.stream_id), dport=l4.get("dport", 9))
+    if stream.l4 == "tcp":
+        kw.update(tcp_flags=l4.get("flags", "PA"), tcp_seq=l4.get("seq", 1), window=l4.get("window", 65535))
+    if stream.l4 == "icmp":
+        kw.update(icmp_type=l4.get("type"), icmp_code=l4.get("code", 0), icmp_id=l4.get("id", 0x4E52))
+    kw["src_mac"] = kw["src_mac"] or "02:4e:52:00:00:01"
+    kw["dst_mac"] = kw["dst_mac"] or "02:4e:52:00:00:02"
+    templates, offsets = [], []
+    for size in stream.sizes:
+        fr, off = build_frame(size, stream.stream_id, **kw)
+        templates.append(fr)
+        offsets.append(off)
+    return templates, offsets
+
+
+def _attr(ep, name):
+    v = getattr(ep, name, None)
+    if isinstance(v, str) and "/" in v:
+        v = v.split("/", 1)[0]
+    return v
+
+
+# --------------------------------------------------------------------------------------------
+# XDP
+# --------------------------------------------------------------------------------------------
+def _attach_xdp(stack, topo, spec):
+    """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds."""
+    import netring.xdp as xdp
+    from netring.bpf import programs
+
+    ep = topo[spec.attach]
+    if spec.builtin:
+        opts = {k: v for k, v in spec.options.items() if k != "target"}
+        if spec.program == "redirect":
+            opts["target_ifindex"] = topo[spec.options["target"]].ifindex
+        prog = stack.enter_context(programs.builtin(spec.program, **opts))
+    else:
+        from netring.bpf.libbpf import load_object
+
+        obj = stack.enter_context(load_object(spec.program["object"]))
+        prog = obj.program(spec.program["program"])
+    # Entered after the program: detached before the program is closed (ExitStack is LIFO).
+    return stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode))
+
+
+def _xdp_counters(att):
+    from netring.errors import UnsupportedError
+
+    try:
+        raw = att.counters()
+    except UnsupportedError:
+        return None  # a user program without netring's counters map
+    out = {}
+    for action, val in raw.items():
+        if action == "rules":
+            continue
+        out[action] = val.get("packets", 0) if isinstance(val, dict) else int(val)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+class _Sender(threading.Thread):
+    """Injects one stream in chunks of :data:`_CHUNK` frames (one C call each)."""
+
+    def __init__(self, injector, stream, templates, offsets, deadline, stop):
+        super().__init__(name="netring-tx-%s" % stream.name, daemon=True)
+        self.injector = injector
+        self.stream = stream
+        self.templates = templates
+        self.offsets = offsets
+        self.deadline = deadline
+        self.stop = stop
+        self.sent = 0
+        self.error = None
+        self.started_at = None
+        self.finished_at = None
+
+    def run(self):
+        st = self.stream
+        self.started_at = time.monotonic()
+        try:
+            while self.sent < st.count and not self.stop.is_set():
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    break
+                # Each call is bounded (~0.25 s of paced traffic, 1 s at most) so that stop/timeout
+                # are noticed quickly and the injector is never closed under a running C call.
+                chunk = _CHUNK if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
+                n = min(chunk, st.count - self.sent)
+                done = self.injector.send_stream(self.templates, st.stream_id, self.sent, n,
+                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets,
+                                                 timeout=min(left, 1.0))
+                self.sent += done
+                if done < n and time.monotonic() >= self.deadline:
+                    break
+            if not self.stop.is_set():
+                self.injector.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        finally:
+            self.finished_at = time.monotonic()
+
+
+def _capture_options(options, biggest):
+    """Ring geometry for a capture: what the scenario gave, else 16 MiB (64 MiB for jumbo frames).
+
+    The checker keeps up with veth line rate, but a burst while the checking thread is not
+    scheduled must fit the ring, or the kernel drops frames (reported as capture drops).
+    """
+    opts = dict(options)
+    opts.setdefault("block_size", 1 << 20)
+    opts.setdefault("block_count", 64 if biggest > 4096 else 16)
+    if biggest + 64 > opts.get("frame_size", 2048):
+        opts.setdefault("frame_size", 1 << (biggest + 64 - 1).bit_length())
+    return opts
+
+
+def _frame_size_for(sizes):
+    need = max(sizes) + 128
+    size = 2048
+    while size < need:
+        size *= 2
+    return size
+
+
+def _stats(ep):
+    try:
+        return dict(ep.stats())
+    except Exception:
+        return None
+
+
+def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_factory=None):
+    """Run ``scenario`` and return its :class:`~netring_testkit.verdict.ScenarioResult`.
+
+    ``progress(text)`` is called every couple of seconds while traffic flows. ``keep=True``
+    builds named namespaces and leaves them in place when the scenario fails (for
+    ``ip netns exec`` debugging). ``artifacts_dir``: where a failed scenario's JSON and pcap go.
+    Errors while running (a kernel refusing something) are reported as ``status="error"`` with
+    the message; ``KeyboardInterrupt`` tears everything down and propagates.
+    """
+    result = ScenarioResult(scenario)
+    t0 = time.monotonic()
+    try:
+        _run(scenario, result, progress, keep, topology_factory)
+        result.failures = evaluate(scenario, result)
+        result.status = "failed" if result.failures else "passed"
+    except NetringError as exc:
+        result.status = "error"
+        result.error = "%s: %s" % (type(exc).__name__, exc)
+    finally:
+        result.duration = time.monotonic() - t0
+    if artifacts_dir and result.status in ("failed", "error"):
+        from .report import write_artifacts
+
+        write_artifacts(artifacts_dir, result)
+    return result
+
+
+def _topology(scenario, keep, factory):
+    if factory is not None:
+        return factory(scenario.topology)
+    from netring_testkit.topology import Topology
+
+    return Topology(scenario.topology, keep=keep)
+
+
+def _run(scenario, result, progress, keep, topology_factory):
+    from netring.check import SeqChecker
+
+    deadline = time.monotonic() + scenario.timeout
+    stop = threading.Event()
+    senders = []
+    failed = True
+    topo = _topology(scenario, keep, topology_factory)
+    with contextlib.ExitStack() as stack:
+        # Closing the topology last: namespaces go only after XDP, captures and injectors.
+        def close_topology():
+            topo.close(failed=failed)
+            kept = list(getattr(topo, "kept", None) or [])
+            if kept:
+                result.kept = kept
+                result.kept_hint = topo.enter_hint() if hasattr(topo, "enter_hint") else ""
+
+        if hasattr(topo, "build"):
+            topo.build()
+        stack.callback(close_topology)
+        stack.callback(stop.set)
+
+        atts = {x.attach: _attach_xdp(stack, topo, x) for x in scenario.xdp}
+
+        expected = {s.stream_id: s.count for s in scenario.streams}
+        caps = []
+        biggest = max(max(s.sizes) for s in scenario.streams)
+        for c in scenario.captures:
+            ep = topo[c.on]
+            cap = stack.enter_context(ep.capture(**_capture_options(c.options, biggest)))
+            caps.append((c.on, cap, SeqChecker(expected, keep_unexpected=8)))
+
+        watched = set(c.on for c in scenario.captures) | set(scenario.expect_interface) | set(atts)
+        watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
+        before = {ep: _stats(topo[ep]) for ep in sorted(watched)}
+
+        for st in scenario.streams:
+            src, dst = topo[st.src], topo[st.dst]
+            templates, offsets = build_templates(st, src, dst)
+            fsize = _frame_size_for(st.sizes)
+            inj = stack.enter_context(src.injector(frame_size=fsize,
+                                                   frame_count=max(64, min(1024, (8 << 20) // fsize))))
+            senders.append(_Sender(inj, st, templates, offsets, deadline, stop))
+
+        tx_start = time.monotonic()
+        for s in senders:
+            s.start()
+        try:
+            _drain(scenario, caps, senders, deadline, progress, tx_start)
+        finally:
+            stop.set()
+            for s in senders:
+                # No timeout: every send_stream call is bounded (see _Sender), and closing the
+                # injector while its thread is inside C would pull the ring from under it.
+                s.join()
+        tx_end = max((s.finished_at or time.monotonic()) for s in senders) if senders else tx_start
+        result.tx_seconds = max(tx_end - tx_start, 1e-9)
+        for s in senders:
+            if s.error is not None:
+                if isinstance(s.error, NetringError):
+                    raise s.error
+                raise ScenarioError("stream %s: injection failed: %r" % (s.stream.name, s.error)) from s.error
+
+        # counters
+        for ep, att in atts.items():
+            counters = _xdp_counters(att)
+            if counters is not None:
+                result.xdp[ep] = counters
+        for ep, b in before.items():
+            a = _stats(topo[ep])
+            if a is not None and b is not None:
+                result.interfaces[ep] = {k: a[k] - b.get(k, 0) for k in a if isinstance(a[k], int)}
+
+        by_ep = {on: chk for on, _, chk in caps}
+        for on, cap, chk in caps:
+            with contextlib.suppress(AttributeError, NetringError):
+                cs = cap.cumulative_stats()
+                result.captures[on] = {"packets": int(cs.packets), "drops": int(cs.drops),
+                                       "freezes": int(cs.freezes)}
+            result.unexpected[on] = int(chk.unexpected)
+            result.unexpected_frames[on] = [bytes(f) for f in chk.unexpected_frames]
+        sent = {s.stream.stream_id: s.sent for s in senders}
+        for st in scenario.streams:
+            at = scenario.expect[st.name].at
+            chk = by_ep.get(at)
+            r = StreamResult(st.name, st.stream_id, at, st.count, sent=sent.get(st.stream_id, 0))
+            if chk is not None:
+                c = chk.counts(st.stream_id)
+                r.delivered, r.lost, r.duplicated = c[1], c[2], c[3]
+                r.reordered, r.corrupted = c[4], c[5]
+            result.streams.append(r)
+        failed = bool(evaluate(scenario, result))
+
+
+def _full_delivery_targets(scenario, caps):
+    """(checker, stream_id, count) for every stream expected to arrive in full: drain may stop when all are in."""
+    by_ep = {on: chk for on, _, chk in caps}
+    out = []
+    for st in scenario.streams:
+        ex = scenario.expect[st.name]
+        if ex.delivered.percent and ex.delivered.op == "==" and ex.delivered.value == 100.0 and ex.at in by_ep:
+            out.append((by_ep[ex.at], st.stream_id, st.count))
+        else:
+            return None  # some stream is expected to lose frames: wait for the quiet period
+    return out
+
+
+def _drain(scenario, caps, senders, deadline, progress, tx_start):
+    targets = _full_delivery_targets(scenario, caps)
+    poller = select.poll()
+    fds = {}
+    for entry in caps:
+        fd = entry[1].fileno()
+        fds[fd] = entry
+        poller.register(fd, select.POLLIN)
+    last_rx = time.monotonic()
+    next_progress = tx_start + _PROGRESS_EVERY
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        sending = any(s.is_alive() for s in senders)
+        if not sending:
+            if targets is not None and all(chk.counts(sid)[1] >= n for chk, sid, n in targets):
+                break
+            tx_end = max((s.finished_at or now) for s in senders) if senders else now
+            if now - max(last_rx, tx_end) >= scenario.quiet:
+                break
+        wait_ms = int(max(1, min(100, (deadline - now) * 1000)))
+        got = False
+        if len(caps) == 1:
+            on, cap, chk = caps[0]
+            batch = cap.next_batch(timeout=wait_ms / 1000.0)
+            if batch is not None:
+                with batch:
+                    chk.feed(batch)
+                got = True
+        else:
+            for fd, _ in poller.poll(wait_ms):
+                on, cap, chk = fds[fd]
+                batch = cap.next_batch(timeout=0)
+                if batch is not None:
+                    with batch:
+                        chk.feed(batch)
+                    got = True
+        if got:
+            last_rx = time.monotonic()
+        if progress is not None and time.monotonic() >= next_progress:
+            next_progress = time.monotonic() + _PROGRESS_EVERY
+            sent = sum(s.sent for s in senders)
+            total = scenario.total_frames
+            seen = sum(chk.counts(st.stream_id)[1] for _, _, chk in caps for st in scenario.streams)
+            progress("%s: sent %d/%d, delivered %d, %.1fs" % (scenario.id, sent, total, seen,
+                                                            time.monotonic() - tx_start))

@@ -1,0 +1,234 @@
+"""pytest plugin: YAML scenario files become test items.
+
+Collection rule: a ``*.yaml``/``*.yml`` file is collected when its top level is a mapping
+with a ``scenarios:`` key (see :func:`netring_testkit.scenario.is_scenario_file`); other YAML
+is left alone. Each scenario — each matrix combination — is one item with id
+``name[k=v-…]``; ``-k`` matches ids, ``-m`` matches the scenario's ``markers:`` and the
+``netring_scenario`` marker every item carries. An invalid file fails collection with every
+problem located (file:line:col, field path, what was expected) and no traceback.
+
+Options (group ``netring``):
+
+``--netring-report FILE``
+    JSON report of every scenario run (status, per-stream counts, pps, duration, counters).
+``--netring-artifacts DIR``
+    per failed scenario: ``<id>.json`` (full result) and ``<id>.pcap`` (unexpected frames).
+
+pps and loss are also attached to each item as ``user_properties`` (JUnit ``<property>``).
+Load with ``pytest -p netring_testkit.scenario_plugin`` (the ``netring_testkit`` plugin
+includes it).
+"""
+import contextlib
+import os
+import time
+
+import pytest
+
+from netring.errors import NetringError
+
+from . import scenario as _scenario
+
+__all__ = ["ScenarioFile", "ScenarioItem", "ScenarioFailed"]
+
+_NEEDED_CAPS = ("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_ADMIN")
+
+
+def pytest_addoption(parser):
+    """Register ``--netring-report`` and ``--netring-artifacts`` (group ``netring``)."""
+    group = parser.getgroup("netring", "netring network testing")
+    group.addoption("--netring-report", metavar="FILE", default=None,
+                    help="write a JSON report of every YAML scenario run (status, per-stream counts, pps, "
+                         "duration, XDP and interface counters) to FILE")
+    group.addoption("--netring-artifacts", metavar="DIR", default=None,
+                    help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcap "
+                         "(unexpected or corrupt frames)")
+
+
+def pytest_configure(config):
+    """Register the ``netring_scenario`` marker and start collecting results."""
+    config.addinivalue_line("markers", "netring_scenario: a YAML scenario item (netring_testkit)")
+    if not config.pluginmanager.has_plugin("netring-scenario-results"):
+        config.pluginmanager.register(_Results(config), "netring-scenario-results")
+
+
+def pytest_collect_file(file_path, parent):
+    """Collect ``*.yaml``/``*.yml`` files with a top-level ``scenarios:`` key."""
+    if file_path.suffix in (".yaml", ".yml") and _scenario.is_scenario_file(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    """A scenario file; yields one :class:`ScenarioItem` per scenario and matrix combination."""
+
+    def collect(self):
+        try:
+            scenarios = _scenario.load(self.path, relative_to=os.getcwd())
+        except _scenario.ScenarioSpecError as exc:
+            raise self.CollectError(str(exc)) from None
+        registered = set(m.split(":", 1)[0].strip() for m in self.config.getini("markers"))
+        for sc in scenarios:
+            for m in sc.markers:
+                if m not in registered:
+                    self.config.addinivalue_line("markers", "%s: marker used by YAML scenarios" % m)
+                    registered.add(m)
+            yield ScenarioItem.from_parent(self, name=sc.id, scenario=sc)
+
+
+class ScenarioFailed(Exception):
+    """Raised by a scenario item whose expectations were not met; carries the result."""
+
+    def __init__(self, result):
+        super().__init__(result.render())
+        self.result = result
+
+
+def _missing_caps():
+    try:
+        with open("/proc/self/status") as f:
+            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration):
+        return [] if os.geteuid() == 0 else list(_NEEDED_CAPS)
+    bits = {"CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21}
+    return [c for c in _NEEDED_CAPS if not eff >> bits[c] & 1]
+
+
+def _skip(reason):
+    """Skip, reported at the scenario's YAML line rather than at this file."""
+    try:
+        exc = pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:  # older pytest
+        pytest.skip(reason)
+    raise exc
+
+
+class ScenarioItem(pytest.Item):
+    """One runnable scenario (one matrix combination)."""
+
+    def __init__(self, *, scenario, **kw):
+        super().__init__(**kw)
+        #: The :class:`netring_testkit.scenario.Scenario` this item runs.
+        self.scenario = scenario
+        self.result = None
+        self.add_marker("netring_scenario")
+        for m in scenario.markers:
+            self.add_marker(m)
+        self.keywords[scenario.name] = True
+
+    def setup(self):
+        missing = _missing_caps()
+        if missing:
+            _skip("needs %s to build namespaces and open packet sockets; run as root or grant them"
+                  % ", ".join(missing))
+        reason = _scenario.check_requires(self.scenario)
+        if reason:
+            _skip(reason)
+
+    def runtest(self):
+        from . import runner
+
+        cfg = self.config
+        factory = _factory(cfg)
+        keep = bool(getattr(factory, "keep", False))
+        self.result = runner.run(self.scenario, artifacts_dir=cfg.getoption("netring_artifacts"),
+                                 progress=_progress_writer(cfg), keep=keep)
+        r = self.result
+        if r.kept and factory is not None and hasattr(factory, "record_kept"):
+            factory.record_kept(r.kept, r.kept_hint)
+        self.user_properties.append(("pps", round(r.pps, 1)))
+        self.user_properties.append(("loss", round(r.loss, 6)))
+        self.user_properties.append(("sent", r.sent))
+        self.user_properties.append(("delivered", sum(s.delivered for s in r.streams)))
+        self.user_properties.append(("duration_s", round(r.duration, 3)))
+        if not r.passed:
+            raise ScenarioFailed(r)
+
+    def repr_failure(self, excinfo, style=None):
+        """The verdict table for a failed scenario; a one-line message for netring errors; else pytest's."""
+        if isinstance(excinfo.value, ScenarioFailed):
+            return excinfo.value.result.render()
+        if isinstance(excinfo.value, NetringError):
+            return "%s: %s" % (type(excinfo.value).__name__, excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, max(0, (self.scenario.line or 1) - 1), "scenario %s" % self.scenario.id
+
+
+def _factory(config):
+    """The testkit plugin's session factory (knows ``--netring-keep``), or None without it."""
+    try:
+        from .plugin import get_factory
+
+        return get_factory(config)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _progress_writer(config):
+    if hasattr(config, "workerinput") or config.option.verbose < 1:
+        return None
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None:
+        return None
+
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def write(text):
+        # Output capture redirects fd 1 while a test runs: suspend it for the progress line.
+        ctx = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+        with ctx:
+            tr.write("\n  [netring] %s " % text, flush=True)
+
+    return write
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the scenario's JSON record to its report (it travels to the xdist controller)."""
+    outcome = yield
+    if not isinstance(item, ScenarioItem):
+        return
+    rep = outcome.get_result()
+    if call.when == "call" and item.result is not None:
+        rep.netring = item.result.as_dict()
+    elif call.when == "call" and rep.failed:
+        rep.netring = _stub(item, "error", str(call.excinfo.value) if call.excinfo else "")
+    elif call.when == "setup" and rep.skipped:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.netring = _stub(item, "skipped", reason)
+    elif call.when == "setup" and rep.failed:
+        rep.netring = _stub(item, "error", str(call.excinfo.value) if call.excinfo else "")
+
+
+def _stub(item, status, message):
+    sc = item.scenario
+    return {"id": sc.id, "name": sc.name, "file": sc.file, "line": sc.line, "params": sc.params,
+            "status": status, "error" if status == "error" else "reason": message, "streams": []}
+
+
+class _Results:
+    """Per-session collector of scenario records; writes ``--netring-report`` at the end."""
+
+    def __init__(self, config):
+        self.config = config
+        self.records = []
+        self.start = time.monotonic()
+
+    def pytest_runtest_logreport(self, report):
+        rec = getattr(report, "netring", None)
+        if rec is not None:
+            self.records.append(rec)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        path = self.config.getoption("netring_report", None)
+        if not path or hasattr(self.config, "workerinput"):
+            return
+        from .report import write_report
+
+        write_report(path, self.records, duration=round(time.monotonic() - self.start, 3))
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
+        path = config.getoption("netring_report", None)
+        if path and not hasattr(config, "workerinput"):
+            terminalreporter.write_line("netring: report of %d scenario(s) written to %s" % (len(self.records), path))

@@ -1,0 +1,330 @@
+"""Scenario results and verdicts: what was measured, whether it met the expectations, and the message.
+
+The engine (:mod:`netring_testkit.runner`) fills a :class:`ScenarioResult`; :func:`evaluate`
+compares it with the scenario's ``expect:`` section and returns the list of failed checks;
+:meth:`ScenarioResult.render` produces the failure message — a small table per stream
+(expected vs delivered/lost/duplicated/reordered/corrupted), the XDP and interface counters,
+and the first few unexpected frames decoded — enough to act on without rerunning.
+"""
+import time
+
+__all__ = ["StreamResult", "ScenarioResult", "evaluate", "decode_frame", "DROP_ACTIONS"]
+
+#: XDP actions that prove a drop when counted by the program.
+DROP_ACTIONS = ("drop", "aborted")
+_UNEXPECTED_SHOWN = 5
+
+
+class StreamResult:
+    """Measured counts of one stream at the capture where it is expected.
+
+    ``expected`` is the number of frames the stream should inject (its ``count``), ``sent`` the
+    number the injector actually queued; ``delivered`` (distinct sequence numbers seen), ``lost``
+    (``expected - delivered``), ``duplicated``, ``reordered``, ``corrupted`` come from the C checker.
+    """
+
+    FIELDS = ("expected", "sent", "delivered", "lost", "duplicated", "reordered", "corrupted")
+
+    def __init__(self, name, stream_id, at, expected, sent=0, delivered=0, lost=None, duplicated=0,
+                 reordered=0, corrupted=0):
+        self.name = name
+        self.stream_id = stream_id
+        self.at = at
+        self.expected = expected
+        self.sent = sent
+        self.delivered = delivered
+        self.lost = expected - delivered if lost is None else lost
+        self.duplicated = duplicated
+        self.reordered = reordered
+        self.corrupted = corrupted
+
+    def as_dict(self):
+        """JSON-ready counts."""
+        d = {"name": self.name, "stream_id": self.stream_id, "at": self.at}
+        d.update((f, getattr(self, f)) for f in self.FIELDS)
+        return d
+
+
+class ScenarioResult:
+    """Everything measured while running one scenario, plus its status.
+
+    ``status`` is ``"passed"``, ``"failed"`` (an expectation was not met; see ``failures``),
+    ``"error"`` (the run itself failed; see ``error``) or ``"skipped"``. Counters:
+    ``xdp`` (endpoint → action → packets), ``interfaces`` (endpoint → counter → delta over
+    the run), ``unexpected`` (capture endpoint → count) and ``unexpected_frames`` (capture
+    endpoint → list of bytes), ``duration`` (whole run, s), ``tx_seconds`` (injection),
+    ``pps`` (frames sent / injection time).
+    """
+
+    def __init__(self, scenario):
+        self.scenario = scenario
+        self.status = "error"
+        self.streams = []
+        self.xdp = {}
+        self.interfaces = {}
+        self.unexpected = {}
+        self.unexpected_frames = {}
+        self.captures = {}
+        self.failures = []
+        self.error = None
+        self.duration = 0.0
+        self.tx_seconds = 0.0
+        self.started = time.time()
+        self.artifacts = []
+        #: Namespaces left in place for debugging (``--netring-keep`` and a failure).
+        self.kept = []
+        self.kept_hint = ""
+
+    @property
+    def passed(self):
+        """True when the scenario ran and met every expectation."""
+        return self.status == "passed"
+
+    @property
+    def sent(self):
+        """Frames queued by all streams."""
+        return sum(s.sent for s in self.streams)
+
+    @property
+    def pps(self):
+        """Frames per second achieved by the injection (0 when nothing was sent)."""
+        return self.sent / self.tx_seconds if self.tx_seconds > 0 else 0.0
+
+    @property
+    def loss(self):
+        """Fraction of sent frames not delivered, over streams expected to deliver everything."""
+        exp = sum(s.expected for s in self.streams if not self._expects_none(s))
+        lost = sum(s.lost for s in self.streams if not self._expects_none(s))
+        return lost / exp if exp else 0.0
+
+    def _expects_none(self, s):
+        ex = self.scenario.expect.get(s.name)
+        return ex is not None and ex.delivered.is_none
+
+    def as_dict(self):
+        """The JSON record written by ``--netring-report`` and the artifacts."""
+        sc = self.scenario
+        return {
+            "id": sc.id, "name": sc.name, "file": sc.file, "line": sc.line, "params": sc.params,
+            "status": self.status, "failures": list(self.failures), "error": self.error,
+            "duration_s": round(self.duration, 4), "tx_seconds": round(self.tx_seconds, 4),
+            "sent": self.sent, "pps": round(self.pps, 1), "loss": self.loss,
+            "streams": [s.as_dict() for s in self.streams],
+            "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
+            "unexpected": self.unexpected,
+            "artifacts": list(self.artifacts), "kept": list(self.kept),
+        }
+
+    def render(self):
+        """The human-readable verdict (used as the pytest failure message)."""
+        sc = self.scenario
+        lines = ["scenario %s (%s:%s) %s" % (sc.id, sc.file, sc.line, self.status.upper())]
+        if sc.description:
+            lines.append("  " + sc.description)
+        if self.error:
+            lines.append("error: %s" % self.error)
+        for f in self.failures:
+            lines.append("FAIL: %s" % f)
+        if self.streams:
+            lines.append("")
+            head = ("stream", "at", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want")
+            rows = [head]
+            for s in self.streams:
+                ex = sc.expect.get(s.name)
+                want = ex.delivered.describe(s.expected) if ex else ""
+                rows.append((s.name, s.at or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
+                             s.reordered, s.corrupted, want))
+            lines.extend(_table(rows))
+        if self.xdp:
+            lines.append("")
+            lines.append("XDP counters (packets):")
+            for ep, counters in self.xdp.items():
+                lines.append("  %s: %s" % (ep, ", ".join("%s=%s" % (k, v) for k, v in counters.items())))
+        if self.interfaces:
+            lines.append("interface counters (delta over the run):")
+            for ep, counters in self.interfaces.items():
+                keys = [k for k in ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped", "rx_errors",
+                                    "tx_errors") if k in counters]
+                keys += [k for k in sorted(counters) if k not in keys and counters[k]]
+                lines.append("  %s: %s" % (ep, ", ".join("%s=%s" % (k, counters[k]) for k in keys)))
+        drops = {ep: c for ep, c in self.captures.items() if c.get("drops")}
+        for ep, c in drops.items():
+            lines.append("capture %s: the kernel dropped %d frames because the capture ring was full — they never "
+                         "reached the checker, so this loss is the harness's; give the capture a bigger ring "
+                         "(capture: [{on: %s, block_size: ..., block_count: ...}]) or a lower rate"
+                         % (ep, c["drops"], ep))
+        shown = 0
+        for ep, frames in self.unexpected_frames.items():
+            if not frames and not self.unexpected.get(ep):
+                continue
+            lines.append("unexpected frames at %s: %d (first %d):" % (ep, self.unexpected.get(ep, len(frames)),
+                                                                     min(len(frames), _UNEXPECTED_SHOWN)))
+            for fr in frames[:_UNEXPECTED_SHOWN]:
+                lines.append("  " + decode_frame(fr))
+                shown += 1
+        if self.artifacts:
+            lines.append("artifacts: %s" % ", ".join(self.artifacts))
+        if self.kept:
+            lines.append("namespaces kept for debugging:")
+            lines.extend("  " + l for l in (self.kept_hint or "\n".join(self.kept)).splitlines())
+        lines.append("duration %.2fs, injected %d frames at %.0f pps" % (self.duration, self.sent, self.pps))
+        return "\n".join(lines)
+
+
+def _table(rows):
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for n, r in enumerate(rows):
+        cells = [str(c).ljust(w) if i < 2 or i == len(r) - 1 else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        out.append("  " + "  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  " + "  ".join("-" * w for w in widths))
+    return out
+
+
+def decode_frame(frame):
+    """One line describing ``frame``'s headers and stamp (uses ``netring_testkit.frames.decode`` when present)."""
+    frame = bytes(frame)
+    try:
+        from netring_testkit import frames as _frames
+
+        dec = getattr(_frames, "decode", None)
+        if dec is not None:
+            text = dec(frame)
+            return text if isinstance(text, str) else str(text)
+    except Exception:  # a decoder problem must not hide the verdict
+        pass
+    return _decode_basic(frame)
+
+
+def _decode_basic(frame):
+    import ipaddress
+    import struct
+
+    from netring import stamp
+
+    n = len(frame)
+    if n < 14:
+        return "%d B runt: %s" % (n, frame.hex())
+    parts = ["%d B %s > %s" % (n, _mac(frame[6:12]), _mac(frame[0:6]))]
+    off, etype = stamp.l3_offset(frame)
+    if off > 14:
+        parts.append("vlan %d" % (struct.unpack_from(">H", frame, 14)[0] & 0xFFF))
+    l4, proto, body = None, None, None
+    if etype == 0x0800 and n >= off + 20:
+        ihl = (frame[off] & 0xF) * 4
+        proto = frame[off + 9]
+        parts.append("IPv4 %s > %s" % (ipaddress.IPv4Address(frame[off + 12:off + 16]),
+                                       ipaddress.IPv4Address(frame[off + 16:off + 20])))
+        l4 = off + ihl
+    elif etype == 0x86DD and n >= off + 40:
+        proto = frame[off + 6]
+        parts.append("IPv6 %s > %s" % (ipaddress.IPv6Address(frame[off + 8:off + 24]),
+                                       ipaddress.IPv6Address(frame[off + 24:off + 40])))
+        l4 = off + 40
+    elif etype == 0x0806:
+        parts.append("ARP")
+    else:
+        parts.append("ethertype 0x%04x" % etype)
+    if l4 is not None and n >= l4 + 4:
+        sport, dport = struct.unpack_from(">HH", frame, l4)
+        body = {17: "UDP", 6: "TCP", 1: "ICMP", 58: "ICMPv6"}.get(proto, "proto %s" % proto)
+        if proto in (17, 6):
+            parts.append("%s %d > %d" % (body, sport, dport))
+        elif proto in (1, 58):
+            parts.append("%s type %d code %d" % (body, frame[l4], frame[l4 + 1]))
+        else:
+            parts.append(body)
+    st = stamp.read(frame)
+    if st is None:
+        parts.append("no stamp")
+    else:
+        parts.append("stamp s%d#%d %s" % (st.stream_id, st.seq, "ok" if st.ok else "CORRUPT"))
+    return ", ".join(parts)
+
+
+def _mac(b):
+    return ":".join("%02x" % x for x in b)
+
+
+def evaluate(scenario, result):
+    """Compare ``result`` with ``scenario``'s expectations; return the list of failed checks (strings)."""
+    failures = []
+    total = scenario.total_frames
+    by_name = {s.name: s for s in result.streams}
+    for st in scenario.streams:
+        ex = scenario.expect[st.name]
+        r = by_name.get(st.name)
+        if r is None:
+            failures.append("stream %s: no result" % st.name)
+            continue
+        if r.sent != r.expected:
+            failures.append("stream %s: only %d of %d frames were injected" % (st.name, r.sent, r.expected))
+        if not ex.delivered.check(r.delivered, r.expected):
+            failures.append("stream %s: delivered %d at %s, expected %s"
+                            % (st.name, r.delivered, r.at, ex.delivered.describe(r.expected)))
+        if ex.order == "strict" and r.reordered:
+            failures.append("stream %s: %d frames arrived out of order (order: strict)" % (st.name, r.reordered))
+        if ex.order == "strict" and r.duplicated:
+            failures.append("stream %s: %d duplicated frames (order: strict)" % (st.name, r.duplicated))
+        if ex.payload == "intact" and r.corrupted:
+            failures.append("stream %s: %d frames with a corrupted payload or stamp (payload: intact)"
+                            % (st.name, r.corrupted))
+    for ep, exprs in scenario.expect_xdp.items():
+        have = result.xdp.get(ep)
+        if have is None:
+            failures.append("xdp %s: no counters were read (the program keeps none?)" % ep)
+            continue
+        for action, expr in exprs.items():
+            got = have.get(action, 0)
+            if not expr.check(got, total):
+                failures.append("xdp %s: %s counted %d, expected %s" % (ep, action, got, expr.describe(total)))
+    for ep, exprs in scenario.expect_interface.items():
+        have = result.interfaces.get(ep, {})
+        for counter, expr in exprs.items():
+            if counter not in have:
+                failures.append("interface %s: no counter %r (known: %s)" % (ep, counter, ", ".join(sorted(have))))
+                continue
+            if not expr.check(have[counter], total):
+                failures.append("interface %s: %s changed by %d, expected %s"
+                                % (ep, counter, have[counter], expr.describe(total)))
+    if scenario.expect_unexpected is not None:
+        n = sum(result.unexpected.values())
+        if not scenario.expect_unexpected.check(n, total):
+            failures.append("%d unexpected frames (no stamp, unknown stream or sequence), expected %s"
+                            % (n, scenario.expect_unexpected.describe(total)))
+    failures.extend(_drop_proof(scenario, result))
+    return failures
+
+
+def _drop_proof(scenario, result):
+    """A stream expected to vanish at an XDP program must be counted by it and seen by the interface."""
+    out = []
+    dropping = {x.attach: x for x in scenario.xdp}
+    for st in scenario.streams:
+        ex = scenario.expect[st.name]
+        if not ex.delivered.is_none or st.dst not in dropping:
+            continue
+        x = dropping[st.dst]
+        if x.builtin and x.program not in ("drop", "aborted", "filter"):
+            continue
+        need = sum(s.count for s in scenario.streams
+                   if s.dst == st.dst and scenario.expect[s.name].delivered.is_none)
+        counters = result.xdp.get(st.dst)
+        if counters is not None:
+            got = sum(counters.get(a, 0) for a in DROP_ACTIONS)
+            if got < need:
+                out.append("drop not proven: the XDP program on %s counted %d drop/aborted, expected >= %d"
+                           % (st.dst, got, need))
+        ifc = result.interfaces.get(st.dst)
+        if ifc is not None and "rx_packets" in ifc and ifc["rx_packets"] < need:
+            out.append("drop not proven: %s rx_packets grew by %d, fewer than the %d frames that should have "
+                       "reached it" % (st.dst, ifc["rx_packets"], need))
+    # dedupe (several streams to one endpoint produce the same line)
+    seen, uniq = set(), []
+    for line in out:
+        if line not in seen:
+            seen.add(line)
+            uniq.append(line)
+    return uniq

@@ -1,0 +1,376 @@
+"""Scenario loading: schema and semantic errors are located (file:line:col, field, expectation)."""
+import copy
+import os
+import textwrap
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netring_testkit import scenario as sc
+
+GOOD = textwrap.dedent("""\
+    scenarios:
+      - name: udp
+        topology:
+          nodes: [tx, rx]
+          links: [{endpoints: [tx:eth0, rx:eth0], mtu: 1500}]
+        xdp:
+          - {attach: rx:eth0, program: pass, mode: "${mode}"}
+        traffic:
+          - name: main
+            from: tx:eth0
+            to: rx:eth0
+            count: 100
+            rate: 20kpps
+            frame: {ipv4: {}, udp: {dport: 9}, size: "${size}"}
+        capture: [{on: rx:eth0, via: afpacket}]
+        expect:
+          delivered: ">= 99.5%"
+          order: strict
+          payload: intact
+          xdp: {rx:eth0: {pass: all, drop: 0}}
+        timeout: 10s
+        matrix: {size: [66, 512], mode: [native, generic]}
+    """)
+
+
+def problems(text, name="s.yaml"):
+    with pytest.raises(sc.ScenarioSpecError) as ei:
+        sc.load_text(text, name)
+    return ei.value.problems
+
+
+def one(text):
+    ps = problems(text)
+    assert len(ps) == 1, [str(p) for p in ps]
+    return ps[0]
+
+
+def test_good_file_expands_matrix_in_written_order():
+    items = sc.load_text(GOOD, "s.yaml")
+    assert [i.id for i in items] == ["udp[size=66-mode=native]", "udp[size=66-mode=generic]",
+                                     "udp[size=512-mode=native]", "udp[size=512-mode=generic]"]
+    first = items[0]
+    assert first.params == {"size": 66, "mode": "native"}
+    assert first.streams[0].sizes == [66] and isinstance(first.streams[0].sizes[0], int)
+    assert first.xdp[0].mode == "native" and first.xdp[0].program == "pass"
+    assert first.streams[0].rate_pps == 20000
+    assert first.timeout == 10.0
+    assert first.line == 2 and first.file == "s.yaml"
+    ex = first.expect["main"]
+    assert ex.at == "rx:eth0" and ex.order == "strict" and ex.payload == "intact"
+    assert ex.delivered.check(100, 100) and ex.delivered.check(99.5, 100) and not ex.delivered.check(99, 100)
+    assert first.expect_xdp["rx:eth0"]["pass"].check(100, 100)
+
+
+def test_capture_key_on_is_not_a_boolean():
+    # YAML 1.1 reads a bare `on` as true; keys are kept as written.
+    items = sc.load_text(GOOD, "s.yaml")
+    assert items[0].captures[0].on == "rx:eth0"
+
+
+def test_unknown_field_located_with_suggestion():
+    p = one(GOOD.replace("udp: {dport: 9}", "udp: {dprt: 9}"))
+    assert (p.file, p.line) == ("s.yaml", 14)
+    assert p.path == ("scenarios", 0, "traffic", 0, "frame", "udp", "dprt")
+    assert "unknown field 'dprt'" in p.message and "did you mean 'dport'" in p.message
+    assert str(p).startswith("s.yaml:14:")
+
+
+def test_wrong_type_names_expectation():
+    p = one(GOOD.replace("count: 100", "count: lots"))
+    assert p.line == 12 and p.path[-1] == "count"
+    assert "expected a frame count >= 1, got 'lots'" in p.message
+
+
+def test_enum_error_after_matrix_substitution_names_combination():
+    p = one(GOOD.replace("mode: [native, generic]", "mode: [native, turbo]"))
+    assert p.line == 7 and p.path == ("scenarios", 0, "xdp", 0, "mode")
+    assert "native, generic or auto" in p.message and "'turbo'" in p.message
+    assert "with size=66, mode=turbo and 1 more" in p.message
+
+
+def test_missing_required_field():
+    p = one(GOOD.replace("    topology:\n      nodes: [tx, rx]\n      links: [{endpoints: [tx:eth0, rx:eth0], mtu: 1500}]\n", ""))
+    assert "missing required field 'topology'" in p.message and p.line == 2
+
+
+def test_unknown_endpoint_semantic_error():
+    p = one(GOOD.replace("to: rx:eth0", "to: rx:eth1"))
+    assert p.line == 11 and p.path[-1] == "to"
+    assert "'rx:eth1' is not an endpoint of any link" in p.message and "did you mean 'rx:eth0'" in p.message
+
+
+def test_unconnected_stream():
+    text = GOOD.replace("links: [{endpoints: [tx:eth0, rx:eth0], mtu: 1500}]",
+                        "links: [{endpoints: [tx:eth0, rx:eth0]}, {endpoints: [c:eth0, rx:eth1]}]")
+    text = text.replace("nodes: [tx, rx]", "nodes: [tx, rx, c]")
+    text = text.replace("to: rx:eth0", "to: c:eth0").replace("capture: [{on: rx:eth0, via: afpacket}]",
+                                                              "capture: [{on: c:eth0}]")
+    p = one(text)
+    assert "'c:eth0' is not connected to 'tx:eth0'" in p.message
+
+
+def test_unresolved_placeholder():
+    ps = problems(GOOD.replace('size: "${size}"', 'size: "${sise}"'))
+    assert [(p.line, p.path[-1]) for p in ps] == [(14, "size"), (22, "size")]
+    assert "placeholder ${sise} has no value; matrix keys: size, mode" in ps[0].message
+    assert "matrix key 'size' is not used" in ps[1].message
+
+
+def test_matrix_key_unused():
+    ps = problems(GOOD.replace("mode: [native, generic]}", "mode: [native, generic], extra: [1]}"))
+    assert any("matrix key 'extra' is not used" in p.message for p in ps)
+
+
+def test_frame_too_small_for_stamp():
+    p = one(GOOD.replace("size: [66, 512]", "size: [64, 512]"))
+    assert "frame size 64 B does not fit" in p.message and "66..1514" in p.message
+    assert "with size=64" in p.message
+
+
+def test_frame_larger_than_mtu():
+    p = one(GOOD.replace("size: [66, 512]", "size: [1515]"))
+    assert "1515" in p.message and "MTU 1500" in p.message
+
+
+def test_duplicate_key_and_duplicate_scenario_name():
+    p = one(GOOD.replace("count: 100", "count: 100\n        count: 200"))
+    assert p.line == 13 and "duplicate key 'count'" in p.message
+    doc = sc._load_doc(GOOD, "s.yaml").data
+    doc["scenarios"].append(copy.deepcopy(doc["scenarios"][0]))
+    p = one(yaml.safe_dump(doc))
+    assert "scenario name 'udp' is used twice" in p.message
+
+
+def test_yaml_syntax_error_located():
+    p = one(GOOD.replace("nodes: [tx, rx]", "nodes: [tx, rx"))
+    assert p.line is not None and p.message.startswith("YAML syntax error")
+
+
+def test_redirect_needs_target_and_filter_needs_rules():
+    ps = problems(GOOD.replace("program: pass", "program: redirect"))
+    assert any("needs `target: NODE:IFNAME`" in p.message for p in ps)
+    ps = problems(GOOD.replace("program: pass", "program: filter"))
+    assert any("program filter needs `rules" in p.message for p in ps)
+
+
+def test_expect_unknown_stream_and_unattached_xdp():
+    ps = problems(GOOD.replace("order: strict\n", "order: strict\n      streams: {mian: {delivered: none}}\n")
+                  .replace("xdp: {rx:eth0:", "xdp: {tx:eth0:"))
+    msgs = " | ".join(p.message for p in ps)
+    assert "no stream named 'mian'" in msgs and "did you mean 'main'" in msgs
+    assert "no XDP program is attached to 'tx:eth0'" in msgs
+
+
+def test_not_a_scenario_file():
+    p = one("foo: 1\n")
+    assert "not a scenario file" in p.message
+
+
+def test_load_reports_unreadable_file(tmp_path):
+    with pytest.raises(sc.ScenarioSpecError) as ei:
+        sc.load(tmp_path / "missing.yaml")
+    assert "cannot read the file" in str(ei.value)
+
+
+def test_is_scenario_file(tmp_path):
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text("scenarios: [\n")          # broken but clearly meant as one
+    (tmp_path / "c.yaml").write_text("version: 2\njobs: {}\n")   # unrelated YAML
+    (tmp_path / "d.yml").write_text("- scenarios\n")             # a list, not a mapping
+    (tmp_path / "e.txt").write_text(GOOD)
+    assert [os.path.basename(p) for p in sc.find_scenario_files([tmp_path])] == ["a.yaml", "b.yaml"]
+
+
+def test_object_program_path_resolved_relative_to_file(tmp_path):
+    text = GOOD.replace("program: pass", "program: {object: progs/fw.o, program: xdp_fw}")
+    items = sc.load_text(text, str(tmp_path / "x" / "s.yaml"))
+    assert items[0].xdp[0].program == {"object": str(tmp_path / "x" / "progs" / "fw.o"), "program": "xdp_fw"}
+
+
+def test_default_capture_and_stream_names():
+    items = sc.load_text(textwrap.dedent("""\
+        scenarios:
+          - name: d
+            topology: {nodes: [a, b], links: [{endpoints: [a:e, b:e]}]}
+            traffic: [{from: a:e, to: b:e}, {from: b:e, to: a:e, count: 5}]
+        """), "d.yaml")
+    s = items[0]
+    assert [t.name for t in s.streams] == ["s0", "s1"]
+    assert [c.on for c in s.captures] == ["b:e", "a:e"]
+    assert s.streams[0].count == sc.DEFAULT_COUNT and s.streams[1].count == 5
+    assert s.expect["s0"].at == "b:e" and s.expect["s1"].at == "a:e"
+    assert s.total_frames == sc.DEFAULT_COUNT + 5
+
+
+@pytest.mark.parametrize("text,total,ok,bad", [
+    ("all", 10, [10], [9, 11]), ("none", 10, [0], [1]), (5, 10, [5], [4, 6]),
+    (">= 99.9%", 1000, [999, 1000], [998]), ("< 3", 10, [2], [3]), ("!= 4", 10, [3], [4]),
+])
+def test_count_expr(text, total, ok, bad):
+    e = sc.CountExpr(text)
+    assert all(e.check(v, total) for v in ok)
+    assert not any(e.check(v, total) for v in bad)
+
+
+@pytest.mark.parametrize("bad", ["most", "101%", -1, True, ">= x"])
+def test_count_expr_rejects(bad):
+    with pytest.raises(ValueError):
+        sc.CountExpr(bad)
+
+
+def test_durations_and_rates():
+    assert sc.parse_duration("500ms") == 0.5 and sc.parse_duration("2m") == 120 and sc.parse_duration(3) == 3
+    assert sc.parse_rate("max") is None and sc.parse_rate("1.5Mpps") == 1500000 and sc.parse_rate(7) == 7
+    with pytest.raises(ValueError):
+        sc.parse_duration("soon")
+
+
+# ---------------------------------------------------------------------------------------------
+# hypothesis: broken specs always give located problems, never a traceback
+# ---------------------------------------------------------------------------------------------
+BASE = sc._load_doc(GOOD, "s.yaml").data  # keeps the `on` key a string (yaml.safe_load would make it True)
+
+junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=12),
+                 st.sampled_from(["${mode}", "${nope}", "all", "rx:eth0", "tx:eth9", "max", "10s", ">= 5%"]),
+                 st.lists(st.integers(-1, 2000), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, prefix + (i,))
+
+
+ALL_PATHS = [p for p in _paths(BASE) if p]
+
+
+@st.composite
+def broken_docs(draw):
+    doc = copy.deepcopy(BASE)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(ALL_PATHS))
+        parent = doc
+        try:
+            for part in path[:-1]:
+                parent = parent[part]
+            key = path[-1]
+            op = draw(st.sampled_from(["replace", "delete", "add"]))
+            if op == "replace":
+                parent[key] = draw(junk)
+            elif op == "delete":
+                del parent[key]
+            elif isinstance(parent, dict):
+                parent[draw(st.text(min_size=1, max_size=6))] = draw(junk)
+            else:
+                parent.append(draw(junk))
+        except (KeyError, IndexError, TypeError, AttributeError):
+            pass
+    return doc
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(broken_docs())
+def test_broken_specs_yield_located_errors(doc):
+    text = yaml.safe_dump(doc, sort_keys=False)
+    try:
+        items = sc.load_text(text, "h.yaml")
+    except sc.ScenarioSpecError as exc:
+        assert exc.problems
+        for p in exc.problems:
+            assert p.file == "h.yaml"
+            assert isinstance(p.line, int) and p.line >= 1
+            assert p.message and "Traceback" not in p.message
+            assert str(p).startswith("h.yaml:%d:" % p.line)
+    else:
+        assert all(isinstance(i, sc.Scenario) for i in items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text_never_raises_anything_else(text):
+    try:
+        sc.load_text("scenarios:\n" + text, "t.yaml")
+    except sc.ScenarioSpecError as exc:
+        assert all(p.file == "t.yaml" for p in exc.problems)
+
+
+def test_bundled_suite_is_valid():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "scenarios")
+    files = sc.find_scenario_files([root])
+    assert len(files) >= 4
+    ids = [s.id for f in files for s in sc.load(f)]
+    assert "udp-roundtrip[size=1514]" in ids and "xdp-drop-all[mode=generic]" in ids
+
+
+def test_schema_is_valid_json_schema():
+    import jsonschema
+
+    jsonschema.validators.validator_for(sc.schema()).check_schema(sc.schema())
+
+
+def test_filter_rule_errors_are_located():
+    pytest.importorskip("netring.bpf.programs")
+    text = textwrap.dedent("""\
+        scenarios:
+          - name: f
+            topology: {nodes: [a, b], links: [{endpoints: [a:e, b:e]}]}
+            xdp:
+              - attach: b:e
+                program: filter
+                rules:
+                  - {match: {udp: {dport: 9}}, action: drop}
+                  - match:
+                      ipv4: {src: "198.18.0.300"}
+                    action: drop
+            traffic: [{from: a:e, to: b:e}]
+        """)
+    p = one(text)
+    assert p.line == 10 and p.path[-5:] == ("rules", 1, "match", "ipv4", "src")
+    assert "198.18.0.300" in p.message
+
+
+def test_reference_examples_are_valid():
+    import re
+
+    path = os.path.join(os.path.dirname(sc.__file__), "YAML-REFERENCE.md")
+    blocks = re.findall(r"```yaml\n(.*?)```", open(path).read(), re.S)
+    full = [b for b in blocks if b.startswith("scenarios:")]
+    assert full
+    for b in full:
+        assert sc.load_text(b, "ref.yaml")
+    # the fragments slot into a scenario unchanged
+    topo = next(b for b in blocks if b.startswith("topology:"))
+    expect = next(b for b in blocks if b.startswith("expect:"))
+    topo = topo.replace("nodes: [a, b, sw]", "nodes: [a, b, sw, rx]").replace(
+        "  bridges:", "    - {endpoints: [sw:p2, rx:eth0]}\n  bridges:")
+    frag = "scenarios:\n  - name: frag\n" + textwrap.indent(topo, "    ") + textwrap.indent(textwrap.dedent("""\
+        xdp: [{attach: rx:eth0, program: drop}]
+        traffic:
+          - {name: main, from: a:eth0, to: b:eth0}
+          - {name: dropped, from: sw:p2, to: rx:eth0}
+        capture: [{on: b:eth0}, {on: rx:eth0}]
+        """), "    ")
+    frag += textwrap.indent(expect, "    ")
+    items = sc.load_text(frag, "frag.yaml")
+    assert items[0].expect["dropped"].delivered.is_none
+
+
+def test_anchors_and_merge_keys():
+    text = textwrap.dedent("""\
+        x-pair: &pair {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        x-stream: &stream {from: tx:eth0, to: rx:eth0, count: 10}
+        scenarios:
+          - name: a
+            topology: *pair
+            traffic: [{<<: *stream, name: one}, {<<: *stream, name: two, count: 20}]
+        """)
+    s = sc.load_text(text, "a.yaml")[0]
+    assert [(t.name, t.count) for t in s.streams] == [("one", 10), ("two", 20)]
