@@ -289,7 +289,7 @@ def rx_netring_drop(args):
 def rx_scapy(args):
     """scapy ``sniff`` counting the bench frames (ethertype 0x88B5) as they arrive; no per-frame checking."""
     try:
-        from scapy.all import conf, sniff
+        from scapy.all import AsyncSniffer, conf
     except ImportError as exc:
         raise Skip("scapy not installed (%s); `pip install scapy` to add this baseline" % exc) from None
     conf.verb = 0
@@ -302,10 +302,18 @@ def rx_scapy(args):
             box["first"] = box["first"] or now
             box["last"] = now
 
-    # sniff has no "quiet" stop: bound it by what a slow-but-working sniffer needs for --count frames
-    limit = min(args.timeout, 3.0 + args.count / 5000.0)
-    sniff(iface=args.ifname, store=False, prn=seen, timeout=limit,
-          stop_filter=lambda p: box["n"] >= args.count, started_callback=lambda: _ready(args))
+    # sniff has no "quiet" stop of its own: run it in the background and stop it like the other receivers
+    sn = AsyncSniffer(iface=args.ifname, store=False, prn=seen, started_callback=lambda: _ready(args))
+    sn.start()
+    deadline = time.monotonic() + args.timeout
+    quiet_ns = int(args.quiet * 1e9)
+    try:
+        while box["n"] < args.count and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if box["last"] and time.monotonic_ns() - box["last"] > quiet_ns:
+                break
+    finally:
+        sn.stop()
     return {"role": "rx", "impl": "scapy-sniff", "expected": args.count, "received": box["n"],
             "t_first_ns": box["first"], "t_last_ns": box["last"], "timed_out": box["n"] < args.count,
             "max_rss_kib": _rss_kib()}

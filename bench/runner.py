@@ -69,9 +69,10 @@ class Case:
     pre-stamped frames a Python sender cycles through (receiver then counts duplicates too).
     """
 
-    def __init__(self, name, tx, rx, desc, refs=(), count_div=1, pool=None, reference=False, rate_key="received"):
+    def __init__(self, name, tx, rx, desc, refs=(), count_div=1, pool=None, reference=False, rate_key="received",
+                 min_count=1):
         self.name, self.tx, self.rx, self.desc = name, tx, rx, desc
-        self.refs, self.count_div, self.pool = tuple(refs), count_div, pool
+        self.refs, self.count_div, self.pool, self.min_count = tuple(refs), count_div, pool, min_count
         self.reference, self.rate_key = reference, rate_key
 
     def __repr__(self):
@@ -95,9 +96,9 @@ CASES = [
     Case("py-socket", ("py", "tx-socket"), ("c", "v3rx"), "Python socket.send loop (pool 4096) -> C V3 RX",
          refs=("c-txring",), count_div=5, pool=4096),
     Case("scapy-sendp", ("py", "tx-scapy"), ("c", "v3rx"), "scapy sendp (pool 256) -> C V3 RX",
-         refs=("c-txring",), count_div=500, pool=256),
+         refs=("c-txring",), count_div=500, pool=256, min_count=1000),
     Case("scapy-sniff", ("c", "sendmmsg"), ("py", "rx-scapy"), "C sendmmsg burst -> scapy sniff (counts, loses)",
-         refs=("c-sendmmsg",), count_div=500),
+         refs=("c-sendmmsg",), count_div=500, min_count=1000),
 ]
 CASE_NAMES = [c.name for c in CASES]
 
@@ -340,7 +341,7 @@ def format_table(rows, topo=None, extra=None):
         if "note" in row:
             lines.append("%-15s %5d %4s  %s" % (row["case"], row["size"], "-", row["note"][:110]))
             continue
-        ratio = ", ".join("%.2fx %s" % (v, k) for k, v in row["ratios"].items())
+        ratio = ", ".join(("%.2fx %s" if v >= 0.1 else "%.4fx %s") % (v, k) for k, v in row["ratios"].items())
         lines.append("%-15s %5d %4d %9s %17s %13s  %s" % (
             row["case"], row["size"], row["reps"], fmt_rate(row["median_pps"]),
             "%s..%s" % (fmt_rate(row["min_pps"]), fmt_rate(row["max_pps"])),
@@ -455,7 +456,7 @@ def run(args, log=print):
                             break
                         # a case that skipped once is skipped for the rest of the run
                         prev = [r for r in runs if r["case"] == case.name and "skipped" in r]
-                        count = max(1, args.count // case.count_div)
+                        count = min(args.count, max(case.min_count, args.count // case.count_div))
                         t0 = time.monotonic()
                         res = {"skipped": prev[0]["skipped"]} if prev else pr.run(case, size, count)
                         if prev:  # recorded silently: the first skip was already logged
