@@ -395,15 +395,17 @@ def parse_args(argv=None):
     """Command-line options of the runner."""
     p = argparse.ArgumentParser(prog="bench/run", description="netring benchmarks against a C reference (same run, round-robin).")
     p.add_argument("--reps", type=int, default=5, help="repetitions of every case (round-robin; default 5)")
-    p.add_argument("--count", type=int, default=1_000_000, help="frames per run (slow peers use fewer; default 1M)")
+    p.add_argument("--count", type=int, default=None, help="frames per run (slow peers use fewer; default 1M, --quick 100k)")
     p.add_argument("--sizes", default="64,1514", help="frame sizes in bytes, comma-separated (default 64,1514)")
     p.add_argument("--cases", default=",".join(CASE_NAMES), help="cases to run (default: all): " + ",".join(CASE_NAMES))
-    p.add_argument("--quick", action="store_true", help="100k frames, 5 reps, 10 topology runs, no RSS run")
+    p.add_argument("--quick", action="store_true",
+                   help="defaults for a short run: 100k frames, 10 topology runs, no RSS run (explicit options win)")
     p.add_argument("--json", metavar="FILE", help="write every run and the summary as JSON")
     p.add_argument("--tx-cpu", type=int, default=0, help="CPU the sender process is pinned to")
     p.add_argument("--rx-cpu", type=int, default=1, help="CPU the receiver process is pinned to")
-    p.add_argument("--topology-runs", type=int, default=50, help="set-up/tear-down samples (0: skip)")
-    p.add_argument("--rss-count", type=int, default=1_000_000, help="frames of the peak-RSS round trip (0: skip)")
+    p.add_argument("--topology-runs", type=int, default=None, help="set-up/tear-down samples (default 50, --quick 10; 0: skip)")
+    p.add_argument("--rss-count", type=int, default=None,
+                   help="frames of the peak-RSS round trip (default 1M, --quick 0; 0: skip)")
     p.add_argument("--max-seconds", type=float, default=900, help="stop scheduling new runs after this long")
     p.add_argument("--run-timeout", type=float, default=60, help="bound of one sender/receiver process (s)")
     p.add_argument("--quiet", type=float, default=0.5, help="receiver stops this long after its last frame (s)")
@@ -411,10 +413,9 @@ def parse_args(argv=None):
     p.add_argument("--block-count", type=int, default=64, help="RX ring blocks of both receivers")
     p.add_argument("--block-timeout-ms", type=int, default=10, help="RX block retire timeout of both receivers")
     args = p.parse_args(argv)
-    if args.quick:
-        args.count = min(args.count, 100_000)
-        args.topology_runs = min(args.topology_runs, 10)
-        args.rss_count = 0
+    for name, full, quick in (("count", 1_000_000, 100_000), ("topology_runs", 50, 10), ("rss_count", 1_000_000, 0)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s]
     args.cases = [c for c in str(args.cases).split(",") if c]
     bad = [c for c in args.cases if c not in CASE_NAMES]

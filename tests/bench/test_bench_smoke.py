@@ -94,3 +94,10 @@ def test_runner_smoke(tmp_path):
     assert "c-txring" in proc.stdout and "topology set-up + tear-down" in proc.stdout
     topo = data["topology"]["bench VethPair (2 netns + veth, no XDP)"]
     assert topo["runs"] == 2 and topo["p95_ms"] >= topo["p50_ms"] > 0
+
+
+def test_quick_sets_defaults_but_explicit_options_win():
+    a = runner.parse_args(["--quick", "--rss-count", "5"])
+    assert (a.count, a.topology_runs, a.rss_count, a.reps) == (100_000, 10, 5, 5)
+    a = runner.parse_args([])
+    assert (a.count, a.topology_runs, a.rss_count, a.sizes) == (1_000_000, 50, 1_000_000, [64, 1514])
