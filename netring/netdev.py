@@ -15,7 +15,7 @@ import os
 import socket
 import struct
 
-from .errors import InterfaceNotFoundError, NetringError, UnsupportedError, from_oserror
+from .errors import ConfigurationError, InterfaceNotFoundError, NetringError, UnsupportedError, from_oserror
 from .netns import resolve
 
 __all__ = ["features", "dump", "NetdevInfo", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
@@ -131,7 +131,11 @@ def _with_genl(netns, fn):
 
 
 def features(ifname, netns=None):
-    """The XDP features of interface ``ifname`` (name or ifindex) in ``netns``, as a :class:`NetdevInfo`."""
+    """The XDP features of interface ``ifname`` (name, or ifindex 1..2**31-1) in ``netns``, as a :class:`NetdevInfo`."""
+    if isinstance(ifname, bool) or not (isinstance(ifname, int) and 0 < ifname < 1 << 31
+                                        or isinstance(ifname, str) and 0 < len(ifname) < 16 and "\0" not in ifname):
+        raise ConfigurationError("interface must be a name (1..15 characters) or an ifindex 1..2**31-1, not %r"
+                                 % (ifname,), field="ifname", value=ifname)
     def run(g, ns):
         if isinstance(ifname, int):
             idx = ifname

@@ -15,6 +15,7 @@ import errno
 import os
 import socket
 import threading
+import weakref
 
 from ._core import lib
 from .bpf.objects import Link, bpf_error
@@ -48,11 +49,12 @@ def _run(ns, fn, *args):
 
 def _ifindex(ns, target):
     if isinstance(target, int) and not isinstance(target, bool):
-        if target <= 0:
-            raise ConfigurationError("ifindex must be positive, not %r" % target, field="ifindex", value=target)
+        if not 0 < target < 1 << 31:
+            raise ConfigurationError("ifindex must be in 1..2**31-1, not %r" % target, field="ifindex", value=target)
         return target, _run(ns, _name_of, target)
-    if not isinstance(target, str) or not target:
-        raise ConfigurationError("interface must be a name or an ifindex, not %r" % (target,), field="ifname", value=target)
+    if not isinstance(target, str) or not 0 < len(target) < 16 or "\0" in target:
+        raise ConfigurationError("interface must be a name (1..15 characters) or an ifindex, not %r" % (target,),
+                                 field="ifname", value=target)
     if ns is None:
         try:
             return socket.if_nametoindex(target), target
@@ -139,12 +141,55 @@ def query(ifname, netns=None, all=False):
     return found[0] if found else None
 
 
+def _netlink_remove(ns, ifindex, ifname, mode, expected_fd):
+    """Remove our program from ``ifindex`` with IFLA_XDP_EXPECTED_FD, so a program someone else
+    attached since is never touched. Returns quietly if the link is gone or was taken over."""
+    try:
+        with _iproute(ns) as ipr:
+            ipr.link("set", index=ifindex, xdp={"attrs": [
+                ("IFLA_XDP_FD", -1), ("IFLA_XDP_EXPECTED_FD", expected_fd),
+                ("IFLA_XDP_FLAGS", _FLAGS[mode] | lib.XDP_FLAGS_REPLACE)]})
+    except Exception as exc:
+        code = getattr(exc, "code", None)
+        if code in (errno.ENODEV, errno.EEXIST):  # link gone, or someone replaced our program
+            return
+        raise _netlink_error(exc, "detaching XDP from %s" % ifname, ifname, ns) from None
+
+
+def _release(ns, fd):
+    try:
+        if fd is not None:
+            os.close(fd)
+    finally:
+        if ns is not None:
+            ns.close()
+
+
+def _finalize_netlink(ns, ifindex, ifname, mode, expected_fd):
+    """Finalizer of a netlink attachment dropped without detach (or left at interpreter exit):
+    detach best-effort — a netlink attachment would otherwise outlive the process."""
+    try:
+        _netlink_remove(ns, ifindex, ifname, mode, expected_fd)
+    except Exception:  # nowhere to report from a finalizer; the namespace may be gone already
+        pass
+    finally:
+        _release(ns, expected_fd)
+
+
 class XdpAttachment:
     """An XDP program attached to an interface. Context manager; :meth:`detach` is idempotent.
 
     Attributes: ``program``, ``mode`` (the mode actually obtained), ``method`` (``"link"`` or
     ``"netlink"``), ``ifname``, ``ifindex``, ``netns``. The program stays loaded (its owner
     closes it); detaching only removes it from the interface.
+
+    Dropping the last reference detaches too: a link attachment through its
+    :class:`~netring.bpf.objects.Link`'s fd, a netlink attachment through a ``weakref.finalize``
+    (also run at interpreter exit) that removes the program with ``IFLA_XDP_EXPECTED_FD`` — so
+    a program someone attached in the meantime is left alone. For that guard the attachment
+    holds its own duplicate of the program fd, so detaching works even after the program was
+    closed. A killed process (SIGKILL) cannot run finalizers: prefer links, which the kernel
+    detaches when the last fd closes.
     """
 
     def __init__(self, program, ifindex, ifname, ns, mode, method, link=None):
@@ -160,6 +205,11 @@ class XdpAttachment:
         self._link = link
         self._lock = threading.Lock()
         self._attached = True
+        self._finalizer = None
+        if link is None:
+            # Our own fd on the program for IFLA_XDP_EXPECTED_FD (program.close() must not free it).
+            self._finalizer = weakref.finalize(self, _finalize_netlink, ns, ifindex, ifname, mode,
+                                               os.dup(program.fd))
 
     @property
     def netns(self):
@@ -190,29 +240,21 @@ class XdpAttachment:
             if not self._attached:
                 return
             self._attached = False
-        try:
-            if self._link is not None:
+        if self._link is not None:
+            try:
                 self._link.close()  # last fd on the link: the kernel detaches
-            else:
-                self._netlink_detach()
-        finally:
-            if self._ns is not None:
-                self._ns.close()
-
-    def _netlink_detach(self):
-        if self.program.closed:
-            raise NetringError("cannot detach %s from %s: the program was closed first; detach before closing it "
-                               "(or run `ip link set dev %s xdp off`)" % (self.program.name, self.ifname, self.ifname))
+            finally:
+                if self._ns is not None:
+                    self._ns.close()
+            return
+        state = self._finalizer.detach()  # explicit detach: errors reach the caller
+        if state is None:  # the finalizer already ran (interpreter exit)
+            return
+        _, _, (ns, ifindex, ifname, mode, fd), _ = state
         try:
-            with _iproute(self._ns) as ipr:
-                ipr.link("set", index=self.ifindex, xdp={"attrs": [
-                    ("IFLA_XDP_FD", -1), ("IFLA_XDP_EXPECTED_FD", self.program.fd),
-                    ("IFLA_XDP_FLAGS", _FLAGS[self.mode] | lib.XDP_FLAGS_REPLACE)]})
-        except Exception as exc:
-            code = getattr(exc, "code", None)
-            if code in (errno.ENODEV, errno.EEXIST):  # link gone, or someone replaced our program
-                return
-            raise _netlink_error(exc, "detaching XDP from %s" % self.ifname, self.ifname, self._ns) from None
+            _netlink_remove(ns, ifindex, ifname, mode, fd)
+        finally:
+            _release(ns, fd)
 
     close = detach
 
@@ -239,7 +281,8 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
         raise ConfigurationError("mode must be one of %s, not %r" % (", ".join(MODES), mode), field="mode", value=mode)
     if method not in ("auto", "link", "netlink"):
         raise ConfigurationError("method must be auto, link or netlink, not %r" % (method,), field="method", value=method)
-    if getattr(program, "closed", True):
+    from .bpf.objects import Program
+    if not isinstance(program, Program) or program.closed:
         raise ConfigurationError("program %r is closed or not a netring Program" % (program,), field="program", value=program)
     ns = _open_ns(netns)
     try:

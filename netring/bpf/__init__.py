@@ -9,8 +9,8 @@
 Attach programs to interfaces with :mod:`netring.xdp`.
 """
 from .maps import MAP_TYPES, Map, MapInfo, create_map, map_from_id, possible_cpus  # noqa: F401
-from .objects import BpfFd, Link, Program, ProgramInfo, VerifierError, load_program, program_from_id  # noqa: F401
+from .objects import BpfFd, BpfObjectNotFoundError, Link, Program, ProgramInfo, VerifierError, created_ids, load_program, program_from_id  # noqa: F401
 from .programs import builtin  # noqa: F401
 
 __all__ = ["Map", "MapInfo", "MAP_TYPES", "create_map", "map_from_id", "possible_cpus", "BpfFd", "Link",
-           "Program", "ProgramInfo", "VerifierError", "load_program", "program_from_id", "builtin"]
+           "BpfObjectNotFoundError", "Program", "ProgramInfo", "created_ids", "VerifierError", "load_program", "program_from_id", "builtin"]

@@ -17,7 +17,7 @@ from cffi import FFI
 
 from ..errors import ConfigurationError, NetringError, UnsupportedError, from_oserror
 from .maps import _wrap_fd
-from .objects import Program, VerifierError, _prog_info
+from .objects import Program, VerifierError, _prog_info, _record
 
 __all__ = ["load_object", "UserObject", "LibbpfNotFoundError", "libbpf_version"]
 
@@ -94,6 +94,11 @@ class UserObject:
 
     ``programs`` maps function name → :class:`Program`; ``maps`` maps map name → :class:`Map`.
     Each program also reaches the object's maps through ``program.map(name)``.
+
+    Ownership: the object owns the maps; its programs hold non-owning references
+    (``program.owns_maps`` is False). Closing one program closes only that program's fd — the
+    maps stay usable through the object and every other program until :meth:`close` of the
+    object closes them all. (Kernel-side, a map lives while any fd or loaded program uses it.)
     """
 
     def __init__(self, path, programs, sections, maps):
@@ -153,11 +158,22 @@ def _walk(lib, obj):
 def load_object(path, programs=None):
     """Open and load the ELF object at ``path``; return a :class:`UserObject`.
 
-    ``programs``: names of the programs to load (default all). A verifier rejection raises
+    ``programs``: names of the programs to load (default all; a list of strings). A verifier rejection raises
     :class:`VerifierError` with the log; a missing libbpf raises :class:`LibbpfNotFoundError`.
     """
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise ConfigurationError("BPF object path must be a str or os.PathLike, not %r" % (path,),
+                                 field="path", value=path) from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if programs is not None:
+        if isinstance(programs, str) or not isinstance(programs, (list, tuple, set, frozenset)) or \
+                not all(isinstance(n, str) for n in programs):
+            raise ConfigurationError("programs must be a list of program (function) names, not %r" % (programs,),
+                                     field="programs", value=programs)
     lib = _load()
-    path = os.fspath(path)
     if not os.path.exists(path):
         raise ConfigurationError("BPF object %s does not exist; compile it with `clang -O2 -g -target bpf -c`" % path,
                                  field="path", value=path)
@@ -219,7 +235,8 @@ def _load_locked(lib, path, wanted):
             while m != _ffi.NULL and len(maps) < 4096:
                 fd = lib.bpf_map__fd(m)
                 if fd >= 0:
-                    maps[_ffi.string(lib.bpf_map__name(m)).decode()] = _wrap_fd(os.dup(fd))
+                    wrapped = maps[_ffi.string(lib.bpf_map__name(m)).decode()] = _wrap_fd(os.dup(fd))
+                    _record("map", wrapped.id)
                 m = lib.bpf_object__next_map(obj, m)
             for p, n in zip(_walk(lib, obj), names):
                 fd = lib.bpf_program__fd(p)
@@ -227,7 +244,8 @@ def _load_locked(lib, path, wanted):
                     continue
                 fd = os.dup(fd)
                 info = _prog_info(fd)
-                programs[n] = Program(fd, n, info.type, maps=maps)
+                programs[n] = Program(fd, n, info.type, maps=maps, owns_maps=False)
+                _record("prog", info.id)
                 sections[n] = _ffi.string(lib.bpf_program__section_name(p)).decode()
         except BaseException:
             for o in list(programs.values()) + list(maps.values()):

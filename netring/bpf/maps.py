@@ -11,7 +11,7 @@ import struct
 
 from .._core import ffi, lib
 from ..errors import ConfigurationError
-from .objects import BpfFd, bpf_error
+from .objects import BpfFd, BpfObjectNotFoundError, _record, bpf_error, check_int, check_name
 
 __all__ = ["Map", "MapInfo", "create_map", "map_from_id", "MAP_TYPES", "PERCPU_TYPES", "possible_cpus"]
 
@@ -36,6 +36,9 @@ PERCPU_TYPES = frozenset({lib.BPF_MAP_TYPE_PERCPU_HASH, lib.BPF_MAP_TYPE_PERCPU_
 #: ``MapInfo(id, name, type, key_size, value_size, max_entries, flags)`` from the kernel.
 MapInfo = collections.namedtuple("MapInfo", "id name type key_size value_size max_entries flags")
 
+# Map types indexed by a u32 slot number 0..max_entries-1 (E2BIG on update past the end).
+_ARRAY_TYPES = frozenset({lib.BPF_MAP_TYPE_ARRAY, lib.BPF_MAP_TYPE_PERCPU_ARRAY, lib.BPF_MAP_TYPE_DEVMAP,
+                          lib.BPF_MAP_TYPE_CPUMAP, lib.BPF_MAP_TYPE_XSKMAP})
 _INT_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 _possible = None
 
@@ -58,7 +61,11 @@ class _Codec:
         self.size = size
         self.what = what
         if fmt is not None:
-            st = struct.Struct(fmt)
+            try:
+                st = struct.Struct(fmt)
+            except (struct.error, TypeError) as exc:
+                raise ConfigurationError("%s_format %r is not a struct format (%s)" % (what, fmt, exc),
+                                         field=what + "_format", value=fmt) from None
             if st.size != size:
                 raise ConfigurationError("%s_format %r packs %d B but the map's %s size is %d B"
                                          % (what, fmt, st.size, what, size), field=what + "_format", value=fmt)
@@ -169,8 +176,16 @@ class Map(BpfFd):
         """Set ``key`` to ``value``; for per-CPU maps a list (one per CPU) or one value for all CPUs.
 
         ``flags``: 0 (any), ``"noexist"``/``"exist"`` or the BPF_* number.
+        Writing an index past the end of an array-like map, or a new key into a full hash map,
+        raises :class:`ConfigurationError` saying so.
         """
-        flags = {"any": lib.BPF_ANY, "noexist": lib.BPF_NOEXIST, "exist": lib.BPF_EXIST}.get(flags, flags)
+        if isinstance(flags, str):
+            names = {"any": lib.BPF_ANY, "noexist": lib.BPF_NOEXIST, "exist": lib.BPF_EXIST}
+            if flags not in names:
+                raise ConfigurationError("update flags must be any, noexist, exist or a BPF_* number, not %r" % flags,
+                                         field="flags", value=flags)
+            flags = names[flags]
+        check_int("flags", flags, 0, (1 << 64) - 1)
         k = self._key.encode(key)
         if self.percpu:
             vals = list(value) if isinstance(value, list) else [value] * self._nvals
@@ -189,6 +204,14 @@ class Map(BpfFd):
                 raise KeyError("key %r already exists in map %r (flags=noexist)" % (key, self.name))
             if rc == -errno.ENOENT and flags == lib.BPF_EXIST:
                 raise KeyError(key)
+            if rc == -errno.E2BIG:
+                if self.map_type in _ARRAY_TYPES:
+                    idx = int.from_bytes(k[:4], "little")
+                    raise ConfigurationError("index %d out of range 0..%d of array map %r (max_entries %d)"
+                                             % (idx, self.max_entries - 1, self.name, self.max_entries),
+                                             field="key", value=key)
+                raise ConfigurationError("map %r is full (max_entries %d); delete keys or create a larger map"
+                                         % (self.name, self.max_entries), field="key", value=key)
             raise bpf_error(rc, "updating key %r in map %r" % (key, self.name))
 
     def delete(self, key):
@@ -250,30 +273,37 @@ def create_map(map_type, key_size, value_size, max_entries, name="", flags=0, ke
 
     ``map_type``: a name from :data:`MAP_TYPES` (array, percpu_array, hash, percpu_hash,
     lru_hash, devmap, devmap_hash, cpumap, xskmap) or a ``BPF_MAP_TYPE_*`` number.
+    ``key_size``/``value_size``/``max_entries``: 1..2**32-1; ``name``: at most 15 characters of
+    ``[A-Za-z0-9_.]`` (the kernel's rule); ``flags``: ``BPF_F_*`` bits (0..2**32-1).
     """
     t = MAP_TYPES.get(map_type) if isinstance(map_type, str) else map_type
-    if not isinstance(t, int):
+    if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < 1 << 32:
         raise ConfigurationError("unknown map type %r; use one of %s" % (map_type, ", ".join(sorted(MAP_TYPES))),
                                  field="map_type", value=map_type)
     for field, v in (("key_size", key_size), ("value_size", value_size), ("max_entries", max_entries)):
-        if not isinstance(v, int) or v <= 0 or v >= 1 << 32:
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v >= 1 << 32:
             raise ConfigurationError("%s must be a positive 32-bit integer, not %r" % (field, v), field=field, value=v)
+    bname = check_name("name", name)
+    check_int("flags", flags)
     # Validate formats before creating the kernel object, so a bad format leaks nothing.
     _Codec(key_size, key_format, "key"), _Codec(value_size, value_format, "value")
-    cname = ffi.new("char[]", name.encode()[:15])
+    cname = ffi.new("char[]", bname)
     fd = lib.nr_bpf_map_create(t, key_size, value_size, max_entries, flags, cname)
     if fd < 0:
         raise bpf_error(fd, "creating map %r (%s, key %d B, value %d B, %d entries)"
                         % (name, map_type, key_size, value_size, max_entries))
-    return Map(fd, t, key_size, value_size, max_entries, name, flags, key_format, value_format)
+    m = Map(fd, t, key_size, value_size, max_entries, name, flags, key_format, value_format)
+    _record("map", m.id)
+    return m
 
 
 def map_from_id(map_id, key_format=None, value_format=None):
-    """Open the map with kernel id ``map_id`` (a new fd), e.g. one a user program created."""
+    """Open the map with kernel id ``map_id`` (0..2**32-1; a new fd), e.g. one a user program created."""
+    check_int("map_id", map_id)
     fd = lib.nr_bpf_get_fd_by_id(lib.NR_BPF_KIND_MAP, map_id)
     if fd < 0:
         if fd == -errno.ENOENT:
-            raise LookupError("no BPF map with id %d" % map_id)
+            raise BpfObjectNotFoundError("no BPF map with id %d (it was freed); list maps with `bpftool map`" % map_id)
         raise bpf_error(fd, "opening map id %d" % map_id)
     return _wrap_fd(fd, key_format, value_format)
 

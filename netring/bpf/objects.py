@@ -15,12 +15,52 @@ from ..errors import (ConfigurationError, NetringError, NetringPermissionError, 
                       from_oserror)
 
 __all__ = ["BpfFd", "Program", "Link", "ProgramInfo", "VerifierError", "load_program",
-           "PROG_TYPES", "bpf_error", "program_from_id"]
+           "PROG_TYPES", "bpf_error", "program_from_id", "created_ids", "check_int", "check_name",
+           "BpfObjectNotFoundError"]
 
 _CAP = "CAP_BPF and CAP_PERFMON (or root)"
 
 #: Program types by name (extend as needed; ints are accepted everywhere too).
 PROG_TYPES = {"xdp": lib.BPF_PROG_TYPE_XDP}
+
+_U32 = (1 << 32) - 1
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+# Kernel ids of the programs and maps this process created (loaded, not opened by id), newest
+# last; bounded so a long-running process does not grow it forever. Kernel ids are allocated
+# cyclically, so an id seen here that still resolves is (with overwhelming likelihood) ours.
+_CREATED = {"prog": collections.deque(maxlen=1 << 16), "map": collections.deque(maxlen=1 << 16)}
+
+
+def created_ids():
+    """``{"prog": [ids], "map": [ids]}``: kernel ids of BPF programs and maps this process created.
+
+    Programs loaded with :func:`load_program` (and so every built-in) or :func:`netring.bpf.libbpf.load_object`,
+    and maps made by :func:`~netring.bpf.maps.create_map` or libbpf; objects merely opened by id are
+    not included. The last 65536 of each kind are kept. Tests use it to check that nothing this
+    process created is still loaded (``program_from_id(id)`` raising ``LookupError``).
+    """
+    return {kind: list(ids) for kind, ids in _CREATED.items()}
+
+
+def _record(kind, obj_id):
+    _CREATED[kind].append(obj_id)
+
+
+def check_int(field, value, lo=0, hi=_U32):
+    """Return ``value`` if it is an int (not a bool) in ``lo..hi``, else raise :class:`ConfigurationError`."""
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigurationError("%s must be an integer in %d..%d, not %r" % (field, lo, hi, value),
+                                 field=field, value=value)
+    return value
+
+
+def check_name(field, name):
+    """Validate a BPF object name by the kernel's rule (at most 15 chars of ``[A-Za-z0-9_.]``); return it as bytes."""
+    if not isinstance(name, str) or len(name) > 15 or not set(name) <= _NAME_CHARS:
+        raise ConfigurationError("%s must be a string of at most 15 characters from [A-Za-z0-9_.] (the kernel's "
+                                 "rule for BPF object names), not %r" % (field, name), field=field, value=name)
+    return name.encode()
+
 
 #: ``ProgramInfo(id, name, tag, type)``; ``tag`` is the kernel's 8-byte program tag in hex.
 ProgramInfo = collections.namedtuple("ProgramInfo", "id name tag type")
@@ -45,6 +85,10 @@ class VerifierError(NetringError, ValueError):
         self.name = name
 
 
+class BpfObjectNotFoundError(NetringError, LookupError):
+    """No BPF program or map has the kernel id asked for (it was unloaded, or never existed)."""
+
+
 def bpf_error(rc, action, ifname=None, netns=None):
     """Turn a ``-errno`` from the C core into a netring exception for ``action``."""
     code = -rc
@@ -53,7 +97,7 @@ def bpf_error(rc, action, ifname=None, netns=None):
             "%s failed: %s; run as root or grant %s" % (action, os.strerror(code), _CAP), capability=_CAP)
         err.errno = code
         return err
-    if code == errno.E2BIG or code == errno.EINVAL and action.startswith("creating map"):
+    if code in (errno.E2BIG, errno.EINVAL) and action.startswith("creating map"):
         err = ConfigurationError("%s failed: %s; check sizes and flags against the map type" % (action, os.strerror(code)))
         err.errno = code
         return err
@@ -117,20 +161,26 @@ def _prog_info(fd):
 class Program(BpfFd):
     """A loaded BPF program.
 
-    ``maps`` are the maps the program owns (closed with it) by role name, e.g. ``"counters"``.
-    Built-in programs (``netring.bpf.programs.builtin``) have a per-CPU counters map, read with
+    ``maps`` are the maps the program uses, by role name, e.g. ``"counters"``. Ownership:
+    a program made by :func:`load_program` (every built-in) *owns* its maps and closes them
+    with itself; the programs of a libbpf object (:func:`netring.bpf.libbpf.load_object`)
+    share the maps of their :class:`~netring.bpf.libbpf.UserObject`, which owns them — closing
+    one program leaves the maps usable through the object and the other programs until the
+    object is closed. Built-in programs (``netring.bpf.programs.builtin``) have a per-CPU counters map, read with
     :meth:`counters` at any time — before, during and after attachment.
     """
 
     _kind = "BPF program"
 
-    def __init__(self, fd, name, prog_type=lib.BPF_PROG_TYPE_XDP, maps=None, rules=None):
+    def __init__(self, fd, name, prog_type=lib.BPF_PROG_TYPE_XDP, maps=None, rules=None, owns_maps=True):
         super().__init__(fd)
         #: The name given at load time.
         self.name = name
         #: The numeric program type (``BPF_PROG_TYPE_*``).
         self.prog_type = prog_type
         self._maps = dict(maps or {})
+        #: True if :meth:`close` closes :attr:`maps` too (False for programs of a libbpf object).
+        self.owns_maps = owns_maps
         self._rules = rules
         # Called by netring.xdp.attach with the attach namespace (NetNS or None) before attaching.
         self._attach_hooks = []
@@ -146,11 +196,11 @@ class Program(BpfFd):
 
     @property
     def maps(self):
-        """The maps owned by this program, by role name (a copy of the dict)."""
+        """The maps of this program, by role name (a copy of the dict); see the class doc for who owns them."""
         return dict(self._maps)
 
     def map(self, name):
-        """The owned map called ``name``; ``KeyError`` naming the available ones otherwise."""
+        """The map called ``name``; ``KeyError`` naming the available ones otherwise."""
         try:
             return self._maps[name]
         except KeyError:
@@ -173,8 +223,16 @@ class Program(BpfFd):
         """Run the program once (or ``repeat`` times) on ``data`` with BPF_PROG_TEST_RUN.
 
         Returns ``(retval, data_out)``. Counters of built-ins are updated by test runs too.
+        ``data``: bytes-like, at least 14 B (an Ethernet header) for XDP programs;
+        ``repeat``: 0..2**32-1 (0 runs once, as 1).
         """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ConfigurationError("test_run data must be bytes, not %r" % type(data).__name__, field="data", value=data)
         data = bytes(data)
+        check_int("repeat", repeat)
+        if self.prog_type == lib.BPF_PROG_TYPE_XDP and len(data) < 14:
+            raise ConfigurationError("test_run data for an XDP program must be at least 14 B (an Ethernet header), "
+                                     "got %d B" % len(data), field="data", value=len(data))
         out = ffi.new("char[]", len(data) + 4096)
         size = ffi.new("uint32_t *", len(data) + 4096)
         ret = ffi.new("uint32_t *")
@@ -184,10 +242,11 @@ class Program(BpfFd):
         return ret[0], bytes(ffi.buffer(out, size[0]))
 
     def close(self):
-        """Close the program fd and the maps it owns (idempotent)."""
+        """Close the program fd and, if it owns them (:attr:`owns_maps`), its maps (idempotent)."""
         super().close()
-        for m in self._maps.values():
-            m.close()
+        if self.owns_maps:
+            for m in self._maps.values():
+                m.close()
 
     def __repr__(self):
         if self.closed:
@@ -196,11 +255,13 @@ class Program(BpfFd):
 
 
 def program_from_id(prog_id):
-    """Open the loaded program with kernel id ``prog_id`` as a :class:`Program` (a new fd on it)."""
+    """Open the loaded program with kernel id ``prog_id`` (0..2**32-1) as a :class:`Program` (a new fd on it)."""
+    check_int("prog_id", prog_id)
     fd = lib.nr_bpf_get_fd_by_id(lib.NR_BPF_KIND_PROG, prog_id)
     if fd < 0:
         if fd == -errno.ENOENT:
-            raise LookupError("no BPF program with id %d (it was unloaded)" % prog_id)
+            raise BpfObjectNotFoundError("no BPF program with id %d (it was unloaded); list loaded ones with "
+                                         "`bpftool prog`" % prog_id)
         raise bpf_error(fd, "opening program id %d" % prog_id)
     info = _prog_info(fd)
     return Program(fd, info.name, info.type)
@@ -211,21 +272,34 @@ def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=Non
     """Load ``insns`` (bytes of ``struct bpf_insn``, or an :class:`~netring.bpf.asm.Asm`) and return a :class:`Program`.
 
     ``maps`` (role name → Map) are handed to the program, which closes them with itself.
+    ``name``: at most 15 characters of ``[A-Za-z0-9_.]`` (the kernel's rule); ``license``: an
+    ASCII string ("GPL" unlocks GPL-only helpers); ``log_size``: verifier log bytes to start with.
     On rejection raises :class:`VerifierError` carrying the verifier log; the load is first
     tried without a log (fast) and repeated with one to explain a failure.
     """
     if hasattr(insns, "assemble"):
         insns = insns.assemble()
+    if not isinstance(insns, (bytes, bytearray, memoryview)):
+        raise ConfigurationError("program instructions must be bytes of struct bpf_insn or an Asm, not %r"
+                                 % type(insns).__name__, field="insns", value=insns)
+    bname = check_name("name", name)
+    if not isinstance(license, str) or not license or not license.isascii() or "\0" in license:
+        raise ConfigurationError("license must be a non-empty ASCII string such as 'GPL', not %r" % (license,),
+                                 field="license", value=license)
+    check_int("log_size", log_size, 256, 1 << 30)
+    if maps is not None and (not isinstance(maps, dict) or not all(hasattr(m, "lookup") for m in maps.values())):
+        raise ConfigurationError("maps must be a dict of role name -> netring Map, not %r" % (maps,),
+                                 field="maps", value=maps)
     insns = bytes(insns)
     if not insns or len(insns) % 8:
         raise ConfigurationError("program %r: instructions must be a non-empty multiple of 8 bytes, got %d"
                                  % (name, len(insns)), field="insns", value=len(insns))
     ptype = PROG_TYPES.get(prog_type, prog_type) if isinstance(prog_type, str) else prog_type
-    if not isinstance(ptype, int):
+    if not isinstance(ptype, int) or isinstance(ptype, bool) or not 0 <= ptype <= _U32:
         raise ConfigurationError("unknown program type %r; use one of %s or a BPF_PROG_TYPE_* number"
                                  % (prog_type, sorted(PROG_TYPES)), field="prog_type", value=prog_type)
     lic = ffi.new("char[]", license.encode())
-    cname = ffi.new("char[]", name.encode()[:15])
+    cname = ffi.new("char[]", bname)
     fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, ffi.NULL, 0, 0)
     if fd < 0:
         if fd == -errno.EPERM:
@@ -244,7 +318,9 @@ def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=Non
                 raise VerifierError(name, -fd, log)
             raise bpf_error(fd, "loading program %r" % name)
         # Loaded on the retry (should not happen): keep it.
-    return Program(fd, name, ptype, maps=maps, rules=rules)
+    prog = Program(fd, name, ptype, maps=maps, rules=rules)
+    _record("prog", prog.id)
+    return prog
 
 
 class Link(BpfFd):
@@ -262,6 +338,9 @@ class Link(BpfFd):
 
     def update(self, program):
         """Atomically swap in ``program`` (BPF_LINK_UPDATE)."""
+        if not isinstance(program, Program):
+            raise ConfigurationError("link update needs a netring Program, not %r" % (program,),
+                                     field="program", value=program)
         rc = lib.nr_bpf_link_update(self.fd, program.fd)
         if rc < 0:
             raise bpf_error(rc, "updating link to program %r" % program.name)

@@ -475,8 +475,8 @@ def compile_rules(rules, default, cmap):
 
 
 def _filter(rules=(), default="pass"):
-    rules = list(rules)
     validate_rules(rules, default)  # fail before creating any kernel object
+    rules = list(rules)
     cmap = _counters_map(len(rules))
     try:
         a = compile_rules(rules, default, cmap)
@@ -498,7 +498,7 @@ def builtin(name, **options):
         "aborted": lambda: _fixed(XDP_ABORTED, "nr_aborted"),
         "tx": _tx, "redirect": _redirect, "xsk": _xsk, "filter": _filter,
     }
-    if name not in makers:
+    if not isinstance(name, str) or name not in makers:
         raise ConfigurationError("unknown built-in XDP program %r; use one of %s" % (name, ", ".join(BUILTINS)),
                                  field="program", value=name)
     try:

@@ -70,7 +70,7 @@ def test_closed_objects_raise_and_close_is_idempotent():
 
 @pytest.mark.parametrize("kind", ["array", "hash", "lru_hash"])
 def test_plain_maps(kind):
-    with create_map(kind, 4, 8, 16, name="nr_t_" + kind) as m:
+    with create_map(kind, 4, 8, 16, name="nr_t_" + kind[:10]) as m:
         m[3] = 12345
         m.update(5, 2 ** 64 - 1)
         assert m[3] == 12345 and m[5] == 2 ** 64 - 1

@@ -92,3 +92,27 @@ def test_missing_libbpf_names_the_package(monkeypatch):
     monkeypatch.setattr(libbpf._ffi, "dlopen", no_lib)
     with pytest.raises(libbpf.LibbpfNotFoundError, match="apt-get install libbpf1"):
         libbpf.load_object(__file__)
+
+
+def test_closing_one_program_leaves_the_object_maps_usable(tmp_path):
+    """The object owns the maps: closing one of its programs must not close them for the others."""
+    if os.geteuid() != 0:
+        pytest.skip("needs CAP_BPF; run as root")
+    from netring.bpf.libbpf import load_object
+    obj_path = _compile(tmp_path, "xdp_count")
+    with load_object(obj_path) as obj:
+        a, b = obj.program("xdp_count"), obj.program("xdp_drop_all")
+        assert not a.owns_maps and not b.owns_maps
+        stats = obj.map("ipv4_stats")
+        a.close()
+        assert a.closed and not b.closed
+        assert not stats.closed
+        stats[0] = 7
+        assert b.map("ipv4_stats")[0] == 7 and a.map("ipv4_stats")[0] == 7
+        assert b.map("ipv4_stats") is stats
+        b.close()
+        assert stats[0] == 7  # still the object's, until the object closes
+    assert stats.closed
+    from netring.errors import NetringError
+    with pytest.raises(NetringError, match="closed"):
+        stats[0]
