@@ -176,6 +176,15 @@ def _finalize_netlink(ns, ifindex, ifname, mode, expected_fd):
         _release(ns, expected_fd)
 
 
+def _finalize_link(link, ns):
+    """Finalizer of a link attachment: close the link (the kernel detaches) and our namespace fd."""
+    try:
+        link.close()
+    finally:
+        if ns is not None:
+            ns.close()
+
+
 class XdpAttachment:
     """An XDP program attached to an interface. Context manager; :meth:`detach` is idempotent.
 
@@ -183,8 +192,8 @@ class XdpAttachment:
     ``"netlink"``), ``ifname``, ``ifindex``, ``netns``. The program stays loaded (its owner
     closes it); detaching only removes it from the interface.
 
-    Dropping the last reference detaches too: a link attachment through its
-    :class:`~netring.bpf.objects.Link`'s fd, a netlink attachment through a ``weakref.finalize``
+    Dropping the last reference detaches too: a link attachment by closing its
+    :class:`~netring.bpf.objects.Link` (and the namespace fd), a netlink attachment through a ``weakref.finalize``
     (also run at interpreter exit) that removes the program with ``IFLA_XDP_EXPECTED_FD`` — so
     a program someone attached in the meantime is left alone. For that guard the attachment
     holds its own duplicate of the program fd, so detaching works even after the program was
@@ -205,8 +214,9 @@ class XdpAttachment:
         self._link = link
         self._lock = threading.Lock()
         self._attached = True
-        self._finalizer = None
-        if link is None:
+        if link is not None:
+            self._finalizer = weakref.finalize(self, _finalize_link, link, ns)
+        else:
             # Our own fd on the program for IFLA_XDP_EXPECTED_FD (program.close() must not free it).
             self._finalizer = weakref.finalize(self, _finalize_netlink, ns, ifindex, ifname, mode,
                                                os.dup(program.fd))
@@ -241,11 +251,7 @@ class XdpAttachment:
                 return
             self._attached = False
         if self._link is not None:
-            try:
-                self._link.close()  # last fd on the link: the kernel detaches
-            finally:
-                if self._ns is not None:
-                    self._ns.close()
+            self._finalizer()  # closes the last fd on the link (the kernel detaches) and the namespace fd
             return
         state = self._finalizer.detach()  # explicit detach: errors reach the caller
         if state is None:  # the finalizer already ran (interpreter exit)

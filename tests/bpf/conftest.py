@@ -83,3 +83,41 @@ def no_leaked_fds():
               if os.path.exists("/proc/self/fd/%s" % fd)}
     leaked = {k: v for k, v in leaked.items() if "bpf" in v or "socket" in v or "net:" in v}
     assert not leaked, "test leaked fds: %r" % leaked
+
+
+def _still_loaded(ids):
+    """``[(kind, id, name)]`` of the ids (from ``created_ids()``) that still resolve in the kernel."""
+    from netring.bpf import BpfObjectNotFoundError, map_from_id, program_from_id
+    left = []
+    for kind, opener in (("prog", program_from_id), ("map", map_from_id)):
+        for obj_id in ids[kind]:
+            try:
+                with opener(obj_id) as obj:
+                    left.append((kind, obj_id, obj.info().name))
+            except BpfObjectNotFoundError:
+                pass
+    return left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_we_loaded_is_left():
+    """At session end: no BPF program or map that THIS process created is still loaded, and no
+    bpf fd is still open here. Other processes (parallel test runs) may hold their own nr_*
+    programs meanwhile — only ids recorded by :func:`netring.bpf.created_ids` are checked."""
+    yield
+    if os.geteuid() != 0:
+        return
+    import gc
+    import time
+    from netring.bpf import created_ids
+    gc.collect()
+    held = {fd: os.readlink("/proc/self/fd/" + fd) for fd in os.listdir("/proc/self/fd")
+            if os.path.exists("/proc/self/fd/" + fd)}
+    held = {fd: target for fd, target in held.items() if target.startswith("anon_inode:bpf")}
+    ids = created_ids()
+    for _ in range(100):  # bounded wait: the kernel frees programs and maps after an RCU grace period
+        left = _still_loaded(ids)
+        if not left:
+            break
+        time.sleep(0.05)
+    assert not held and not left, "left behind by this session: bpf fds %r, still loaded %r" % (held, left)
