@@ -1,11 +1,15 @@
 """``netring-testkit``: command-line helpers for YAML scenarios.
 
-``netring-testkit validate FILE...``
+``netring-testkit validate PATH...``
     Check scenario files against the schema and the semantic rules; print every problem as
     ``FILE:LINE:COL: FIELD.PATH: message`` and exit 1 when there is any (2 for usage errors).
+    A FILE named here is checked whatever it contains (like a file named on the pytest
+    command line); a directory is searched for scenario files by the collection rule.
 ``netring-testkit list [PATHS...]``
     List the scenarios (one line per pytest item id) found under PATHS (default: ``scenarios``
-    if it exists, else ``.``); invalid files are reported like ``validate`` does.
+    if it exists, else ``.``); invalid files are reported like ``validate`` does. Files named
+    directly count whatever they contain; directories hold only files whose top level is
+    ``scenarios:`` plus ``x-*`` keys — the same collection rule as pytest (YAML-REFERENCE.md).
 ``netring-testkit schema``
     Print the path of the published JSON Schema (for editors).
 
@@ -23,7 +27,16 @@ __all__ = ["main"]
 def _validate(args, out):
     bad = 0
     total = 0
+    files = []
     for path in args.files:
+        if os.path.isdir(path):
+            found = _scenario.find_scenario_files([path])
+            if not found:
+                out.write("%s: no scenario files in this directory\n" % path)
+            files.extend(found)
+        else:
+            files.append(path)
+    for path in files:
         if not os.path.exists(path):
             out.write("%s: no such file\n" % path)
             bad += 1
@@ -39,7 +52,7 @@ def _validate(args, out):
         if not args.quiet:
             out.write("%s: ok (%d scenario item%s)\n" % (path, len(items), "" if len(items) == 1 else "s"))
     if bad:
-        out.write("%d of %d file%s invalid\n" % (bad, len(args.files), "" if len(args.files) == 1 else "s"))
+        out.write("%d of %d file%s invalid\n" % (bad, len(files), "" if len(files) == 1 else "s"))
         return 1
     return 0
 
@@ -79,8 +92,9 @@ def main(argv=None, out=None):
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="netring-testkit", description="netring YAML scenario tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("validate", help="check scenario files; print located problems; exit 1 if any")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p = sub.add_parser("validate", help="check scenario files (a FILE whatever it holds, a directory by the "
+                                        "collection rule); print located problems; exit 1 if any")
+    p.add_argument("files", nargs="+", metavar="PATH")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     p = sub.add_parser("list", help="list the scenario items (pytest ids) under PATHS")
     p.add_argument("paths", nargs="*", metavar="PATH")

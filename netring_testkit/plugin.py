@@ -18,12 +18,19 @@ Fixtures (the public contract):
 
 Everything these create is torn down after the test (also on failure and Ctrl-C); with
 ``--netring-keep`` namespaces are named ``nrt-<pid>-<serial>-<node>`` and those of failed tests stay
-for ``ip netns exec`` debugging — the summary prints how to enter them, and the next session's
-reaper removes them once their creating process has exited.
+for ``ip netns exec`` debugging — the summary prints how to enter them.
+
+Reaper: at session start (as root), kept ``nrt-<pid>-…`` namespaces are removed once their
+creating process has exited **and** they are older than ``netring_reap_after`` (ini, default
+``24h``; age = mtime of the ``/run/netns`` bind mount, i.e. when the namespace was created).
+So a namespace someone is still debugging on a shared machine survives other sessions for a
+day; ``ip netns del NAME`` removes it sooner, ``netring_reap_after = 0`` restores "as soon as
+the creator exited", ``--netring-no-reap`` / ``netring_reap = false`` turn the reaper off.
 """
 import errno
 import os
 import re
+import time
 import ctypes
 import ctypes.util
 
@@ -32,10 +39,27 @@ import pytest
 from . import caps as _caps
 from .topology import NAME_PREFIX, Topology, namespace_name
 
-__all__ = ["NetringFactory", "get_factory", "veth_pair_spec", "reap"]
+__all__ = ["NetringFactory", "get_factory", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
 
 _KEPT_SECTION = "netring: kept namespaces"
 _NAME_RE = re.compile(r"^%s(\d+)-" % re.escape(NAME_PREFIX))
+
+#: Default of the ``netring_reap_after`` ini option.
+DEFAULT_REAP_AFTER = "24h"
+_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text):
+    """Seconds in an age like ``"24h"``, ``"90m"``, ``"3600"``, ``"2d"`` or ``"0"``.
+
+    Raises ``ValueError`` naming the accepted forms for anything else.
+    """
+    m = _AGE_RE.match(str(text))
+    if not m:
+        raise ValueError("netring_reap_after = %r is not an age; use a number of seconds or a number "
+                         "with s, m, h or d (e.g. 24h, 90m, 0)" % (text,))
+    return float(m.group(1)) * _AGE_UNITS[m.group(2)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,13 +88,18 @@ def _umount_and_unlink(path):
         pass
 
 
-def reap(run_dir="/run/netns"):
-    """Remove ``nrt-<pid>-…`` namespaces left by earlier ``--netring-keep`` runs whose ``<pid>`` has exited.
+def reap(run_dir="/run/netns", max_age=parse_age(DEFAULT_REAP_AFTER), now=None):
+    """Remove ``nrt-<pid>-…`` namespaces left by ``--netring-keep`` runs: those whose ``<pid>`` has
+    exited and that are at least ``max_age`` seconds old.
 
-    Namespaces of live processes (e.g. concurrent xdist workers) are left alone. Returns the
-    names removed. Errors on single entries are skipped (another reaper may race us).
+    The age is measured from the mtime of the ``/run/netns/NAME`` bind mount — the namespace's
+    creation time (``now`` defaults to ``time.time()``). Namespaces of live processes (e.g.
+    concurrent xdist workers) and young ones (someone may still be debugging them, on a shared
+    machine possibly another user) are left alone. Returns the names removed. Errors on
+    single entries are skipped (another reaper may race us).
     """
     removed = []
+    now = time.time() if now is None else now
     try:
         names = sorted(os.listdir(run_dir))
     except OSError:
@@ -79,8 +108,11 @@ def reap(run_dir="/run/netns"):
         m = _NAME_RE.match(name)
         if not m or _pid_alive(int(m.group(1))):
             continue
+        path = os.path.join(run_dir, name)
         try:
-            _umount_and_unlink(os.path.join(run_dir, name))
+            if now - os.stat(path).st_mtime < max_age:
+                continue
+            _umount_and_unlink(path)
         except OSError:
             continue
         removed.append(name)
@@ -151,11 +183,17 @@ def pytest_addoption(parser):
                     help="keep the network namespaces of failed tests (named nrt-<pid>-…) for "
                          "`ip netns exec` debugging; the summary says how to enter them")
     group.addoption("--netring-no-reap", action="store_true", default=None,
-                    help="do not remove nrt-* namespaces left by earlier --netring-keep runs at session start")
+                    help="do not remove nrt-* namespaces left by earlier --netring-keep runs at session start "
+                         "(by default those of exited processes older than netring_reap_after are removed)")
     parser.addini("netring_keep", type="bool", default=False,
                   help="like --netring-keep (default: false)")
     parser.addini("netring_reap", type="bool", default=True,
-                  help="remove leftover nrt-* namespaces of exited processes at session start (default: true)")
+                  help="at session start, remove nrt-* namespaces kept by --netring-keep runs whose process "
+                       "has exited and that are older than netring_reap_after (default: true)")
+    parser.addini("netring_reap_after", default=DEFAULT_REAP_AFTER,
+                  help="age (since creation) after which the session-start reaper removes a kept nrt-* "
+                       "namespace of an exited process: seconds or a number with s/m/h/d; 0 = as soon as "
+                       "its process exited (default: %s)" % DEFAULT_REAP_AFTER)
 
 
 def _opt(config, name, ini):
@@ -171,18 +209,22 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "veth_pair(**link): link options for the veth_pair fixture (mtu=, gro=, queues=, ipv4=, ipv6=)")
     config._netring_factory = NetringFactory(keep=bool(_opt(config, "--netring-keep", "netring_keep")))
+    try:
+        config._netring_reap_after = parse_age(config.getini("netring_reap_after"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(_KeptSummary(), "netring-kept-summary")
 
 
 def pytest_sessionstart(session):
-    """Reap leftovers of earlier ``--netring-keep`` runs (only those whose creating pid is gone)."""
+    """Reap leftovers of earlier ``--netring-keep`` runs: creating pid gone and older than ``netring_reap_after``."""
     config = session.config
     no_reap = config.getoption("--netring-no-reap")
     if no_reap or (no_reap is None and not config.getini("netring_reap")):
         return
     if _caps.missing(("CAP_SYS_ADMIN",)):
         return
-    config._netring_reaped = reap()
+    config._netring_reaped = reap(max_age=config._netring_reap_after)
 
 
 def pytest_report_header(config):
@@ -250,7 +292,8 @@ class _KeptSummary:
         tr.section("netring: namespaces kept for debugging")
         for text in self.hints:
             tr.write_line(text)
-        tr.write_line("remove them with `ip netns del NAME` (or let the next session's reaper do it)")
+        tr.write_line("remove them with `ip netns del NAME` (a later session's reaper removes them once they "
+                      "are older than netring_reap_after = %s)" % tr.config.getini("netring_reap_after"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,20 @@
 """pytest plugin: YAML scenario files become test items.
 
-Collection rule: a ``*.yaml``/``*.yml`` file is collected when its top level is a mapping
-with a ``scenarios:`` key (see :func:`netring_testkit.scenario.is_scenario_file`); other YAML
-is left alone. Each scenario — each matrix combination — is one item with id
+Collection rule (see ``YAML-REFERENCE.md``, "Collection rule", and
+:func:`netring_testkit.scenario.scenario_file_status`): a ``*.yaml``/``*.yml`` file is
+collected when
+
+- it was named on the command line (``pytest scenarios/mine.yaml``): always, and an invalid
+  file then fails collection listing every problem; or
+- it was found under a directory (``pytest``, ``pytest scenarios/``) and its top level is a
+  mapping with a ``scenarios:`` key and no other keys except ``x-*`` (and ``.*``) extension
+  keys. Files without a line starting with ``scenarios:`` are not even parsed. A file that
+  does not parse is collected (so its syntax error is reported) when no column-0 line holds
+  another top-level key.
+
+Other YAML — CI configs, docker-compose files, an Artillery load test with top-level
+``config:`` and ``scenarios:`` — is left alone, because the plugin loads in every project
+where netring is installed. Each scenario — each matrix combination — is one item with id
 ``name[k=v-…]``; ``-k`` matches ids, ``-m`` matches the scenario's ``markers:`` and the
 ``netring_scenario`` marker every item carries. An invalid file fails collection with every
 problem located (file:line:col, field path, what was expected) and no traceback.
@@ -52,8 +64,11 @@ def pytest_configure(config):
 
 
 def pytest_collect_file(file_path, parent):
-    """Collect ``*.yaml``/``*.yml`` files with a top-level ``scenarios:`` key."""
-    if file_path.suffix in (".yaml", ".yml") and _scenario.is_scenario_file(file_path):
+    """Collect scenario files: ``*.yaml``/``*.yml`` named on the command line, or found under a
+    directory with only ``scenarios:`` (plus ``x-*``/``.*`` keys) at the top level."""
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    if _scenario.is_scenario_file(file_path, explicit=parent.session.isinitpath(file_path)):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 

@@ -125,3 +125,105 @@ def test_report_records_skips_unprivileged(tmp_path):
     rep = __import__("json").loads((tmp_path / "r.json").read_text())
     assert rep["summary"] == {"skipped": 3}
     assert all("needs CAP_NET_ADMIN" in r["reason"] for r in rep["scenarios"])
+
+
+# -- the collection rule -------------------------------------------------------------------------
+ARTILLERY = textwrap.dedent("""\
+    config:
+      target: "http://198.18.0.1:8080"
+      phases: [{duration: 60, arrivalRate: 5}]
+    scenarios:
+      - name: browse
+        flow: [{get: {url: "/"}}]
+    """)
+WITH_ANCHORS = "x-topo: &topo {nodes: [a, b], links: [{endpoints: [a:eth0, b:eth0]}]}\n" + textwrap.dedent("""\
+    .note: free text
+    scenarios:
+      - name: anchored
+        topology: *topo
+        traffic: [{from: a:eth0, to: b:eth0, count: 5}]
+    """)
+SYNTAX_ERROR = "scenarios:\n  - name: broken\n    topology: {nodes: [a, b]\n  traffic: ]\n"
+
+
+@pytest.mark.parametrize("text,explicit,expected", [
+    (VALID, False, (True, "")),
+    (WITH_ANCHORS, False, (True, "")),
+    (ARTILLERY, False, (False, "top-level key config besides 'scenarios'")),
+    (ARTILLERY, True, (True, "")),
+    ("jobs: {build: {runs-on: x}}\n", False, (False, "no line starts with 'scenarios:'")),
+    ("- scenarios: 1\n", False, (False, "no line starts with 'scenarios:'")),
+    ("scenarios: [1]\n---\nmore: 2\n", False, (False, "top-level key more besides 'scenarios'")),
+    ("scenarios: x\n'$schema': y\n", False, (False, "top-level key $schema besides 'scenarios'")),
+    (SYNTAX_ERROR, False, (True, "")),                                   # reported, not skipped
+    (ARTILLERY + "  oops: [\n", False, (False, "top-level key config besides 'scenarios'")),  # broken Artillery
+    ("scenarios:\n  - a\n'quoted': [\n", False, (False, "top-level key quoted besides 'scenarios'")),
+])
+def test_scenario_file_status(tmp_path, text, explicit, expected):
+    from netring_testkit.scenario import scenario_file_status, is_scenario_file
+
+    f = tmp_path / "f.yaml"
+    f.write_text(text)
+    assert scenario_file_status(f, explicit=explicit) == expected
+    assert is_scenario_file(str(f), explicit=explicit) is expected[0]
+    g = tmp_path / "f.txt"
+    g.write_text(text)
+    assert scenario_file_status(g, explicit=True) == (False, "not a *.yaml/*.yml file")
+
+
+def test_unrelated_yaml_is_not_parsed(tmp_path, monkeypatch):
+    """The cheap pre-check: YAML without a line starting with ``scenarios:`` never reaches the parser."""
+    from netring_testkit import scenario
+
+    def boom(*a, **k):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(scenario.yaml, "safe_load", boom)
+    big = tmp_path / "big.yaml"
+    big.write_text("items:\n" + "".join("  - {id: %d, scenarios: [x]}\n" % i for i in range(20000)))
+    assert scenario.scenario_file_status(big) == (False, "no line starts with 'scenarios:'")
+    assert scenario.find_scenario_files([tmp_path]) == []
+
+
+def _project(tmp_path):
+    (tmp_path / "load-test.yml").write_text(ARTILLERY)
+    (tmp_path / "test_trivial.py").write_text("def test_trivial():\n    assert 1 + 1 == 2\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mine.yaml").write_text(WITH_ANCHORS)
+    (tmp_path / "sub" / "compose.yaml").write_text("services: {web: {image: x}}\nscenarios: []\n")
+
+
+def test_artillery_file_next_to_a_test_is_ignored(tmp_path):
+    _project(tmp_path)
+    p = pytest_child(tmp_path, "--collect-only", "-q", ".")
+    assert p.returncode == 0, p.stdout + p.stderr
+    ids = [l for l in p.stdout.splitlines() if "::" in l]
+    assert ids == ["sub/mine.yaml::anchored", "test_trivial.py::test_trivial"], p.stdout
+    assert "load-test" not in p.stdout and "compose" not in p.stdout and "error" not in p.stdout.lower()
+    p = pytest_child(tmp_path, "-q", "test_trivial.py", "load-test.yml", "--collect-only")   # explicit: reported
+    assert p.returncode != 0
+    assert "load-test.yml:2:3: config: unknown field 'config'" in p.stdout, p.stdout
+    assert "load-test.yml:6:11: scenarios[0].flow: unknown field 'flow'" in p.stdout and "Traceback" not in p.stdout
+
+
+def test_syntax_error_in_a_scenario_file_fails_collection(tmp_path):
+    (tmp_path / "broken.yaml").write_text(SYNTAX_ERROR)
+    (tmp_path / "test_trivial.py").write_text("def test_trivial():\n    pass\n")
+    p = pytest_child(tmp_path, "-q", ".")
+    assert p.returncode != 0
+    assert "ERROR broken.yaml" in p.stdout and "broken.yaml:4:" in p.stdout, p.stdout
+
+
+def test_cli_follows_the_collection_rule(tmp_path):
+    _project(tmp_path)
+    rc, out = run_cli("list", str(tmp_path))
+    assert rc == 0 and out.splitlines() == ["%s::anchored" % (tmp_path / "sub" / "mine.yaml"),
+                                            "1 scenario item in 1 file"]
+    rc, out = run_cli("list", str(tmp_path / "load-test.yml"))                       # explicit
+    assert rc == 1 and "load-test.yml:2:3: config: unknown field 'config'" in out
+    rc, out = run_cli("validate", str(tmp_path / "load-test.yml"))                   # explicit
+    assert rc == 1 and "unknown field 'config'" in out and out.splitlines()[-1] == "1 of 1 file invalid"
+    rc, out = run_cli("validate", str(tmp_path))                                     # directory: rule (b)
+    assert rc == 0 and out.splitlines() == ["%s: ok (1 scenario item)" % (tmp_path / "sub" / "mine.yaml")]
+    rc, out = run_cli("validate", str(tmp_path / "sub" / "compose.yaml"), str(tmp_path / "sub"))
+    assert rc == 1 and "unknown field 'services'" in out and out.splitlines()[-1] == "1 of 2 files invalid"

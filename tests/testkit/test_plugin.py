@@ -9,46 +9,12 @@ import time
 
 import pytest
 
-from netring_testkit.plugin import reap, _umount_and_unlink
+from netring_testkit.plugin import reap, parse_age, _umount_and_unlink
 from netring.netns import NetNS
 
 from .nsutil import net_ns_holders, root_link_names
 
 CHILD_TIMEOUT = 180
-
-# The README's "pytest plugin" example, verbatim: keep the two in sync.
-README_EXAMPLE = '''
-from netring_testkit import frames
-
-
-def test_udp_frame_crosses_the_veth(veth_pair):
-    a, b = veth_pair                       # a:eth0 <-> b:eth0, each in a fresh namespace
-    # Default MACs are nobody's: b's IP stack ignores the frame, so nothing answers it.
-    frame = frames.build(ipv4={}, udp={"dport": 9}, size=128, stamp=(0, 1))
-    before = b.stats()["rx_packets"]
-    with b.capture() as cap, a.injector() as tx:
-        tx.send(frame)
-        got = cap.recv(1, timeout=2.0)
-    assert [bytes(p.data) for p in got] == [frame]
-    assert b.stats()["rx_packets"] - before == 1
-
-
-def test_three_nodes_on_a_bridge(topology):
-    topo = topology({
-        "nodes": ["h1", "h2", "sw"],
-        "links": [{"endpoints": ["h1:eth0", "sw:p1"]},
-                  {"endpoints": ["h2:eth0", "sw:p2"], "mtu": 1500}],
-        "bridges": [{"name": "sw:br0", "ports": ["sw:p1", "sw:p2"]}],
-    })
-    h1, h2 = topo["h1:eth0"], topo["h2:eth0"]
-    frame = frames.build(eth={"src": h1.mac, "dst": h2.mac},
-                         ipv6={"src": h1.ipv6, "dst": h2.ipv6}, udp={}, size=200)
-    with h2.capture() as cap, h1.injector() as tx:
-        tx.send(frame)
-        got = cap.recv(1, timeout=2.0)
-    assert [bytes(p.data) for p in got] == [frame], [frames.decode(p.data) for p in got]
-'''
-
 
 def run_pytest(where, source, *args, prefix=(), env=None, files=None):
     """Run a child pytest on ``source`` (written to test_child.py) with plugin autoload off."""
@@ -73,22 +39,13 @@ def _runs_in(nsname):
 
 
 # -- loading, options, header ------------------------------------------------------------------
-@pytest.mark.privileged
-def test_readme_example_runs_with_autoload_off(tmp_path):
-    import netring
-    if not hasattr(netring, "Capture"):
-        pytest.skip("netring.Capture is not in this build yet (core not merged)")
-    out = run_pytest(tmp_path, README_EXAMPLE)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert re.search(r"^2 passed", _summary(out))
-
-
 def test_help_shows_the_netring_group(tmp_path):
     out = run_pytest(tmp_path, "def test_nothing(): pass\n", "--help")
     assert out.returncode == 0
     assert "netring test kit:" in out.stdout
     assert "--netring-keep" in out.stdout and "--netring-no-reap" in out.stdout
     assert "netring_keep (bool)" in out.stdout and "netring_reap (bool)" in out.stdout
+    assert "netring_reap_after (string)" in out.stdout and "(default: 24h)" in out.stdout
 
 
 def test_report_header_shows_kernel_caps_and_usable(tmp_path):
@@ -195,9 +152,10 @@ def test_keep_leaves_failed_namespaces_and_reaper_removes_them(tmp_path):
     (tmp_path / "test_child.py").write_text(textwrap.dedent(KEEP))
     out = run_isolated(tmp_path, PYTEST + " --netring-keep -s > run1.txt || true; "
                        "echo LEFT $(ls /run/netns); for n in $(ls /run/netns); do ip -n $n -br addr; done; "
-                       + PYTEST + " -k test_pass > run2.txt; echo AFTER $(ls /run/netns)")
+                       + PYTEST + " -k test_pass > run2.txt; echo YOUNG $(ls /run/netns); "
+                       + PYTEST + " -k test_pass -o netring_reap_after=0 > run3.txt; echo AFTER $(ls /run/netns)")
     assert out.returncode == 0, out.stdout + out.stderr
-    run1, run2 = (tmp_path / "run1.txt").read_text(), (tmp_path / "run2.txt").read_text()
+    run1, run2, run3 = [(tmp_path / ("run%d.txt" % i)).read_text() for i in (1, 2, 3)]
     assert re.search(r"1 failed, 1 passed", run1), run1
     passed = re.search(r"PASSNS (.*)", run1).group(1).split()
     failed = re.search(r"FAILNS (.*)", run1).group(1).split()
@@ -209,8 +167,12 @@ def test_keep_leaves_failed_namespaces_and_reaper_removes_them(tmp_path):
     assert "netring: namespaces kept for debugging" in run1
     for n in failed:
         assert "ip netns exec %s bash" % n in run1
-    # The next session reaps them: their creating pid (the first child pytest) is gone.
-    assert "reaped 3 leftover namespace(s): " in run2 and all(n in run2 for n in failed)
+    assert "are older than netring_reap_after = 24h" in run1
+    # The next session spares them: their creator is gone, but they are younger than 24h.
+    assert "reaped" not in run2 and re.search(r"1 passed", run2), run2
+    assert sorted(re.search(r"^YOUNG(.*)", out.stdout, re.M).group(1).split()) == sorted(failed)
+    # With netring_reap_after = 0 a session reaps them as soon as their creating pid has exited.
+    assert "reaped 3 leftover namespace(s): " in run3 and all(n in run3 for n in failed)
     assert re.search(r"^AFTER\s*$", out.stdout, re.M), out.stdout
 
 
@@ -222,14 +184,15 @@ def test_keep_via_ini_and_no_reap_option(tmp_path):
                        + PYTEST + " --netring-no-reap > run2.txt || true; echo STILL $(ls /run/netns); "
                        "echo '[pytest]' > pytest.ini; echo 'netring_reap = false' >> pytest.ini; "
                        + PYTEST + " -k test_pass > run3.txt; echo INI $(ls /run/netns); "
-                       "rm pytest.ini; " + PYTEST + " -k test_pass > run4.txt; echo END $(ls /run/netns)")
+                       "printf '[pytest]\\nnetring_reap_after = 0s\\n' > pytest.ini; "
+                       + PYTEST + " -k test_pass > run4.txt; echo END $(ls /run/netns)")
     assert out.returncode == 0, out.stdout + out.stderr
     left = re.search(r"^LEFT(.*)", out.stdout, re.M).group(1).split()
     assert len(left) == 3                                                         # ini netring_keep
     assert set(left) <= set(re.search(r"^STILL(.*)", out.stdout, re.M).group(1).split())  # --netring-no-reap
     assert "reaped" not in (tmp_path / "run2.txt").read_text()
     assert set(left) <= set(re.search(r"^INI(.*)", out.stdout, re.M).group(1).split())    # netring_reap = false
-    assert re.search(r"^END\s*$", out.stdout, re.M), out.stdout                   # default: reaped
+    assert re.search(r"^END\s*$", out.stdout, re.M), out.stdout                   # reap_after = 0s: reaped
 
 
 @pytest.mark.privileged
@@ -242,13 +205,44 @@ def test_reaper_spares_live_processes():
     try:
         for ns in (mine, gone, other):
             ns.close()
-        reap()   # (a concurrent session's reaper may have removed the dead one first: fine)
+        reap(max_age=0)   # (a concurrent session's reaper may have removed the dead one first: fine)
         assert not os.path.exists("/run/netns/nrt-%s-999-dead" % dead)
         assert os.path.exists("/run/netns/nrt-%d-999-live" % os.getpid())
         assert os.path.exists("/run/netns/nrtx-%s-999-other" % dead)
     finally:
         for ns in (mine, gone, other):
             ns.delete()
+
+
+@pytest.mark.privileged
+def test_reaper_age_policy(tmp_path):
+    """Only namespaces of exited processes that are at least ``max_age`` old go (plain files stand in
+    for the bind mounts; umount2 on a non-mount is tolerated)."""
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    now = time.time()
+    ages = {"nrt-%d-1-old" % dead: 2 * 86400, "nrt-%d-2-young" % dead: 3600, "nrt-%d-3-live" % os.getpid(): 9e6,
+            "other-%d-4-old" % dead: 9e6}
+    for name, age in ages.items():
+        (tmp_path / name).write_text("")
+        os.utime(tmp_path / name, (now - age, now - age))
+    assert reap(str(tmp_path), now=now) == ["nrt-%d-1-old" % dead]                 # default: 24h
+    assert reap(str(tmp_path), max_age=7200, now=now) == []
+    assert reap(str(tmp_path), max_age=3600, now=now) == ["nrt-%d-2-young" % dead]
+    assert reap(str(tmp_path), max_age=0) == []
+    assert sorted(os.listdir(tmp_path)) == sorted(["nrt-%d-3-live" % os.getpid(), "other-%d-4-old" % dead])
+
+
+@pytest.mark.parametrize("text,seconds", [("24h", 86400), ("0", 0), ("90m", 5400), ("2d", 172800),
+                                          (" 1.5 s ", 1.5), ("3600", 3600)])
+def test_parse_age(text, seconds):
+    assert parse_age(text) == seconds
+
+
+def test_bad_reap_after_is_a_usage_error(tmp_path):
+    out = run_pytest(tmp_path, "def test_nothing(): pass\n", "-o", "netring_reap_after=tomorrow")
+    assert out.returncode == 4
+    assert "netring_reap_after = 'tomorrow' is not an age; use a number of seconds" in out.stderr + out.stdout
 
 
 # -- xdist -------------------------------------------------------------------------------------
