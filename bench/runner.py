@@ -87,7 +87,7 @@ CASES = [
     Case("netring-batch", ("py", "tx-netring-batch"), ("py", "rx-netring"),
          "Injector.send_batch (pool 8192) -> Capture+SeqChecker", refs=("c-txring", "c-sendmmsg"), pool=8192),
     Case("netring-engine", None, ("py", "engine"),
-         "scenario engine round trip (own topology, unpinned; IPv4/UDP, 64 B row = 66 B; delivered/injection time)",
+         "scenario engine round trip (own topology, unpinned; real IPv4/UDP frames; delivered/injection time)",
          refs=("c-txring", "c-sendmmsg")),
     Case("c-xdpdrop", ("c", "txring"), ("c", "xdpdrop"), "C TX ring -> C XDP_DROP (native) [reference]",
          reference=True, rate_key="dropped"),
