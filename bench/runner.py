@@ -479,7 +479,7 @@ def run(args, log=print):
         extra.append("peak RSS of a %d-frame round trip (%s): %s" % (rss["count"], rss["case"], rss["text"]))
     table = format_table(rows, topo, extra)
     return {"meta": dict(info, args={k: v for k, v in vars(args).items()}, elapsed_s=time.monotonic() - started,
-                         frames="Ethernet dst 02:4e:52:00:00:99 (non-local), ethertype 0x88B5, netring stamp in the last 24 B"),
+                         frames="Ethernet dst 02:4e:52:00:00:99 (non-local), ethertype 0x88B5, netring stamp in the last 20 B"),
             "runs": runs, "summary": rows, "topology": topo, "rss": rss, "table": table}
 
 

@@ -1,6 +1,6 @@
 /* C reference: TPACKET_V3 RX-ring receiver with exact sequence accounting of one stream.
  *
- * Walks each retired block in place; per frame: skip PACKET_OUTGOING, locate the stamp (last 24 B of
+ * Walks each retired block in place; per frame: skip PACKET_OUTGOING, locate the stamp (last 20 B of
  * the frame for the bench's non-IP ethertype — the same rule as netring.stamp.locate), recompute the
  * full check (payload + stamp), and account the seq in a seen-bitmap sized by --pool:
  * delivered (first sighting), duplicated, reordered (first sighting below the highest seq seen),
