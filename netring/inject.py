@@ -395,7 +395,7 @@ class Injector:
 
     # -- stamped streams --------------------------------------------------------------------------
     def send_stream(self, templates, stream_id, first_seq, count, rate_pps=None, csum_offsets=None, timeout=None):
-        """Send ``count`` stamped frames of stream ``stream_id``, seqs ``first_seq``…, cycling ``templates``.
+        """Send ``count`` stamped frames of stream ``stream_id`` (0..65535), seqs ``first_seq``…, cycling ``templates``.
 
         Each template already carries a valid stamp (:func:`netring.stamp.write`). Per frame, C
         copies the template into a slot, writes stream id and seq, recomputes the check from the

@@ -21,8 +21,8 @@ Layout (big-endian)::
     +8   u64  seq
     +16  u32  check
 
-    20 bytes, so the smallest Ethernet/IPv4/UDP frame, 64 B (14 + 20 + 8 + 20 = 62 B of
-    headers and stamp), carries one.
+    20 bytes, so a 64 B Ethernet/IPv4/UDP frame carries one (14 + 20 + 8 + 20 = 62 B of
+    headers and stamp).
 
 The check
     ``H`` runs over 8-byte little-endian words, the last one zero-padded:
@@ -37,7 +37,8 @@ The check
 """
 import struct
 
-__all__ = ["STAMP_LEN", "MAGIC", "STREAM_ID_MAX", "PLEN_MAX", "Stamp", "locate", "payload_hash", "check_value", "write", "read"]
+__all__ = ["STAMP_LEN", "MAGIC", "STREAM_ID_MAX", "PLEN_MAX", "Stamp", "locate", "payload_hash", "check_value",
+           "write", "read"]
 
 STAMP_LEN = 20
 MAGIC = 0x4E525453
@@ -46,7 +47,9 @@ _PRIME = 0x100000001B3
 _MASK = (1 << 64) - 1
 _HDR = struct.Struct(">IHHQ")  # magic, stream_id, plen, seq (the 16 bytes the check covers)
 _HDR_LEN = _HDR.size
+#: Largest stream id the stamp holds (a u16).
 STREAM_ID_MAX = 0xFFFF
+#: Largest ``plen`` the stamp holds (a u16; L3 packets are at most 64 KiB anyway).
 PLEN_MAX = 0xFFFF
 
 _VLAN_TPIDS = (0x8100, 0x88A8)
