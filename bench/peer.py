@@ -17,7 +17,7 @@ Roles
     engine           the scenario engine's round trip (both roles in one process)
 
 Frames are byte-identical to the C reference's (bench/ref/common.h): Ethernet to the non-local
-MAC 02:4e:52:00:00:99, ethertype 0x88B5, zero payload, netring stamp in the last 24 bytes.
+MAC 02:4e:52:00:00:99, ethertype 0x88B5, zero payload, netring stamp in the last 20 bytes.
 """
 import argparse
 import ctypes
@@ -30,7 +30,6 @@ import time
 DST_MAC = bytes.fromhex("024e52000099")
 SRC_MAC = bytes.fromhex("024e52000001")
 ETHERTYPE = 0x88B5
-STAMP_LEN = 24
 
 
 def bench_frame(size, stream_id, seq):
@@ -41,7 +40,7 @@ def bench_frame(size, stream_id, seq):
     f[0:6] = DST_MAC
     f[6:12] = SRC_MAC
     f[12:14] = ETHERTYPE.to_bytes(2, "big")
-    off = size - STAMP_LEN
+    off = size - stamp.STAMP_LEN
     stamp.write(f, stream_id, seq, off - 14, offset=off)
     return bytes(f)
 

@@ -87,7 +87,7 @@ CASES = [
     Case("netring-batch", ("py", "tx-netring-batch"), ("py", "rx-netring"),
          "Injector.send_batch (pool 8192) -> Capture+SeqChecker", refs=("c-txring", "c-sendmmsg"), pool=8192),
     Case("netring-engine", None, ("py", "engine"),
-         "scenario engine round trip (own topology, unpinned; IPv4/UDP, 64 B row = 66 B; delivered/injection time)",
+         "scenario engine round trip (own topology, unpinned; real IPv4/UDP frames; delivered/injection time)",
          refs=("c-txring", "c-sendmmsg")),
     Case("c-xdpdrop", ("c", "txring"), ("c", "xdpdrop"), "C TX ring -> C XDP_DROP (native) [reference]",
          reference=True, rate_key="dropped"),
@@ -479,7 +479,7 @@ def run(args, log=print):
         extra.append("peak RSS of a %d-frame round trip (%s): %s" % (rss["count"], rss["case"], rss["text"]))
     table = format_table(rows, topo, extra)
     return {"meta": dict(info, args={k: v for k, v in vars(args).items()}, elapsed_s=time.monotonic() - started,
-                         frames="Ethernet dst 02:4e:52:00:00:99 (non-local), ethertype 0x88B5, netring stamp in the last 24 B"),
+                         frames="Ethernet dst 02:4e:52:00:00:99 (non-local), ethertype 0x88B5, netring stamp in the last 20 B"),
             "runs": runs, "summary": rows, "topology": topo, "rss": rss, "table": table}
 
 

@@ -124,9 +124,9 @@ def stamp_frame(template, stream_id, seq, csum_offset=-1):
     Returns the stamped frame as ``bytes``: stream id and seq written, check recomputed from the
     template's precomputed payload hash, and the L4 checksum at ``csum_offset`` (if ≥ 0) patched.
     """
-    if not (isinstance(stream_id, int) and 0 <= stream_id < 1 << 32):
-        raise ConfigurationError("stream_id must be an int in 0..2**32-1, not %r" % (stream_id,),
-                                 field="stream_id", value=stream_id)
+    if isinstance(stream_id, bool) or not (isinstance(stream_id, int) and 0 <= stream_id <= _stamp.STREAM_ID_MAX):
+        raise ConfigurationError("stream_id must be an int in 0..%d (the stamp holds 16 bits), not %r"
+                                 % (_stamp.STREAM_ID_MAX, stream_id), field="stream_id", value=stream_id)
     if not (isinstance(seq, int) and 0 <= seq < 1 << 64):
         raise ConfigurationError("seq must be an int in 0..2**64-1, not %r" % (seq,), field="seq", value=seq)
     t = prepare_templates([template], [csum_offset])
@@ -154,9 +154,9 @@ class SeqChecker:
             raise ConfigurationError("expected must be a non-empty dict {stream_id: count}, not %r" % (expected,),
                                      field="expected", value=expected)
         for sid, cnt in expected.items():
-            if isinstance(sid, bool) or not isinstance(sid, int) or not 0 <= sid < 1 << 32:
-                raise ConfigurationError("stream id %r must be an int in 0..2**32-1" % (sid,), field="expected",
-                                         value=sid)
+            if isinstance(sid, bool) or not isinstance(sid, int) or not 0 <= sid <= _stamp.STREAM_ID_MAX:
+                raise ConfigurationError("expected: stream id %r must be an int in 0..%d (the stamp holds 16 bits)"
+                                         % (sid, _stamp.STREAM_ID_MAX), field="expected", value=sid)
             if isinstance(cnt, bool) or not isinstance(cnt, int) or not 0 <= cnt <= MAX_COUNT:
                 raise ConfigurationError("count %r of stream %d must be an int in 0..%d" % (cnt, sid, MAX_COUNT),
                                          field="expected[%d]" % sid, value=cnt)

@@ -22,6 +22,7 @@ from ._ring import PAGE_SIZE, check_bool, check_int, closed_error, open_packet_s
 from .capture import ViewsAliveError
 from .check import prepare_templates
 from .errors import ConfigurationError, FrameTooLargeError, NetringError
+from .stamp import STREAM_ID_MAX
 
 __all__ = ["Injector", "TxSlot", "TxStalledError"]
 
@@ -394,7 +395,7 @@ class Injector:
 
     # -- stamped streams --------------------------------------------------------------------------
     def send_stream(self, templates, stream_id, first_seq, count, rate_pps=None, csum_offsets=None, timeout=None):
-        """Send ``count`` stamped frames of stream ``stream_id``, seqs ``first_seq``…, cycling ``templates``.
+        """Send ``count`` stamped frames of stream ``stream_id`` (0..65535), seqs ``first_seq``…, cycling ``templates``.
 
         Each template already carries a valid stamp (:func:`netring.stamp.write`). Per frame, C
         copies the template into a slot, writes stream id and seq, recomputes the check from the
@@ -406,7 +407,7 @@ class Injector:
         self._check()
         if self._open_slot is not None:
             raise NetringError("a slot from allocate() is still open; send() or discard() it first")
-        check_int("stream_id", stream_id, 0, (1 << 32) - 1)
+        check_int("stream_id", stream_id, 0, STREAM_ID_MAX, " (the stamp holds 16 bits)")
         check_int("first_seq", first_seq, 0, (1 << 64) - 1)
         check_int("count", count, 0, (1 << 64) - 1 - first_seq)
         if rate_pps is not None:

@@ -1,13 +1,13 @@
 """The stamp: how every generated frame carries stream id, sequence number and a payload check.
 
 This module is the normative description and a pure-Python reference implementation. The C
-core (``csrc/stamp.c``) implements the same layout for the hot paths (stamping TX frames from
+core (``csrc/stampc.c``) implements the same layout for the hot paths (stamping TX frames from
 a template, checking RX blocks); tests keep the two in agreement.
 
 Where the stamp is
-    The last :data:`STAMP_LEN` (24) bytes of the **L3 packet**: for IPv4 the packet ends at
+    The last :data:`STAMP_LEN` (20) bytes of the **L3 packet**: for IPv4 the packet ends at
     ``l3 + total_length``, for IPv6 at ``l3 + 40 + payload_length``; for any other ethertype
-    the stamp is the last 24 bytes of the frame. ``l3`` is 14, plus 4 per 802.1Q/802.1ad tag
+    the stamp is the last 20 bytes of the frame. ``l3`` is 14, plus 4 per 802.1Q/802.1ad tag
     present (at most two). Anchoring at the L3 end, not at a fixed offset from the frame start,
     makes the stamp independent of the L3/L4 header sizes, of VLAN tags the receiving device
     strips, and of Ethernet padding a NIC may add to short frames.
@@ -15,17 +15,21 @@ Where the stamp is
 Layout (big-endian)::
 
     +0   u32  magic      0x4E525453 ("NRTS")
-    +4   u32  stream_id
+    +4   u16  stream_id  0..65535
+    +6   u16  plen       number of bytes right before the stamp that the check covers
+                         (the L4 payload in frames the toolkit builds), 0..65535
     +8   u64  seq
-    +16  u32  plen       number of bytes right before the stamp that the check covers
-                         (the L4 payload in frames the toolkit builds)
-    +20  u32  check
+    +16  u32  check
+
+    20 bytes, so a 64 B Ethernet/IPv4/UDP frame carries one (14 + 20 + 8 + 20 = 62 B of
+    headers and stamp).
 
 The check
     ``H`` runs over 8-byte little-endian words, the last one zero-padded:
     ``h = (h ^ word) * 0x100000001b3 mod 2**64`` starting from ``0xcbf29ce484222325``.
     ``h1 = H(seed, payload)`` over the ``plen`` bytes before the stamp, then
-    ``h2 = H(h1, stamp[0:20])``; ``check = (h2 ^ (h2 >> 32)) & 0xffffffff``.
+    ``h2 = H(h1, stamp[0:16])`` (exactly two words, no padding);
+    ``check = (h2 ^ (h2 >> 32)) & 0xffffffff``.
     Splitting payload and stamp lets a sender hash a template's payload once and stamp each
     frame in O(1); the receiver recomputes it all. The check covers the payload and the stamp
     fields, not the L2/L3/L4 headers (a reflecting XDP program may legitimately swap MACs, and
@@ -33,14 +37,20 @@ The check
 """
 import struct
 
-__all__ = ["STAMP_LEN", "MAGIC", "Stamp", "locate", "payload_hash", "check_value", "write", "read"]
+__all__ = ["STAMP_LEN", "MAGIC", "STREAM_ID_MAX", "PLEN_MAX", "Stamp", "locate", "payload_hash", "check_value",
+           "write", "read"]
 
-STAMP_LEN = 24
+STAMP_LEN = 20
 MAGIC = 0x4E525453
 _SEED = 0xCBF29CE484222325
 _PRIME = 0x100000001B3
 _MASK = (1 << 64) - 1
-_HDR = struct.Struct(">IIQI")  # magic, stream_id, seq, plen (the 20 bytes the check covers)
+_HDR = struct.Struct(">IHHQ")  # magic, stream_id, plen, seq (the 16 bytes the check covers)
+_HDR_LEN = _HDR.size
+#: Largest stream id the stamp holds (a u16).
+STREAM_ID_MAX = 0xFFFF
+#: Largest ``plen`` the stamp holds (a u16; L3 packets are at most 64 KiB anyway).
+PLEN_MAX = 0xFFFF
 
 _VLAN_TPIDS = (0x8100, 0x88A8)
 
@@ -111,7 +121,7 @@ def payload_hash(payload):
 def check_value(payload, stream_id, seq, plen=None):
     """The check for a stamp with these fields over ``payload`` (``plen`` defaults to its length)."""
     plen = len(payload) if plen is None else plen
-    h = _hash(_hash(_SEED, payload), _HDR.pack(MAGIC, stream_id, seq, plen))
+    h = _hash(_hash(_SEED, payload), _HDR.pack(MAGIC, stream_id, plen, seq))
     return (h ^ (h >> 32)) & 0xFFFFFFFF
 
 
@@ -124,13 +134,15 @@ def write(frame, stream_id, seq, plen, offset=None):
     off = locate(frame) if offset is None else offset
     if off < 0 or off + STAMP_LEN > len(frame):
         raise ValueError("frame of %d B has no room for a %d B stamp" % (len(frame), STAMP_LEN))
-    if not 0 <= plen <= off:
-        raise ValueError("plen %d does not fit before the stamp at offset %d" % (plen, off))
-    if not (0 <= stream_id < 1 << 32 and 0 <= seq < 1 << 64):
-        raise ValueError("stream_id must fit 32 bits and seq 64 bits")
+    if not 0 <= plen <= min(off, PLEN_MAX):
+        raise ValueError("plen %d does not fit before the stamp at offset %d (at most %d)"
+                         % (plen, off, PLEN_MAX))
+    if not (0 <= stream_id <= STREAM_ID_MAX and 0 <= seq < 1 << 64):
+        raise ValueError("stream_id must be 0..%d (16 bits) and seq fit 64 bits, got %r, %r"
+                         % (STREAM_ID_MAX, stream_id, seq))
     payload = frame[off - plen:off]
-    frame[off:off + 20] = _HDR.pack(MAGIC, stream_id, seq, plen)
-    frame[off + 20:off + 24] = struct.pack(">I", check_value(payload, stream_id, seq, plen))
+    frame[off:off + _HDR_LEN] = _HDR.pack(MAGIC, stream_id, plen, seq)
+    frame[off + _HDR_LEN:off + STAMP_LEN] = struct.pack(">I", check_value(payload, stream_id, seq, plen))
     return off
 
 
@@ -139,9 +151,9 @@ def read(frame):
     off = locate(frame)
     if off < 0:
         return None
-    magic, stream_id, seq, plen = _HDR.unpack_from(frame, off)
+    magic, stream_id, plen, seq = _HDR.unpack_from(frame, off)
     if magic != MAGIC:
         return None
-    (check,) = struct.unpack_from(">I", frame, off + 20)
+    (check,) = struct.unpack_from(">I", frame, off + _HDR_LEN)
     ok = plen <= off and check == check_value(bytes(frame[off - plen:off]), stream_id, seq, plen)
     return Stamp(stream_id, seq, plen, ok, off)

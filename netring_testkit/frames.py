@@ -27,7 +27,7 @@ Layer defaults (all overridable):
 ``size`` is the total frame length (Ethernet header and VLAN tags included, FCS excluded); the
 payload is extended with :func:`pattern` bytes to reach it (``pad="trailer"`` instead appends
 zero bytes *after* the L3 packet, like Ethernet padding). ``stamp=(stream_id, seq)`` appends a
-:mod:`netring.stamp` stamp (24 B) at the end of the L3 packet, covering the L4 payload before
+:mod:`netring.stamp` stamp (20 B; stream id 0..65535) at the end of the L3 packet, covering the L4 payload before
 it; L4 checksums are computed *after* stamping. :func:`l4_checksum_offset` tells the C stamper
 where the L4 checksum sits, :func:`parse` and :func:`decode` read frames back.
 """
@@ -245,7 +245,7 @@ def build(*, eth=None, ipv4=None, ipv6=None, udp=None, tcp=None, icmp=None, icmp
         if size < natural:
             raise ConfigurationError(
                 "frame size %d B is too small: these headers%s need at least %d B; use size >= %d"
-                % (size, " and the 24 B stamp" if stream else "", natural, natural), field="size", value=size)
+                % (size, " and the %d B stamp" % stamp_len if stream else "", natural, natural), field="size", value=size)
         if pad == "payload":
             fill = size - natural
         else:
@@ -341,12 +341,12 @@ def _stamp_arg(stamp):
         sid, seq = stamp
         if isinstance(sid, bool) or isinstance(seq, bool):
             raise TypeError
-        if 0 <= sid < 1 << 32 and 0 <= seq < 1 << 64:
+        if 0 <= sid <= _stamp.STREAM_ID_MAX and 0 <= seq < 1 << 64:
             return int(sid), int(seq)
     except (TypeError, ValueError):
         pass
-    raise ConfigurationError("frame stamp must be (stream_id, seq) with a 32-bit stream id and a 64-bit seq, got %r"
-                             % (stamp,), field="stamp", value=stamp)
+    raise ConfigurationError("frame stamp must be (stream_id, seq) with a stream id in 0..%d (16 bits) and a "
+                             "64-bit seq, got %r" % (_stamp.STREAM_ID_MAX, stamp), field="stamp", value=stamp)
 
 
 def _pseudo_sum(pseudo, proto, length):

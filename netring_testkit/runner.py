@@ -20,16 +20,15 @@ The detach of XDP programs happens before the topology's namespaces go (the Exit
 unwinds in reverse order of step 1–3), captures and injectors close before their namespaces.
 """
 import contextlib
-import ipaddress
 import os
 import select
-import struct
 import threading
 import time
 
 from netring import stamp as _stamp
-from netring.errors import NetringError, ScenarioError
+from netring.errors import ConfigurationError, NetringError, ScenarioError
 
+from . import frames
 from .verdict import ScenarioResult, StreamResult, evaluate
 
 __all__ = ["run", "build_templates", "build_frame", "ScenarioAborted"]
@@ -47,76 +46,44 @@ class ScenarioAborted(ScenarioError):
 # --------------------------------------------------------------------------------------------
 # frames
 # --------------------------------------------------------------------------------------------
-def _csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def _mac_bytes(mac):
-    return bytes(int(x, 16) for x in mac.split(":"))
-
-
 def build_frame(size, stream_id, *, src_mac, dst_mac, l3="ipv4", l4="udp", src_ip=None, dst_ip=None,
                 vlan=None, pcp=0, ttl=64, tos=0, sport=1024, dport=9, tcp_flags="PA", tcp_seq=1,
                 window=65535, icmp_type=None, icmp_code=0, icmp_id=0x4e52, flow_label=0):
     """Build one stamped template frame of ``size`` bytes; return ``(frame, l4_checksum_offset)``.
 
-    The L4 payload is a deterministic byte pattern followed by the 24-byte stamp (sequence 0)
-    at the end of the L3 packet; ``plen`` covers the pattern. The L4 checksum is computed after
-    stamping; its offset is returned for the C stamper's incremental update.
+    A scenario-shaped front end to :func:`netring_testkit.frames.build`: the L4 payload is the
+    :func:`~netring_testkit.frames.pattern` filler followed by the 20-byte stamp (sequence 0) at
+    the end of the L3 packet; ``plen`` covers the filler. IPv4 frames carry DF; ``icmp`` over
+    IPv6 is ICMPv6. The L4 checksum is computed after stamping; its offset is returned for the
+    C stamper's incremental update. Raises :class:`ScenarioError` when ``size`` is too small.
     """
-    l2 = bytearray(_mac_bytes(dst_mac) + _mac_bytes(src_mac))
+    eth = {"dst": dst_mac, "src": src_mac}
     if vlan is not None:
-        l2 += struct.pack("!HH", 0x8100, (pcp << 13) | vlan)
-    l3len = 40 if l3 == "ipv6" else 20
-    l4len = {"udp": 8, "tcp": 20, "icmp": 8}[l4]
-    hdr = len(l2) + 2 + l3len + l4len
-    plen = size - hdr - _stamp.STAMP_LEN
-    if plen < 0:
-        raise ScenarioError("frame size %d B cannot hold %s/%s headers and the %d B stamp (minimum %d B)"
-                            % (size, l3, l4, _stamp.STAMP_LEN, hdr + _stamp.STAMP_LEN))
-    payload = bytes((i * 7 + stream_id) & 0xFF for i in range(plen)) + b"\0" * _stamp.STAMP_LEN
-    seg_len = l4len + len(payload)
+        eth["vlan"] = {"vid": vlan, "pcp": pcp}
     if l3 == "ipv6":
-        proto = {"udp": 17, "tcp": 6, "icmp": 58}[l4]
-        src = ipaddress.IPv6Address(src_ip or _DEFAULT_V6[0]).packed
-        dst = ipaddress.IPv6Address(dst_ip or _DEFAULT_V6[1]).packed
-        l2 += struct.pack("!H", 0x86DD)
-        l3h = struct.pack("!IHBB", (6 << 28) | (tos << 20) | flow_label, seg_len, proto, ttl) + src + dst
-        pseudo = src + dst + struct.pack("!IxxxB", seg_len, proto)
+        layers = {"ipv6": {"src": src_ip or _DEFAULT_V6[0], "dst": dst_ip or _DEFAULT_V6[1], "hlim": ttl, "tc": tos,
+                           "flow": flow_label}}
     else:
-        proto = {"udp": 17, "tcp": 6, "icmp": 1}[l4]
-        src = ipaddress.IPv4Address(src_ip or _DEFAULT_V4[0]).packed
-        dst = ipaddress.IPv4Address(dst_ip or _DEFAULT_V4[1]).packed
-        l2 += struct.pack("!H", 0x0800)
-        h = struct.pack("!BBHHHBBH", 0x45, tos, 20 + seg_len, 0, 0x4000, ttl, proto, 0) + src + dst
-        l3h = h[:10] + struct.pack("!H", _csum(h)) + h[12:]
-        pseudo = src + dst + struct.pack("!xBH", proto, seg_len)
+        layers = {"ipv4": {"src": src_ip or _DEFAULT_V4[0], "dst": dst_ip or _DEFAULT_V4[1], "ttl": ttl, "tos": tos,
+                           "df": True}}
     if l4 == "udp":
-        l4h = struct.pack("!HHHH", sport, dport, seg_len, 0)
-        csum_rel = 6
+        layers["udp"] = {"sport": sport, "dport": dport}
     elif l4 == "tcp":
-        flags = sum({"F": 1, "S": 2, "R": 4, "P": 8, "A": 16, "U": 32, "E": 64, "C": 128}[c] for c in tcp_flags)
-        l4h = struct.pack("!HHIIBBHHH", sport, dport, tcp_seq, 0, 5 << 4, flags, window, 0, 0)
-        csum_rel = 16
+        layers["tcp"] = {"sport": sport, "dport": dport, "seq": tcp_seq, "flags": tcp_flags, "window": window}
     else:
-        itype = icmp_type if icmp_type is not None else (128 if l3 == "ipv6" else 8)
-        l4h = struct.pack("!BBHHH", itype, icmp_code, 0, icmp_id, 0)
-        csum_rel = 2
-        if l3 != "ipv6":
-            pseudo = b""  # ICMPv4's checksum covers the message only
-    frame = bytearray(l2 + l3h + l4h + payload)
-    _stamp.write(frame, stream_id, 0, plen)
-    l4off = len(l2) + l3len
-    c = _csum(pseudo + bytes(frame[l4off:]))
-    if l4 == "udp" and c == 0:
-        c = 0xFFFF
-    struct.pack_into("!H", frame, l4off + csum_rel, c)
-    return bytes(frame), l4off + csum_rel
+        icmp = {"code": icmp_code, "id": icmp_id}
+        if icmp_type is not None:
+            icmp["type"] = icmp_type
+        layers["icmpv6" if l3 == "ipv6" else "icmp"] = icmp
+    try:
+        frame = frames.build(eth=eth, size=size, stamp=(stream_id, 0), **layers)
+    except ConfigurationError as exc:
+        if exc.field != "size":
+            raise
+        lo = frames.min_size(eth=eth, stamp=(stream_id, 0), **layers)
+        raise ScenarioError("frame size %d B cannot hold %s/%s headers and the %d B stamp (minimum %d B)"
+                            % (size, l3, l4, _stamp.STAMP_LEN, lo)) from None
+    return frame, frames.l4_checksum_offset(frame)
 
 
 def build_templates(stream, src_ep, dst_ep):

@@ -16,7 +16,7 @@ located as ``FILE:LINE:COL: FIELD.PATH: what is wrong and what was expected``:
    editors) against each expanded scenario;
 3. semantic checks the schema cannot express: endpoints exist, a stream's ``from``/``to``
    are connected (veth links, bridges, XDP redirects), placeholders resolve, names are unique,
-   frame sizes fit the headers plus the 24-byte stamp and the link MTU, and so on.
+   frame sizes fit the headers plus the 20-byte stamp and the link MTU, and so on.
 
 Public API: :func:`load`, :func:`load_text`, :func:`is_scenario_file`, :func:`find_scenario_files`,
 :func:`schema`, :class:`Scenario` and its parts, :class:`CountExpr`, :class:`Problem`,
@@ -36,6 +36,7 @@ import shutil
 
 import yaml
 
+from netring import stamp as _stamp
 from netring.errors import ScenarioError
 
 __all__ = [
@@ -50,7 +51,7 @@ SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema",
 #: Built-in XDP programs a scenario may name in ``program:``.
 BUILTIN_PROGRAMS = ("pass", "drop", "aborted", "tx", "redirect", "filter")
 
-STAMP_LEN = 24
+STAMP_LEN = _stamp.STAMP_LEN
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_QUIET = 0.5
 DEFAULT_COUNT = 10000
@@ -618,7 +619,10 @@ def _substitute(value, params, path, unresolved):
 # semantic checks + normalisation
 # --------------------------------------------------------------------------------------------
 def min_frame_size(l3="ipv4", l4="udp", vlan=False):
-    """Smallest frame (bytes, without FCS) that carries these headers plus the 24-byte stamp."""
+    """Smallest frame (bytes, without FCS) that carries these headers plus the 20-byte stamp.
+
+    62 B for IPv4/UDP (14 + 20 + 8 + 20, so a 64 B frame carries a stamp), 82 B for IPv6/UDP,
+    4 B more with an 802.1Q tag."""
     l3len = 40 if l3 == "ipv6" else 20
     l4len = {"udp": 8, "tcp": 20, "icmp": 8}[l4]
     return 14 + (4 if vlan else 0) + l3len + l4len + STAMP_LEN
@@ -796,9 +800,9 @@ class _Builder:
                 bad = [z for z in sizes if not lo <= z <= hi]
                 if bad:
                     self.err(rel + ("frame", "size"),
-                             "frame size %d B does not fit: %s%s frames with the 24 B stamp need %d..%d B "
+                             "frame size %d B does not fit: %s%s frames with the %d B stamp need %d..%d B "
                              "(link MTU %d)" % (bad[0], "802.1Q/" if st.vlan is not None else "",
-                                                "%s/%s" % (st.l3, st.l4), lo, hi, mtu))
+                                                "%s/%s" % (st.l3, st.l4), STAMP_LEN, lo, hi, mtu))
             streams.append(st)
 
         # captures

@@ -13,6 +13,8 @@ import ipaddress
 
 from hypothesis import strategies as st
 
+from netring import stamp as _stamp
+
 from . import frames as _frames
 
 __all__ = ["mac_addresses", "ipv4_addresses", "ipv6_addresses", "vlan_tags", "frame_specs", "frames",
@@ -101,7 +103,7 @@ def frame_specs(draw, mtu=1500, vlan=None, stamp=None, l3=("ipv4", "ipv6", None)
     spec["payload"] = draw(st.binary(max_size=64))
     stamped = draw(st.booleans()) if stamp is None else stamp
     if stamped:
-        spec["stamp"] = (draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**64 - 1)))
+        spec["stamp"] = (draw(st.integers(0, _stamp.STREAM_ID_MAX)), draw(st.integers(0, 2**64 - 1)))
     lo = max(min_size, _frames.min_size(**spec))
     if lo > max_size:
         # Only when the caller's limits leave no room: drop the optional payload, then give up.

@@ -7,9 +7,10 @@
  * Frames: Ethernet to a non-local unicast MAC (02:4e:52:00:00:99, not the receiver's address, so the
  * receiving kernel drops them right after the packet taps — see FIELD-NOTES: frames to the receiver's
  * own MAC cost ~1.7x more), ethertype 0x88B5 (IEEE 802 local experimental), payload = zero bytes
- * followed by netring's normative 24-byte stamp (netring/stamp.py: "NRTS", stream id, seq, plen,
- * check) at the end of the frame; plen covers every byte between the ethertype and the stamp. A
- * non-IP ethertype lets a 64 B frame carry a full stamp (Ethernet+IPv4+UDP headers leave only 22 B).
+ * followed by netring's normative 20-byte stamp (netring/stamp.py: "NRTS", u16 stream id, u16 plen,
+ * u64 seq, u32 check) at the end of the frame; plen covers every byte between the ethertype and the
+ * stamp. The non-IP ethertype keeps the frames off every IP path and spares the senders an L4
+ * checksum, so the rows measure the rings alone (the engine row uses real Ethernet/IPv4/UDP).
  * The netring cases send byte-identical frames, so C and netring do the same work per frame.
  */
 #ifndef BENCH_REF_COMMON_H
@@ -33,7 +34,8 @@
 #define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
-#define STAMP_LEN 24
+#define STAMP_LEN 20
+#define STAMP_HDR_LEN 16 /* magic..seq: the stamp bytes the check covers */
 #define STAMP_MAGIC 0x4E525453u
 #define BENCH_ETHERTYPE 0x88B5
 #define FNV_SEED 0xcbf29ce484222325ull
@@ -109,8 +111,9 @@ static void ref_parse(int argc, char **argv, struct ref_opts *o)
     }
     if (!o->ifname) die_msg("--ifname is required");
     if (o->count <= 0) die_msg("--count must be > 0");
-    if (o->size < 14 + 2 + STAMP_LEN || o->size > 9000) die_msg("--size must be 40..9000");
+    if (o->size < 14 + 2 + STAMP_LEN || o->size > 9000) die_msg("--size must be 36..9000");
     if (o->batch < 1 || o->batch > 1024) die_msg("--batch must be 1..1024");
+    if (o->stream_id > 0xffff) die_msg("--stream-id must be 0..65535 (the stamp holds 16 bits)");
     if (o->pool <= 0 || o->pool > o->count) o->pool = o->count;
 }
 
@@ -160,6 +163,8 @@ static inline uint64_t fnv_words(uint64_t h, const uint8_t *p, size_t n)
     return h;
 }
 
+static inline void put_be16(uint8_t *p, uint32_t v) { p[0] = v >> 8; p[1] = v; }
+static inline uint32_t get_be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
 static inline void put_be32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 static inline uint32_t get_be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
 static inline void put_be64(uint8_t *p, uint64_t v) { put_be32(p, v >> 32); put_be32(p + 4, (uint32_t)v); }
@@ -179,16 +184,17 @@ __attribute__((unused)) static uint64_t build_template(uint8_t *f, int size)
     return fnv_words(FNV_SEED, f + 14, off - 14);
 }
 
-/* Write the stamp of (stream_id, seq) at the end of frame f, given the template's payload hash. */
+/* Write the stamp of (stream_id, seq) at the end of frame f, given the template's payload hash.
+ * Layout (big-endian): +0 magic u32, +4 stream id u16, +6 plen u16, +8 seq u64, +16 check u32. */
 static inline void stamp_frame(uint8_t *f, int size, uint64_t phash, uint32_t sid, uint64_t seq)
 {
     uint8_t *s = f + size - STAMP_LEN;
     put_be32(s, STAMP_MAGIC);
-    put_be32(s + 4, sid);
+    put_be16(s + 4, sid);
+    put_be16(s + 6, (uint32_t)(size - STAMP_LEN - 14));
     put_be64(s + 8, seq);
-    put_be32(s + 16, (uint32_t)(size - STAMP_LEN - 14));
-    uint64_t h = fnv_words(phash, s, 20);
-    put_be32(s + 20, (uint32_t)(h ^ (h >> 32)));
+    uint64_t h = fnv_words(phash, s, STAMP_HDR_LEN);
+    put_be32(s + 16, (uint32_t)(h ^ (h >> 32)));
 }
 
 #endif

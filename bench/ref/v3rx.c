@@ -1,6 +1,6 @@
 /* C reference: TPACKET_V3 RX-ring receiver with exact sequence accounting of one stream.
  *
- * Walks each retired block in place; per frame: skip PACKET_OUTGOING, locate the stamp (last 24 B of
+ * Walks each retired block in place; per frame: skip PACKET_OUTGOING, locate the stamp (last 20 B of
  * the frame for the bench's non-IP ethertype — the same rule as netring.stamp.locate), recompute the
  * full check (payload + stamp), and account the seq in a seen-bitmap sized by --pool:
  * delivered (first sighting), duplicated, reordered (first sighting below the highest seq seen),
@@ -31,12 +31,12 @@ static inline void account(struct acct *a, const uint8_t *f, unsigned len, uint3
     if (etype != BENCH_ETHERTYPE) { a->unexpected++; return; }
     unsigned off = len - STAMP_LEN;
     const uint8_t *s = f + off;
-    if (get_be32(s) != STAMP_MAGIC || get_be32(s + 4) != sid) { a->unexpected++; return; }
+    if (get_be32(s) != STAMP_MAGIC || get_be16(s + 4) != sid) { a->unexpected++; return; }
+    uint32_t plen = get_be16(s + 6);
     uint64_t seq = get_be64(s + 8);
-    uint32_t plen = get_be32(s + 16);
     if (plen > off) { a->corrupted++; a->received++; return; }
-    uint64_t h = fnv_words(fnv_words(FNV_SEED, s - plen, plen), s, 20);
-    if ((uint32_t)(h ^ (h >> 32)) != get_be32(s + 20)) { a->corrupted++; a->received++; return; }
+    uint64_t h = fnv_words(fnv_words(FNV_SEED, s - plen, plen), s, STAMP_HDR_LEN);
+    if ((uint32_t)(h ^ (h >> 32)) != get_be32(s + 16)) { a->corrupted++; a->received++; return; }
     if (seq >= (uint64_t)a->pool) { a->unexpected++; return; }
     a->received++;
     uint8_t bit = (uint8_t)(1u << (seq & 7));

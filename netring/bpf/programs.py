@@ -29,6 +29,7 @@ import ipaddress
 import socket
 
 from ..errors import ConfigurationError
+from ..stamp import STAMP_LEN, STREAM_ID_MAX
 from .asm import (FP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, XDP_ABORTED, XDP_DROP, XDP_PASS,
                   XDP_REDIRECT, XDP_TX, Asm)
 from .maps import create_map
@@ -256,11 +257,11 @@ def _parse(a):
     a.ldx("b", R1, R2, 23).stx("dw", FP, _SLOTS["proto"], R1)
     a.ldx("w", R1, R2, 26).stx("dw", FP, _SLOTS["src4"], R1)
     a.ldx("w", R1, R2, 30).stx("dw", FP, _SLOTS["dst4"], R1)
-    # Stamp: last 24 bytes of the L3 packet -> stream id at l3 + tot_len - 20.
+    # Stamp: last STAMP_LEN (20) bytes of the L3 packet -> stream id (u16) at l3 + tot_len - 16.
     a.ldx("h", R1, R2, 16).be(R1, 16)
-    a.jmp("<", R1, 44, "l4_v4")
+    a.jmp("<", R1, 20 + STAMP_LEN, "l4_v4")
     a.jmp(">", R1, _MAX_L3, "l4_v4")  # bounds the variable offset for the verifier (MAX_PACKET_OFF)
-    a.sub(R1, 24)
+    a.sub(R1, STAMP_LEN)
     a.mov(R4, R2).add(R4, R1)
     _stamp(a, "v4")
     a.label("l4_v4")
@@ -277,9 +278,9 @@ def _parse(a):
         a.ldx("w", R1, R2, 22 + 4 * i).stx("dw", FP, _SLOTS["src6_%d" % i], R1)
         a.ldx("w", R1, R2, 38 + 4 * i).stx("dw", FP, _SLOTS["dst6_%d" % i], R1)
     a.ldx("h", R1, R2, 18).be(R1, 16)   # payload length; L3 ends at l3 + 40 + plen
-    a.jmp("<", R1, 24, "l4_v6")
+    a.jmp("<", R1, STAMP_LEN, "l4_v6")
     a.jmp(">", R1, _MAX_L3, "l4_v6")
-    a.add(R1, 40 - 24)
+    a.add(R1, 40 - STAMP_LEN)
     a.mov(R4, R2).add(R4, R1)
     _stamp(a, "v6")
     a.label("l4_v6")
@@ -300,12 +301,14 @@ def _parse(a):
 
 
 def _stamp(a, tag):
-    """r4 = start of the stamp minus 14 (a packet pointer); check bounds and magic, store the stream id."""
+    """r4 = start of the stamp minus 14 (a packet pointer); check bounds and magic, store the stream id.
+
+    Reads the stamp's first 8 bytes: magic (u32 at +0) and stream id (u16 at +4)."""
     a.mov(R5, R4).add(R5, 14 + 8)
     a.jmp(">", R5, R3, "nostamp_" + tag)
     a.ldx("w", R1, R4, 14)
     a.jmp("!=", R1, _STAMP_MAGIC_LE, "nostamp_" + tag)
-    a.ldx("w", R1, R4, 18).be(R1, 32)
+    a.ldx("h", R1, R4, 18).be(R1, 16)
     a.stx("dw", FP, _SLOTS["stream"], R1)
     a.label("nostamp_" + tag)
 
@@ -351,7 +354,7 @@ def validate_rules(rules, default="pass"):
         ipv4:  {src: "198.18.0.1", dst: "198.18.0.0/15", proto: 17 | "udp"}
         ipv6:  {src: "2001:2::1", dst: "2001:2::/48", proto: ...}
         udp:   {sport: 9, dport: 9}   (or tcp:)   # also requires that protocol
-        stream: 7                                 # the netring stamp's stream id
+        stream: 7                                 # the netring stamp's stream id (0..65535)
 
     An empty ``ipv4: {}`` matches any IPv4 frame (likewise ipv6/udp/tcp). Actions: pass,
     drop, aborted, tx. Errors are :class:`ConfigurationError` naming the rule index and field.
@@ -442,8 +445,9 @@ def validate_rules(rules, default="pass"):
                     checks.append((side, _port(i, "match.%s.%s" % (l4, side), ports[side]), None))
         if "stream" in match:
             s = match["stream"]
-            if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 1 << 32:
-                raise _err(i, "match.stream", "must be a stream id 0..2**32-1", s)
+            if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= STREAM_ID_MAX:
+                raise _err(i, "match.stream", "must be a stream id 0..%d (the stamp holds 16 bits)"
+                           % STREAM_ID_MAX, s)
             checks.append(("stream", s, None))
         out.append((checks, ACTIONS[rule["action"]]))
     return out

@@ -11,6 +11,7 @@ static inline uint32_t be32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 static inline uint64_t be64(const uint8_t *p) { return ((uint64_t)be32(p) << 32) | be32(p + 4); }
+static inline void put_be16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 static inline void put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
@@ -39,9 +40,9 @@ static inline uint64_t nr_st__hash(uint64_t h, const uint8_t *p, uint32_t len)
 
 uint64_t nr_st_payload_hash(const uint8_t *p, uint32_t len) { return nr_st__hash(NR_ST_SEED, p, len); }
 
-uint32_t nr_st_check_value(uint64_t phash, const uint8_t *stamp20)
+uint32_t nr_st_check_value(uint64_t phash, const uint8_t *stamp16)
 {
-    uint64_t h = nr_st__hash(phash, stamp20, 20);
+    uint64_t h = nr_st__hash(phash, stamp16, NR_ST_HDR_LEN); /* exactly two words, no padding */
     return (uint32_t)(h ^ (h >> 32));
 }
 
@@ -96,9 +97,9 @@ void nr_st_stamp(uint8_t *f, const struct nr_st_tmpl *t, uint32_t stream_id, uin
     if (patch)
         memcpy(old, s, NR_ST_STAMP_LEN);
     /* magic and plen stay as in the template; stream id, seq and check change */
-    put_be32(s + 4, stream_id);
+    put_be16(s + 4, stream_id);
     put_be64(s + 8, seq);
-    put_be32(s + 20, nr_st_check_value(t->phash, s));
+    put_be32(s + 16, nr_st_check_value(t->phash, s));
     if (patch) {
         uint8_t *c = f + t->csum_off;
         uint32_t hc = be16(c);
@@ -239,11 +240,11 @@ void nr_st_check_frame(struct nr_st_checker *c, const uint8_t *f, uint32_t len)
         return;
     }
     const uint8_t *s = f + off;
-    uint32_t sid = be32(s + 4);
+    uint32_t sid = be16(s + 4);
+    uint32_t plen = be16(s + 6);
     uint64_t seq = be64(s + 8);
-    uint32_t plen = be32(s + 16);
     int ok = plen <= (uint32_t)off
-        && nr_st_check_value(nr_st__hash(NR_ST_SEED, s - plen, plen), s) == be32(s + 20);
+        && nr_st_check_value(nr_st__hash(NR_ST_SEED, s - plen, plen), s) == be32(s + 16);
     struct nr_st_stream *st = nr_st__find(c, sid);
     if (st == NULL) {
         nr_st__unexpected(c, f, len);

@@ -8,7 +8,9 @@
 #include "rx.h"
 #include "tx.h"
 
-#define NR_ST_STAMP_LEN 24
+/* Layout (big-endian): +0 u32 magic, +4 u16 stream_id, +6 u16 plen, +8 u64 seq, +16 u32 check */
+#define NR_ST_STAMP_LEN 20
+#define NR_ST_HDR_LEN 16 /* the stamp bytes the check covers: magic .. seq */
 #define NR_ST_MAGIC 0x4E525453u
 
 /* A template frame that already carries a valid stamp (written by netring.stamp.write). */
@@ -25,7 +27,7 @@ struct nr_st_tmpl {
 struct nr_st_job {
     const struct nr_st_tmpl *tmpls;
     uint32_t ntmpl;
-    uint32_t stream_id;
+    uint32_t stream_id;    /* 0..65535 (written as a u16) */
     uint64_t first_seq;
     uint64_t count;
     uint64_t done;
@@ -65,7 +67,7 @@ struct nr_st_checker {
 
 int32_t nr_st_locate(const uint8_t *f, uint32_t len);
 uint64_t nr_st_payload_hash(const uint8_t *p, uint32_t len);
-uint32_t nr_st_check_value(uint64_t phash, const uint8_t *stamp20);
+uint32_t nr_st_check_value(uint64_t phash, const uint8_t *stamp16);
 void nr_st_stamp(uint8_t *f, const struct nr_st_tmpl *t, uint32_t stream_id, uint64_t seq);
 int64_t nr_st_send(struct nr_tx_ring *r, struct nr_st_job *j);
 uint64_t nr_st_now_ns(void);

@@ -40,7 +40,19 @@ def test_bench_frame_matches_the_stamp_reference():
         f = bench_frame(size, 7, 12345)
         assert len(f) == size and f[12:14] == b"\x88\xb5"
         st = stamp.read(f)
-        assert (st.stream_id, st.seq, st.ok, st.offset, st.plen) == (7, 12345, True, size - 24, size - 38)
+        assert (st.stream_id, st.seq, st.ok, st.offset, st.plen) == (7, 12345, True, size - stamp.STAMP_LEN, size - 14 - stamp.STAMP_LEN)
+
+
+def test_engine_64_row_runs_real_64_byte_ipv4_udp_frames():
+    from bench import engine_case
+    from netring_testkit import frames, runner as engine, scenario as sc
+
+    s = sc.load_text(engine_case.scenario_yaml(64, 10), "<bench>")[0]
+    assert s.streams[0].sizes == [64]
+    (frame,), (csum_off,) = engine.build_templates(s.streams[0], None, None)
+    p = frames.parse(frame)
+    assert len(frame) == 64 and p["udp"]["checksum_ok"] and p["ipv4"]["checksum_ok"] and p["eth"]["dst"] == "02:4e:52:00:00:99"
+    assert p["stamp"].ok and p["stamp"].offset == 64 - stamp.STAMP_LEN and p["stamp"].plen == 2
 
 
 def test_unknown_case_is_rejected():

@@ -94,7 +94,7 @@ frames = st.builds(
         sport=sport, dport=dport, vlan=vlan),
     st.sampled_from(["ipv4", "ipv6", "raw"]), st.sampled_from(["udp", "tcp", "icmp"]),
     st.integers(0, 3), st.integers(0, 3), st.sampled_from([9, 4000, 53]), st.sampled_from([9, 4000, 53]),
-    st.sampled_from([None, 42, 7]), st.sampled_from([1, 2, 0xFFFFFFF0]))
+    st.sampled_from([None, 42, 7]), st.sampled_from([1, 2, 0xFFF0, 0xFFFF]))
 
 
 @st.composite
@@ -119,7 +119,7 @@ def matches(draw):
     if draw(st.booleans()):
         m["eth"] = {"vlan": draw(st.sampled_from([42, 7]))}
     if draw(st.booleans()):
-        m["stream"] = draw(st.sampled_from([1, 2, 0xFFFFFFF0]))
+        m["stream"] = draw(st.sampled_from([1, 2, 0xFFF0, 0xFFFF]))
     return m
 
 
@@ -156,6 +156,7 @@ def test_filter_agrees_with_reference(rules, default, fs):
     ([{"match": {"ipv6": {"dst": "198.18.0.1"}}, "action": "drop"}], "rules[0].match.ipv6.dst"),
     ([{"match": {"eth": {"vlan": 5000}}, "action": "drop"}], "rules[0].match.eth.vlan"),
     ([{"match": {"stream": -1}, "action": "drop"}], "rules[0].match.stream"),
+    ([{"match": {}, "action": "pass"}, {"match": {"stream": 65536}, "action": "drop"}], "rules[1].match.stream"),
     ([{"match": {"ipv4": {}, "ipv6": {}}, "action": "drop"}], "rules[0].match.ipv6"),
     ([{"match": {"ipv4": {"proto": "tcp"}, "udp": {}}, "action": "drop"}], "rules[0].match.udp"),
     ([{"match": {"mpls": 1}, "action": "drop"}], "rules[0].match.mpls"),
@@ -214,7 +215,9 @@ def test_filter_drops_exactly_the_matching_stream(pair, mode):
     ({"udp": {"sport": 4000}}, dict(), dict(sport=4001)),
     ({"udp": {"dport": 9}}, dict(l3="ipv6"), dict(proto="tcp")),
     ({"tcp": {"dport": 53}}, dict(proto="tcp", dport=53), dict(dport=53)),
-    ({"stream": 0xFFFFFFF0}, dict(stream=0xFFFFFFF0), dict(stream=0x7FFFFFF0)),
+    ({"stream": 0xFFF0}, dict(stream=0xFFF0), dict(stream=0x7FF0)),
+    ({"stream": 0xFFFF}, dict(stream=0xFFFF, payload=0), dict(stream=0xFFFE, payload=0)),
+    ({"stream": 0}, dict(stream=0, l3="ipv6", proto="icmp", payload=0), dict(stream=1, l3="ipv6", payload=0)),
     ({"stream": 3}, dict(l3="ipv6", stream=3), dict(l3="raw", stream=3)),
     ({"ipv4": {"src": "198.18.0.0/15"}, "udp": {"dport": 9}, "stream": 1}, dict(vlan=7), dict(dport=10)),
 ])

@@ -2,7 +2,7 @@
 import random
 import struct
 
-from netring import stamp
+from netring_testkit import frames
 
 ETH_TEST = 0x88B5  # IEEE local experimental ethertype
 OTHER_MAC = bytes.fromhex("020000aa0001")
@@ -24,76 +24,35 @@ def mixed_frames(n, seed=1, lo=60, hi=1514, dst=OTHER_MAC):
     return out
 
 
-def csum16(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(">%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def l4_checksum(frame, l3, v6, proto, l4_off, l4_len):
-    """One's complement sum over pseudo-header + L4 segment (0xffff when the checksum in it is valid)."""
-    if v6:
-        pseudo = frame[l3 + 8:l3 + 40] + struct.pack(">IxxxB", l4_len, proto)
-    else:
-        pseudo = frame[l3 + 12:l3 + 20] + struct.pack(">xBH", proto, l4_len)
-    return csum16(bytes(pseudo) + bytes(frame[l4_off:l4_off + l4_len]))
-
-
-def fill_checksum(frame, l3, v6, proto, l4_off, l4_len, csum_off):
-    frame[csum_off:csum_off + 2] = b"\0\0"
-    c = (~l4_checksum(frame, l3, v6, proto, l4_off, l4_len)) & 0xFFFF
-    if proto == 17 and c == 0:
-        c = 0xFFFF
-    frame[csum_off:csum_off + 2] = struct.pack(">H", c)
-
-
 def stamped(payload_len, proto=17, v6=False, vlan=False, sport=1000, dst=OTHER_MAC, sid=0, seq=0,
             zero_udp_csum=False):
-    """A stamped IPv4/IPv6 + UDP/TCP/ICMPv6 frame with a valid L4 checksum; returns (frame, csum_offset)."""
-    l2 = dst + SRC_MAC + (b"\x81\x00\x00\x2a" if vlan else b"") + struct.pack(">H", 0x86DD if v6 else 0x0800)
-    l3 = len(l2)
-    hdr_len = {17: 8, 6: 20, 58: 8}[proto]
-    l4_len = hdr_len + payload_len + stamp.STAMP_LEN
-    if v6:
-        ip = struct.pack(">IHBB16s16s", 6 << 28, l4_len, proto, 64, bytes.fromhex("20010002" + "00" * 11 + "01"),
-                         bytes.fromhex("20010002" + "00" * 11 + "02"))
-    else:
-        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + l4_len, 0, 0, 64, proto, 0, bytes([198, 18, 0, 1]),
-                         bytes([198, 18, 0, 2]))
+    """A stamped IPv4/IPv6 + UDP/TCP/ICMPv6 frame with a valid L4 checksum; returns (frame, csum_offset).
+
+    Built by :func:`netring_testkit.frames.build` (checksum computed from scratch after stamping);
+    ``zero_udp_csum`` leaves the UDP checksum 0 ("none"). VLAN 42 when ``vlan``.
+    """
+    eth = {"dst": dst, "src": SRC_MAC}
+    if vlan:
+        eth["vlan"] = 42
+    layers = {"ipv6": {}} if v6 else {"ipv4": {}}
     if proto == 17:
-        l4 = struct.pack(">HHHH", sport, 9, l4_len, 0)
-        co = 6
+        layers["udp"] = {"sport": sport, "dport": 9}
+        if zero_udp_csum:
+            layers["udp"]["checksum"] = 0
     elif proto == 6:
-        l4 = struct.pack(">HHIIBBHHH", sport, 9, 1, 0, 5 << 4, 0x18, 1024, 0, 0)
-        co = 16
+        layers["tcp"] = {"sport": sport, "dport": 9, "seq": 1, "flags": "PA", "window": 1024}
     else:
-        l4 = struct.pack(">BBHHH", 128, 0, 0, 1, 1)
-        co = 2
+        layers["icmpv6"] = {"type": 128, "id": 1, "seq": 1}
     payload = bytes((i * 7 + payload_len) & 0xFF for i in range(payload_len))
-    f = bytearray(l2 + ip + l4 + payload + bytes(stamp.STAMP_LEN))
-    l4_off = l3 + len(ip)
-    stamp.write(f, sid, seq, payload_len)
-    if not (proto == 17 and zero_udp_csum):
-        fill_checksum(f, l3, v6, proto, l4_off, l4_len, l4_off + co)
-    return bytes(f), l4_off + co
+    f = frames.build(eth=eth, payload=payload, stamp=(sid, seq), **layers)
+    return f, frames.l4_checksum_offset(f)
 
 
 def checksum_ok(frame):
     """True when the L4 checksum of a frame built by :func:`stamped` verifies (UDP 0 = none counts as ok)."""
-    off = 12
-    while struct.unpack_from(">H", frame, off)[0] in (0x8100, 0x88A8):
-        off += 4
-    etype = struct.unpack_from(">H", frame, off)[0]
-    l3 = off + 2
-    v6 = etype == 0x86DD
-    if v6:
-        proto, l4_len, l4_off = frame[l3 + 6], struct.unpack_from(">H", frame, l3 + 4)[0], l3 + 40
-    else:
-        proto, l4_off = frame[l3 + 9], l3 + (frame[l3] & 15) * 4
-        l4_len = struct.unpack_from(">H", frame, l3 + 2)[0] - (frame[l3] & 15) * 4
-    if proto == 17 and struct.unpack_from(">H", frame, l4_off + 6)[0] == 0:
+    p = frames.parse(frame)
+    l4 = next(k for k in ("udp", "tcp", "icmp", "icmpv6") if k in p)
+    at = frames.l4_checksum_offset(frame)
+    if l4 == "udp" and frame[at:at + 2] == b"\0\0":
         return True
-    return l4_checksum(frame, l3, v6, proto, l4_off, l4_len) == 0xFFFF
+    return p[l4]["checksum_ok"]

@@ -12,7 +12,7 @@ from core_frames import checksum_ok, mixed_frames, stamped
 
 
 @given(plen=st.integers(0, 1400), proto=st.sampled_from([17, 6, 58]), v6=st.booleans(), vlan=st.booleans(),
-       sid=st.integers(0, 2**32 - 1), seq=st.integers(0, 2**64 - 1), zero=st.booleans())
+       sid=st.integers(0, 2**16 - 1), seq=st.integers(0, 2**64 - 1), zero=st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_c_stamp_matches_python_reference_and_patches_l4_checksum(plen, proto, v6, vlan, sid, seq, zero):
     if proto == 58:
@@ -122,7 +122,7 @@ def test_checker_done_after_all_delivered_in_any_order():
 def test_checker_corrupt_plen_and_stamp_field():
     f = bytearray(frames_for(1, 1)[0])
     off = stamp.locate(f)
-    f[off + 16:off + 20] = struct.pack(">I", off + 1)  # plen larger than what precedes the stamp
+    f[off + 6:off + 8] = struct.pack(">H", off + 1)  # plen larger than what precedes the stamp
     g = bytearray(frames_for(1, 2)[1])
     g[stamp.locate(g) + 15] ^= 1  # seq bit flipped → check fails
     c = SeqChecker({1: 2})
@@ -136,9 +136,20 @@ def test_checker_rejects_bad_config():
         SeqChecker({})
     with pytest.raises(ConfigurationError, match="stream id"):
         SeqChecker({-1: 3})
+    with pytest.raises(ConfigurationError, match="stream id 65536 must be an int in 0..65535") as ei:
+        SeqChecker({65536: 3})
+    assert ei.value.field == "expected"
     with pytest.raises(ConfigurationError, match="count"):
         SeqChecker({1: -3})
     with pytest.raises(ConfigurationError, match="keep_unexpected"):
         SeqChecker({1: 3}, keep_unexpected=-1)
     with pytest.raises(ConfigurationError, match="not one of the expected"):
         SeqChecker({1: 3}).counts(2)
+
+
+def test_stamp_frame_rejects_stream_ids_beyond_16_bits():
+    tmpl, co = stamped(10)
+    with pytest.raises(ConfigurationError, match="0..65535") as ei:
+        stamp_frame(tmpl, 65536, 0, co)
+    assert ei.value.field == "stream_id"
+    assert stamp.read(stamp_frame(tmpl, 65535, 7, co))[:4] == (65535, 7, 10, True)

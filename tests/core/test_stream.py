@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from netring import Capture, Injector, SeqChecker, stamp
+from netring import Capture, ConfigurationError, Injector, SeqChecker, stamp
 
 from core_net import needs_root
 from core_frames import checksum_ok, stamped
@@ -46,6 +46,19 @@ def test_send_stream_delivers_every_seq_with_valid_checksums(veth):
         assert (s.stream_id, s.seq, s.ok) == (8, 300 + i, True)
         assert checksum_ok(p.data)
         assert len(p.data) == len(templates[i % 4])
+
+
+def test_send_stream_64_byte_frames_and_the_16_bit_stream_id_limit(veth):
+    tmpl, co = stamped(2)  # Ethernet + IPv4 + UDP + 2 B + the 20 B stamp
+    assert len(tmpl) == 64
+    chk = SeqChecker({65535: 500})
+    with Capture(veth.rx_if, netns=veth.b) as cap, Injector(veth.tx_if, netns=veth.a) as tx:
+        with pytest.raises(ConfigurationError, match="outside the allowed range 0..65535") as ei:
+            tx.send_stream([tmpl], 65536, 0, 1, csum_offsets=[co])
+        assert ei.value.field == "stream_id"
+        assert tx.send_stream([tmpl], 65535, 0, 500, csum_offsets=[co]) == 500
+        cap.drain(chk, 10.0, 0.5)
+    assert chk.counts(65535) == (500, 500, 0, 0, 0, 0), chk.as_dict()
 
 
 def test_send_stream_timeout_bounds_a_slow_stream(veth):

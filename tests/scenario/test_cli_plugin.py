@@ -17,7 +17,7 @@ VALID = textwrap.dedent("""\
         markers: [slow]
         topology: {nodes: [a, b], links: [{endpoints: [a:eth0, b:eth0]}]}
         traffic: [{from: a:eth0, to: b:eth0, count: 10, frame: {size: "${size}"}}]
-        matrix: {size: [66, 100]}
+        matrix: {size: [64, 100]}
       - name: beta
         topology: {nodes: [a, b], links: [{endpoints: [a:eth0, b:eth0]}]}
         traffic: [{from: a:eth0, to: b:eth0, count: 10}]
@@ -57,7 +57,7 @@ def test_list(tmp_path):
     rc, out = run_cli("list", "-v", str(tmp_path))
     assert rc == 0
     assert out.splitlines() == [
-        "%s::alpha[size=66]  (1 stream, 10 frames, markers slow)" % (tmp_path / "s.yaml"),
+        "%s::alpha[size=64]  (1 stream, 10 frames, markers slow)" % (tmp_path / "s.yaml"),
         "%s::alpha[size=100]  (1 stream, 10 frames, markers slow)" % (tmp_path / "s.yaml"),
         "%s::beta  (1 stream, 10 frames)" % (tmp_path / "s.yaml"),
         "3 scenario items in 1 file",
@@ -85,12 +85,12 @@ def test_collection_ids_keywords_markers(tmp_path):
     (tmp_path / "ci.yml").write_text("jobs: {build: {runs-on: x}}\n")  # unrelated YAML is ignored
     p = pytest_child(tmp_path, "--collect-only", "-q", ".")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "s.yaml::alpha[size=66]" in p.stdout and "s.yaml::alpha[size=100]" in p.stdout
+    assert "s.yaml::alpha[size=64]" in p.stdout and "s.yaml::alpha[size=100]" in p.stdout
     assert "s.yaml::beta" in p.stdout and "ci.yml" not in p.stdout
     p = pytest_child(tmp_path, "--collect-only", "-q", "-k", "beta", ".")
     assert "beta" in p.stdout and "alpha" not in p.stdout.replace("deselected", "")
     p = pytest_child(tmp_path, "--collect-only", "-q", "-m", "slow", ".")
-    assert "alpha[size=66]" in p.stdout and "::beta" not in p.stdout
+    assert "alpha[size=64]" in p.stdout and "::beta" not in p.stdout
     p = pytest_child(tmp_path, "--collect-only", "-q", "-m", "netring_scenario and not slow", ".")
     assert "::beta" in p.stdout and "alpha[" not in p.stdout
 

@@ -164,7 +164,7 @@ BAD = textwrap.dedent("""\
         topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
         traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 2000, frame: {size: "${size}"}}]
         expect: {delivered: all}
-        matrix: {size: [66, 1000]}
+        matrix: {size: [64, 1000]}
       - name: wrong-expectation
         description: expects every frame although an XDP program drops them all
         topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
@@ -195,15 +195,15 @@ def test_plugin_run_reports_failure_artifacts_json_and_junit(tmp_path):
     assert "Traceback" not in out
     rep = json.loads((tmp_path / "r.json").read_text())
     by_id = {r["id"]: r for r in rep["scenarios"]}
-    assert set(by_id) == {"good[size=66]", "good[size=1000]", "wrong-expectation"}
-    assert by_id["good[size=66]"]["status"] == "passed" and by_id["good[size=66]"]["streams"][0]["delivered"] == 2000
+    assert set(by_id) == {"good[size=64]", "good[size=1000]", "wrong-expectation"}
+    assert by_id["good[size=64]"]["status"] == "passed" and by_id["good[size=64]"]["streams"][0]["delivered"] == 2000
     assert by_id["wrong-expectation"]["status"] == "failed" and by_id["wrong-expectation"]["xdp"]["rx:eth0"]["drop"] == 2000
     assert rep["summary"] == {"passed": 2, "failed": 1}
     assert (tmp_path / "art" / "wrong-expectation.json").exists()
     props = {}
     for case in ET.parse(tmp_path / "j.xml").getroot().iter("testcase"):
         props[case.get("name")] = {p.get("name"): p.get("value") for p in case.iter("property")}
-    assert float(props["good[size=66]"]["pps"]) > 0 and float(props["good[size=66]"]["loss"]) == 0.0
+    assert float(props["good[size=64]"]["pps"]) > 0 and float(props["good[size=64]"]["loss"]) == 0.0
     assert float(props["wrong-expectation"]["loss"]) == 1.0
 
 

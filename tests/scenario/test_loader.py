@@ -32,7 +32,7 @@ GOOD = textwrap.dedent("""\
           payload: intact
           xdp: {rx:eth0: {pass: all, drop: 0}}
         timeout: 10s
-        matrix: {size: [66, 512], mode: [native, generic]}
+        matrix: {size: [64, 512], mode: [native, generic]}
     """)
 
 
@@ -50,11 +50,11 @@ def one(text):
 
 def test_good_file_expands_matrix_in_written_order():
     items = sc.load_text(GOOD, "s.yaml")
-    assert [i.id for i in items] == ["udp[size=66-mode=native]", "udp[size=66-mode=generic]",
+    assert [i.id for i in items] == ["udp[size=64-mode=native]", "udp[size=64-mode=generic]",
                                      "udp[size=512-mode=native]", "udp[size=512-mode=generic]"]
     first = items[0]
-    assert first.params == {"size": 66, "mode": "native"}
-    assert first.streams[0].sizes == [66] and isinstance(first.streams[0].sizes[0], int)
+    assert first.params == {"size": 64, "mode": "native"}
+    assert first.streams[0].sizes == [64] and isinstance(first.streams[0].sizes[0], int)
     assert first.xdp[0].mode == "native" and first.xdp[0].program == "pass"
     assert first.streams[0].rate_pps == 20000
     assert first.timeout == 10.0
@@ -89,7 +89,7 @@ def test_enum_error_after_matrix_substitution_names_combination():
     p = one(GOOD.replace("mode: [native, generic]", "mode: [native, turbo]"))
     assert p.line == 7 and p.path == ("scenarios", 0, "xdp", 0, "mode")
     assert "native, generic or auto" in p.message and "'turbo'" in p.message
-    assert "with size=66, mode=turbo and 1 more" in p.message
+    assert "with size=64, mode=turbo and 1 more" in p.message
 
 
 def test_missing_required_field():
@@ -126,13 +126,13 @@ def test_matrix_key_unused():
 
 
 def test_frame_too_small_for_stamp():
-    p = one(GOOD.replace("size: [66, 512]", "size: [64, 512]"))
-    assert "frame size 64 B does not fit" in p.message and "66..1514" in p.message
-    assert "with size=64" in p.message
+    p = one(GOOD.replace("size: [64, 512]", "size: [61, 512]"))
+    assert "frame size 61 B does not fit" in p.message and "62..1514" in p.message and "20 B stamp" in p.message
+    assert "with size=61" in p.message
 
 
 def test_frame_larger_than_mtu():
-    p = one(GOOD.replace("size: [66, 512]", "size: [1515]"))
+    p = one(GOOD.replace("size: [64, 512]", "size: [1515]"))
     assert "1515" in p.message and "MTU 1500" in p.message
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netring import stamp
-from netring_testkit import report, runner, scenario as sc
+from netring_testkit import frames, report, runner, scenario as sc
 from netring_testkit.verdict import ScenarioResult, StreamResult, decode_frame, evaluate
 
 SPEC = textwrap.dedent("""\
@@ -137,36 +137,15 @@ def test_safe_name():
 # --------------------------------------------------------------------------------------------
 # template frames
 # --------------------------------------------------------------------------------------------
-def _ones(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def _l4_ok(frame, l3, l4, vlan):
-    off = 14 + (4 if vlan is not None else 0)
-    if l3 == "ipv4":
-        assert _ones(frame[off:off + 20]) == 0xFFFF  # IPv4 header checksum
-        total = struct.unpack_from("!H", frame, off + 2)[0]
-        seg = frame[off + 20:off + total]
-        proto = frame[off + 9]
-        pseudo = frame[off + 12:off + 20] + struct.pack("!xBH", proto, len(seg))
-        if l4 == "icmp":
-            pseudo = b""
-    else:
-        plen = struct.unpack_from("!H", frame, off + 4)[0]
-        seg = frame[off + 40:off + 40 + plen]
-        proto = frame[off + 6]
-        pseudo = frame[off + 8:off + 40] + struct.pack("!IxxxB", len(seg), proto)
-    return _ones(pseudo + seg) == 0xFFFF
+def _checksums_ok(frame, l3, l4):
+    p = frames.parse(frame)
+    l4name = "icmpv6" if (l3, l4) == ("ipv6", "icmp") else l4
+    return (l3 == "ipv6" or p["ipv4"]["checksum_ok"]) and p[l4name]["checksum_ok"] and p["error"] is None
 
 
 @settings(max_examples=150, deadline=None)
 @given(l3=st.sampled_from(["ipv4", "ipv6"]), l4=st.sampled_from(["udp", "tcp", "icmp"]),
-       vlan=st.one_of(st.none(), st.integers(0, 4095)), sid=st.integers(0, 2**32 - 1), data=st.data())
+       vlan=st.one_of(st.none(), st.integers(0, 4095)), sid=st.integers(0, 2**16 - 1), data=st.data())
 def test_build_frame_is_valid_and_stamped(l3, l4, vlan, sid, data):
     lo = sc.min_frame_size(l3, l4, vlan is not None)
     size = data.draw(st.integers(lo, 1518))
@@ -176,11 +155,16 @@ def test_build_frame_is_valid_and_stamped(l3, l4, vlan, sid, data):
     got = stamp.read(frame)
     assert got is not None and got.ok and got.stream_id == sid and got.seq == 0
     assert got.offset == size - stamp.STAMP_LEN
-    assert _l4_ok(frame, l3, l4, vlan)
+    assert _checksums_ok(frame, l3, l4)
+    if l3 == "ipv4":
+        assert frames.parse(frame)["ipv4"]["df"]  # the engine's templates carry DF
     assert csum_off == 14 + (4 if vlan is not None else 0) + (20 if l3 == "ipv4" else 40) + \
         {"udp": 6, "tcp": 16, "icmp": 2}[l4]
 
 
 def test_build_frame_too_small():
-    with pytest.raises(sc.ScenarioError, match="minimum 66 B"):
-        runner.build_frame(64, 0, src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02")
+    with pytest.raises(sc.ScenarioError, match="frame size 61 B cannot hold ipv4/udp headers and the 20 B stamp "
+                                               r"\(minimum 62 B\)"):
+        runner.build_frame(61, 0, src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02")
+    with pytest.raises(sc.ScenarioError, match="minimum 94 B"):
+        runner.build_frame(93, 0, src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02", l3="ipv6", l4="tcp")

@@ -12,8 +12,8 @@ from netring_testkit import frames, strategies
 
 # -- pure ----------------------------------------------------------------------------------------
 def test_decode_reads_back_the_headers():
-    f = frames.build(ipv4={}, udp={"sport": 1, "dport": 9}, size=64 + 2, stamp=(0, 17))
-    assert frames.decode(f) == "IPv4 198.18.0.1 > 198.18.0.2 UDP 1 > 9 len 66, stamp s0#17 ok"
+    f = frames.build(ipv4={}, udp={"sport": 1, "dport": 9}, size=64, stamp=(0, 17))
+    assert frames.decode(f) == "IPv4 198.18.0.1 > 198.18.0.2 UDP 1 > 9 len 64, stamp s0#17 ok"
     f = frames.build(eth={"vlan": {"vid": 42, "pcp": 5}}, ipv6={"src": "2001:2::a", "dst": "2001:2::b"},
                      tcp={"flags": "SA", "sport": 80, "dport": 1234})
     assert frames.decode(f) == "vlan 42 pcp 5 IPv6 2001:2::a > 2001:2::b TCP 80 > 1234 [SA] len 78"
@@ -38,23 +38,28 @@ def test_sizes_lengths_and_stamp_position():
     assert struct.unpack_from("!H", f, 16)[0] == 1500              # IPv4 total length
     assert struct.unpack_from("!H", f, 38)[0] == 1480              # UDP length
     st = nstamp.read(f)
-    assert (st.stream_id, st.seq, st.ok, st.offset, st.plen) == (1, 2, True, 1514 - 24, 1480 - 8 - 24)
+    assert (st.stream_id, st.seq, st.ok, st.offset, st.plen) == (1, 2, True, 1514 - 20, 1480 - 8 - 20)
     # trailer padding: the stamp stays at the end of the L3 packet
     t = frames.build(ipv4={}, udp={}, size=100, stamp=(1, 2), pad="trailer")
-    assert len(t) == 100 and nstamp.read(t).offset == 14 + 20 + 8 + 24 - 24 + 0 and t[-34:] == bytes(34)
-    assert frames.parse(t)["trailer"] == 100 - 66
+    assert len(t) == 100 and nstamp.read(t).offset == 14 + 20 + 8 and t[-38:] == bytes(38)
+    assert frames.parse(t)["trailer"] == 100 - 62
     # payload prefix, then pattern fill
     p = frames.build(ipv6={}, udp={}, payload=b"hello", size=120)
     assert p[62:67] == b"hello" and p[67:120] == frames.pattern(53, 5)
 
 
 def test_minimum_sizes_and_too_small_message():
-    assert frames.min_size(ipv4={}, udp={}, stamp=(0, 0)) == 66
-    assert frames.min_size(ipv6={}, udp={}, stamp=(0, 0)) == 86
-    assert frames.min_size(eth={"vlan": 1}, ipv4={}, tcp={}, stamp=(0, 0)) == 82
+    assert frames.min_size(ipv4={}, udp={}, stamp=(0, 0)) == 62   # so a 64 B IPv4/UDP frame carries a stamp
+    assert frames.min_size(ipv6={}, udp={}, stamp=(0, 0)) == 82
+    assert frames.min_size(eth={"vlan": 1}, ipv4={}, tcp={}, stamp=(0, 0)) == 78
     with pytest.raises(ConfigurationError) as ei:
-        frames.build(ipv4={}, udp={}, size=64, stamp=(0, 1))
-    assert ei.value.field == "size" and "at least 66 B" in str(ei.value) and "24 B stamp" in str(ei.value)
+        frames.build(ipv4={}, udp={}, size=61, stamp=(0, 1))
+    assert ei.value.field == "size" and "at least 62 B" in str(ei.value) and "20 B stamp" in str(ei.value)
+    f = frames.build(ipv4={}, udp={}, size=64, stamp=(65535, 1))
+    assert len(f) == 64 and nstamp.read(f) == (65535, 1, 2, True, 44)
+    with pytest.raises(ConfigurationError, match="0..65535") as ei:
+        frames.build(ipv4={}, udp={}, stamp=(65536, 1))
+    assert ei.value.field == "stamp"
 
 
 @pytest.mark.parametrize("kw, field", [
