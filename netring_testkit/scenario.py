@@ -41,7 +41,7 @@ from netring.errors import ScenarioError
 
 __all__ = [
     "SCHEMA_PATH", "schema", "Problem", "ScenarioSpecError", "CountExpr", "Stream", "XdpSpec",
-    "CaptureSpec", "StreamExpect", "Scenario", "load", "load_text", "is_scenario_file",
+    "CaptureSpec", "StreamExpect", "Scenario", "load", "load_text", "is_scenario_file", "scenario_file_status",
     "find_scenario_files", "parse_duration", "parse_rate", "min_frame_size", "BUILTIN_PROGRAMS",
 ]
 
