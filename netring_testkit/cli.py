@@ -9,7 +9,7 @@
     List the scenarios (one line per pytest item id) found under PATHS (default: ``scenarios``
     if it exists, else ``.``); invalid files are reported like ``validate`` does. Files named
     directly count whatever they contain; directories hold only files whose top level is
-    ``scenarios:`` plus ``x-*`` keys — the same collection rule as pytest (YAML-REFERENCE.md).
+    ``scenarios:`` plus ``x-*`` keys — the same collection rule as pytest (README, "YAML scenarios").
 ``netring-testkit schema``
     Print the path of the published JSON Schema (for editors).
 

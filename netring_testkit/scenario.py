@@ -1096,7 +1096,7 @@ def _foreign_top_keys(keys):
 def scenario_file_status(path, explicit=False):
     """Decide whether ``path`` is a scenario file; returns ``(is_scenario, reason)``.
 
-    The collection rule (``YAML-REFERENCE.md``, "Collection rule"): a ``*.yaml``/``*.yml``
+    The collection rule (the README, "YAML scenarios → Collection rule"): a ``*.yaml``/``*.yml``
     file is a scenario file when
 
     a. ``explicit`` is true (the file was named on the command line): always — loading it

@@ -1,6 +1,6 @@
 """pytest plugin: YAML scenario files become test items.
 
-Collection rule (see ``YAML-REFERENCE.md``, "Collection rule", and
+Collection rule (see the README, "YAML scenarios → Collection rule", and
 :func:`netring_testkit.scenario.scenario_file_status`): a ``*.yaml``/``*.yml`` file is
 collected when
 

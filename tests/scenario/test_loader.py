@@ -340,7 +340,7 @@ def test_filter_rule_errors_are_located():
 def test_reference_examples_are_valid():
     import re
 
-    path = os.path.join(os.path.dirname(sc.__file__), "YAML-REFERENCE.md")
+    path = os.path.join(os.path.dirname(os.path.dirname(sc.__file__)), "README.md")
     blocks = re.findall(r"```yaml\n(.*?)```", open(path).read(), re.S)
     full = [b for b in blocks if b.startswith("scenarios:")]
     assert full
