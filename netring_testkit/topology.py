@@ -70,6 +70,7 @@ import time
 
 from netring.errors import ConfigurationError, NetringError, from_oserror
 from netring.netns import NetNS
+from pyroute2 import IPRoute as _IPRoute
 
 __all__ = ["Topology", "Endpoint", "parse_spec", "NAME_PREFIX", "namespace_name"]
 
@@ -100,10 +101,14 @@ _QUIET_IPV6 = (
     ("ndisc_notify", 0),
     ("mldv1_unsolicited_report_interval", 1),   # ms: report retransmits happen at once
     ("mldv2_unsolicited_report_interval", 1),
+    ("force_mld_version", 1),                   # MLDv1: a pending report shows per group in igmp6
 )
 _READY_TIMEOUT_S = 5.0
-_MLD_POLL_S = 0.02
-_MLD_QUIET_POLLS = 3
+_READY_POLL_S = 0.001
+_SIOCGIFFLAGS = 0x8913
+_IFF_RUNNING = 0x40
+_MAF_TIMER_RUNNING = 0x01        # include/net/if_inet6.h: an MLD report is still scheduled for the group
+_SOLICITED_PREFIX = "ff0200000000000000000001ff"   # ff02::1:ffXX:XXXX in /proc/net/igmp6
 
 
 def namespace_name(node, pid=None, serial=None):
@@ -381,6 +386,7 @@ def _assign_addresses(eps, bridges):
 _SIOCETHTOOL = 0x8946
 _ETHTOOL_GGRO = 0x2B
 _ETHTOOL_SGRO = 0x2C
+_ETHTOOL_GLINK = 0x0A
 
 
 def _ethtool_value(ifname, cmd, data=0):
@@ -402,9 +408,46 @@ def _quiet_namespace():
             _write_proc("/proc/sys/net/ipv6/conf/%s/%s" % (scope, key), value)
 
 
-def _mld_reports_sent():
-    with open("/proc/net/snmp6") as f:
-        return sum(int(line.split()[1]) for line in f if "MLD" in line and "Out" in line)
+def _prepare_namespace():
+    """Inside a new node: quiet IPv6, and open the rtnetlink socket the topology drives it with."""
+    _quiet_namespace()
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
+
+
+def _ready_here(running, v6):
+    """Inside a node: True when every interface in ``running`` is operationally up (IFF_RUNNING) and
+    every one in ``v6`` has joined its solicited-node group(s) with no MLD report left to send.
+
+    ``/proc/thread-self``: ``/proc/net`` would show the namespace of the process's main thread.
+    With MLDv1 (``force_mld_version=1``) the kernel sends a group's unsolicited report when it
+    joins and schedules the repeat on a per-group timer that ``igmp6`` shows as flag 0x01; once
+    every group's timer is idle, no more reports are coming.
+    """
+    if running:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for name in running:
+                req = struct.pack("16sH22x", name.encode(), 0)
+                if struct.unpack("16sH22x", fcntl.ioctl(s, _SIOCGIFFLAGS, req))[1] & _IFF_RUNNING:
+                    continue
+                # ETHTOOL_GLINK makes the kernel apply a pending (rate-limited) linkwatch event for
+                # this device now instead of up to a second later; then look again.
+                _ethtool_value(name, _ETHTOOL_GLINK)
+                if not struct.unpack("16sH22x", fcntl.ioctl(s, _SIOCGIFFLAGS, req))[1] & _IFF_RUNNING:
+                    return False
+    if v6:
+        joined = set()
+        with open("/proc/thread-self/net/igmp6") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 5 or fields[1] not in v6:
+                    continue
+                if int(fields[4], 16) & _MAF_TIMER_RUNNING:
+                    return False
+                if fields[2].startswith(_SOLICITED_PREFIX):
+                    joined.add(fields[1])
+        if len(joined) < len(v6):
+            return False
+    return True
 
 
 def _disable_ipv6(ifname):
@@ -571,8 +614,8 @@ class Topology:
                 ns = NetNS.create()
                 self._stack.callback(ns.close)
             self.nodes[node] = ns
-            ns.run(_quiet_namespace)
-            ipr = ns.iproute()
+            sock = ns.run(_prepare_namespace)  # one hop into the namespace for both
+            ipr = _IPRoute(use_socket=sock)
             self._stack.callback(ipr.close)
             self._ipr[node] = ipr
         for i, (name, spec) in enumerate(self._eps.items(), 1):
@@ -600,29 +643,34 @@ class Topology:
         """Wait (bounded) until every veth is operationally up and the MLD reports have passed.
 
         A veth gets its carrier, its qdisc and its IPv6 multicast joins from the kernel's
-        linkwatch work, which may run up to a second after ``ip link set up``; frames sent
-        before that are dropped, and the MLD reports it triggers would land in the test's
-        captures. So: poll IFLA_OPERSTATE, then wait until each namespace's MLD report
-        counter has been still for a few polls.
+        linkwatch work, which may run some time after ``ip link set up``; frames sent before
+        that are dropped, and the MLD reports it triggers would land in the test's captures.
+        So each node is asked (one helper-thread hop per node and poll, every millisecond)
+        whether its veths are IFF_RUNNING and its IPv6 interfaces have joined their
+        solicited-node groups with no MLD report still scheduled (see :func:`_ready_here`).
         """
         deadline = time.monotonic() + _READY_TIMEOUT_S
-        pending = [ep for ep in self.endpoints.values() if ep.kind == "veth"]
+        want = {}
+        for ep in self.endpoints.values():
+            running, v6 = want.setdefault(ep.node, (set(), set()))
+            if ep.kind == "veth":
+                running.add(ep.ifname)
+            if ep.ipv6:
+                v6.add(ep.ifname)
+        pending = {n: w for n, w in want.items() if w[0] or w[1]}
         while pending:
-            pending = [ep for ep in pending if self._operstate(ep) != "UP"]
+            pending = {n: w for n, w in pending.items() if not self.nodes[n].run(_ready_here, *w)}
             if not pending:
-                break
+                return
             if time.monotonic() > deadline:
-                raise NetringError("links %s did not come up within %.0f s (operstate %s)" % (
-                    ", ".join(ep.name for ep in pending), _READY_TIMEOUT_S,
-                    ", ".join(str(self._operstate(ep)) for ep in pending)))
-            time.sleep(0.005)
-        v6 = sorted({ep.node for ep in self.endpoints.values() if ep.ipv6})
-        last, still = None, 0
-        while v6 and still < _MLD_QUIET_POLLS and time.monotonic() < deadline:
-            now = [self.nodes[n].run(_mld_reports_sent) for n in v6]
-            still = still + 1 if now == last else 0
-            last = now
-            time.sleep(_MLD_POLL_S)
+                down = [ep for ep in self.endpoints.values() if ep.kind == "veth" and ep.node in pending
+                        and self._operstate(ep) != "UP"]
+                if down:
+                    raise NetringError("links %s did not come up within %.0f s (operstate %s)" % (
+                        ", ".join(ep.name for ep in down), _READY_TIMEOUT_S,
+                        ", ".join(str(self._operstate(ep)) for ep in down)))
+                return  # up, but an IPv6 interface never joined (e.g. a bridge without carrier): go on
+            time.sleep(_READY_POLL_S)
 
     def _operstate(self, ep):
         msgs = self._ipr[ep.node].get_links(ep.ifindex)
