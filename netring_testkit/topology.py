@@ -105,8 +105,9 @@ _QUIET_IPV6 = (
 )
 _READY_TIMEOUT_S = 5.0
 _READY_POLL_S = 0.001
-_SIOCGIFFLAGS = 0x8913
-_IFF_RUNNING = 0x40
+_RTM_NEWLINK, _RTM_GETLINK, _NLMSG_ERROR, _NLMSG_DONE = 16, 18, 2, 3
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_IFLA_IFNAME, _IFLA_OPERSTATE, _IF_OPER_UP = 3, 16, 6
 _MAF_TIMER_RUNNING = 0x01        # include/net/if_inet6.h: an MLD report is still scheduled for the group
 _SOLICITED_PREFIX = "ff0200000000000000000001ff"   # ff02::1:ffXX:XXXX in /proc/net/igmp6
 
@@ -414,26 +415,66 @@ def _prepare_namespace():
     return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
 
 
-def _ready_here(running, v6):
-    """Inside a node: True when every interface in ``running`` is operationally up (IFF_RUNNING) and
-    every one in ``v6`` has joined its solicited-node group(s) with no MLD report left to send.
+def _ifindexes_here(names):
+    """Inside a node: the ifindex of each interface name (0 for a missing one)."""
+    out = []
+    for name in names:
+        try:
+            out.append(socket.if_nametoindex(name))
+        except OSError:
+            out.append(0)
+    return out
 
+
+def _operstates_here():
+    """Inside a node: ``{ifname: IFLA_OPERSTATE}`` of every link, from one raw RTM_GETLINK dump."""
+    out = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
+        s.bind((0, 0))
+        s.send(struct.pack("=IHHII", 32, _RTM_GETLINK, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
+               + struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0))
+        while True:
+            data = s.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                mlen, mtype = struct.unpack_from("=IH", data, off)
+                if mtype == _NLMSG_DONE or mtype == _NLMSG_ERROR or mlen < 16:
+                    return out
+                if mtype == _RTM_NEWLINK:
+                    name, state, a, end = None, None, off + 32, off + mlen
+                    while a + 4 <= end:
+                        alen, atype = struct.unpack_from("=HH", data, a)
+                        if alen < 4:
+                            break
+                        if atype == _IFLA_IFNAME:
+                            name = data[a + 4:a + alen].split(b"\0", 1)[0].decode()
+                        elif atype == _IFLA_OPERSTATE:
+                            state = data[a + 4]
+                        a += (alen + 3) & ~3
+                    if name is not None:
+                        out[name] = state
+                off += (mlen + 3) & ~3
+
+
+def _ready_here(running, v6):
+    """Inside a node: True when every interface in ``running`` is operationally UP and every one
+    in ``v6`` has joined its solicited-node group(s) with no MLD report left to send.
+
+    Operationally UP (not merely IFF_RUNNING, which UNKNOWN also sets) means the kernel's
+    linkwatch has handled the carrier: the qdisc is live and IPv6 has been told the link is
+    ready. ETHTOOL_GLINK makes the kernel apply a pending, rate-limited linkwatch event for that
+    device at once instead of up to a second later.
     ``/proc/thread-self``: ``/proc/net`` would show the namespace of the process's main thread.
     With MLDv1 (``force_mld_version=1``) the kernel sends a group's unsolicited report when it
     joins and schedules the repeat on a per-group timer that ``igmp6`` shows as flag 0x01; once
     every group's timer is idle, no more reports are coming.
     """
     if running:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for name in running:
-                req = struct.pack("16sH22x", name.encode(), 0)
-                if struct.unpack("16sH22x", fcntl.ioctl(s, _SIOCGIFFLAGS, req))[1] & _IFF_RUNNING:
-                    continue
-                # ETHTOOL_GLINK makes the kernel apply a pending (rate-limited) linkwatch event for
-                # this device now instead of up to a second later; then look again.
-                _ethtool_value(name, _ETHTOOL_GLINK)
-                if not struct.unpack("16sH22x", fcntl.ioctl(s, _SIOCGIFFLAGS, req))[1] & _IFF_RUNNING:
-                    return False
+        for name in running:
+            _ethtool_value(name, _ETHTOOL_GLINK)
+        states = _operstates_here()
+        if any(states.get(name) != _IF_OPER_UP for name in running):
+            return False
     if v6:
         joined = set()
         with open("/proc/thread-self/net/igmp6") as f:
@@ -632,6 +673,11 @@ class Topology:
             self._create_veth(spec, peer)
         for b in self._bridges:
             self._create_bridge(b)
+        # Every node's interface indexes in one helper-thread hop (an rtnetlink lookup each costs more).
+        for node, ns in self.nodes.items():
+            eps = [ep for ep in self.endpoints.values() if ep.node == node]
+            for ep, idx in zip(eps, ns.run(_ifindexes_here, [ep.ifname for ep in eps])):
+                ep.ifindex = idx
         for name, spec in self._eps.items():
             self._configure(self.endpoints[name], spec)
         for ep in self.endpoints.values():
@@ -646,7 +692,7 @@ class Topology:
         linkwatch work, which may run some time after ``ip link set up``; frames sent before
         that are dropped, and the MLD reports it triggers would land in the test's captures.
         So each node is asked (one helper-thread hop per node and poll, every millisecond)
-        whether its veths are IFF_RUNNING and its IPv6 interfaces have joined their
+        whether its veths are operationally UP and its IPv6 interfaces have joined their
         solicited-node groups with no MLD report still scheduled (see :func:`_ready_here`).
         """
         deadline = time.monotonic() + _READY_TIMEOUT_S
@@ -705,10 +751,8 @@ class Topology:
         ipr = self._ipr[ep.node]
         what = "configuring %s" % ep.name
         try:
-            idx = ipr.link_lookup(ifname=ep.ifname)
-            if not idx:
+            if not ep.ifindex:
                 raise NetringError("interface %s vanished right after creation" % ep.name)
-            ep.ifindex = idx[0]
             if ep.ipv6 is None:
                 ep.netns.run(_disable_ipv6, ep.ifname)
             if spec.kind == "veth" and spec.gro:

@@ -50,6 +50,9 @@ def test_links_carry_traffic_right_after_build():
     for _ in range(3):
         with Topology(PAIR) as topo:
             a, b = topo["a:eth0"], topo["b:eth0"]
+            for ep in (a, b):  # operationally UP, not merely IFF_RUNNING (UNKNOWN sets that too)
+                with ep.netns.iproute() as ipr:
+                    assert ipr.get_links(ep.ifindex)[0].get_attr("IFLA_OPERSTATE") == "UP"
             for fam, src, dst in ((socket.AF_INET6, a.ipv6, b.ipv6), (socket.AF_INET, a.ipv4, b.ipv4)):
                 with b.netns.socket(fam, socket.SOCK_DGRAM, 0) as r, a.netns.socket(fam, socket.SOCK_DGRAM, 0) as s:
                     r.bind((dst, 9999))
