@@ -12,6 +12,7 @@ supports; the slot header differs only in name.
 Slot order is strict: the kernel transmits slots in ring order and stops at the first slot
 that is not requested, so at most one :meth:`Injector.allocate` slot may be open at a time.
 """
+import array
 import fcntl
 import mmap
 import struct
@@ -31,6 +32,18 @@ _ETH_HLEN = 14
 _VLAN_HLEN = 4
 _STALL_S = 5.0
 _SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
+# send_batch kicks the kernel every this many frames while filling, so it transmits while we fill
+# (the C reference bench/ref/txring.c kicks every 256 too).
+_KICK_EVERY = 256
+
+
+def _byte_view(frame, i):
+    """``frame`` as a flat memoryview of bytes; TypeError naming ``frames[i]`` if it is not bytes-like."""
+    try:
+        return memoryview(frame).cast("B")
+    except TypeError:
+        raise TypeError("frames[%d] is a %s, not a bytes-like object (bytes, bytearray, memoryview…)"
+                        % (i, type(frame).__name__)) from None
 
 
 class TxStalledError(NetringError):
@@ -154,6 +167,11 @@ class Injector:
             r.head = 0
             r.capacity = self.capacity
             r.fd = fd
+            # Which template each slot still holds (send_stream skips re-copying it); see tx.h.
+            self._tags = ffi.new("uint64_t[]", self.frame_count)
+            r.tags = self._tags
+            r.gen = 0
+            self._err = ffi.new("int32_t *")
             # Protocol 0: the socket transmits but never receives (no copy of every frame queued to it).
             rc = lib.nr_rx_bind(fd, self.ifindex, 0)
             if rc < 0:
@@ -267,6 +285,7 @@ class Injector:
         if lib.nr_tx_status(r, r.head) != lib.NR_TX_TP_STATUS_AVAILABLE:
             return None
         off = lib.nr_tx_slot_offset(r, r.head) + lib.NR_TX_DATA_OFF
+        self._tags[r.head] = 0  # the caller writes into this slot: it no longer holds a known template
         slot = TxSlot(self, self._rw[off:off + length])
         self._open_slot = slot
         return slot
@@ -320,39 +339,64 @@ class Injector:
         self._check()
         if self._open_slot is not None:
             raise NetringError("a slot from allocate() is still open; send() or discard() it first")
-        frames = [f if isinstance(f, (bytes, bytearray)) else bytes(f) for f in frames]
-        lens = [len(f) for f in frames]
-        for i, n in enumerate(lens):
-            if n > self.capacity or n < _ETH_HLEN:
-                self._check_len(n, "frames[%d]" % i)
+        if not isinstance(frames, (list, tuple)):
+            frames = list(frames)
         total = len(frames)
         if not total:
             return 0
-        buf = b"".join(frames)
+        # Fast path: one copy of every frame into one buffer (b"".join takes any bytes-like object)
+        # and one array of lengths; C validates the lengths, then fills and kicks the ring.
+        try:
+            lens = array.array("I", map(len, frames))
+            buf = b"".join(frames)
+        except (TypeError, OverflowError):
+            lens = buf = None
+        err = self._err
+        r = self._ring
+        n = -2 if buf is None else lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens),
+                                                  total, _ETH_HLEN, 1, _KICK_EVERY, err)
+        if n == lib.NR_TX_BAD_SUM:
+            # Some frame's len() is not its byte count (e.g. a memoryview of non-byte items): measure bytes.
+            views = [_byte_view(f, i) for i, f in enumerate(frames)]
+            lens = array.array("I", [v.nbytes for v in views])
+            buf = b"".join(views)
+            n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
+                               _ETH_HLEN, 1, _KICK_EVERY, err)
+        if n == lib.NR_TX_BAD_LEN:
+            i = err[0]
+            self._check_len(lens[i], "frames[%d]" % i)
         cbuf = ffi.from_buffer(buf)
-        clens = ffi.new("uint32_t[]", lens)
+        clens = ffi.from_buffer("uint32_t[]", lens)
+        nbytes = len(buf)
         deadline = None if timeout is None else time.monotonic() + timeout
         done = 0
         pos = 0
-        last_progress = time.monotonic()
-        r = self._ring
-        while done < total:
-            n = lib.nr_tx_fill(r, cbuf + pos, clens + done, total - done)
+        last_progress = None
+        while True:
+            if err[0]:
+                self.sent_frames += n
+                raise_errno(err[0], "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
             if n:
+                self.sent_frames += n
+                if done + n >= total:
+                    done += n
+                    break
                 pos += sum(lens[done:done + n])
                 done += n
-                self.sent_frames += n
-                self._kick()
-                last_progress = time.monotonic()
-                continue
+                last_progress = None
+            # The ring is full even after a kick: wait for the kernel to hand slots back.
             now = time.monotonic()
+            if last_progress is None:
+                last_progress = now
             if deadline is not None and now >= deadline:
                 break
             if deadline is None and now - last_progress > _STALL_S:
                 raise TxStalledError("the TX ring on %s made no progress for %.0f s (link down?); %d of %d frames "
                                      "queued" % (self.ifname, _STALL_S, done, total))
-            self._kick()  # in case an earlier kick hit ENOBUFS and left slots requested
+            if r.queued:
+                self._kick()  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
             self._wait_space(deadline)
+            n = lib.nr_tx_send(r, cbuf + pos, nbytes - pos, clens + done, total - done, _ETH_HLEN, 0, _KICK_EVERY, err)
         if strict and done < total:
             raise NetringError("no free TX slot on %s within %s s; the kernel is not draining the ring"
                                % (self.ifname, timeout))
@@ -431,6 +475,12 @@ class Injector:
         j.t0_ns = lib.nr_st_now_ns()
         j.deadline_ns = 0 if timeout is None else j.t0_ns + int(timeout * 1e9)
         j.slice_ns = _SLICE_NS
+        # A new generation: slots tagged by an earlier call (whose templates may be gone) never match.
+        gen = self._ring.gen + 1
+        if gen > 0xFFFFFFFF:
+            ffi.memmove(self._tags, bytes(8 * self.frame_count), 8 * self.frame_count)
+            gen = 1
+        self._ring.gen = gen
         deadline = None if timeout is None else time.monotonic() + timeout
         last_progress = time.monotonic()
         try:

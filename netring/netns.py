@@ -1,9 +1,12 @@
 """Network namespaces held by file descriptor, and running code inside them.
 
 A :class:`NetNS` is an open fd on a network namespace. Code that must run *inside* it
-(creating a socket, resolving an interface name, writing a sysctl) runs on a short-lived
-helper thread that enters the namespace with ``setns(2)``; the caller's thread never
-changes namespace. A socket keeps the namespace it was created in, so the socket returned
+(creating a socket, resolving an interface name, writing a sysctl) runs on a helper thread
+that enters the namespace with ``setns(2)``; the caller's thread never changes namespace.
+Each NetNS keeps one such worker thread (started at the first :meth:`NetNS.run`, stopped by
+:meth:`NetNS.close`), so a call costs a queue round trip instead of a thread start; a call
+made while the worker is busy (from another thread, or from inside a job) gets a fresh
+short-lived thread instead, as before. A socket keeps the namespace it was created in, so the socket returned
 by :meth:`NetNS.socket` is usable from any thread afterwards.
 
 Namespaces made by :meth:`NetNS.create` are *unnamed* by default: only the fd keeps them
@@ -18,6 +21,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import queue
 import socket
 import threading
 
@@ -64,6 +68,52 @@ def _on_thread(fn, *args, **kwargs):
     return box.get("result")
 
 
+class _Worker:
+    """A daemon thread that runs jobs inside one namespace (it re-enters it with setns before each job)."""
+
+    def __init__(self, fd, label):
+        self.fd = fd
+        self.label = label
+        self.pid = os.getpid()
+        #: Held by the caller for the whole job: one job at a time, and a busy worker is never waited for.
+        self.busy = threading.Lock()
+        self._jobs = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="netring-netns", daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            fn, args, kwargs, box, done = job
+            try:
+                _check(_libc.setns(self.fd, _CLONE_NEWNET), "setns into namespace %s" % self.label)
+                box.append(fn(*args, **kwargs))
+            except BaseException as exc:  # re-raised in the caller's thread
+                box.append(exc)
+                box.append(None)
+            done.release()
+
+    def call(self, fn, args, kwargs):
+        """Run ``fn`` on the worker (the caller holds :attr:`busy`) and return its result or raise its error."""
+        box = []
+        done = threading.Lock()
+        done.acquire()
+        self._jobs.put((fn, args, kwargs, box, done))
+        done.acquire()
+        if len(box) == 2:
+            raise box[0]
+        return box[0]
+
+    def stop(self):
+        """Let the thread finish its current job and exit (joined unless called from the worker itself)."""
+        self._jobs.put(None)
+        if threading.current_thread() is not self.thread and self.pid == os.getpid():
+            self.thread.join()
+
+
 class NetNS:
     """A network namespace, held open by a file descriptor.
 
@@ -82,6 +132,7 @@ class NetNS:
         self.path = path
         self._owned = owned
         self._lock = threading.Lock()
+        self._worker = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -197,8 +248,26 @@ class NetNS:
         return os.fstat(self.fileno()).st_ino
 
     def run(self, fn, *args, **kwargs):
-        """Run ``fn(*args, **kwargs)`` on a helper thread inside this namespace; return its result or raise its error."""
+        """Run ``fn(*args, **kwargs)`` on a helper thread inside this namespace; return its result or raise its error.
+
+        The helper is this namespace's worker thread when it is idle, else a fresh thread (so
+        concurrent and nested calls never wait for each other).
+        """
         fd = self.fileno()
+        w = self._worker
+        if w is None or w.pid != os.getpid():  # none yet, or inherited through fork (the thread is gone)
+            with self._lock:
+                if self._fd is None:
+                    raise NetringError("namespace %s is closed" % self._label())
+                w = self._worker
+                if w is None or w.pid != os.getpid():
+                    w = self._worker = _Worker(fd, self._label())
+        if w.busy.acquire(blocking=False):
+            try:
+                if self._worker is w:  # not stopped by close() meanwhile
+                    return w.call(fn, args, kwargs)
+            finally:
+                w.busy.release()
 
         def inside():
             _check(_libc.setns(fd, _CLONE_NEWNET), "setns into namespace %s" % self._label())
@@ -239,6 +308,15 @@ class NetNS:
         """Release the fd (idempotent). A named namespace stays until :meth:`delete`."""
         with self._lock:
             fd, self._fd = self._fd, None
+            w, self._worker = self._worker, None
+        if w is not None and w.pid == os.getpid():
+            # Wait for a running job, then let the thread exit: a thread that entered the namespace
+            # holds it, and an unnamed namespace must vanish once closed.
+            if threading.current_thread() is w.thread:
+                w.stop()  # closed from inside a job: the thread exits after it
+            else:
+                with w.busy:
+                    w.stop()
         if fd is not None:
             os.close(fd)
 

@@ -70,6 +70,7 @@ import time
 
 from netring.errors import ConfigurationError, NetringError, from_oserror
 from netring.netns import NetNS
+from pyroute2 import IPRoute as _IPRoute
 
 __all__ = ["Topology", "Endpoint", "parse_spec", "NAME_PREFIX", "namespace_name"]
 
@@ -100,10 +101,15 @@ _QUIET_IPV6 = (
     ("ndisc_notify", 0),
     ("mldv1_unsolicited_report_interval", 1),   # ms: report retransmits happen at once
     ("mldv2_unsolicited_report_interval", 1),
+    ("force_mld_version", 1),                   # MLDv1: a pending report shows per group in igmp6
 )
 _READY_TIMEOUT_S = 5.0
-_MLD_POLL_S = 0.02
-_MLD_QUIET_POLLS = 3
+_READY_POLL_S = 0.001
+_RTM_NEWLINK, _RTM_GETLINK, _NLMSG_ERROR, _NLMSG_DONE = 16, 18, 2, 3
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_IFLA_IFNAME, _IFLA_OPERSTATE, _IF_OPER_UP = 3, 16, 6
+_MAF_TIMER_RUNNING = 0x01        # include/net/if_inet6.h: an MLD report is still scheduled for the group
+_SOLICITED_PREFIX = "ff0200000000000000000001ff"   # ff02::1:ffXX:XXXX in /proc/net/igmp6
 
 
 def namespace_name(node, pid=None, serial=None):
@@ -381,6 +387,7 @@ def _assign_addresses(eps, bridges):
 _SIOCETHTOOL = 0x8946
 _ETHTOOL_GGRO = 0x2B
 _ETHTOOL_SGRO = 0x2C
+_ETHTOOL_GLINK = 0x0A
 
 
 def _ethtool_value(ifname, cmd, data=0):
@@ -402,9 +409,86 @@ def _quiet_namespace():
             _write_proc("/proc/sys/net/ipv6/conf/%s/%s" % (scope, key), value)
 
 
-def _mld_reports_sent():
-    with open("/proc/net/snmp6") as f:
-        return sum(int(line.split()[1]) for line in f if "MLD" in line and "Out" in line)
+def _prepare_namespace():
+    """Inside a new node: quiet IPv6, and open the rtnetlink socket the topology drives it with."""
+    _quiet_namespace()
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
+
+
+def _ifindexes_here(names):
+    """Inside a node: the ifindex of each interface name (0 for a missing one)."""
+    out = []
+    for name in names:
+        try:
+            out.append(socket.if_nametoindex(name))
+        except OSError:
+            out.append(0)
+    return out
+
+
+def _operstates_here():
+    """Inside a node: ``{ifname: IFLA_OPERSTATE}`` of every link, from one raw RTM_GETLINK dump."""
+    out = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
+        s.bind((0, 0))
+        s.send(struct.pack("=IHHII", 32, _RTM_GETLINK, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
+               + struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0))
+        while True:
+            data = s.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                mlen, mtype = struct.unpack_from("=IH", data, off)
+                if mtype == _NLMSG_DONE or mtype == _NLMSG_ERROR or mlen < 16:
+                    return out
+                if mtype == _RTM_NEWLINK:
+                    name, state, a, end = None, None, off + 32, off + mlen
+                    while a + 4 <= end:
+                        alen, atype = struct.unpack_from("=HH", data, a)
+                        if alen < 4:
+                            break
+                        if atype == _IFLA_IFNAME:
+                            name = data[a + 4:a + alen].split(b"\0", 1)[0].decode()
+                        elif atype == _IFLA_OPERSTATE:
+                            state = data[a + 4]
+                        a += (alen + 3) & ~3
+                    if name is not None:
+                        out[name] = state
+                off += (mlen + 3) & ~3
+
+
+def _ready_here(running, v6):
+    """Inside a node: True when every interface in ``running`` is operationally UP and every one
+    in ``v6`` has joined its solicited-node group(s) with no MLD report left to send.
+
+    Operationally UP (not merely IFF_RUNNING, which UNKNOWN also sets) means the kernel's
+    linkwatch has handled the carrier: the qdisc is live and IPv6 has been told the link is
+    ready. ETHTOOL_GLINK makes the kernel apply a pending, rate-limited linkwatch event for that
+    device at once instead of up to a second later.
+    ``/proc/thread-self``: ``/proc/net`` would show the namespace of the process's main thread.
+    With MLDv1 (``force_mld_version=1``) the kernel sends a group's unsolicited report when it
+    joins and schedules the repeat on a per-group timer that ``igmp6`` shows as flag 0x01; once
+    every group's timer is idle, no more reports are coming.
+    """
+    if running:
+        for name in running:
+            _ethtool_value(name, _ETHTOOL_GLINK)
+        states = _operstates_here()
+        if any(states.get(name) != _IF_OPER_UP for name in running):
+            return False
+    if v6:
+        joined = set()
+        with open("/proc/thread-self/net/igmp6") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 5 or fields[1] not in v6:
+                    continue
+                if int(fields[4], 16) & _MAF_TIMER_RUNNING:
+                    return False
+                if fields[2].startswith(_SOLICITED_PREFIX):
+                    joined.add(fields[1])
+        if len(joined) < len(v6):
+            return False
+    return True
 
 
 def _disable_ipv6(ifname):
@@ -571,8 +655,8 @@ class Topology:
                 ns = NetNS.create()
                 self._stack.callback(ns.close)
             self.nodes[node] = ns
-            ns.run(_quiet_namespace)
-            ipr = ns.iproute()
+            sock = ns.run(_prepare_namespace)  # one hop into the namespace for both
+            ipr = _IPRoute(use_socket=sock)
             self._stack.callback(ipr.close)
             self._ipr[node] = ipr
         for i, (name, spec) in enumerate(self._eps.items(), 1):
@@ -589,6 +673,11 @@ class Topology:
             self._create_veth(spec, peer)
         for b in self._bridges:
             self._create_bridge(b)
+        # Every node's interface indexes in one helper-thread hop (an rtnetlink lookup each costs more).
+        for node, ns in self.nodes.items():
+            eps = [ep for ep in self.endpoints.values() if ep.node == node]
+            for ep, idx in zip(eps, ns.run(_ifindexes_here, [ep.ifname for ep in eps])):
+                ep.ifindex = idx
         for name, spec in self._eps.items():
             self._configure(self.endpoints[name], spec)
         for ep in self.endpoints.values():
@@ -600,29 +689,34 @@ class Topology:
         """Wait (bounded) until every veth is operationally up and the MLD reports have passed.
 
         A veth gets its carrier, its qdisc and its IPv6 multicast joins from the kernel's
-        linkwatch work, which may run up to a second after ``ip link set up``; frames sent
-        before that are dropped, and the MLD reports it triggers would land in the test's
-        captures. So: poll IFLA_OPERSTATE, then wait until each namespace's MLD report
-        counter has been still for a few polls.
+        linkwatch work, which may run some time after ``ip link set up``; frames sent before
+        that are dropped, and the MLD reports it triggers would land in the test's captures.
+        So each node is asked (one helper-thread hop per node and poll, every millisecond)
+        whether its veths are operationally UP and its IPv6 interfaces have joined their
+        solicited-node groups with no MLD report still scheduled (see :func:`_ready_here`).
         """
         deadline = time.monotonic() + _READY_TIMEOUT_S
-        pending = [ep for ep in self.endpoints.values() if ep.kind == "veth"]
+        want = {}
+        for ep in self.endpoints.values():
+            running, v6 = want.setdefault(ep.node, (set(), set()))
+            if ep.kind == "veth":
+                running.add(ep.ifname)
+            if ep.ipv6:
+                v6.add(ep.ifname)
+        pending = {n: w for n, w in want.items() if w[0] or w[1]}
         while pending:
-            pending = [ep for ep in pending if self._operstate(ep) != "UP"]
+            pending = {n: w for n, w in pending.items() if not self.nodes[n].run(_ready_here, *w)}
             if not pending:
-                break
+                return
             if time.monotonic() > deadline:
-                raise NetringError("links %s did not come up within %.0f s (operstate %s)" % (
-                    ", ".join(ep.name for ep in pending), _READY_TIMEOUT_S,
-                    ", ".join(str(self._operstate(ep)) for ep in pending)))
-            time.sleep(0.005)
-        v6 = sorted({ep.node for ep in self.endpoints.values() if ep.ipv6})
-        last, still = None, 0
-        while v6 and still < _MLD_QUIET_POLLS and time.monotonic() < deadline:
-            now = [self.nodes[n].run(_mld_reports_sent) for n in v6]
-            still = still + 1 if now == last else 0
-            last = now
-            time.sleep(_MLD_POLL_S)
+                down = [ep for ep in self.endpoints.values() if ep.kind == "veth" and ep.node in pending
+                        and self._operstate(ep) != "UP"]
+                if down:
+                    raise NetringError("links %s did not come up within %.0f s (operstate %s)" % (
+                        ", ".join(ep.name for ep in down), _READY_TIMEOUT_S,
+                        ", ".join(str(self._operstate(ep)) for ep in down)))
+                return  # up, but an IPv6 interface never joined (e.g. a bridge without carrier): go on
+            time.sleep(_READY_POLL_S)
 
     def _operstate(self, ep):
         msgs = self._ipr[ep.node].get_links(ep.ifindex)
@@ -657,10 +751,8 @@ class Topology:
         ipr = self._ipr[ep.node]
         what = "configuring %s" % ep.name
         try:
-            idx = ipr.link_lookup(ifname=ep.ifname)
-            if not idx:
+            if not ep.ifindex:
                 raise NetringError("interface %s vanished right after creation" % ep.name)
-            ep.ifindex = idx[0]
             if ep.ipv6 is None:
                 ep.netns.run(_disable_ipv6, ep.ifname)
             if spec.kind == "veth" and spec.gro:

@@ -187,11 +187,21 @@ int64_t nr_st_send(struct nr_tx_ring *r, struct nr_st_job *j)
             j->ring_full = 1;
             break;
         }
-        const struct nr_st_tmpl *t = &j->tmpls[j->done % j->ntmpl];
+        uint32_t ti = (uint32_t)(j->done % j->ntmpl);
+        const struct nr_st_tmpl *t = &j->tmpls[ti];
         uint8_t *f = slot + NR_TX_DATA_OFF;
-        memcpy(f, t->data, t->len);
+        uint64_t tag = ((uint64_t)r->gen << 32) | (ti + 1u);
+        if (r->gen != 0 && nr_tx__holds(r, r->head, tag)) {
+            /* The slot still holds this template from an earlier lap (the kernel only reads TX
+             * data): restore just the bytes the stamp rewrote, as the C reference does. */
+            memcpy(f + t->stamp_off, t->data + t->stamp_off, NR_ST_STAMP_LEN);
+            if (t->csum_off >= 0)
+                memcpy(f + t->csum_off, t->data + t->csum_off, 2);
+        } else {
+            memcpy(f, t->data, t->len);
+        }
         nr_st_stamp(f, t, j->stream_id, j->first_seq + j->done);
-        nr_tx__submit(r, slot, t->len);
+        nr_tx__submit_tag(r, slot, t->len, r->gen != 0 ? tag : 0);
         j->done++;
         if (paced) {
             now = nr_st_now_ns();

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "tx.h"
@@ -56,6 +57,63 @@ int nr_tx_kick(struct nr_tx_ring *r)
         return -errno; /* `queued` stays: those slots are still requested and the next kick retries */
     r->queued = 0;
     return (int)(rc > 0x7fffffff ? 0x7fffffff : rc);
+}
+
+/* send_batch in one call: `n` frames laid end to end in `buf` (lengths in `lens`). With `validate`,
+ * first check every length against [min_len, capacity] and that they add up to `buflen`, so a bad
+ * frame raises before anything is sent. Then fill slots in ring order, kicking every `kick_every`
+ * frames (0: only at the end) so the kernel transmits while we fill, and once more when the ring is
+ * full (the kick frees slots as the kernel consumes them). Returns the frames queued (all of them
+ * kicked), stopping early only when the ring stays full after a kick; NR_TX_BAD_LEN (*out_err = the
+ * frame's index) or NR_TX_BAD_SUM; *out_err = -errno if a kick failed with anything but
+ * EAGAIN/ENOBUFS (those slots stay requested and the next kick retries them). */
+int64_t nr_tx_send(struct nr_tx_ring *r, const uint8_t *buf, uint64_t buflen, const uint32_t *lens, uint32_t n,
+                   uint32_t min_len, int validate, uint32_t kick_every, int32_t *out_err)
+{
+    uint32_t i;
+    *out_err = 0;
+    if (validate) {
+        uint64_t sum = 0;
+        for (i = 0; i < n; i++) {
+            if (lens[i] < min_len || lens[i] > r->capacity) {
+                *out_err = (int32_t)i;
+                return NR_TX_BAD_LEN;
+            }
+            sum += lens[i];
+        }
+        if (sum != buflen)
+            return NR_TX_BAD_SUM;
+    }
+    for (i = 0; i < n; i++) {
+        uint8_t *slot = nr_tx__slot(r, r->head);
+        if (nr_tx__status(slot) != TP_STATUS_AVAILABLE) {
+            if (r->queued == 0)
+                break;
+            int rc = nr_tx_kick(r);
+            if (rc < 0 && rc != -EAGAIN && rc != -ENOBUFS) {
+                *out_err = rc;
+                return i;
+            }
+            if (nr_tx__status(slot) != TP_STATUS_AVAILABLE)
+                break; /* still the kernel's: the caller waits for POLLOUT */
+        }
+        memcpy(slot + NR_TX_DATA_OFF, buf, lens[i]);
+        nr_tx__submit(r, slot, lens[i]);
+        buf += lens[i];
+        if (kick_every && r->queued >= kick_every) {
+            int rc = nr_tx_kick(r);
+            if (rc < 0 && rc != -EAGAIN && rc != -ENOBUFS) {
+                *out_err = rc;
+                return i + 1;
+            }
+        }
+    }
+    if (r->queued) {
+        int rc = nr_tx_kick(r);
+        if (rc < 0 && rc != -EAGAIN && rc != -ENOBUFS)
+            *out_err = rc;
+    }
+    return i;
 }
 
 void nr_tx_counts(const struct nr_tx_ring *r, uint32_t *out4)

@@ -26,7 +26,14 @@ struct nr_tx_ring {
     uint32_t capacity;  /* largest frame accepted (bytes) */
     int fd;
     uint32_t queued;    /* slots committed since the last kick */
+    uint32_t gen;       /* send_stream generation: names the templates in `tags` (Python bumps it per call) */
+    uint64_t *tags;     /* per slot: (gen << 32 | template index + 1) of the template whose bytes the slot
+                         * still holds, 0 if unknown; NULL disables the template-reuse shortcut */
 };
+
+/* send_batch's one C call: validate, fill, kick. Result codes besides the frame count: */
+#define NR_TX_BAD_LEN (-1)   /* lens[out_idx] is outside [min_len, capacity]; nothing was sent */
+#define NR_TX_BAD_SUM (-2)   /* sum(lens) != buflen (a frame whose len() is not its byte count) */
 
 int nr_tx_setup(int fd, uint32_t block_size, uint32_t block_nr, uint32_t frame_size, uint32_t frame_nr);
 uint32_t nr_tx_slot_offset(const struct nr_tx_ring *r, uint32_t idx);
@@ -34,6 +41,8 @@ uint32_t nr_tx_status(const struct nr_tx_ring *r, uint32_t idx);
 void nr_tx_commit(struct nr_tx_ring *r, uint32_t len);
 uint32_t nr_tx_fill(struct nr_tx_ring *r, const uint8_t *buf, const uint32_t *lens, uint32_t n);
 int nr_tx_kick(struct nr_tx_ring *r);
+int64_t nr_tx_send(struct nr_tx_ring *r, const uint8_t *buf, uint64_t buflen, const uint32_t *lens, uint32_t n,
+                   uint32_t min_len, int validate, uint32_t kick_every, int32_t *out_err);
 void nr_tx_counts(const struct nr_tx_ring *r, uint32_t *out4);
 
 static inline uint8_t *nr_tx__slot(const struct nr_tx_ring *r, uint32_t idx)
@@ -48,16 +57,32 @@ static inline uint32_t nr_tx__status(const uint8_t *slot)
     return NR_LOAD_ACQ(&((const struct tpacket2_hdr *)slot)->tp_status);
 }
 
-/* Set the length and hand the slot to the kernel. Release: the frame bytes and tp_len are
- * visible before the kernel sees TP_STATUS_SEND_REQUEST. */
-static inline void nr_tx__submit(struct nr_tx_ring *r, uint8_t *slot, uint32_t len)
+/* Set the length and hand the slot to the kernel, recording which template it now holds (`tag`,
+ * 0: none known). Release: the frame bytes and tp_len are visible before the kernel sees
+ * TP_STATUS_SEND_REQUEST. */
+static inline void nr_tx__submit_tag(struct nr_tx_ring *r, uint8_t *slot, uint32_t len, uint64_t tag)
 {
     struct tpacket2_hdr *h = (struct tpacket2_hdr *)slot;
     h->tp_len = len;
     h->tp_snaplen = len;
+    if (r->tags != NULL)
+        r->tags[r->head] = tag;
     NR_STORE_REL(&h->tp_status, TP_STATUS_SEND_REQUEST);
     r->head = (r->head + 1 == r->frame_nr) ? 0 : r->head + 1;
     r->queued++;
+}
+
+/* Generic writers (send_batch, allocate): the slot's bytes are no longer a known template. */
+static inline void nr_tx__submit(struct nr_tx_ring *r, uint8_t *slot, uint32_t len)
+{
+    nr_tx__submit_tag(r, slot, len, 0);
+}
+
+/* True if the slot at `idx` still holds, byte for byte, the template named `tag` (the kernel only
+ * reads TX slot data, so bytes written by an earlier send of the same template are still there). */
+static inline int nr_tx__holds(const struct nr_tx_ring *r, uint32_t idx, uint64_t tag)
+{
+    return r->tags != NULL && r->tags[idx] == tag;
 }
 
 #endif
