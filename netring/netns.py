@@ -24,6 +24,7 @@ import os
 import queue
 import socket
 import threading
+import weakref
 
 from .errors import ConfigurationError, NamespaceNotFoundError, NetringError, from_oserror, InterfaceNotFoundError
 
@@ -133,6 +134,12 @@ class NetNS:
         self._owned = owned
         self._lock = threading.Lock()
         self._worker = None
+        # What a garbage-collected NetNS must release: [fd, worker]. The finalizer closes the fd
+        # and lets the worker thread (which holds the namespace too) exit, so a dropped unnamed
+        # namespace does not live on for the rest of the process. A named one stays mounted
+        # until delete().
+        self._cell = [fd, None]
+        self._finalizer = weakref.finalize(self, _release, self._cell) if fd is not None else None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -194,7 +201,7 @@ class NetNS:
             except OSError as exc:
                 raise NamespaceNotFoundError("namespace fd %r is not open (%s)" % (spec, exc.strerror)) from None
             ns = cls(new)
-            ns._verify()
+            ns._verify("fd %d" % fd)
             return ns
         if isinstance(spec, (str, bytes, os.PathLike)):
             s = os.fsdecode(spec)
@@ -216,7 +223,7 @@ class NetNS:
             "netns must be a namespace name, a path, an fd or an object with fileno(), not %r" % (spec,),
             field="netns", value=spec)
 
-    def _verify(self):
+    def _verify(self, desc=None):
         # NS_GET_NSTYPE answers for any nsfs fd, also one opened through a bind mount in
         # /run/netns (whose /proc/self/fd link shows the path, not "net:[...]").
         import fcntl
@@ -225,7 +232,7 @@ class NetNS:
         except OSError:
             nstype = None
         if nstype != _CLONE_NEWNET:
-            desc = self.path or "fd %d" % self._fd
+            desc = desc or self.path or "fd %d" % self._fd
             kind = "not a namespace" if nstype is None else "a namespace of another type"
             self.close()
             raise NamespaceNotFoundError("%s is not a network namespace (it is %s)" % (desc, kind))
@@ -262,6 +269,7 @@ class NetNS:
                 w = self._worker
                 if w is None or w.pid != os.getpid():
                     w = self._worker = _Worker(fd, self._label())
+                    self._cell[1] = w
         if w.busy.acquire(blocking=False):
             try:
                 if self._worker is w:  # not stopped by close() meanwhile
@@ -309,6 +317,9 @@ class NetNS:
         with self._lock:
             fd, self._fd = self._fd, None
             w, self._worker = self._worker, None
+            fin, self._finalizer = self._finalizer, None
+        if fin is not None:
+            fin.detach()  # released here; the fd number may be reused, so the finalizer must not close it
         if w is not None and w.pid == os.getpid():
             # Wait for a running job, then let the thread exit: a thread that entered the namespace
             # holds it, and an unnamed namespace must vanish once closed.
@@ -339,6 +350,18 @@ class NetNS:
 
     def __str__(self):
         return self._label()
+
+
+def _release(cell):
+    """Finalizer of a garbage-collected :class:`NetNS`: stop its worker thread and close its fd."""
+    fd, w = cell
+    if w is not None and w.pid == os.getpid():
+        w._jobs.put(None)  # no join: this may run on any thread, the worker's own included
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _remove_named(path):

@@ -61,3 +61,34 @@ def test_socket_created_inside_stays_in_namespace():
                 s.settimeout(0.2)
                 with pytest.raises(socket.timeout):
                     s.recv(10)
+
+
+def _net_fds():
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add(os.readlink("/proc/self/fd/" + fd))
+        except OSError:
+            pass
+    return {t for t in out if t.startswith("net:[")}
+
+
+def test_garbage_collected_namespace_is_released():
+    import gc
+
+    ns = NetNS.create()
+    ns.ifindex("lo")                      # starts the worker thread, which holds the namespace too
+    ino = ns.inode
+    worker = ns._worker.thread
+    assert "net:[%d]" % ino in _net_fds() and worker.is_alive()
+    del ns
+    gc.collect()
+    assert "net:[%d]" % ino not in _net_fds()
+    # the worker thread leaves too (it would keep the namespace alive otherwise)
+    worker.join(timeout=2)
+    assert not worker.is_alive()
+
+
+def test_open_names_the_callers_fd():
+    with open("/proc/self/status") as f, pytest.raises(NamespaceNotFoundError, match="fd %d is" % f.fileno()):
+        NetNS.open(f.fileno())
