@@ -24,6 +24,7 @@ import os
 import select
 import threading
 import time
+import traceback
 
 from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
@@ -140,8 +141,12 @@ def _attach_xdp(stack, topo, spec):
     else:
         from netring.bpf.libbpf import load_object
 
-        obj = stack.enter_context(load_object(spec.program["object"]))
-        prog = obj.program(spec.program["program"])
+        path, name = spec.program["object"], spec.program["program"]
+        try:
+            obj = stack.enter_context(load_object(path, programs=[name]))
+            prog = obj.program(name)
+        except KeyError as exc:  # the file changed since it was validated
+            raise ScenarioError("xdp %s: %s" % (spec.attach, exc.args[0] if exc.args else exc)) from None
     # Entered after the program: detached before the program is closed (ExitStack is LIFO).
     return stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode))
 
@@ -179,8 +184,14 @@ class _Sender(threading.Thread):
         self.error = None
         self.started_at = None
         self.finished_at = None
+        #: Set first thing in :meth:`run`: from then on the thread may enter C until ``exited``.
+        self.begun = False
+        self.exited = threading.Event()
 
     def run(self):
+        # begun is written before ``stop`` is first read: a joiner that sets ``stop`` and then
+        # sees begun False knows this thread will see ``stop`` and never call into C.
+        self.begun = True
         st = self.stream
         self.started_at = time.monotonic()
         try:
@@ -204,6 +215,27 @@ class _Sender(threading.Thread):
             self.error = exc
         finally:
             self.finished_at = time.monotonic()
+            self.exited.set()
+
+
+def _stop_senders(senders, stop):
+    """Stop the sender threads and wait until none is inside C, absorbing repeated Ctrl-C.
+
+    Closing an injector while its sender is inside ``send_stream`` would pull the ring from
+    under the C loop, so this never returns early: each C call is bounded (~1 s, see
+    :class:`_Sender`). A KeyboardInterrupt that arrives meanwhile is held and re-raised once
+    every sender has returned.
+    """
+    stop.set()
+    interrupt = None
+    for s in senders:
+        while s.begun and not s.exited.is_set():
+            try:
+                s.exited.wait(0.2)
+            except KeyboardInterrupt as exc:  # a second (third…) Ctrl-C while waiting
+                interrupt = exc
+    if interrupt is not None:
+        raise interrupt
 
 
 def _capture_options(options, biggest):
@@ -241,18 +273,28 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
     ``progress(text)`` is called every couple of seconds while traffic flows. ``keep=True``
     builds named namespaces and leaves them in place when the scenario fails (for
     ``ip netns exec`` debugging). ``artifacts_dir``: where a failed scenario's JSON and pcap go.
-    Errors while running (a kernel refusing something) are reported as ``status="error"`` with
-    the message; ``KeyboardInterrupt`` tears everything down and propagates.
+    Any exception while running (a kernel refusing something, a missing program, a bug) is
+    reported as ``status="error"`` with a one-line message, its traceback kept in
+    ``result.traceback`` (and the JSON artifact); ``KeyboardInterrupt`` tears everything down
+    and propagates. ``requires.xdp_modes`` the built topology cannot meet give
+    ``status="skipped"`` with ``result.skip_reason`` (see :func:`~netring_testkit.scenario.check_runtime_requires`).
     """
     result = ScenarioResult(scenario)
     t0 = time.monotonic()
     try:
         _run(scenario, result, progress, keep, topology_factory)
-        result.failures = evaluate(scenario, result)
-        result.status = "failed" if result.failures else "passed"
+        if result.status != "skipped":
+            result.failures = evaluate(scenario, result)
+            result.status = "failed" if result.failures else "passed"
     except NetringError as exc:
         result.status = "error"
         result.error = "%s: %s" % (type(exc).__name__, exc)
+        result.traceback = traceback.format_exc()
+    except Exception as exc:  # a bug or an unforeseen failure: a result, never a traceback from deep inside
+        result.status = "error"
+        result.error = ("internal error while running the scenario: %s: %s (the traceback is in the JSON "
+                        "artifact, --netring-artifacts)" % (type(exc).__name__, exc))
+        result.traceback = traceback.format_exc()
     finally:
         result.duration = time.monotonic() - t0
     if artifacts_dir and result.status in ("failed", "error"):
@@ -260,6 +302,10 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
 
         write_artifacts(artifacts_dir, result)
     return result
+
+
+#: The XDP feature query used for ``requires.xdp_modes`` (tests replace it); None = netring.netdev.features.
+_features = None
 
 
 def _topology(scenario, keep, factory):
@@ -292,6 +338,15 @@ def _run(scenario, result, progress, keep, topology_factory):
         stack.callback(close_topology)
         stack.callback(stop.set)
 
+        from .scenario import check_runtime_requires
+
+        reason = check_runtime_requires(scenario, topo, features=_features)
+        if reason:
+            result.status = "skipped"
+            result.skip_reason = reason
+            failed = False
+            return
+
         atts = {x.attach: _attach_xdp(stack, topo, x) for x in scenario.xdp}
 
         expected = {s.stream_id: s.count for s in scenario.streams}
@@ -313,18 +368,16 @@ def _run(scenario, result, progress, keep, topology_factory):
             inj = stack.enter_context(src.injector(frame_size=fsize,
                                                    frame_count=max(64, min(1024, (8 << 20) // fsize))))
             senders.append(_Sender(inj, st, templates, offsets, deadline, stop))
+        # Registered after the injectors, so it runs before they close on every way out (LIFO).
+        stack.callback(_stop_senders, senders, stop)
 
         tx_start = time.monotonic()
-        for s in senders:
-            s.start()
         try:
+            for s in senders:
+                s.start()
             _drain(scenario, caps, senders, deadline, progress, tx_start)
         finally:
-            stop.set()
-            for s in senders:
-                # No timeout: every send_stream call is bounded (see _Sender), and closing the
-                # injector while its thread is inside C would pull the ring from under it.
-                s.join()
+            _stop_senders(senders, stop)
         tx_end = max((s.finished_at or time.monotonic()) for s in senders) if senders else tx_start
         result.tx_seconds = max(tx_end - tx_start, 1e-9)
         for s in senders:

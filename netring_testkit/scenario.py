@@ -43,6 +43,8 @@ __all__ = [
     "SCHEMA_PATH", "schema", "Problem", "ScenarioSpecError", "CountExpr", "Stream", "XdpSpec",
     "CaptureSpec", "StreamExpect", "Scenario", "load", "load_text", "is_scenario_file", "scenario_file_status",
     "find_scenario_files", "parse_duration", "parse_rate", "min_frame_size", "BUILTIN_PROGRAMS",
+    "check_requires", "check_runtime_requires", "bpf_object_programs", "MATRIX_MAX", "COUNT_MAX", "STREAMS_MAX",
+    "CAPABILITIES",
 ]
 
 #: Path of the published JSON Schema (point your editor's YAML language server at it).
@@ -55,6 +57,26 @@ STAMP_LEN = _stamp.STAMP_LEN
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_QUIET = 0.5
 DEFAULT_COUNT = 10000
+
+#: Most combinations one scenario's ``matrix`` may expand to (checked before expanding).
+MATRIX_MAX = 1000
+#: Most frames one stream may send (``count``): the sequence checker (:mod:`netring.check`) tracks 2**32 per stream.
+COUNT_MAX = 0xFFFFFFFF
+#: Most streams one scenario may have: a stream's id is its position in ``traffic`` and the stamp holds 16 bits.
+STREAMS_MAX = _stamp.STREAM_ID_MAX + 1
+
+#: Linux capability names and bits (``linux/capability.h``); ``requires.capabilities`` accepts these.
+CAPABILITIES = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31, "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
+}
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WHOLE_PLACEHOLDER = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -305,6 +327,11 @@ def _schema_messages(err, base_path):
         expected = expected or _type_phrase(err.validator_value)
     elif v == "enum":
         expected = expected or "one of: %s" % ", ".join(str(x) for x in err.validator_value)
+        if isinstance(err.instance, str):
+            close = difflib.get_close_matches(err.instance, [x for x in err.validator_value if isinstance(x, str)], n=1)
+            if close:
+                return [(path, "expected %s, got %s (did you mean %r?)" % (expected, _describe_value(err.instance),
+                                                                          close[0]))]
     elif v == "minimum":
         expected = expected or "a number >= %s" % err.validator_value
     elif v == "maximum":
@@ -755,6 +782,7 @@ class _Builder:
                 obj = prog["object"]
                 objpath = obj if os.path.isabs(obj) else os.path.join(os.path.dirname(self.doc.filename), obj)
                 prog = {"object": os.path.normpath(objpath), "program": prog["program"]}
+                self._check_object(prog["object"], prog["program"], rel + ("program",))
             xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts))
 
         # traffic
@@ -892,6 +920,24 @@ class _Builder:
             timeout=timeout, quiet=quiet, seed=s.get("seed", 0), spec=s,
         )
 
+    def _check_object(self, path, name, rel):
+        """The ELF object must exist and hold a program called ``name`` (checked now, not at attach time)."""
+        if not os.path.isfile(path):
+            self.err(rel + ("object",), "BPF object file %s does not exist (a relative `object:` is resolved "
+                     "against the scenario file's directory); compile it with `clang -O2 -g -target bpf -c`"
+                     % path)
+            return
+        try:
+            names = bpf_object_programs(path)
+        except (OSError, ValueError) as exc:
+            self.err(rel + ("object",), "cannot read the BPF programs of %s: %s" % (path, exc))
+            return
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            self.err(rel + ("program",), "%s has no program %r%s; its programs: %s"
+                     % (path, name, " (did you mean %r?)" % close[0] if close else "",
+                        ", ".join(names) or "none"))
+
     def _check_rules(self, x, rel):
         """Let the filter compiler validate the rules now, so a bad match field is located in the file."""
         try:
@@ -948,6 +994,74 @@ class _Builder:
             return default
 
 
+_ELF_MAX = 64 << 20   # larger "objects" are not BPF programs anyone compiled for a scenario
+_EM_BPF = 247
+_SHT_PROGBITS, _SHT_SYMTAB = 1, 2
+_SHF_EXECINSTR = 0x4
+_STT_FUNC = 2
+
+
+def bpf_object_programs(path):
+    """Names of the programs in the BPF ELF object at ``path``, as libbpf names them (sorted).
+
+    Read from the ELF symbol table without libbpf or privileges: a program is a function symbol
+    in a non-empty executable section other than ``.text`` (``.text`` holds sub-programs).
+    Raises :class:`ValueError` naming what is wrong for a file that is not a 64-bit BPF ELF
+    object, :class:`OSError` when it cannot be read.
+    """
+    import struct
+
+    with open(path, "rb") as f:
+        data = f.read(_ELF_MAX + 1)
+    if len(data) > _ELF_MAX:
+        raise ValueError("larger than %d MiB, not a BPF object" % (_ELF_MAX >> 20))
+    if data[:4] != b"\x7fELF":
+        raise ValueError("not an ELF file (compile it with `clang -O2 -g -target bpf -c`)")
+    if len(data) < 64 or data[4] != 2 or data[5] not in (1, 2):
+        raise ValueError("not a 64-bit ELF object")
+    end = "<" if data[5] == 1 else ">"
+    try:
+        machine = struct.unpack_from(end + "H", data, 18)[0]
+        if machine != _EM_BPF:
+            raise ValueError("an ELF object for machine %d, not BPF (%d); compile with `-target bpf`"
+                             % (machine, _EM_BPF))
+        shoff, = struct.unpack_from(end + "Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", data, 0x3A)
+        if shentsize < 64 or shoff + shnum * shentsize > len(data):
+            raise ValueError("malformed section header table")
+        secs = [struct.unpack_from(end + "IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+
+        def body(sec):
+            off, size = sec[4], sec[5]
+            if off + size > len(data):
+                raise ValueError("a section runs past the end of the file")
+            return data[off:off + size]
+
+        def cstr(table, off):
+            stop = table.find(b"\0", off)
+            return table[off:stop if stop >= 0 else len(table)].decode("utf-8", "replace")
+
+        shstr = body(secs[shstrndx]) if shstrndx < shnum else b""
+        names = set()
+        for sec in secs:
+            if sec[1] != _SHT_SYMTAB or sec[9] < 24 or sec[6] >= shnum:
+                continue
+            symtab, strtab = body(sec), body(secs[sec[6]])
+            for off in range(0, len(symtab) - 23, sec[9]):
+                st_name, st_info, _other, st_shndx, _value, _size = struct.unpack_from(end + "IBBHQQ", symtab, off)
+                if st_info & 0xF != _STT_FUNC or not 0 < st_shndx < shnum:
+                    continue
+                target = secs[st_shndx]
+                if target[1] != _SHT_PROGBITS or not target[2] & _SHF_EXECINSTR or target[5] == 0:
+                    continue
+                if cstr(shstr, target[0]) == ".text":
+                    continue
+                names.add(cstr(strtab, st_name))
+    except (struct.error, IndexError, OverflowError):
+        raise ValueError("truncated or malformed ELF file") from None
+    return sorted(n for n in names if n)
+
+
 def _connected(adj, a, b):
     seen = {a}
     todo = [a]
@@ -976,6 +1090,10 @@ def load_text(text, filename="<string>"):
     if not isinstance(data, dict) or "scenarios" not in data:
         raise ScenarioSpecError([doc.problem((), "not a scenario file: expected a top-level mapping with a "
                                                  "`scenarios:` list")])
+    # Cheap size checks first: the schema pass would otherwise walk every one of a huge list.
+    early = _oversize_problems(doc, data)
+    if early:
+        raise ScenarioSpecError(_dedupe(early))
     # Structural pass on the raw file; values holding ${placeholders} are checked after expansion.
     problems = [p for p in _schema_problems(doc, data, (), skip_placeholders=True)]
     if any(len(p.path) < 2 for p in problems):
@@ -993,6 +1111,13 @@ def load_text(text, filename="<string>"):
             continue
         seen_names[raw["name"]] = i
         matrix = raw.get("matrix") or {}
+        n_combos = math.prod(len(v) for v in matrix.values())
+        if n_combos > MATRIX_MAX:
+            # Counted before expanding: a 7-key matrix of 10 values each is 10**7 scenarios.
+            problems.append(doc.problem(base + ("matrix",), "matrix expands to %d combinations (%s); at most %d "
+                                        "are allowed: split the scenario or use fewer values"
+                                        % (n_combos, " x ".join(str(len(v)) for v in matrix.values()), MATRIX_MAX)))
+            continue
         used = set()
         for key, vals in matrix.items():
             for vi, v in enumerate(vals):
@@ -1031,6 +1156,19 @@ def load_text(text, filename="<string>"):
     if problems:
         raise ScenarioSpecError(_dedupe(problems))
     return scenarios
+
+
+def _oversize_problems(doc, data):
+    """Problems for scenarios with more streams than stream ids (the stamp's 16 bits), found without validating them."""
+    out = []
+    scenarios = data.get("scenarios")
+    for i, raw in enumerate(scenarios if isinstance(scenarios, list) else []):
+        traffic = raw.get("traffic") if isinstance(raw, dict) else None
+        if isinstance(traffic, list) and len(traffic) > STREAMS_MAX:
+            out.append(doc.problem(("scenarios", i, "traffic"), "%d streams; at most %d are possible (a stream's id "
+                                   "is its position in `traffic` and the stamp holds 16 bits)"
+                                   % (len(traffic), STREAMS_MAX)))
+    return out
 
 
 def _dedupe(problems):
@@ -1178,10 +1316,13 @@ def find_scenario_files(paths):
 
 
 def check_requires(scenario):
-    """Why ``scenario`` cannot run here (a skip reason), or None when its ``requires`` are met.
+    """Why ``scenario`` cannot run here (a skip reason), or None when its static ``requires`` are met.
 
-    Checks ``kernel: ">= X.Y"``, ``capabilities``, ``commands`` (on PATH) and ``xdp_modes``
-    (needs the netring XDP support; veth links support native and generic).
+    Checks ``kernel: ">= X.Y"``, ``capabilities`` (effective set of this process), ``commands``
+    (on PATH) and, for ``xdp_modes`` or any ``xdp:`` program, that netring's XDP support imports
+    and that CAP_NET_ADMIN plus CAP_BPF (or CAP_SYS_ADMIN) are effective. Whether the
+    interfaces support the XDP modes asked for is known only once the topology exists: see
+    :func:`check_runtime_requires`.
     """
     req = scenario.requires
     if "kernel" in req:
@@ -1203,17 +1344,45 @@ def check_requires(scenario):
             import netring.bpf  # noqa: F401
         except ImportError as exc:
             return "needs netring XDP support (netring.xdp / netring.bpf), not available: %s" % exc
+        if not _has_cap("CAP_NET_ADMIN"):
+            return "needs CAP_NET_ADMIN to attach XDP programs; run as root or grant it"
+        if not (_has_cap("CAP_BPF") or _has_cap("CAP_SYS_ADMIN")):
+            return "needs CAP_BPF (or CAP_SYS_ADMIN) to load XDP programs; run as root or grant it"
     return None
 
 
-_CAP_BITS = {"CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21, "CAP_BPF": 39, "CAP_PERFMON": 38,
-             "CAP_SYS_RESOURCE": 24, "CAP_IPC_LOCK": 14}
+def check_runtime_requires(scenario, topology, features=None):
+    """Why ``scenario``'s ``requires.xdp_modes`` are not met on the built ``topology`` (a skip reason), or None.
+
+    ``native`` needs every XDP attach endpoint (the scenario's ``xdp[].attach``; without XDP
+    programs, every stream's ``to``) to advertise the ``basic`` XDP feature, queried with
+    ``features(ifname, netns)`` (default :func:`netring.netdev.features`, netdev netlink family,
+    kernel 6.3+); ``generic`` works on every interface. When the kernel cannot answer the
+    feature query the mode is assumed to work (the attach itself then reports the truth).
+    """
+    modes = scenario.requires.get("xdp_modes") or []
+    if "native" not in modes:
+        return None
+    if features is None:
+        from netring.netdev import features
+    from netring.errors import UnsupportedError
+
+    eps = [x.attach for x in scenario.xdp] or [st.dst for st in scenario.streams]
+    for name in dict.fromkeys(eps):
+        ep = topology[name]
+        try:
+            info = features(ep.ifname, netns=ep.netns)
+        except UnsupportedError:
+            return None  # no netdev family (kernel < 6.3): nothing to ask
+        if "basic" not in info.xdp_features:
+            return ("needs native XDP (requires.xdp_modes: [native]), but %s does not support it (XDP features: %s)"
+                    % (name, ", ".join(sorted(info.xdp_features)) or "none"))
+    return None
 
 
 def _has_cap(name):
-    bit = _CAP_BITS.get(name)
-    if bit is None:
-        return True
+    """True when capability ``name`` (a key of :data:`CAPABILITIES`) is in this process's effective set."""
+    bit = CAPABILITIES[name]
     try:
         with open("/proc/self/status") as f:
             for line in f:

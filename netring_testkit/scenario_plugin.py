@@ -148,6 +148,8 @@ class ScenarioItem(pytest.Item):
         self.result = runner.run(self.scenario, artifacts_dir=cfg.getoption("netring_artifacts"),
                                  progress=_progress_writer(cfg), keep=keep)
         r = self.result
+        if r.status == "skipped":
+            _skip(r.skip_reason or "a requirement of the scenario is not met")
         if r.kept and factory is not None and hasattr(factory, "record_kept"):
             factory.record_kept(r.kept, r.kept_hint)
         self.user_properties.append(("pps", round(r.pps, 1)))

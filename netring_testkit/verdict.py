@@ -74,6 +74,10 @@ class ScenarioResult:
         #: Namespaces left in place for debugging (``--netring-keep`` and a failure).
         self.kept = []
         self.kept_hint = ""
+        #: Why a ``"skipped"`` run did not run (a ``requires`` the built topology cannot meet).
+        self.skip_reason = None
+        #: The formatted traceback of an ``"error"`` run (kept for the JSON artifact, not rendered).
+        self.traceback = None
 
     @property
     def passed(self):
@@ -113,6 +117,7 @@ class ScenarioResult:
             "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
             "unexpected": self.unexpected,
             "artifacts": list(self.artifacts), "kept": list(self.kept),
+            "skip_reason": self.skip_reason, "traceback": self.traceback,
         }
 
     def render(self):
@@ -123,6 +128,8 @@ class ScenarioResult:
             lines.append("  " + sc.description)
         if self.error:
             lines.append("error: %s" % self.error)
+        if self.skip_reason:
+            lines.append("skipped: %s" % self.skip_reason)
         for f in self.failures:
             lines.append("FAIL: %s" % f)
         if self.streams:

@@ -216,9 +216,93 @@ def test_xdist_two_workers(tmp_path):
     assert sorted(r["status"] for r in rep["scenarios"]) == ["failed", "passed", "passed"]
 
 
-def test_ctrl_c_stops_a_long_scenario_promptly(tmp_path):
+# A conftest for the child pytest: records the namespace (inode, netns cookie) of every node and
+# the id of every XDP program attached, then "traffic" once the first frames left.
+TRACE_CONFTEST = textwrap.dedent("""\
+    import json, os, socket, time
+    from netring_testkit import runner
+
+    TRACE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trace.jsonl")
+    _attach, _drain = runner._attach_xdp, runner._drain
+
+    def _write(**kw):
+        with open(TRACE, "a") as f:
+            f.write(json.dumps(kw) + "\\n")
+
+    def _cookie(ns):
+        s = ns.socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+        try:
+            return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), "little")  # SO_NETNS_COOKIE
+        finally:
+            s.close()
+
+    def attach(stack, topo, spec):
+        for node, ns in topo.nodes.items():
+            _write(node=node, inode=os.fstat(ns.fileno()).st_ino, cookie=_cookie(ns))
+        att = _attach(stack, topo, spec)
+        _write(prog_id=att.program.id)
+        return att
+
+    def drain(scenario, caps, senders, *args):
+        end = time.monotonic() + 30
+        while not any(s.sent for s in senders) and time.monotonic() < end:
+            time.sleep(0.02)
+        _write(traffic=sum(s.sent for s in senders))
+        return _drain(scenario, caps, senders, *args)
+
+    runner._attach_xdp, runner._drain = attach, drain
+    """)
+
+
+def _net_ns_holders(inode):
+    """Paths under /proc (ns links, fds) and mount points that refer to net namespace ``inode``."""
+    want = "net:[%d]" % inode
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        links = ["/proc/%s/ns/net" % pid]
+        for sub in ("task", "fd"):
+            try:
+                names = os.listdir("/proc/%s/%s" % (pid, sub))
+            except OSError:
+                continue
+            links += ["/proc/%s/task/%s/ns/net" % (pid, t) for t in names] if sub == "task" else \
+                ["/proc/%s/fd/%s" % (pid, f) for f in names]
+        for link in links:
+            try:
+                if os.readlink(link) == want:
+                    found.append(link)
+            except OSError:
+                pass
+    with open("/proc/self/mountinfo") as f:
+        found += [l.split()[4] for l in f if l.split()[3] == want]
+    return found
+
+
+def _same_namespace(path, cookie):
+    """True when the namespace at ``path`` has netns cookie ``cookie`` (inode numbers can be reused)."""
+    import socket
+
+    from netring.netns import NetNS
+
+    try:
+        ns = NetNS.open(path)
+    except Exception:
+        return False  # gone meanwhile
+    try:
+        s = ns.socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+        try:
+            return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), "little") == cookie
+        finally:
+            s.close()
+    finally:
+        ns.close()
+
+
+def test_ctrl_c_stops_a_long_scenario_and_tears_it_down(tmp_path):
     import signal
     import time
+
+    from netring.bpf import BpfObjectNotFoundError, program_from_id
 
     (tmp_path / "long.yaml").write_text(textwrap.dedent("""\
         scenarios:
@@ -228,17 +312,95 @@ def test_ctrl_c_stops_a_long_scenario_promptly(tmp_path):
             traffic: [{from: tx:eth0, to: rx:eth0, count: 1000000, rate: 10kpps}]
             timeout: 60s
         """))
+    (tmp_path / "conftest.py").write_text(TRACE_CONFTEST)
+    trace = tmp_path / "trace.jsonl"
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "netring_testkit.scenario_plugin", "-p",
                              "no:cacheprovider", "--rootdir", str(tmp_path), "-c", os.devnull, "-v", "long.yaml"],
                             cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        time.sleep(3.0)  # building, attaching, sending
+        records = []
+        for _ in range(1200):  # until the child reports traffic flowing (bounded: 120 s), or it ended
+            if trace.exists():
+                records = [json.loads(l) for l in trace.read_text().splitlines() if l.strip()]
+            if any("traffic" in r for r in records) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert any(r.get("traffic", 0) > 0 for r in records), (records, proc.poll())
+        # While it runs, the checks below do see its namespaces and program (so they can fail).
+        for r in records:
+            if "inode" in r:
+                assert any(_same_namespace(p, r["cookie"]) for p in _net_ns_holders(r["inode"])), r
+            if "prog_id" in r:
+                program_from_id(r["prog_id"]).close()
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)  # a hang here fails the test
+        out, _ = proc.communicate(timeout=60)  # a hang here fails the test
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert "KeyboardInterrupt" in out, out
     assert proc.returncode == 2, out
+    assert "Segmentation fault" not in out and "Fatal Python error" not in out, out
+    namespaces = [(r["node"], r["inode"], r["cookie"]) for r in records if "inode" in r]
+    prog_ids = [r["prog_id"] for r in records if "prog_id" in r]
+    assert sorted(n for n, _, _ in namespaces) == ["rx", "tx"] and len(prog_ids) == 1
+    for _ in range(50):  # the kernel frees what the exited child held; allow it a moment (bounded)
+        leaked = {node: [p for p in _net_ns_holders(inode) if _same_namespace(p, cookie)]
+                  for node, inode, cookie in namespaces}
+        leaked = {k: v for k, v in leaked.items() if v}
+        alive = []
+        for pid in prog_ids:
+            try:
+                program_from_id(pid).close()
+                alive.append(pid)
+            except BpfObjectNotFoundError:
+                pass
+        if not leaked and not alive:
+            break
+        time.sleep(0.1)
+    assert leaked == {}, "namespaces still referenced: %s" % leaked
+    assert alive == [], "XDP programs still loaded: %s" % alive
+
+
+def test_requires_native_xdp_skips_when_the_interface_lacks_it(monkeypatch):
+    s = sc.load_text(PAIR.replace("    topology:", "    requires: {xdp_modes: [native]}\n    topology:", 1), "p.yaml")[0]
+    asked = []
+
+    def generic_only(ifname, netns=None):
+        asked.append(ifname)
+        return type("Info", (), {"xdp_features": frozenset()})()
+
+    monkeypatch.setattr(runner, "_features", generic_only)
+    r = runner.run(s)
+    assert r.status == "skipped" and asked == ["eth0"] and r.streams == []
+    assert r.skip_reason == ("needs native XDP (requires.xdp_modes: [native]), but rx:eth0 does not support it "
+                             "(XDP features: none)")
+    monkeypatch.setattr(runner, "_features", None)
+    r = runner.run(s)  # veth: native XDP is real, so the scenario runs
+    assert r.status == "passed", r.render()
+
+
+def test_user_object_without_the_program_is_an_error_not_a_traceback(tmp_path):
+    import platform
+    import shutil
+
+    clang = shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang is not installed (Debian package `clang`)")
+    pytest.importorskip("netring.bpf.libbpf")
+    out = tmp_path / "xdp_count.o"
+    res = subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/%s-linux-gnu" % platform.machine(),
+                          "-c", os.path.join(ROOT, "tests", "data", "xdp_count.c"), "-o", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    names = sc.bpf_object_programs(str(out))
+    text = PAIR.replace("    traffic:", "    xdp: [{attach: rx:eth0, program: {object: xdp_count.o, program: %s}}]\n"
+                        "    traffic:" % names[0], 1)
+    s = sc.load_text(text, str(tmp_path / "p.yaml"))[0]
+    s.xdp[0].program["program"] = "nosuchprog"  # as if the object changed after validation
+    r = runner.run(s, artifacts_dir=str(tmp_path / "art"))
+    assert r.status == "error", r.render()
+    assert r.error.startswith("ScenarioError: xdp rx:eth0: %s has no program ['nosuchprog']" % out), r.error
+    assert "Traceback" not in r.render()
+    assert "Traceback" in json.loads((tmp_path / "art" / "faults.json").read_text())["traceback"]

@@ -82,7 +82,7 @@ def test_unknown_field_located_with_suggestion():
 def test_wrong_type_names_expectation():
     p = one(GOOD.replace("count: 100", "count: lots"))
     assert p.line == 12 and p.path[-1] == "count"
-    assert "expected a frame count >= 1, got 'lots'" in p.message
+    assert "expected a frame count 1..4294967295, got 'lots'" in p.message
 
 
 def test_enum_error_after_matrix_substitution_names_combination():
@@ -185,10 +185,203 @@ def test_is_scenario_file(tmp_path):
     assert [os.path.basename(p) for p in sc.find_scenario_files([tmp_path])] == ["a.yaml", "b.yaml"]
 
 
+def bpf_elf(programs, text_funcs=(), section="xdp", big_endian=False, machine=247):
+    """A minimal relocatable BPF ELF: ``programs`` are functions in ``section``, ``text_funcs`` in ``.text``."""
+    import struct
+
+    e = ">" if big_endian else "<"
+    shnames = b"\0.strtab\0.text\0" + section.encode() + b"\0.symtab\0"
+    off_name = {n: shnames.index(n.encode() + b"\0") for n in (".strtab", ".text", section, ".symtab")}
+    strtab = b"".join(n.encode() + b"\0" for n in list(programs) + list(text_funcs))
+    names = shnames + strtab
+    code = b"\xb7\x00\x00\x00\x02\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00"  # r0 = XDP_PASS; exit
+    prog_sec = code * max(1, len(programs))
+    text_sec = code * len(text_funcs)
+    syms = struct.pack(e + "IBBHQQ", 0, 0, 0, 0, 0, 0)
+    for i, n in enumerate(programs):
+        syms += struct.pack(e + "IBBHQQ", names.index(n.encode() + b"\0", len(shnames)), 0x12, 0, 3, i * 16, 16)
+    for i, n in enumerate(text_funcs):
+        syms += struct.pack(e + "IBBHQQ", names.index(n.encode() + b"\0", len(shnames)), 0x12, 0, 2, i * 16, 16)
+    blobs = [names, text_sec, prog_sec, syms]
+    body, offs = b"", []
+    for b in blobs:
+        offs.append(64 + len(body))
+        body += b + b"\0" * (-len(b) % 8)
+    shoff = 64 + len(body)
+    hdr = b"\x7fELF" + bytes([2, 2 if big_endian else 1, 1]) + b"\0" * 9
+    hdr += struct.pack(e + "HHIQQQIHHHHHH", 1, machine, 1, 0, 0, shoff, 0, 64, 0, 0, 64, 5, 1)
+    sh = struct.pack(e + "IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    sh += struct.pack(e + "IIQQQQIIQQ", off_name[".strtab"], 3, 0, 0, offs[0], len(names), 0, 0, 1, 0)
+    sh += struct.pack(e + "IIQQQQIIQQ", off_name[".text"], 1, 6, 0, offs[1], len(text_sec), 0, 0, 8, 0)
+    sh += struct.pack(e + "IIQQQQIIQQ", off_name[section], 1, 6, 0, offs[2], len(prog_sec), 0, 0, 8, 0)
+    sh += struct.pack(e + "IIQQQQIIQQ", off_name[".symtab"], 2, 0, 0, offs[3], len(syms), 1, 1, 8, 24)
+    # section names and symbol names share one string table here (sh_link of .symtab = 1, shstrndx = 1)
+    return hdr + body + sh
+
+
+def test_bpf_object_programs_reads_function_symbols(tmp_path):
+    for be in (False, True):
+        f = tmp_path / ("o%d.o" % be)
+        f.write_bytes(bpf_elf(["xdp_b", "xdp_a"], text_funcs=["helper"], big_endian=be))
+        assert sc.bpf_object_programs(str(f)) == ["xdp_a", "xdp_b"]  # .text functions are sub-programs
+
+
+@pytest.mark.parametrize("data, msg", [
+    (b"#!/bin/sh\n", "not an ELF file"),
+    (b"\x7fELF" + b"\x01\x01" + b"\0" * 80, "not a 64-bit ELF object"),
+    (None, "not BPF"),
+    (b"\x7fELF\x02\x01" + b"\0" * 12 + b"\xf7\x00" + b"\xff" * 60, "malformed"),
+])
+def test_bpf_object_programs_rejects_non_bpf_files(tmp_path, data, msg):
+    f = tmp_path / "x.o"
+    f.write_bytes(data if data is not None else bpf_elf(["p"], machine=62))
+    with pytest.raises(ValueError, match=msg):
+        sc.bpf_object_programs(str(f))
+
+
 def test_object_program_path_resolved_relative_to_file(tmp_path):
+    (tmp_path / "x" / "progs").mkdir(parents=True)
+    (tmp_path / "x" / "progs" / "fw.o").write_bytes(bpf_elf(["xdp_fw"]))
     text = GOOD.replace("program: pass", "program: {object: progs/fw.o, program: xdp_fw}")
     items = sc.load_text(text, str(tmp_path / "x" / "s.yaml"))
     assert items[0].xdp[0].program == {"object": str(tmp_path / "x" / "progs" / "fw.o"), "program": "xdp_fw"}
+
+
+def test_missing_object_and_unknown_program_are_located(tmp_path):
+    (tmp_path / "fw.o").write_bytes(bpf_elf(["xdp_fw", "xdp_count"]))
+    (tmp_path / "text.o").write_text("not an object")
+    ps = problems(GOOD.replace("program: pass", "program: {object: nope.o, program: xdp_fw}"), str(tmp_path / "s.yaml"))
+    assert len(ps) == 1 and ps[0].path == ("scenarios", 0, "xdp", 0, "program", "object"), [str(x) for x in ps]
+    assert "BPF object file %s does not exist" % (tmp_path / "nope.o") in ps[0].message
+    assert ps[0].line == 7
+    ps = problems(GOOD.replace("program: pass", "program: {object: fw.o, program: xdp_fww}"), str(tmp_path / "s.yaml"))
+    assert len(ps) == 1 and ps[0].path == ("scenarios", 0, "xdp", 0, "program", "program"), [str(x) for x in ps]
+    assert ps[0].message == "%s has no program 'xdp_fww' (did you mean 'xdp_fw'?); its programs: xdp_count, xdp_fw" \
+        % (tmp_path / "fw.o")
+    ps = problems(GOOD.replace("program: pass", "program: {object: text.o, program: x}"), str(tmp_path / "s.yaml"))
+    assert len(ps) == 1 and "cannot read the BPF programs of" in ps[0].message and "not an ELF file" in ps[0].message
+
+
+def test_object_programs_match_libbpf(tmp_path):
+    """The ELF reader names exactly the programs libbpf loads (clang-compiled test objects)."""
+    import platform
+    import shutil
+    import subprocess
+
+    clang = shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang is not installed (Debian package `clang`)")
+    libbpf = pytest.importorskip("netring.bpf.libbpf")
+    data = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+    out = tmp_path / "xdp_count.o"
+    res = subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/%s-linux-gnu" % platform.machine(),
+                          "-c", os.path.join(data, "xdp_count.c"), "-o", str(out)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    names = sc.bpf_object_programs(str(out))
+    assert names
+    if os.geteuid() != 0:
+        pytest.skip("loading with libbpf needs CAP_BPF; run as root")
+    with libbpf.load_object(str(out)) as obj:
+        assert sorted(obj.programs) == names
+
+
+def test_count_has_a_maximum():
+    text = GOOD.replace("count: 100", "count: 4294967295")
+    assert sc.load_text(text, "s.yaml")[0].streams[0].count == 4294967295
+    p = one(GOOD.replace("count: 100", "count: 99999999999999999999999"))
+    assert p.path == ("scenarios", 0, "traffic", 0, "count") and p.line == 12
+    assert p.message == "expected a frame count 1..4294967295, got 99999999999999999999999"
+    assert sc.COUNT_MAX == 4294967295
+
+
+def test_matrix_combinations_are_capped_before_expanding(monkeypatch):
+    keys = ", ".join("k%d: [%s]" % (i, ", ".join(str(j) for j in range(10))) for i in range(7))
+    text = GOOD.replace("matrix: {size: [64, 512], mode: [native, generic]}",
+                        "matrix: {size: [64, 512], mode: [native, generic], %s}" % keys).replace(
+        "description", "description").replace("name: udp", "name: udp\n    description: \"%s\"" %
+                                              "".join("${k%d}" % i for i in range(7)))
+
+    def boom(*a, **k):
+        raise AssertionError("the matrix was expanded")
+
+    monkeypatch.setattr(sc, "matrix_combinations", boom)
+    p = one(text)
+    assert p.path == ("scenarios", 0, "matrix")
+    assert p.message.startswith("matrix expands to 40000000 combinations (2 x 2 x 10 x 10 x 10 x 10 x 10 x 10 x 10); "
+                                "at most 1000 are allowed")
+
+
+def test_matrix_of_exactly_the_cap_expands():
+    text = GOOD.replace("matrix: {size: [64, 512], mode: [native, generic]}",
+                        "matrix: {size: [64, 512], mode: [native, generic], n: [%s]}"
+                        % ", ".join(str(i) for i in range(250))).replace("name: udp", "name: udp\n    description: n${n}")
+    assert len(sc.load_text(text, "s.yaml")) == sc.MATRIX_MAX == 1000
+
+
+def test_more_streams_than_stream_ids_is_located(monkeypatch):
+    assert sc.schema()["$defs"]["scenario"]["properties"]["traffic"]["maxItems"] == sc.STREAMS_MAX == 65536
+    monkeypatch.setattr(sc, "STREAMS_MAX", 1)
+    text = GOOD.replace("capture: [{on: rx:eth0, via: afpacket}]", "").replace(
+        "    traffic:\n", "    traffic:\n      - {from: tx:eth0, to: rx:eth0}\n")
+    p = one(text)
+    assert p.path == ("scenarios", 0, "traffic") and p.line == 9
+    assert p.message == ("2 streams; at most 1 are possible (a stream's id is its position in `traffic` and the "
+                         "stamp holds 16 bits)")
+
+
+def test_unknown_capability_is_located_with_suggestion():
+    p = one(GOOD.replace("    topology:", "    requires: {capabilities: [CAP_NET_ADMIN, CAP_BFP]}\n"
+                                           "    topology:", 1))
+    assert p.path == ("scenarios", 0, "requires", "capabilities", 1)
+    assert "got 'CAP_BFP' (did you mean 'CAP_BPF'?)" in p.message
+    items = sc.load_text(GOOD.replace("    topology:", "    requires: {capabilities: [CAP_CHECKPOINT_RESTORE]}\n"
+                                                        "    topology:", 1), "s.yaml")
+    assert items[0].requires == {"capabilities": ["CAP_CHECKPOINT_RESTORE"]}
+
+
+def test_capability_table_matches_linux_header():
+    import re
+
+    path = "/usr/include/linux/capability.h"
+    if not os.path.exists(path):
+        pytest.skip("%s is not installed (linux-libc-dev)" % path)
+    with open(path) as f:
+        defs = dict((m.group(1), int(m.group(2))) for m in re.finditer(r"^#define\s+(CAP_[A-Z_]+)\s+(\d+)\s*$",
+                                                                        f.read(), re.M))
+    table = {k: v for k, v in defs.items() if not k.startswith(("CAP_LAST", "CAP_TO", "CAP_FLAGS"))}
+    assert sc.CAPABILITIES == table
+    assert sc.schema()["$defs"]["requires"]["properties"]["capabilities"]["items"]["enum"] == list(sc.CAPABILITIES)
+
+
+class _Ep:
+    def __init__(self, name):
+        self.ifname = name.split(":")[1]
+        self.netns = name.split(":")[0]
+
+
+def test_runtime_requires_native_xdp_checks_the_attach_endpoints():
+    s = sc.load_text(GOOD.replace("    topology:", "    requires: {xdp_modes: [native]}\n    topology:", 1),
+                     "s.yaml")[0]
+    asked = []
+
+    def no_native(ifname, netns=None):
+        asked.append((netns, ifname))
+        return type("Info", (), {"xdp_features": frozenset({"redirect"})})()
+
+    topo = {"rx:eth0": _Ep("rx:eth0"), "tx:eth0": _Ep("tx:eth0")}
+    reason = sc.check_runtime_requires(s, topo, features=no_native)
+    assert asked == [("rx", "eth0")]
+    assert reason == ("needs native XDP (requires.xdp_modes: [native]), but rx:eth0 does not support it "
+                      "(XDP features: redirect)")
+
+    def native(ifname, netns=None):
+        return type("Info", (), {"xdp_features": frozenset({"basic", "redirect"})})()
+
+    assert sc.check_runtime_requires(s, topo, features=native) is None
+    generic = sc.load_text(GOOD.replace("    topology:", "    requires: {xdp_modes: [generic]}\n"
+                                                          "    topology:", 1), "s.yaml")[0]
+    assert sc.check_runtime_requires(generic, topo, features=no_native) is None
 
 
 def test_default_capture_and_stream_names():

@@ -1,0 +1,92 @@
+"""The engine's failure paths that need no namespaces: unforeseen exceptions become error results,
+and the sender join survives repeated Ctrl-C."""
+import json
+import os
+import signal
+import threading
+import textwrap
+import time
+
+import pytest
+
+from netring_testkit import runner, scenario as sc
+
+PAIR = textwrap.dedent("""\
+    scenarios:
+      - name: pair
+        topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 10}]
+    """)
+
+
+class _Boom:
+    def build(self):
+        raise RuntimeError("boom from deep inside")
+
+    def close(self, failed=None):
+        pass
+
+
+def test_any_exception_is_an_error_result_with_its_traceback_in_the_artifact(tmp_path):
+    s = sc.load_text(PAIR, "p.yaml")[0]
+    r = runner.run(s, artifacts_dir=str(tmp_path), topology_factory=lambda spec: _Boom())
+    assert r.status == "error"
+    assert r.error == ("internal error while running the scenario: RuntimeError: boom from deep inside (the "
+                       "traceback is in the JSON artifact, --netring-artifacts)")
+    text = r.render()
+    assert "error: internal error while running the scenario: RuntimeError" in text and "Traceback" not in text
+    doc = json.loads((tmp_path / "pair.json").read_text())
+    assert doc["status"] == "error"
+    assert doc["traceback"].startswith("Traceback") and 'raise RuntimeError("boom from deep inside")' in doc["traceback"]
+
+
+def test_keyboard_interrupt_still_propagates():
+    class Interrupted(_Boom):
+        def build(self):
+            raise KeyboardInterrupt
+
+    s = sc.load_text(PAIR, "p.yaml")[0]
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(s, topology_factory=lambda spec: Interrupted())
+
+
+class _FakeSender:
+    def __init__(self, begun=True):
+        self.begun = begun
+        self.exited = threading.Event()
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
+def test_sender_join_absorbs_repeated_ctrl_c_until_senders_returned():
+    busy, idle = _FakeSender(), _FakeSender(begun=False)  # idle: never started, so never inside C
+    stop = threading.Event()
+    delivered = []
+    old = signal.signal(signal.SIGINT, lambda *a: (delivered.append(1), signal.default_int_handler(*a)))
+
+    def interrupt_twice_then_return():
+        stop.wait(10)  # _stop_senders sets it first: the interrupts land while it waits
+        time.sleep(0.05)
+        for n in (1, 2):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            for _ in range(500):  # until the handler ran in the main thread (bounded)
+                if len(delivered) >= n:
+                    break
+                time.sleep(0.01)
+        busy.exited.set()
+
+    t = threading.Thread(target=interrupt_twice_then_return)
+    try:
+        t.start()
+        with pytest.raises(KeyboardInterrupt):
+            runner._stop_senders([busy, idle], stop)
+        assert busy.exited.is_set(), "returned while a sender could still be inside C"
+        assert stop.is_set() and len(delivered) == 2
+    finally:
+        t.join()
+        signal.signal(signal.SIGINT, old)
+
+
+def test_sender_join_without_interrupt_returns_normally():
+    s = _FakeSender()
+    s.exited.set()
+    runner._stop_senders([s, _FakeSender(begun=False)], threading.Event())
