@@ -64,9 +64,12 @@ def _udp_csum_offset(frame):
 
 
 def _as_list(field, value):
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        raise ConfigurationError("%s must be a sequence (e.g. a list), not a single %s" % (field, type(value).__name__),
+                                 field=field, value=type(value).__name__)
     try:
         return list(value)
-    except TypeError:
+    except (TypeError, ValueError, NotImplementedError):
         raise ConfigurationError("%s must be a sequence, not %r" % (field, type(value).__name__), field=field,
                                  value=type(value).__name__) from None
 
@@ -82,6 +85,9 @@ def prepare_templates(templates, csum_offsets=None, capacity=None):
     """
     from .errors import FrameTooLargeError
 
+    if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0):
+        raise ConfigurationError("capacity must be a non-negative int or None, not %r" % (capacity,), field="capacity",
+                                 value=capacity)
     if isinstance(templates, (bytes, bytearray, memoryview)):
         raise ConfigurationError("templates must be a list of frames, not a single frame", field="templates",
                                  value=type(templates).__name__)
@@ -231,8 +237,10 @@ class SeqChecker:
     def counts(self, stream_id):
         """:class:`StreamCounts` of ``stream_id`` (KeyError-like ConfigurationError if it was not expected)."""
         try:
+            if isinstance(stream_id, bool) or not isinstance(stream_id, int):
+                raise KeyError(stream_id)
             st = self._streams[self._index[stream_id]]
-        except (KeyError, TypeError):
+        except KeyError:
             raise ConfigurationError("stream %r is not one of the expected streams %s" % (stream_id, self._ids),
                                      field="stream_id", value=stream_id) from None
         return StreamCounts(st.count, st.delivered, st.count - st.delivered, st.duplicated, st.reordered,

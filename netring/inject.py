@@ -496,8 +496,9 @@ class Injector:
         check_int("first_seq", first_seq, 0, (1 << 64) - 1)
         check_int("count", count, 0, (1 << 64) - 1 - first_seq)
         if rate_pps is not None:
-            if isinstance(rate_pps, bool) or not isinstance(rate_pps, (int, float)) or not 0 < rate_pps <= 1e9:
-                raise ConfigurationError("rate_pps=%r must be a number in (0, 1e9] or None" % (rate_pps,),
+            # ≥ 1e-3: the C pacer computes ns offsets as u64, which a slower rate could overflow
+            if isinstance(rate_pps, bool) or not isinstance(rate_pps, (int, float)) or not 1e-3 <= rate_pps <= 1e9:
+                raise ConfigurationError("rate_pps=%r must be a number in [0.001, 1e9] or None" % (rate_pps,),
                                          field="rate_pps", value=rate_pps)
         timeout = check_timeout("timeout", timeout)
         tm = prepare_templates(templates, csum_offsets, self.capacity)
