@@ -4,8 +4,10 @@ Opening an AF_PACKET socket inside a namespace, resolving the interface there, v
 integer keyword arguments, and waiting on an fd with signal-aware retries.
 """
 import errno
+import math
 import os
 import socket
+import threading
 import time
 
 from ._core import lib
@@ -73,27 +75,198 @@ def raise_errno(rc, action, ifname=None, netns=None, capability=None):
                        capability=capability) from None
 
 
-def wait_fd(fd, events, deadline):
-    """Wait until ``fd`` has ``events`` or ``deadline`` (monotonic seconds, None: forever) passes.
+MAX_TIMEOUT_S = 1e9  # ~31 years: beyond this a deadline in ns no longer fits the C side's u64
 
-    Returns the revents (0 on timeout). Each poll lasts at most 200 ms and a signal makes the
-    C wait return -EINTR: either way control comes back to the interpreter, which runs signal
-    handlers (so Ctrl-C raises KeyboardInterrupt here), and the wait resumes with the time left.
+
+class NotBytesError(ConfigurationError, TypeError):
+    """An argument that must be a bytes-like object (bytes, bytearray, memoryview…) is not one."""
+
+
+def check_timeout(field, value, none_ok=True):
+    """Validate a timeout in seconds: a non-negative int/float (``None``/``inf``: forever, if ``none_ok``).
+
+    Returns ``None`` (forever) or a float; ConfigurationError naming ``field`` otherwise.
     """
-    while True:
-        if deadline is None:
-            ms = 200
-        else:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return 0
-            ms = max(1, min(200, int(left * 1000 + 0.999)))
-        rc = lib.nr_wait_fd(fd, events, ms)
-        if rc > 0:
-            return rc
-        if rc == -errno.EINTR or rc == 0:
-            continue  # handlers run at this loop's back-edge; then retry with the time left
-        raise_errno(rc, "poll() on the ring socket")
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError("%s must be a non-negative number of seconds%s, not %r"
+                                 % (field, " or None (forever)" if none_ok else "", value), field=field, value=value)
+    if math.isinf(value) and value > 0 and none_ok:
+        return None
+    if not 0 <= value <= MAX_TIMEOUT_S:  # also rejects NaN
+        raise ConfigurationError("%s=%r must be between 0 and %g seconds%s" % (
+            field, value, MAX_TIMEOUT_S, " (None: forever)" if none_ok else ""), field=field, value=value)
+    return float(value)
+
+
+def byte_view(field, value):
+    """``value`` as a flat, C-contiguous memoryview of bytes; :class:`NotBytesError` naming ``field`` if it is not one.
+
+    Ints are refused explicitly (``bytes(60)`` would silently be 60 zero bytes), and so are ``str``.
+    """
+    try:
+        if isinstance(value, (int, str)):
+            raise TypeError
+        return memoryview(value).cast("B")
+    except (TypeError, ValueError):
+        raise NotBytesError("%s is a %s, not a bytes-like object (bytes, bytearray, memoryview…)"
+                            % (field, type(value).__name__), field=field, value=type(value).__name__) from None
+
+
+class RingGuard:
+    """Keeps ``close()`` from unmapping a ring (or closing its socket) under a C call in another thread.
+
+    Every C call that touches the ring's memory or its fd runs inside ``with guard:``, which
+    raises the "closed" :class:`NetringError` once closing began and otherwise counts the call
+    as in flight. :meth:`begin_close` marks the object closing, wakes blocking waits (through
+    the eventfd :attr:`wake_fd`, polled next to the socket) and waits until nothing is in
+    flight; the closer then tears down and calls :meth:`end_close`. One lock acquire/release
+    on each side of a C call — never per packet.
+
+    If ``close()`` runs in a thread that is itself inside a guarded call (a signal handler that
+    interrupted it), waiting would deadlock: the close is then *deferred* — the thread's call
+    stops at its next guarded step, and the teardown (``closer``) runs as it leaves the guard.
+    """
+
+    __slots__ = ("_lock", "_cond", "_inflight", "_state", "_deferred", "what", "wake_fd")
+
+    OPEN, CLOSING, CLOSED = 0, 1, 2
+
+    def __init__(self, what):
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._inflight = {}  # thread ident -> nesting depth
+        self._state = self.OPEN
+        self._deferred = None  # the teardown to run when the last call leaves (deferred close)
+        #: e.g. "capture on eth0": used in the "closed" error.
+        self.what = what
+        #: eventfd written by begin_close(): blocking waits poll it next to the socket.
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+
+    def __enter__(self):
+        me = threading.get_ident()
+        with self._lock:
+            if self._state != self.OPEN:
+                raise closed_error(self.what)
+            self._inflight[me] = self._inflight.get(me, 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        me = threading.get_ident()
+        with self._lock:
+            d = self._inflight[me] - 1
+            if d:
+                self._inflight[me] = d
+                return
+            del self._inflight[me]
+            if self._inflight or self._state != self.CLOSING:
+                return
+            self._cond.notify_all()
+            closer, self._deferred = self._deferred, None
+        if closer is not None:
+            self._finish(closer)
+
+    def __del__(self):
+        fd, self.wake_fd = getattr(self, "wake_fd", -1), -1
+        if fd >= 0:
+            os.close(fd)
+
+    @property
+    def closing(self):
+        """True from the start of a close until it succeeded (then :attr:`closed`) or failed."""
+        return self._state == self.CLOSING
+
+    @property
+    def closed(self):
+        """True once a close succeeded."""
+        return self._state == self.CLOSED
+
+    def begin_close(self, closer):
+        """Start closing: "go" (nothing in flight now; run the teardown, then :meth:`end_close`),
+        "closed" (already closed) or "deferred" (this thread is inside a guarded call: ``closer``
+        runs when the last call leaves)."""
+        me = threading.get_ident()
+        with self._lock:
+            while True:
+                if self._state == self.CLOSED:
+                    return "closed"
+                if self._state == self.OPEN:
+                    break
+                if me in self._inflight:  # closing already, and we are the call it waits for
+                    self._deferred = closer
+                    return "deferred"
+                self._cond.wait()  # another thread is closing: see how that ends
+            self._state = self.CLOSING
+            os.eventfd_write(self.wake_fd, 1)
+            if me in self._inflight:
+                self._deferred = closer
+                return "deferred"
+            while self._inflight:
+                self._cond.wait()
+            return "go"
+
+    def end_close(self, ok):
+        """Finish a close that :meth:`begin_close` allowed: closed if ``ok``, else open again."""
+        with self._lock:
+            if ok:
+                self._state = self.CLOSED
+                os.close(self.wake_fd)
+                self.wake_fd = -1
+            else:
+                self._state = self.OPEN
+                try:
+                    os.eventfd_read(self.wake_fd)  # re-arm: waits block again
+                except BlockingIOError:
+                    pass
+            self._cond.notify_all()
+
+    def _finish(self, closer):
+        try:
+            closer()
+        except BaseException:
+            self.end_close(False)
+            raise
+        self.end_close(True)
+
+    def run_close(self, closer):
+        """The whole close protocol around ``closer`` (the teardown; may raise to stay open)."""
+        how = self.begin_close(closer)
+        if how == "go":
+            self._finish(closer)
+
+    def check_open(self):
+        """Raise the "closed" error unless the object is open."""
+        if self._state != self.OPEN:
+            raise closed_error(self.what)
+
+    def wait(self, fd, events, deadline):
+        """Wait until ``fd`` has ``events`` or ``deadline`` (monotonic seconds, None: forever) passes.
+
+        Returns the revents (0 on timeout). Each poll lasts at most 200 ms and runs inside the
+        guard; a signal makes it return -EINTR: either way control comes back to the interpreter,
+        which runs signal handlers (so Ctrl-C raises KeyboardInterrupt here), and the wait resumes
+        with the time left. A concurrent close wakes it at once and it raises the "closed" error.
+        """
+        while True:
+            if deadline is None:
+                ms = 200
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return 0
+                ms = max(1, min(200, int(left * 1000 + 0.999)))
+            with self:
+                rc = lib.nr_rx_wait2(fd, events, self.wake_fd, ms)
+            if rc > 0:
+                if rc & lib.NR_RX_WOKEN:
+                    rc &= ~lib.NR_RX_WOKEN
+                    if not rc:
+                        continue  # closing: the next `with self` raises the "closed" error
+                return rc
+            if rc == -errno.EINTR or rc == 0:
+                continue  # handlers run at this loop's back-edge; then retry with the time left
+            raise_errno(rc, "poll() on the ring socket")
 
 
 def closed_error(what):

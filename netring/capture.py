@@ -16,12 +16,13 @@ returned every view it handed out is released, so touching one afterwards raises
 """
 import enum
 import mmap
+import threading
 import time
 from collections import deque, namedtuple
 
 from . import cbpf
 from ._core import ffi, lib
-from ._ring import PAGE_SIZE, check_bool, check_int, closed_error, open_packet_socket, raise_errno, wait_fd
+from ._ring import PAGE_SIZE, RingGuard, check_bool, check_int, check_timeout, open_packet_socket, raise_errno
 from .errors import ConfigurationError, NetringError
 
 __all__ = ["Capture", "PacketBatch", "Packet", "CaptureStats", "Direction", "Vlan", "Fanout",
@@ -204,6 +205,10 @@ class PacketBatch:
         if self._released:
             raise StaleBatchError("batch (block %d) was already returned to the kernel" % self.index)
 
+    def _stale(self):
+        return StaleBatchError("batch (block %d) was returned to the kernel (or its capture closed) while "
+                               "it was being read; copy what you need before releasing it" % self.index)
+
     def _view(self):
         if self._blockview is None:
             off = self.index * self._capture.block_size
@@ -214,8 +219,9 @@ class PacketBatch:
     @property
     def block(self):
         """A read-only memoryview of the whole block (header included); released with the batch."""
-        self._check()
-        return self._view()
+        with self._capture._guard:
+            self._check()
+            return self._view()
 
     @property
     def released(self):
@@ -226,6 +232,7 @@ class PacketBatch:
         return self._n
 
     def _walked(self):
+        # Called inside the capture's guard, after _check(): the block is mapped and ours.
         if self._walk is None:
             n = max(self._n, 1)
             arr = ffi.new("struct nr_rx_pkt[]", n)
@@ -234,15 +241,19 @@ class PacketBatch:
         return self._walk
 
     def __iter__(self):
-        self._check()
-        arr, got = self._walked()
-        bv = self._view()
+        with self._capture._guard:
+            self._check()
+            arr, got = self._walked()
+            bv = self._view()
         views = self._views
         dirs = _DIRECTIONS
         for i in range(got):
             p = arr[i]
             off = p.off
-            v = bv[off:off + p.snaplen]
+            try:
+                v = bv[off:off + p.snaplen]
+            except ValueError:  # released under us (another thread returned the batch or closed the capture)
+                raise self._stale() from None
             views.append(v)
             st = p.status
             vlan = None
@@ -262,8 +273,9 @@ class PacketBatch:
         index into :attr:`block`), ``snaplen``, ``wirelen``, ``status``, ``ts_ns``, ``vlan_tci``,
         ``vlan_tpid``, ``pkttype``. Valid until the batch is returned.
         """
-        self._check()
-        return self._walked()
+        with self._capture._guard:
+            self._check()
+            return self._walked()
 
     def release(self):
         """Release every view this batch handed out and return the block to the kernel (idempotent).
@@ -367,9 +379,13 @@ class Capture:
         self._pending = deque()
         self._cum = [0, 0, 0]
         self._closed = False
+        self._closer_thread = None
+        # Every C call that touches the ring or the socket runs inside this guard (see close()).
+        self._guard = RingGuard("Capture on %s" % ifname)
 
         sock, self.ifindex, self.netns = open_packet_socket(ifname, netns, "capture")
         self._sock = sock
+        self._fd = sock.fileno()
         try:
             fd = sock.fileno()
             where = dict(ifname=ifname, netns=self.netns)
@@ -462,16 +478,30 @@ class Capture:
                 self._sock = None
 
     def close(self):
-        """Return outstanding batches, unmap the ring, close the socket (idempotent).
+        """Return outstanding batches, unmap the ring, close the socket (idempotent, thread-safe).
 
+        Safe to call from another thread while one receives: the capture is marked closing,
+        a blocked :meth:`next_batch` is woken and raises "Capture on X is closed", and the ring
+        is unmapped only once no call is inside it. Called from a signal handler that
+        interrupted a call on this capture, the close completes when that call returns.
         Raises :class:`ViewsAliveError` — and stays open — while views derived from packets
         are alive; nothing is unmapped under them.
         """
-        if self._closed:
-            return
-        for b in list(self._held.values()):
-            b.release()
-        self._teardown()
+        self._guard.run_close(self._do_close)
+
+    def _do_close(self):
+        # Runs with the guard closing and nothing in flight: no other thread touches the ring now.
+        self._closer_thread = threading.get_ident()
+        try:
+            for b in list(self._held.values()):
+                if b._released:  # released by another thread while we were closing: return its block
+                    if self._held.pop(b.index, None) is b:
+                        lib.nr_rx_block_release(self._block_ptrs[b.index])
+                else:
+                    b.release()
+            self._teardown()
+        finally:
+            self._closer_thread = None
         self._closed = True
         self._pending.clear()
 
@@ -482,9 +512,8 @@ class Capture:
 
     def fileno(self):
         """The socket fd (for selectors/asyncio: readable when a block is ready)."""
-        if self._closed:
-            raise closed_error("Capture on %s" % self.ifname)
-        return self._sock.fileno()
+        self._guard.check_open()
+        return self._fd
 
     def __enter__(self):
         return self
@@ -500,42 +529,57 @@ class Capture:
 
     # -- receiving ------------------------------------------------------------------------------
     def _return_block(self, batch):
-        if self._held.get(batch.index) is batch:
-            del self._held[batch.index]
-            if not self._closed and self._block_ptrs:
-                lib.nr_rx_block_release(self._block_ptrs[batch.index])
+        idx = batch.index
+        if self._held.get(idx) is not batch:
+            return
+        if self._closer_thread == threading.get_ident():  # close() itself: it has the ring to itself
+            del self._held[idx]
+            lib.nr_rx_block_release(self._block_ptrs[idx])
+            return
+        try:
+            with self._guard:
+                if self._held.get(idx) is batch:
+                    del self._held[idx]
+                    lib.nr_rx_block_release(self._block_ptrs[idx])
+        except NetringError:
+            pass  # closing or closed: close() returns (or unmaps) every block still held
 
     def next_batch(self, timeout=None):
         """The next retired block as a :class:`PacketBatch`, or None if none arrives within ``timeout`` s.
 
         ``timeout=None`` waits indefinitely, 0 only checks. Signals interrupt the wait (Ctrl-C
         raises KeyboardInterrupt within ~200 ms). Raises :class:`RingBusyError` if the next block
-        is still held by a batch that was not returned.
+        is still held by a batch that was not returned, and the "closed" NetringError if the
+        capture is (or gets, from another thread) closed.
         """
-        if self._closed:
-            raise closed_error("Capture on %s" % self.ifname)
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        idx = self._idx
-        if idx in self._held:
-            raise RingBusyError(
-                "the next ring block (%d) is still held by an unreturned batch; release batches "
-                "(`with batch:`) before asking for more — %d of %d blocks are held"
-                % (idx, len(self._held), self.block_count))
-        ptr = self._block_ptrs[idx]
-        fd = self._sock.fileno()
+        timeout = check_timeout("timeout", timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        g = self._guard
+        user = lib.NR_RX_TP_STATUS_USER
         events = lib.POLLIN | lib.POLLERR
-        while not lib.nr_rx_block_status(ptr) & lib.NR_RX_TP_STATUS_USER:
+        while True:
+            with g:
+                idx = self._idx
+                if idx in self._held:
+                    raise RingBusyError(
+                        "the next ring block (%d) is still held by an unreturned batch; release batches "
+                        "(`with batch:`) before asking for more — %d of %d blocks are held"
+                        % (idx, len(self._held), self.block_count))
+                if lib.nr_rx_block_status(self._block_ptrs[idx]) & user:
+                    self._idx = (idx + 1) % self.block_count
+                    batch = PacketBatch(self, idx)
+                    self._held[idx] = batch
+                    return batch
             if deadline is not None and time.monotonic() >= deadline:
                 return None
-            rev = wait_fd(fd, events, deadline)
-            if rev and not lib.nr_rx_block_status(ptr) & lib.NR_RX_TP_STATUS_USER:
-                # poll reports the kernel's previous block; if that is one we hold, it says
-                # "readable" although our next block is not ready: back off instead of spinning.
-                time.sleep(0.001)
-        self._idx = (idx + 1) % self.block_count
-        batch = PacketBatch(self, idx)
-        self._held[idx] = batch
-        return batch
+            rev = g.wait(self._fd, events, deadline)
+            if rev:
+                with g:
+                    ready = lib.nr_rx_block_status(self._block_ptrs[idx]) & user
+                if not ready:
+                    # poll reports the kernel's previous block; if that is one we hold, it says
+                    # "readable" although our next block is not ready: back off instead of spinning.
+                    time.sleep(0.001)
 
     def batches(self, timeout=None):
         """Iterate batches until none arrives within ``timeout`` s (None: forever).
@@ -543,6 +587,7 @@ class Capture:
         The previously yielded batch is returned to the kernel when the next one is requested
         (or when the iteration ends), whether or not the loop body released it.
         """
+        check_timeout("timeout", timeout)
         prev = None
         try:
             while True:
@@ -565,7 +610,8 @@ class Capture:
         ``max_packets`` are kept for the next call.
         """
         check_int("max_packets", max_packets, 1, 1 << 30)
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        timeout = check_timeout("timeout", timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._pending:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             b = self.next_batch(left)
@@ -586,6 +632,13 @@ class Capture:
 
         Before the first frame only ``timeout`` applies. Returns the checker.
         """
+        from .check import SeqChecker
+
+        if not isinstance(checker, SeqChecker):
+            raise ConfigurationError("checker must be a netring.SeqChecker, not %r" % (checker,), field="checker",
+                                     value=type(checker).__name__)
+        timeout = check_timeout("timeout", timeout, none_ok=False)
+        quiet = check_timeout("quiet", quiet, none_ok=False)
         deadline = time.monotonic() + timeout
         last = None
         while not checker.done:
@@ -609,10 +662,9 @@ class Capture:
     # -- statistics ------------------------------------------------------------------------------
     def stats(self):
         """Kernel counters since the previous call (reading resets them): :class:`CaptureStats`."""
-        if self._closed:
-            raise closed_error("Capture on %s" % self.ifname)
         out = ffi.new("uint32_t[3]")
-        rc = lib.nr_rx_stats(self._sock.fileno(), out)
+        with self._guard:
+            rc = lib.nr_rx_stats(self._fd, out)
         if rc < 0:
             raise_errno(rc, "reading PACKET_STATISTICS")
         for i in range(3):

@@ -13,6 +13,7 @@ from collections import namedtuple
 
 from . import stamp as _stamp
 from ._core import ffi, lib
+from ._ring import byte_view
 from .errors import ConfigurationError
 
 __all__ = ["SeqChecker", "StreamCounts", "stamp_frame", "prepare_templates", "locate", "payload_hash"]
@@ -31,13 +32,14 @@ class StreamCounts(namedtuple("StreamCounts", "expected delivered lost duplicate
 
 def locate(frame):
     """C version of :func:`netring.stamp.locate` (offset of the stamp, or -1)."""
-    buf = ffi.from_buffer(frame)
-    return lib.nr_st_locate(buf, len(frame))
+    v = byte_view("frame", frame)
+    return lib.nr_st_locate(ffi.from_buffer(v), len(v))
 
 
 def payload_hash(payload):
     """C version of :func:`netring.stamp.payload_hash`."""
-    return lib.nr_st_payload_hash(ffi.from_buffer(payload), len(payload))
+    v = byte_view("payload", payload)
+    return lib.nr_st_payload_hash(ffi.from_buffer(v), len(v))
 
 
 class _Templates:
@@ -61,6 +63,17 @@ def _udp_csum_offset(frame):
     return None
 
 
+def _as_list(field, value):
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        raise ConfigurationError("%s must be a sequence (e.g. a list), not a single %s" % (field, type(value).__name__),
+                                 field=field, value=type(value).__name__)
+    try:
+        return list(value)
+    except (TypeError, ValueError, NotImplementedError):
+        raise ConfigurationError("%s must be a sequence, not %r" % (field, type(value).__name__), field=field,
+                                 value=type(value).__name__) from None
+
+
 def prepare_templates(templates, csum_offsets=None, capacity=None):
     """Validate stamped template frames and precompute what C needs (payload hash per template).
 
@@ -72,16 +85,19 @@ def prepare_templates(templates, csum_offsets=None, capacity=None):
     """
     from .errors import FrameTooLargeError
 
+    if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0):
+        raise ConfigurationError("capacity must be a non-negative int or None, not %r" % (capacity,), field="capacity",
+                                 value=capacity)
     if isinstance(templates, (bytes, bytearray, memoryview)):
         raise ConfigurationError("templates must be a list of frames, not a single frame", field="templates",
                                  value=type(templates).__name__)
-    tl = [bytes(t) for t in templates]
+    tl = [bytes(byte_view("templates[%d]" % i, t)) for i, t in enumerate(_as_list("templates", templates))]
     if not tl:
         raise ConfigurationError("templates must hold at least one frame", field="templates", value=0)
     if csum_offsets is None:
         offs = [-1] * len(tl)
     else:
-        offs = [-1 if o is None else o for o in csum_offsets]
+        offs = [-1 if o is None else o for o in _as_list("csum_offsets", csum_offsets)]
         if len(offs) != len(tl):
             raise ConfigurationError("csum_offsets has %d entries for %d templates; give one per template"
                                      % (len(offs), len(tl)), field="csum_offsets", value=len(offs))
@@ -196,21 +212,33 @@ class SeqChecker:
     def feed(self, batch):
         """Check every frame of ``batch`` (a live :class:`~netring.capture.PacketBatch`) in one C call.
 
-        Returns the number of packets walked (outgoing ones included).
+        Returns the number of packets walked (outgoing ones included). A batch that was returned,
+        or whose capture was closed (even by another thread, mid-call), raises a NetringError.
         """
-        batch._check()
-        return lib.nr_st_check_block(self._c, batch._ptr, batch._capture.block_size)
+        from .capture import PacketBatch
+
+        if not isinstance(batch, PacketBatch):
+            raise ConfigurationError("feed() takes a PacketBatch from Capture.next_batch(), not %r; use "
+                                     "feed_bytes() for single frames" % (type(batch).__name__,), field="batch",
+                                     value=type(batch).__name__)
+        cap = batch._capture
+        with cap._guard:  # the capture cannot unmap the block while C reads it
+            batch._check()
+            return lib.nr_st_check_block(self._c, batch._ptr, cap.block_size)
 
     def feed_bytes(self, frame):
         """Check one frame given as bytes-like (tests, or frames from :meth:`Capture.recv`)."""
-        if len(frame) == 0:
+        v = byte_view("frame", frame)
+        if len(v) == 0:
             lib.nr_st_check_frame(self._c, ffi.NULL, 0)
             return
-        lib.nr_st_check_frame(self._c, ffi.from_buffer(frame), len(frame))
+        lib.nr_st_check_frame(self._c, ffi.from_buffer(v), len(v))
 
     def counts(self, stream_id):
         """:class:`StreamCounts` of ``stream_id`` (KeyError-like ConfigurationError if it was not expected)."""
         try:
+            if isinstance(stream_id, bool) or not isinstance(stream_id, int):
+                raise KeyError(stream_id)
             st = self._streams[self._index[stream_id]]
         except KeyError:
             raise ConfigurationError("stream %r is not one of the expected streams %s" % (stream_id, self._ids),

@@ -19,13 +19,14 @@ import struct
 import time
 
 from ._core import ffi, lib
-from ._ring import PAGE_SIZE, check_bool, check_int, closed_error, open_packet_socket, raise_errno, wait_fd
+from ._ring import (PAGE_SIZE, NotBytesError, RingGuard, byte_view, check_bool, check_int, check_timeout,
+                    open_packet_socket, raise_errno)
 from .capture import ViewsAliveError
 from .check import prepare_templates
 from .errors import ConfigurationError, FrameTooLargeError, NetringError
 from .stamp import STREAM_ID_MAX
 
-__all__ = ["Injector", "TxSlot", "TxStalledError"]
+__all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
 
 _SIOCGIFMTU = 0x8921
 _ETH_HLEN = 14
@@ -38,12 +39,8 @@ _KICK_EVERY = 256
 
 
 def _byte_view(frame, i):
-    """``frame`` as a flat memoryview of bytes; TypeError naming ``frames[i]`` if it is not bytes-like."""
-    try:
-        return memoryview(frame).cast("B")
-    except TypeError:
-        raise TypeError("frames[%d] is a %s, not a bytes-like object (bytes, bytearray, memoryview…)"
-                        % (i, type(frame).__name__)) from None
+    """``frame`` as a flat memoryview of bytes; :class:`NotBytesError` naming ``frames[i]`` if it is not bytes-like."""
+    return byte_view("frames[%d]" % i, frame)
 
 
 class TxStalledError(NetringError):
@@ -58,22 +55,34 @@ class TxSlot:
     sending discards it. The view is released either way.
     """
 
-    __slots__ = ("_inj", "data", "_done")
+    __slots__ = ("_inj", "_data", "_done")
 
     def __init__(self, inj, view):
         self._inj = inj
-        #: Writable memoryview into the slot's frame area.
-        self.data = view
+        self._data = view
         self._done = False
+
+    @property
+    def data(self):
+        """Writable memoryview into the slot's frame area (NetringError once the slot was sent or discarded)."""
+        if self._done:
+            raise self._done_error()
+        return self._data
+
+    @staticmethod
+    def _done_error():
+        return NetringError("this slot was already sent or discarded (or its injector closed); allocate a new one")
 
     def send(self, length=None):
         """Queue the slot's first ``length`` bytes (default: all of ``data``) for transmission."""
-        if self._done:
-            raise NetringError("this slot was already sent or discarded; allocate a new one")
-        n = len(self.data) if length is None else length
-        check_int("length", n, _ETH_HLEN, len(self.data))
-        self._finish()
-        lib.nr_tx_commit(self._inj._ring, n)
+        inj = self._inj
+        with inj._guard:  # the "closed" error if the injector closed; no unmap during the commit
+            if self._done:
+                raise self._done_error()
+            n = len(self._data) if length is None else length
+            check_int("length", n, _ETH_HLEN, len(self._data))
+            self._finish()
+            lib.nr_tx_commit(inj._ring, n)
 
     def discard(self):
         """Give the slot back without sending it (idempotent)."""
@@ -82,8 +91,9 @@ class TxSlot:
 
     def _finish(self):
         self._done = True
-        self.data.release()
-        self._inj._open_slot = None
+        self._data.release()
+        if self._inj._open_slot is self:
+            self._inj._open_slot = None
 
     def __enter__(self):
         return self
@@ -136,9 +146,12 @@ class Injector:
         self._closed = False
         #: Frames handed to the kernel so far, by every send method.
         self.sent_frames = 0
+        # Every C call that touches the ring or the socket runs inside this guard (see close()).
+        self._guard = RingGuard("Injector on %s" % ifname)
 
         sock, self.ifindex, self.netns = open_packet_socket(ifname, netns, "injector")
         self._sock = sock
+        self._fd = sock.fileno()
         try:
             fd = sock.fileno()
             where = dict(ifname=ifname, netns=self.netns)
@@ -225,14 +238,20 @@ class Injector:
             self._sock = None
 
     def close(self):
-        """Discard an open slot, unmap the ring and close the socket (idempotent).
+        """Discard an open slot, unmap the ring and close the socket (idempotent, thread-safe).
 
         Frames already kicked are left to the kernel; frames requested but never flushed are dropped.
+        Safe to call from another thread while one sends: the injector is marked closing, a
+        blocked send/wait is woken and raises "Injector on X is closed", and the ring is unmapped
+        only once no call is inside it (a paced :meth:`send_stream` returns within ~100 ms).
         """
-        if self._closed:
-            return
-        if self._open_slot is not None:
-            self._open_slot.discard()
+        self._guard.run_close(self._do_close)
+
+    def _do_close(self):
+        # Runs with the guard closing and nothing in flight: no other thread touches the ring now.
+        slot = self._open_slot
+        if slot is not None:
+            slot.discard()
         self._teardown()
         self._closed = True
 
@@ -244,7 +263,7 @@ class Injector:
     def fileno(self):
         """The socket fd (writable when the kernel has a free slot at its head)."""
         self._check()
-        return self._sock.fileno()
+        return self._fd
 
     def __enter__(self):
         return self
@@ -259,8 +278,7 @@ class Injector:
             " closed" if self._closed else "")
 
     def _check(self):
-        if self._closed:
-            raise closed_error("Injector on %s" % self.ifname)
+        self._guard.check_open()
 
     # -- slots ------------------------------------------------------------------------------------
     def _check_len(self, n, field="frame"):
@@ -278,19 +296,21 @@ class Injector:
         self._check()
         check_int("length", length, 0, 1 << 30)
         self._check_len(length, "length")
-        if self._open_slot is not None:
-            raise NetringError("a slot from allocate() is still open; send() or discard() it first "
-                               "(the kernel transmits slots strictly in ring order)")
-        r = self._ring
-        if lib.nr_tx_status(r, r.head) != lib.NR_TX_TP_STATUS_AVAILABLE:
-            return None
-        off = lib.nr_tx_slot_offset(r, r.head) + lib.NR_TX_DATA_OFF
-        self._tags[r.head] = 0  # the caller writes into this slot: it no longer holds a known template
-        slot = TxSlot(self, self._rw[off:off + length])
-        self._open_slot = slot
-        return slot
+        with self._guard:
+            if self._open_slot is not None:
+                raise NetringError("a slot from allocate() is still open; send() or discard() it first "
+                                   "(the kernel transmits slots strictly in ring order)")
+            r = self._ring
+            if lib.nr_tx_status(r, r.head) != lib.NR_TX_TP_STATUS_AVAILABLE:
+                return None
+            off = lib.nr_tx_slot_offset(r, r.head) + lib.NR_TX_DATA_OFF
+            self._tags[r.head] = 0  # the caller writes into this slot: it no longer holds a known template
+            slot = TxSlot(self, self._rw[off:off + length])
+            self._open_slot = slot
+            return slot
 
     def _kick(self):
+        # Call inside the guard.
         rc = lib.nr_tx_kick(self._ring)
         if rc < 0 and rc not in (-11, -105):  # EAGAIN, ENOBUFS: the slots stay requested; retried later
             raise_errno(rc, "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
@@ -302,28 +322,33 @@ class Injector:
         Returns 0 (and the slots stay requested, for the next flush) if the kernel answered
         ENOBUFS/EAGAIN.
         """
-        self._check()
-        n = self._ring.queued
-        if self._kick() < 0:
-            return 0
+        with self._guard:
+            n = self._ring.queued
+            if self._kick() < 0:
+                return 0
         self.sent_frames += n
         return n
 
+    def _head_free(self):
+        with self._guard:
+            r = self._ring
+            return lib.nr_tx_status(r, r.head) == lib.NR_TX_TP_STATUS_AVAILABLE
+
     def _wait_space(self, deadline):
-        r = self._ring
-        if lib.nr_tx_status(r, r.head) == lib.NR_TX_TP_STATUS_AVAILABLE:
+        if self._head_free():
             return True
-        rev = wait_fd(self._sock.fileno(), lib.POLLOUT, deadline if deadline is not None
-                      else time.monotonic() + 0.05)
-        if lib.nr_tx_status(r, r.head) == lib.NR_TX_TP_STATUS_AVAILABLE:
+        rev = self._guard.wait(self._fd, lib.POLLOUT, deadline if deadline is not None
+                               else time.monotonic() + 0.05)
+        if self._head_free():
             return True
         if rev:
             time.sleep(0.0002)  # the kernel's head slot is free but ours is still in flight
         return False
 
     def send(self, frame, timeout=5.0):
-        """Queue one frame and kick; waits up to ``timeout`` s for a free slot (NetringError if none)."""
-        return self._send_frames([frame], timeout, strict=True)
+        """Queue one bytes-like ``frame`` and kick; waits up to ``timeout`` s for a free slot (NetringError if
+        none; None: as long as the kernel keeps consuming). Returns 1."""
+        return self._send_frames([byte_view("frame", frame)], check_timeout("timeout", timeout), strict=True)
 
     def send_batch(self, frames, timeout=None):
         """Queue ``frames`` (bytes-like) into the ring and kick, filling many slots per C call.
@@ -333,14 +358,18 @@ class Injector:
         queued — fewer than ``len(frames)`` only if ``timeout`` ran out. Every frame is
         validated first: an oversize one raises :class:`FrameTooLargeError` and nothing is sent.
         """
-        return self._send_frames(frames, timeout, strict=False)
+        if not isinstance(frames, (list, tuple)):
+            if isinstance(frames, (bytes, bytearray, memoryview, str)) or not hasattr(frames, "__iter__"):
+                raise ConfigurationError("frames must be a sequence of bytes-like frames (e.g. a list of bytes), "
+                                         "not %s" % type(frames).__name__, field="frames",
+                                         value=type(frames).__name__)
+            frames = list(frames)
+        return self._send_frames(frames, check_timeout("timeout", timeout), strict=False)
 
     def _send_frames(self, frames, timeout, strict):
         self._check()
         if self._open_slot is not None:
             raise NetringError("a slot from allocate() is still open; send() or discard() it first")
-        if not isinstance(frames, (list, tuple)):
-            frames = list(frames)
         total = len(frames)
         if not total:
             return 0
@@ -353,15 +382,22 @@ class Injector:
             lens = buf = None
         err = self._err
         r = self._ring
-        n = -2 if buf is None else lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens),
-                                                  total, _ETH_HLEN, 1, _KICK_EVERY, err)
+        g = self._guard
+        if buf is None:
+            n = lib.NR_TX_BAD_SUM
+        else:
+            with g:
+                n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
+                                   _ETH_HLEN, 1, _KICK_EVERY, err)
         if n == lib.NR_TX_BAD_SUM:
-            # Some frame's len() is not its byte count (e.g. a memoryview of non-byte items): measure bytes.
+            # Some frame's len() is not its byte count (e.g. a memoryview of non-byte items), or is not
+            # bytes-like at all (NotBytesError naming it): measure bytes.
             views = [_byte_view(f, i) for i, f in enumerate(frames)]
             lens = array.array("I", [v.nbytes for v in views])
             buf = b"".join(views)
-            n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
-                               _ETH_HLEN, 1, _KICK_EVERY, err)
+            with g:
+                n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
+                                   _ETH_HLEN, 1, _KICK_EVERY, err)
         if n == lib.NR_TX_BAD_LEN:
             i = err[0]
             self._check_len(lens[i], "frames[%d]" % i)
@@ -393,10 +429,13 @@ class Injector:
             if deadline is None and now - last_progress > _STALL_S:
                 raise TxStalledError("the TX ring on %s made no progress for %.0f s (link down?); %d of %d frames "
                                      "queued" % (self.ifname, _STALL_S, done, total))
-            if r.queued:
-                self._kick()  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
+            with g:
+                if r.queued:
+                    self._kick()  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
             self._wait_space(deadline)
-            n = lib.nr_tx_send(r, cbuf + pos, nbytes - pos, clens + done, total - done, _ETH_HLEN, 0, _KICK_EVERY, err)
+            with g:
+                n = lib.nr_tx_send(r, cbuf + pos, nbytes - pos, clens + done, total - done, _ETH_HLEN, 0,
+                                   _KICK_EVERY, err)
         if strict and done < total:
             raise NetringError("no free TX slot on %s within %s s; the kernel is not draining the ring"
                                % (self.ifname, timeout))
@@ -404,9 +443,9 @@ class Injector:
 
     def counts(self):
         """``(available, pending, rejected)`` slot counts (one C scan of the ring)."""
-        self._check()
         out = ffi.new("uint32_t[4]")
-        lib.nr_tx_counts(self._ring, out)
+        with self._guard:
+            lib.nr_tx_counts(self._ring, out)
         return out[0], out[1], out[2]
 
     @property
@@ -425,17 +464,19 @@ class Injector:
         return self.counts()[2]
 
     def wait_drained(self, timeout=1.0):
-        """Kick, then wait until no slot is pending; True if drained, False after ``timeout`` s."""
-        self._check()
+        """Kick, then wait until no slot is pending; True if drained, False after ``timeout`` s (a number)."""
+        timeout = check_timeout("timeout", timeout, none_ok=False)
         deadline = time.monotonic() + timeout
-        self._kick()
+        with self._guard:
+            self._kick()
         while True:
             if self.counts()[1] == 0:
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.0005)
-            self._kick()
+            with self._guard:
+                self._kick()
 
     # -- stamped streams --------------------------------------------------------------------------
     def send_stream(self, templates, stream_id, first_seq, count, rate_pps=None, csum_offsets=None, timeout=None):
@@ -455,13 +496,11 @@ class Injector:
         check_int("first_seq", first_seq, 0, (1 << 64) - 1)
         check_int("count", count, 0, (1 << 64) - 1 - first_seq)
         if rate_pps is not None:
-            if isinstance(rate_pps, bool) or not isinstance(rate_pps, (int, float)) or not 0 < rate_pps <= 1e9:
-                raise ConfigurationError("rate_pps=%r must be a number in (0, 1e9] or None" % (rate_pps,),
+            # ≥ 1e-3: the C pacer computes ns offsets as u64, which a slower rate could overflow
+            if isinstance(rate_pps, bool) or not isinstance(rate_pps, (int, float)) or not 1e-3 <= rate_pps <= 1e9:
+                raise ConfigurationError("rate_pps=%r must be a number in [0.001, 1e9] or None" % (rate_pps,),
                                          field="rate_pps", value=rate_pps)
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or timeout < 0):
-            raise ConfigurationError("timeout=%r must be a non-negative number or None" % (timeout,),
-                                     field="timeout", value=timeout)
+        timeout = check_timeout("timeout", timeout)
         tm = prepare_templates(templates, csum_offsets, self.capacity)
         if count == 0:
             return 0
@@ -476,16 +515,19 @@ class Injector:
         j.deadline_ns = 0 if timeout is None else j.t0_ns + int(timeout * 1e9)
         j.slice_ns = _SLICE_NS
         # A new generation: slots tagged by an earlier call (whose templates may be gone) never match.
-        gen = self._ring.gen + 1
-        if gen > 0xFFFFFFFF:
-            ffi.memmove(self._tags, bytes(8 * self.frame_count), 8 * self.frame_count)
-            gen = 1
-        self._ring.gen = gen
+        g = self._guard
+        with g:
+            gen = self._ring.gen + 1
+            if gen > 0xFFFFFFFF:
+                ffi.memmove(self._tags, bytes(8 * self.frame_count), 8 * self.frame_count)
+                gen = 1
+            self._ring.gen = gen
         deadline = None if timeout is None else time.monotonic() + timeout
         last_progress = time.monotonic()
         try:
             while j.done < count:
-                n = lib.nr_st_send(self._ring, j)
+                with g:
+                    n = lib.nr_st_send(self._ring, j)
                 if j.last_err:
                     raise_errno(j.last_err, "transmitting the stream from the TX ring (sendto)", ifname=self.ifname,
                                 netns=self.netns)
@@ -498,8 +540,9 @@ class Injector:
                     raise TxStalledError("the TX ring on %s made no progress for %.0f s (link down?); %d of %d "
                                          "frames queued" % (self.ifname, _STALL_S, j.done, count))
                 if j.ring_full:
-                    if self._ring.queued:
-                        self._kick()  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
+                    with g:
+                        if self._ring.queued:
+                            self._kick()  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
                     self._wait_space(deadline)
         finally:
             self.sent_frames += j.done

@@ -1,3 +1,5 @@
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
@@ -126,4 +128,21 @@ uint32_t nr_rx_walk(const uint8_t *block, uint32_t block_size, struct nr_rx_pkt 
         h = (const struct tpacket3_hdr *)(p + h->tp_next_offset);
     }
     return i;
+}
+
+/* Wait for `events` on `fd` or for `wake_fd` (an eventfd that close() writes) to become readable,
+ * at most `timeout_ms`. Returns fd's revents, with NR_RX_WOKEN or'ed in when wake_fd fired; 0 on
+ * timeout; -errno (-EINTR so Python runs signal handlers and retries). */
+int nr_rx_wait2(int fd, int events, int wake_fd, int timeout_ms)
+{
+    struct pollfd p[2] = {
+        { .fd = fd, .events = (short)events, .revents = 0 },
+        { .fd = wake_fd, .events = POLLIN, .revents = 0 },
+    };
+    int rc = poll(p, 2, timeout_ms);
+    if (rc < 0)
+        return -errno;
+    if (rc == 0)
+        return 0;
+    return p[0].revents | (p[1].revents ? NR_RX_WOKEN : 0);
 }

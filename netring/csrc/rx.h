@@ -92,4 +92,8 @@ static inline uint8_t nr_rx__pkttype(const struct tpacket3_hdr *h)
     return sll->sll_pkttype;
 }
 
+/* or'ed into nr_rx_wait2's result when the wake fd fired (above every poll revents bit) */
+#define NR_RX_WOKEN 0x10000
+int nr_rx_wait2(int fd, int events, int wake_fd, int timeout_ms);
+
 #endif

@@ -104,7 +104,7 @@ def test_capture_overrun_counts_drops_instead_of_hanging(veth):
             with b:
                 n += len(b)
     assert st.drops > 0
-    assert st.packets >= 3000
+    assert st.packets == 3000  # drops included; the link is quiet (IPv6 off, no addresses)
     assert 0 < n < 3000
 
 
@@ -168,7 +168,7 @@ def test_held_batches_exhaust_the_ring_with_a_clear_error(veth):
             b.release()
         tx.send_batch(mixed_frames(1, seed=20))
         b = cap.next_batch(timeout=3)
-        assert b is not None and len(b) >= 1
+        assert b is not None and len(b) == 1
         b.release()
 
 
@@ -190,7 +190,7 @@ def test_batches_iterator_and_repr(veth):
         for batch in cap.batches(timeout=0.5):
             total += len(batch)
             seqs.append(batch.seq_num)
-        assert total >= 10
+        assert total == 10
         assert seqs == sorted(seqs)
         assert "vb" in repr(cap) and "netns=" in repr(cap) and "32x131072" in repr(cap)
     assert "closed" in repr(cap)

@@ -48,7 +48,7 @@ def run(veth, send_chunk):
     assert received == frames  # byte-identical and in order
     assert all(a <= b for a, b in zip(stamps, stamps[1:])), "timestamps must not go backwards"
     assert stats.drops == 0
-    assert stats.packets >= N  # the kernel counts every frame the socket saw
+    assert stats.packets == N  # the kernel counts every frame the socket saw (the link is quiet: IPv6 off)
     return tx
 
 
