@@ -1,8 +1,10 @@
 """The scenario-engine round-trip case: the benchmark stream through netring_testkit's YAML runner.
 
 The engine builds its own topology (two namespaces + veth, like the bench's), injects from a
-sender thread and drains on the calling thread, so this case runs as ONE process, not pinned
-(the engine's threads go where the scheduler puts them — that is how users run it).
+sender thread and drains on the calling thread, so this case runs as ONE process. The runner
+passes ``--engine-cpus TX,RX`` (the other rows' ``--tx-cpu/--rx-cpu``), which becomes the engine's
+own ``cpus=(TX, RX)`` option (also ``NETRING_CPUS=TX,RX``): the sender thread is pinned to TX, the
+capture/checker thread to RX, like the sender and receiver processes of the other rows.
 
 Differences to the other rows, stated in the table description:
 - frames are Ethernet/IPv4/UDP with a correct UDP checksum patched per frame (the engine's real
@@ -52,7 +54,8 @@ def run(args):
         raise Skip("scenario engine (netring_testkit.runner / .scenario) not available: %s" % exc) from None
     scenarios = load_text(scenario_yaml(args.size, args.count, args.timeout), "<bench>")
     t0 = time.monotonic_ns()
-    result = engine.run(scenarios[0])
+    cpus = getattr(args, "engine_cpus", "") or None
+    result = engine.run(scenarios[0], cpus=cpus) if cpus else engine.run(scenarios[0])
     t1 = time.monotonic_ns()
     if result.status not in ("passed", "failed"):
         return {"error": "engine run %s: %s" % (result.status, result.error)}

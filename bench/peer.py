@@ -358,6 +358,7 @@ def parser():
     p.add_argument("--block-count", type=int, default=8)
     p.add_argument("--block-timeout-ms", type=int, default=10)
     p.add_argument("--frame-count", type=int, default=1024)
+    p.add_argument("--engine-cpus", default="", help="engine: TX,RX CPUs for the engine's sender and checker threads")
     return p
 
 

@@ -87,7 +87,7 @@ CASES = [
     Case("netring-batch", ("py", "tx-netring-batch"), ("py", "rx-netring"),
          "Injector.send_batch (pool 8192) -> Capture+SeqChecker", refs=("c-txring", "c-sendmmsg"), pool=8192),
     Case("netring-engine", None, ("py", "engine"),
-         "scenario engine round trip (own topology, unpinned; real IPv4/UDP frames; delivered/injection time)",
+         "scenario engine round trip (own topology, engine threads pinned via cpus=; real IPv4/UDP frames; delivered/injection time)",
          refs=("c-txring", "c-sendmmsg")),
     Case("c-xdpdrop", ("c", "txring"), ("c", "xdpdrop"), "C TX ring -> C XDP_DROP (native) [reference]",
          reference=True, rate_key="dropped"),
@@ -191,7 +191,8 @@ class PeerRun:
     def _run_single(self, case, size, count):
         o = self.opts
         cmd = _peer_cmd(case.rx, self.refs, ["--ifname", "eth0", "--count", str(count), "--size", str(size),
-                                            "--timeout", str(o.run_timeout)])
+                                            "--timeout", str(o.run_timeout),
+                                            "--engine-cpus", "%d,%d" % (o.tx_cpu, o.rx_cpu)])
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=o.run_timeout + 30)
         except subprocess.TimeoutExpired:
