@@ -83,6 +83,11 @@ def test_close_stops_the_worker_so_the_namespace_can_go():
     ns.run(_here)
     assert _threads_in(inode)
     ns.close()
+    # Thread.join() returns when Python's thread body ends; the OS task may take a moment longer.
+    for _ in range(100):
+        if not _threads_in(inode):
+            break
+        threading.Event().wait(0.01)
     assert _threads_in(inode) == []
     with pytest.raises(NetringError, match="closed"):
         ns.run(_here)
