@@ -22,7 +22,8 @@ from collections import deque, namedtuple
 
 from . import cbpf
 from ._core import ffi, lib
-from ._ring import PAGE_SIZE, RingGuard, check_bool, check_int, check_timeout, open_packet_socket, raise_errno
+from ._ring import (PAGE_SIZE, RingGuard, check_bool, check_int, check_timeout, open_packet_socket, raise_errno,
+                    unmap_ring)
 from .errors import ConfigurationError, NetringError
 
 __all__ = ["Capture", "PacketBatch", "Packet", "CaptureStats", "Direction", "Vlan", "Fanout",
@@ -450,20 +451,12 @@ class Capture:
         if self._mm is None:
             return
         self._block_ptrs = ()
-        if self._base is not None:
-            ffi.release(self._base)
-            self._base = None
-        if self._ro is not None:
-            self._ro.release()
-            self._ro = None
-        try:
-            self._mm.close()
-        except BufferError:
+        base, ro, self._base, self._ro = self._base, self._ro, None, None
+        if not unmap_ring(self._mm, base, ro):
             self._map()
             raise ViewsAliveError(
                 "cannot close the capture on %s: views into its ring are still alive (slices or memoryviews "
-                "derived from pkt.data); delete them or copy with bytes() first, then close again" % self.ifname
-            ) from None
+                "derived from pkt.data); delete them or copy with bytes() first, then close again" % self.ifname)
         self._mm = None
 
     def _teardown(self):

@@ -20,7 +20,7 @@ import time
 
 from ._core import ffi, lib
 from ._ring import (PAGE_SIZE, NotBytesError, RingGuard, byte_view, check_bool, check_int, check_timeout,
-                    open_packet_socket, raise_errno)
+                    open_packet_socket, raise_errno, unmap_ring)
 from .capture import ViewsAliveError
 from .check import prepare_templates
 from .errors import ConfigurationError, FrameTooLargeError, NetringError
@@ -218,20 +218,12 @@ class Injector:
         if self._mm is not None:
             if getattr(self, "_ring", None) is not None:
                 self._ring.base = ffi.NULL
-            if self._base is not None:
-                ffi.release(self._base)
-                self._base = None
-            if self._rw is not None:
-                self._rw.release()
-                self._rw = None
-            try:
-                self._mm.close()
-            except BufferError:
+            base, rw, self._base, self._rw = self._base, self._rw, None, None
+            if not unmap_ring(self._mm, base, rw):
                 self._map()
                 raise ViewsAliveError(
                     "cannot close the injector on %s: a view into its ring is still alive (a TxSlot.data or a "
-                    "slice of it); send/discard the slot and drop the views, then close again" % self.ifname
-                ) from None
+                    "slice of it); send/discard the slot and drop the views, then close again" % self.ifname)
             self._mm = None
         if self._sock is not None:
             self._sock.close()

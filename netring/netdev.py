@@ -15,7 +15,7 @@ import os
 import socket
 import struct
 
-from .errors import ConfigurationError, InterfaceNotFoundError, NetringError, UnsupportedError, from_oserror
+from .errors import ConfigurationError, InterfaceNotFoundError, UnsupportedError, from_oserror
 from .netns import resolve
 
 __all__ = ["features", "dump", "NetdevInfo", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]

@@ -24,7 +24,6 @@ Public API: :func:`load`, :func:`load_text`, :func:`is_scenario_file`, :func:`fi
 """
 import copy
 import difflib
-import fnmatch
 import functools
 import itertools
 import json

@@ -26,7 +26,6 @@ The verdict counted is the one returned (for ``redirect``/``xsk``, what
 ``bpf_redirect_map`` returned), so counters and kernel behaviour agree.
 """
 import ipaddress
-import socket
 
 from ..errors import ConfigurationError
 from ..stamp import STAMP_LEN, STREAM_ID_MAX
