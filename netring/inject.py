@@ -90,8 +90,15 @@ class TxSlot:
             self._finish()
 
     def _finish(self):
+        # Release first: if someone still exports slot.data (a numpy array over it, say) the slot
+        # stays open and usable, instead of being marked done while the injector still holds it.
+        try:
+            self._data.release()
+        except BufferError:
+            raise ViewsAliveError(
+                "slot.data is still exported (e.g. a numpy array or ctypes object made from it); drop those "
+                "objects, then send or discard the slot again") from None
         self._done = True
-        self._data.release()
         if self._inj._open_slot is self:
             self._inj._open_slot = None
 

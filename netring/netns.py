@@ -277,11 +277,22 @@ class NetNS:
             finally:
                 w.busy.release()
 
+        # A fresh thread, with its own duplicate of the fd: close() may run meanwhile, and a closed
+        # (or reused) fd number must never be what we setns() into.
+        with self._lock:
+            if self._fd is None:
+                raise NetringError("namespace %s is closed" % self._label())
+            own = os.dup(self._fd)
+        label = self._label()
+
         def inside():
-            _check(_libc.setns(fd, _CLONE_NEWNET), "setns into namespace %s" % self._label())
+            _check(_libc.setns(own, _CLONE_NEWNET), "setns into namespace %s" % label)
             return fn(*args, **kwargs)
 
-        return _on_thread(inside)
+        try:
+            return _on_thread(inside)
+        finally:
+            os.close(own)
 
     def socket(self, family=socket.AF_PACKET, type=socket.SOCK_RAW, proto=0):
         """Create a ``socket.socket`` inside this namespace (usable from any thread afterwards)."""

@@ -105,13 +105,11 @@ uint64_t nr_rx_block_seq(const uint8_t *block)
 
 uint32_t nr_rx_walk(const uint8_t *block, uint32_t block_size, struct nr_rx_pkt *out, uint32_t max)
 {
-    uint32_t n, i;
-    const struct tpacket3_hdr *h = nr_rx__first(block, &n);
-    for (i = 0; i < n && i < max; i++) {
-        const uint8_t *p = (const uint8_t *)h;
-        uint32_t off = (uint32_t)(p - block) + h->tp_mac;
-        if (off > block_size || h->tp_snaplen > block_size - off)
-            break; /* never report bytes outside the block, whatever the header says */
+    struct nr_rx__it it;
+    const struct tpacket3_hdr *h;
+    uint32_t i = 0, off;
+    nr_rx__begin(&it, block, block_size);
+    while (i < max && (h = nr_rx__next(&it, &off)) != NULL) {
         out[i].off = off;
         out[i].snaplen = h->tp_snaplen;
         out[i].wirelen = h->tp_len;
@@ -120,12 +118,7 @@ uint32_t nr_rx_walk(const uint8_t *block, uint32_t block_size, struct nr_rx_pkt 
         out[i].vlan_tci = (h->tp_status & TP_STATUS_VLAN_VALID) ? h->hv1.tp_vlan_tci : 0;
         out[i].vlan_tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : 0;
         out[i].pkttype = nr_rx__pkttype(h);
-        if (h->tp_next_offset == 0)
-        {
-            i++;
-            break;
-        }
-        h = (const struct tpacket3_hdr *)(p + h->tp_next_offset);
+        i++;
     }
     return i;
 }

@@ -76,14 +76,45 @@ uint32_t nr_rx_block_num_pkts(const uint8_t *block);
 uint64_t nr_rx_block_seq(const uint8_t *block);
 uint32_t nr_rx_walk(const uint8_t *block, uint32_t block_size, struct nr_rx_pkt *out, uint32_t max);
 
-/* Iterate the packets of a retired V3 block without bounds surprises: yields (hdr, data, snaplen,
- * pkttype). Used by the walk above and by the stamp checker (stampc.c). The caller has already done
- * the acquire load of block_status that makes the block's contents visible. */
-static inline const struct tpacket3_hdr *nr_rx__first(const uint8_t *block, uint32_t *n)
+/* Iterate the packets of a retired V3 block: used by the walk above and by the stamp checker
+ * (stampc.c). The caller has already done the acquire load of block_status that makes the block's
+ * contents visible. Every offset comes from the kernel-written block, so each header (with the
+ * sockaddr_ll after it) and each frame is bounds-checked in 64-bit arithmetic BEFORE it is read. */
+#define NR_RX__HDR_SPAN (TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll))
+
+struct nr_rx__it {
+    const uint8_t *block;
+    uint64_t size;
+    uint64_t pos;  /* offset of the next header */
+    uint32_t left; /* packets still to visit */
+};
+
+static inline void nr_rx__begin(struct nr_rx__it *it, const uint8_t *block, uint32_t block_size)
 {
     const struct tpacket_block_desc *bd = (const struct tpacket_block_desc *)block;
-    *n = bd->hdr.bh1.num_pkts;
-    return (const struct tpacket3_hdr *)(block + bd->hdr.bh1.offset_to_first_pkt);
+    it->block = block;
+    it->size = block_size;
+    it->pos = bd->hdr.bh1.offset_to_first_pkt;
+    it->left = bd->hdr.bh1.num_pkts;
+}
+
+/* The next packet's header, with its frame at [*off, *off + tp_snaplen) inside the block; NULL when
+ * the walk ends (all visited, or an offset that would leave the block). */
+static inline const struct tpacket3_hdr *nr_rx__next(struct nr_rx__it *it, uint32_t *off)
+{
+    if (it->left == 0 || it->pos + NR_RX__HDR_SPAN > it->size)
+        return NULL;
+    const struct tpacket3_hdr *h = (const struct tpacket3_hdr *)(it->block + it->pos);
+    uint64_t data = it->pos + h->tp_mac;
+    if (data > it->size || h->tp_snaplen > it->size - data)
+        return NULL;
+    *off = (uint32_t)data;
+    it->left--;
+    if (h->tp_next_offset < NR_RX__HDR_SPAN)
+        it->left = 0; /* 0 marks the last packet; anything shorter could not hold a header */
+    else
+        it->pos += h->tp_next_offset;
+    return h;
 }
 
 static inline uint8_t nr_rx__pkttype(const struct tpacket3_hdr *h)

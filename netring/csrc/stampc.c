@@ -283,22 +283,16 @@ void nr_st_check_frame(struct nr_st_checker *c, const uint8_t *f, uint32_t len)
 
 uint32_t nr_st_check_block(struct nr_st_checker *c, const uint8_t *block, uint32_t block_size)
 {
-    uint32_t n, i;
-    const struct tpacket3_hdr *h = nr_rx__first(block, &n);
-    for (i = 0; i < n; i++) {
-        const uint8_t *p = (const uint8_t *)h;
-        uint32_t off = (uint32_t)(p - block) + h->tp_mac;
-        if (off > block_size || h->tp_snaplen > block_size - off)
-            break;
+    struct nr_rx__it it;
+    const struct tpacket3_hdr *h;
+    uint32_t i = 0, off;
+    nr_rx__begin(&it, block, block_size);
+    while ((h = nr_rx__next(&it, &off)) != NULL) {
         if (nr_rx__pkttype(h) == PACKET_OUTGOING)
             c->outgoing++; /* the sender's own frame seen on the same link */
         else
             nr_st_check_frame(c, block + off, h->tp_snaplen);
-        if (h->tp_next_offset == 0) {
-            i++;
-            break;
-        }
-        h = (const struct tpacket3_hdr *)(p + h->tp_next_offset);
+        i++;
     }
     return i;
 }

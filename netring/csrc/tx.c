@@ -34,20 +34,6 @@ void nr_tx_commit(struct nr_tx_ring *r, uint32_t len)
     nr_tx__submit(r, nr_tx__slot(r, r->head), len);
 }
 
-uint32_t nr_tx_fill(struct nr_tx_ring *r, const uint8_t *buf, const uint32_t *lens, uint32_t n)
-{
-    uint32_t i;
-    for (i = 0; i < n; i++) {
-        uint8_t *slot = nr_tx__slot(r, r->head);
-        if (nr_tx__status(slot) != TP_STATUS_AVAILABLE)
-            break; /* ring full: the kernel still owns this slot */
-        memcpy(slot + NR_TX_DATA_OFF, buf, lens[i]);
-        nr_tx__submit(r, slot, lens[i]);
-        buf += lens[i];
-    }
-    return i;
-}
-
 int nr_tx_kick(struct nr_tx_ring *r)
 {
     /* With a TX ring, sendto() with no buffer asks the kernel to transmit every SEND_REQUEST

@@ -39,7 +39,6 @@ int nr_tx_setup(int fd, uint32_t block_size, uint32_t block_nr, uint32_t frame_s
 uint32_t nr_tx_slot_offset(const struct nr_tx_ring *r, uint32_t idx);
 uint32_t nr_tx_status(const struct nr_tx_ring *r, uint32_t idx);
 void nr_tx_commit(struct nr_tx_ring *r, uint32_t len);
-uint32_t nr_tx_fill(struct nr_tx_ring *r, const uint8_t *buf, const uint32_t *lens, uint32_t n);
 int nr_tx_kick(struct nr_tx_ring *r);
 int64_t nr_tx_send(struct nr_tx_ring *r, const uint8_t *buf, uint64_t buflen, const uint32_t *lens, uint32_t n,
                    uint32_t min_len, int validate, uint32_t kick_every, int32_t *out_err);

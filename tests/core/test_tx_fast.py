@@ -108,3 +108,25 @@ def test_send_batch_larger_than_the_ring_arrives_complete_and_in_order(veth):
         got = _collect(cap, 3000)
         assert cap.cumulative_stats().drops == 0
     assert got == frames
+
+
+@pytest.mark.privileged
+def test_slot_with_an_exported_view_stays_open_until_the_export_is_dropped():
+    import pickle
+
+    from netring import Injector, ViewsAliveError
+    from netring.netns import NetNS
+
+    with NetNS.create() as ns:
+        with ns.iproute() as ipr:
+            ipr.link("add", ifname="va", kind="veth", peer={"ifname": "vb"})
+            for n in ("va", "vb"):
+                ipr.link("set", index=ipr.link_lookup(ifname=n)[0], state="up")
+        with Injector("va", netns=ns, frame_count=16) as tx:
+            slot = tx.allocate(60)
+            exported = pickle.PickleBuffer(slot.data)   # holds a buffer export of slot.data (as numpy would)
+            with pytest.raises(ViewsAliveError, match="still exported"):
+                slot.send(60)
+            del exported
+            slot.send(60)                            # now it goes
+            assert tx.flush() == 1
