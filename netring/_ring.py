@@ -124,21 +124,32 @@ class RingGuard:
     flight; the closer then tears down and calls :meth:`end_close`. One lock acquire/release
     on each side of a C call — never per packet.
 
-    If ``close()`` runs in a thread that is itself inside a guarded call (a signal handler that
-    interrupted it), waiting would deadlock: the close is then *deferred* — the thread's call
-    stops at its next guarded step, and the teardown (``closer``) runs as it leaves the guard.
+    The teardown runs exactly once, on the thread that asked for the close, so its error
+    (e.g. ViewsAliveError) reaches that thread and never an unrelated caller. If ``close()``
+    runs in a thread that is itself inside a guarded call (a signal handler that interrupted
+    it), waiting would deadlock: the close is then *deferred* — other calls stop at their next
+    guarded step, and the teardown runs (and raises its error) as this thread leaves the guard.
+    A signal handler that interrupts one of the guard's own steps (the lock is held) only
+    records the request; that step starts the close before it returns. A ``close()`` while a
+    close is already under way does not run a second teardown.
     """
 
-    __slots__ = ("_lock", "_cond", "_inflight", "_state", "_deferred", "what", "wake_fd")
+    __slots__ = ("_lock", "_cond", "_inflight", "_state", "_deferred", "_deferred_by", "_closing_by",
+                 "_request", "_request_by", "what", "wake_fd")
 
     OPEN, CLOSING, CLOSED = 0, 1, 2
 
     def __init__(self, what):
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler may call close() while its thread holds the lock in a guard step.
+        self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._inflight = {}  # thread ident -> nesting depth
         self._state = self.OPEN
-        self._deferred = None  # the teardown to run when the last call leaves (deferred close)
+        self._deferred = None  # the teardown its owner runs as it leaves the guard (deferred close)
+        self._deferred_by = None  # ... and that owner's thread ident
+        self._closing_by = None  # ident of the thread running the close under way (CLOSING)
+        self._request = None  # close requested by a signal handler that interrupted a guard step
+        self._request_by = None  # ... the thread it interrupted (which starts that close)
         #: e.g. "capture on eth0": used in the "closed" error.
         self.what = what
         #: eventfd written by begin_close(): blocking waits poll it next to the socket.
@@ -150,22 +161,28 @@ class RingGuard:
             if self._state != self.OPEN:
                 raise closed_error(self.what)
             self._inflight[me] = self._inflight.get(me, 0) + 1
+        if self._request_by == me:  # a handler interrupted us above: the close is deferred to our exit
+            self._adopt(me)
         return self
 
     def __exit__(self, *exc):
         me = threading.get_ident()
+        closer = None
         with self._lock:
             d = self._inflight[me] - 1
             if d:
                 self._inflight[me] = d
-                return
-            del self._inflight[me]
-            if self._inflight or self._state != self.CLOSING:
-                return
-            self._cond.notify_all()
-            closer, self._deferred = self._deferred, None
+            else:
+                del self._inflight[me]
+                if self._state == self.CLOSING:
+                    if not self._inflight:
+                        self._cond.notify_all()
+                    if self._deferred_by == me:
+                        closer, self._deferred, self._deferred_by = self._deferred, None, None
+        if self._request_by == me:  # a handler interrupted us above
+            self._adopt(me)
         if closer is not None:
-            self._finish(closer)
+            self._drain_and_finish(closer)
 
     def __del__(self):
         fd, self.wake_fd = getattr(self, "wake_fd", -1), -1
@@ -183,32 +200,70 @@ class RingGuard:
         return self._state == self.CLOSED
 
     def begin_close(self, closer):
-        """Start closing: "go" (nothing in flight now; run the teardown, then :meth:`end_close`),
-        "closed" (already closed) or "deferred" (this thread is inside a guarded call: ``closer``
-        runs when the last call leaves)."""
+        """Start closing. Returns "go" (nothing in flight now; run the teardown, then
+        :meth:`end_close`), "closed" (already closed), "pending" (a close is under way: it runs
+        its own teardown once) or "deferred" (this thread is inside a guarded call, or a signal
+        handler interrupted a guard step: ``closer`` runs as this thread leaves the guard)."""
         me = threading.get_ident()
+        if self._lock._is_owned():
+            # A signal handler interrupted a guard step of this thread (which holds the lock, mid-update):
+            # only record the request; that step starts the close before it returns.
+            if self._state == self.CLOSED:
+                return "closed"
+            if self._state == self.CLOSING:
+                return "pending"
+            if self._request is None:
+                self._request, self._request_by = closer, me
+            return "deferred"
         with self._lock:
             while True:
                 if self._state == self.CLOSED:
                     return "closed"
                 if self._state == self.OPEN:
                     break
-                if me in self._inflight:  # closing already, and we are the call it waits for
-                    self._deferred = closer
-                    return "deferred"
+                if me in self._inflight or self._closing_by == me:
+                    # the close under way waits for us (or is ours, interrupted by a handler): waiting
+                    # would deadlock, and it runs its teardown itself — never a second one here.
+                    return "pending"
                 self._cond.wait()  # another thread is closing: see how that ends
-            self._state = self.CLOSING
-            os.eventfd_write(self.wake_fd, 1)
+            self._start_closing(me)
             if me in self._inflight:
-                self._deferred = closer
+                self._deferred, self._deferred_by = closer, me
                 return "deferred"
             while self._inflight:
                 self._cond.wait()
             return "go"
 
+    def _start_closing(self, me):
+        # lock held, state OPEN
+        self._state = self.CLOSING
+        self._closing_by = me
+        os.eventfd_write(self.wake_fd, 1)
+
+    def _adopt(self, me):
+        """Start the close a signal handler requested while this thread held the lock."""
+        while self._request_by == me:
+            with self._lock:
+                closer, self._request, self._request_by = self._request, None, None
+                if self._state != self.OPEN:
+                    continue  # a close began meanwhile (ours, typically): it runs its teardown once
+                self._start_closing(me)
+                if me in self._inflight:
+                    self._deferred, self._deferred_by = closer, me
+                    continue
+            self._drain_and_finish(closer)
+
+    def _drain_and_finish(self, closer):
+        # this thread owns the close and is out of the guard: wait for the other calls to leave
+        with self._lock:
+            while self._inflight:
+                self._cond.wait()
+        self._finish(closer)
+
     def end_close(self, ok):
         """Finish a close that :meth:`begin_close` allowed: closed if ``ok``, else open again."""
         with self._lock:
+            self._closing_by = None
             if ok:
                 self._state = self.CLOSED
                 os.close(self.wake_fd)
