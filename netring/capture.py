@@ -379,7 +379,6 @@ class Capture:
         self._idx = 0
         self._pending = deque()
         self._cum = [0, 0, 0]
-        self._closed = False
         self._closer_thread = None
         # Every C call that touches the ring or the socket runs inside this guard (see close()).
         self._guard = RingGuard("Capture on %s" % ifname)
@@ -495,13 +494,13 @@ class Capture:
             self._teardown()
         finally:
             self._closer_thread = None
-        self._closed = True
         self._pending.clear()
 
     @property
     def closed(self):
         """True once :meth:`close` succeeded."""
-        return self._closed
+        guard = getattr(self, "_guard", None)  # absent when __init__ failed early
+        return guard is not None and guard.closed
 
     def fileno(self):
         """The socket fd (for selectors/asyncio: readable when a block is ready)."""
@@ -518,7 +517,7 @@ class Capture:
         return "<Capture %s%s ring=%dx%d B%s%s>" % (
             self.ifname, "" if self.netns is None else " netns=%s" % self.netns, self.block_count, self.block_size,
             "" if self.fanout is None else " fanout=%s/%d" % (self.fanout.mode, self.fanout.group_id),
-            " closed" if self._closed else "")
+            " closed" if self.closed else "")
 
     # -- receiving ------------------------------------------------------------------------------
     def _return_block(self, batch):
@@ -593,7 +592,7 @@ class Capture:
                 prev = b
                 yield b
         finally:
-            if prev is not None and not self._closed:
+            if prev is not None and not self.closed:
                 prev.release()
 
     def recv(self, max_packets=64, timeout=None):

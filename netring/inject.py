@@ -150,7 +150,6 @@ class Injector:
         self._rw = None
         self._base = None
         self._open_slot = None
-        self._closed = False
         #: Frames handed to the kernel so far, by every send method.
         self.sent_frames = 0
         # Every C call that touches the ring or the socket runs inside this guard (see close()).
@@ -252,12 +251,12 @@ class Injector:
         if slot is not None:
             slot.discard()
         self._teardown()
-        self._closed = True
 
     @property
     def closed(self):
         """True once :meth:`close` succeeded."""
-        return self._closed
+        guard = getattr(self, "_guard", None)  # absent when __init__ failed early
+        return guard is not None and guard.closed
 
     def fileno(self):
         """The socket fd (writable when the kernel has a free slot at its head)."""
@@ -274,7 +273,7 @@ class Injector:
         return "<Injector %s%s ring=%dx%d B capacity=%d%s%s>" % (
             self.ifname, "" if self.netns is None else " netns=%s" % self.netns, self.frame_count,
             self.frame_size, getattr(self, "capacity", 0), " qdisc_bypass" if self.qdisc_bypass else "",
-            " closed" if self._closed else "")
+            " closed" if self.closed else "")
 
     def _check(self):
         self._guard.check_open()
