@@ -4,6 +4,8 @@ import os
 import textwrap
 
 import pytest
+
+from netring_testkit.plugin import require
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -280,8 +282,7 @@ def test_object_programs_match_libbpf(tmp_path):
     assert res.returncode == 0, res.stderr
     names = sc.bpf_object_programs(str(out))
     assert names
-    if os.geteuid() != 0:
-        pytest.skip("loading with libbpf needs CAP_BPF; run as root")
+    require("CAP_BPF")   # loading with libbpf
     with libbpf.load_object(str(out)) as obj:
         assert sorted(obj.programs) == names
 
