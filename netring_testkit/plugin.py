@@ -43,9 +43,26 @@ import pytest
 
 from . import caps as _caps
 
-__all__ = ["NetringFactory", "get_factory", "require", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
+__all__ = ["NetringFactory", "get_factory", "require", "skip_unmet", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
 
 _KEPT_SECTION = "netring: kept namespaces"
+_PRIVILEGE_GAP = pytest.StashKey()
+_REQUIRE_ENV = "NETRING_REQUIRE_PRIVILEGES"
+
+
+
+
+def skip_unmet(reason):
+    """Skip the running test or scenario because ``reason`` (a capability, kernel feature or command
+    it names) is missing here; reported at the test's own location.
+
+    An ordinary skip — except under ``--netring-require-privileges`` (ini ``netring_require_privileges``,
+    env ``NETRING_REQUIRE_PRIVILEGES=1``), where it becomes an error naming what is missing, so a CI job
+    without privileges cannot go green proving nothing.
+    """
+    exc = pytest.skip.Exception(reason, _use_item_location=True)
+    exc.netring_unmet = True   # pytest prints subclasses of its Skipped with their class name: mark instead
+    raise exc
 _FACTORY = pytest.StashKey()
 
 #: Default of the ``netring_reap_after`` ini option.
@@ -212,6 +229,11 @@ def pytest_addoption(parser):
     group.addoption("--netring-no-reap", action="store_true", default=None,
                     help="do not remove nrt-* namespaces left by earlier --netring-keep runs at session start "
                          "(by default those of exited processes older than netring_reap_after are removed)")
+    group.addoption("--netring-require-privileges", action="store_true", default=None,
+                    help="a test or scenario that would skip for a missing capability, kernel feature or "
+                         "command errors instead, naming it (also env %s=1)" % _REQUIRE_ENV)
+    parser.addini("netring_require_privileges", type="bool", default=False,
+                  help="like --netring-require-privileges (default: false)")
     parser.addini("netring_keep", type="bool", default=False,
                   help="like --netring-keep (default: false)")
     parser.addini("netring_reap", type="bool", default=True,
@@ -269,7 +291,14 @@ def pytest_collection_modifyitems(config, items):
             except ValueError as exc:
                 raise pytest.UsageError("%s: @pytest.mark.privileged: %s" % (item.nodeid, exc)) from None
             if reason:
-                item.add_marker(pytest.mark.skip(reason=reason))
+                item.stash[_PRIVILEGE_GAP] = reason
+
+
+def pytest_runtest_setup(item):
+    """Skip a ``privileged`` test that lacks a capability (decided at collection), before its fixtures run."""
+    reason = item.stash.get(_PRIVILEGE_GAP, None)
+    if reason:
+        skip_unmet(reason)
 
 
 def _privilege_gap(extra=()):
@@ -284,13 +313,28 @@ def require(*capabilities):
     The same rule as the marker, for fixtures and helpers (a fixture cannot carry a marker)."""
     reason = _privilege_gap(capabilities)
     if reason:
-        pytest.skip(reason)
+        skip_unmet(reason)
 
 
-@pytest.hookimpl(hookwrapper=True)
+def requires_privileges(config):
+    """True when ``--netring-require-privileges`` (or its ini/env forms) turns unmet requirements into errors."""
+    if config.getoption("--netring-require-privileges"):
+        return True
+    if os.environ.get(_REQUIRE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    return bool(config.getini("netring_require_privileges"))
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)   # innermost: other wrappers see the final outcome
 def pytest_runtest_makereport(item, call):
-    """Attach "how to enter" hints for namespaces kept during this phase to the report."""
+    """Turn unmet requirements into errors under ``--netring-require-privileges``; attach "how to enter" hints for namespaces kept during this phase to the report."""
     outcome = yield
+    if call.excinfo is not None and getattr(call.excinfo.value, "netring_unmet", False) \
+            and requires_privileges(item.config):
+        rep = outcome.get_result()
+        rep.outcome = "failed"
+        rep.longrepr = ("netring: --netring-require-privileges: this test would have been skipped: %s"
+                        % call.excinfo.value.msg)
     hints = get_factory(item.config)._take_pending()
     if hints:
         outcome.get_result().sections.append((_KEPT_SECTION, "\n".join(hints)))
@@ -328,7 +372,7 @@ class _KeptSummary:
 def _require(factory):
     reason = factory.prepare()
     if reason:
-        pytest.skip(reason)
+        skip_unmet(reason)
 
 
 def _finish(request, factory, topo, failed_before):

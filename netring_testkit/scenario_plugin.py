@@ -38,7 +38,7 @@ import pytest
 
 from netring.errors import NetringError
 
-from .plugin import get_factory
+from .plugin import get_factory, skip_unmet
 
 # ``scenario`` (YAML, JSON Schema) is imported only when a YAML file is met: this module is loaded
 # in every pytest session of the environment.
@@ -106,15 +106,6 @@ class ScenarioFailed(Exception):
         self.result = result
 
 
-def _skip(reason):
-    """Skip, reported at the scenario's YAML line rather than at this file."""
-    try:
-        exc = pytest.skip.Exception(reason, _use_item_location=True)
-    except TypeError:  # older pytest
-        pytest.skip(reason)
-    raise exc
-
-
 class ScenarioItem(pytest.Item):
     """One runnable scenario (one matrix combination)."""
 
@@ -133,7 +124,7 @@ class ScenarioItem(pytest.Item):
 
         reason = get_factory(self.config).prepare() or _scenario.check_requires(self.scenario)
         if reason:
-            _skip(reason)
+            skip_unmet(reason)   # reported at the scenario's YAML line
 
     def runtest(self):
         from . import runner
@@ -144,7 +135,7 @@ class ScenarioItem(pytest.Item):
                                  progress=_progress_writer(cfg), keep=factory.keep)
         r = self.result
         if r.status == "skipped":
-            _skip(r.skip_reason or "a requirement of the scenario is not met")
+            skip_unmet(r.skip_reason or "a requirement of the scenario is not met")
         if r.kept:
             factory.record_kept(r.kept, r.kept_hint)
         self.user_properties.append(("pps", round(r.pps, 1)))
