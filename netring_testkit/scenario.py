@@ -32,6 +32,7 @@ import os
 import random
 import re
 import shutil
+import zlib
 
 import yaml
 
@@ -968,7 +969,10 @@ class _Builder:
             if lo > hi:
                 self.err(rel, "size min %d is above max %d" % (lo, hi))
                 return []
-            rng = random.Random(self.s.get("seed", 0) * 1000003 + hash(tuple(rel)) % 1000003)
+            # A stable digest of the field path, not hash(): str hashes change with PYTHONHASHSEED,
+            # and `seed:` must give the same sizes in every process.
+            digest = zlib.crc32(repr(tuple(rel)).encode())
+            rng = random.Random(self.s.get("seed", 0) * 1000003 + digest % 1000003)
             n = size.get("variants", 64)
             return [lo, hi] + [rng.randint(lo, hi) for _ in range(max(0, n - 2))]
         self.err(rel, "expected a frame size")

@@ -567,3 +567,31 @@ def test_anchors_and_merge_keys():
         """)
     s = sc.load_text(text, "a.yaml")[0]
     assert [(t.name, t.count) for t in s.streams] == [("one", 10), ("two", 20)]
+
+
+SEEDED_SIZES = textwrap.dedent("""\
+    scenarios:
+      - name: seeded
+        seed: 7
+        topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        traffic: [{from: tx:eth0, to: rx:eth0, frame: {size: {min: 64, max: 1500, variants: 16}}}]
+    """)
+
+
+def test_seeded_random_sizes_are_the_same_in_every_process():
+    """``seed: 7`` means the same frame sizes in every run, whatever PYTHONHASHSEED the process got."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from netring_testkit import scenario; "
+            "print(scenario.load_text(sys.stdin.read(), 's.yaml')[0].streams[0].sizes)")
+    runs = set()
+    for hashseed in ("1", "2", "3"):
+        p = subprocess.run([sys.executable, "-c", code], input=SEEDED_SIZES, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONHASHSEED=hashseed), timeout=60)
+        assert p.returncode == 0, p.stderr
+        runs.add(p.stdout.strip())
+    assert len(runs) == 1, runs
+    sizes = eval(runs.pop())
+    assert len(sizes) == 16 and sizes[:2] == [64, 1500] and all(64 <= z <= 1500 for z in sizes)
+    assert sizes == sc.load_text(SEEDED_SIZES, "s.yaml")[0].streams[0].sizes
