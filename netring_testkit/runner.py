@@ -402,7 +402,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
         stack.callback(close_topology)
         stack.callback(stop.set)
 
-        from .scenario import check_runtime_requires
+        from .scenario.requires import check_runtime_requires
 
         reason = check_runtime_requires(scenario, topo, features=_features)
         if reason:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netring_testkit import scenario as sc
+from netring_testkit.scenario import loader
 
 GOOD = textwrap.dedent("""\
     scenarios:
@@ -139,7 +140,7 @@ def test_frame_larger_than_mtu():
 def test_duplicate_key_and_duplicate_scenario_name():
     p = one(GOOD.replace("count: 100", "count: 100\n        count: 200"))
     assert p.line == 13 and "duplicate key 'count'" in p.message
-    doc = sc._load_doc(GOOD, "s.yaml").data
+    doc = loader.load_document(GOOD, "s.yaml").data
     doc["scenarios"].append(copy.deepcopy(doc["scenarios"][0]))
     p = one(yaml.safe_dump(doc))
     assert "scenario name 'udp' is used twice" in p.message
@@ -305,7 +306,7 @@ def test_matrix_combinations_are_capped_before_expanding(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the matrix was expanded")
 
-    monkeypatch.setattr(sc, "matrix_combinations", boom)
+    monkeypatch.setattr(loader, "matrix_combinations", boom)
     p = one(text)
     assert p.path == ("scenarios", 0, "matrix")
     assert p.message.startswith("matrix expands to 40000000 combinations (2 x 2 x 10 x 10 x 10 x 10 x 10 x 10 x 10); "
@@ -321,7 +322,7 @@ def test_matrix_of_exactly_the_cap_expands():
 
 def test_more_streams_than_stream_ids_is_located(monkeypatch):
     assert sc.schema()["$defs"]["scenario"]["properties"]["traffic"]["maxItems"] == sc.STREAMS_MAX == 65536
-    monkeypatch.setattr(sc, "STREAMS_MAX", 1)
+    monkeypatch.setattr(loader, "STREAMS_MAX", 1)
     text = GOOD.replace("capture: [{on: rx:eth0, via: afpacket}]", "").replace(
         "    traffic:\n", "    traffic:\n      - {from: tx:eth0, to: rx:eth0}\n")
     p = one(text)
@@ -425,7 +426,7 @@ def test_durations_and_rates():
 # ---------------------------------------------------------------------------------------------
 # hypothesis: broken specs always give located problems, never a traceback
 # ---------------------------------------------------------------------------------------------
-BASE = sc._load_doc(GOOD, "s.yaml").data  # keeps the `on` key a string (yaml.safe_load would make it True)
+BASE = loader.load_document(GOOD, "s.yaml").data  # keeps the `on` key a string (yaml.safe_load would make it True)
 
 junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=12),
                  st.sampled_from(["${mode}", "${nope}", "all", "rx:eth0", "tx:eth9", "max", "10s", ">= 5%"]),
@@ -533,7 +534,7 @@ def test_filter_rule_errors_are_located():
 def test_reference_examples_are_valid():
     import re
 
-    path = os.path.join(os.path.dirname(os.path.dirname(sc.__file__)), "README.md")
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
     blocks = re.findall(r"```yaml\n(.*?)```", open(path).read(), re.S)
     full = [b for b in blocks if b.startswith("scenarios:")]
     assert full

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netring import stamp
+from netring.errors import ScenarioError
 from netring_testkit import frames, report, runner, scenario as sc
 from netring_testkit.verdict import ScenarioResult, StreamResult, decode_frame, evaluate
 
@@ -163,8 +164,8 @@ def test_build_frame_is_valid_and_stamped(l3, l4, vlan, sid, data):
 
 
 def test_build_frame_too_small():
-    with pytest.raises(sc.ScenarioError, match="frame size 61 B cannot hold ipv4/udp headers and the 20 B stamp "
+    with pytest.raises(ScenarioError, match="frame size 61 B cannot hold ipv4/udp headers and the 20 B stamp "
                                                r"\(minimum 62 B\)"):
         runner.build_frame(61, 0, src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02")
-    with pytest.raises(sc.ScenarioError, match="minimum 94 B"):
+    with pytest.raises(ScenarioError, match="minimum 94 B"):
         runner.build_frame(93, 0, src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02", l3="ipv6", l4="tcp")
