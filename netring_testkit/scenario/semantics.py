@@ -13,6 +13,7 @@ import difflib
 import os
 import re
 
+from .. import topospec
 from .elf import bpf_object_programs
 from .matrix import scenario_id
 from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
@@ -33,13 +34,6 @@ def build_scenario(doc, spec, base, params, problems):
 
 def _endpoint_node(ep):
     return ep.split(":", 1)[0]
-
-
-def _ep_name(ep):
-    """``NODE:IFNAME`` of a link endpoint given as a string or as ``{node:, interface:, ...}``."""
-    if isinstance(ep, dict):
-        return "%s:%s" % (ep.get("node"), ep.get("interface"))
-    return ep
 
 
 def _connected(adj, a, b):
@@ -105,51 +99,20 @@ class _Builder:
         self.adjacency.setdefault(b, set()).add(a)
 
     def _topology(self, topo):
-        """``topology``: nodes, links, bridges; fills the endpoint → MTU table and the adjacency."""
-        nodes = topo.get("nodes", [])
-        for i, n in enumerate(nodes):
-            if n in nodes[:i]:
-                self.err(("topology", "nodes", i), "node %r is listed twice" % n)
-        node_set = set(nodes)
-        endpoints = self.endpoints
-        for li, link in enumerate(topo.get("links") or []):
-            eps = [_ep_name(e) for e in link.get("endpoints", [])]
-            for ei, ep in enumerate(eps):
-                raw = link["endpoints"][ei]
-                mtu = raw.get("mtu", link.get("mtu", 1500)) if isinstance(raw, dict) else link.get("mtu", 1500)
-                node = _endpoint_node(ep)
-                if node not in node_set:
-                    self.err(("topology", "links", li, "endpoints", ei),
-                             "endpoint %r names node %r, which is not in topology.nodes (%s)"
-                             % (ep, node, ", ".join(nodes) or "none"))
-                elif ep in endpoints:
-                    self.err(("topology", "links", li, "endpoints", ei),
-                             "endpoint %r is already used by another link; each interface joins one link" % ep)
-                endpoints[ep] = mtu if isinstance(mtu, int) else 1500
-            if len(eps) == 2:
-                self._link(eps[0], eps[1])
-        for bi, br in enumerate(topo.get("bridges") or []):
-            name = br["name"]
-            bnode = _endpoint_node(name)
-            if bnode not in node_set:
-                self.err(("topology", "bridges", bi, "name"), "bridge %r names node %r, which is not in "
-                         "topology.nodes (%s)" % (name, bnode, ", ".join(nodes)))
-            elif name in endpoints:
-                self.err(("topology", "bridges", bi, "name"), "bridge name %r is already an endpoint" % name)
-            members = []
-            for pi, port in enumerate(br.get("ports") or []):
-                if port not in endpoints:
-                    self.err(("topology", "bridges", bi, "ports", pi),
-                             "bridge port %r is not an endpoint of any link" % port)
-                elif _endpoint_node(port) != bnode:
-                    self.err(("topology", "bridges", bi, "ports", pi),
-                             "bridge port %r is not in the bridge's node %r" % (port, bnode))
-                members.append(port)
-            endpoints[name] = br.get("mtu", 1500) if isinstance(br.get("mtu", 1500), int) else 1500
-            for a in members + [name]:
-                for b in members + [name]:
-                    if a != b:
-                        self._link(a, b)
+        """``topology``: the rules of :mod:`netring_testkit.topospec`; fills the endpoint → MTU table and the adjacency."""
+        found, parsed = topospec.analyse(topo)
+        for path, message in found:
+            self.err(("topology",) + path, message)
+        for name, ep in parsed.endpoints.items():
+            self.endpoints[name] = ep.mtu or 1500  # a bridge without `mtu` gets the kernel's 1500
+            if ep.link is not None:
+                self._link(name, ep.link.name)
+        for b in parsed.bridges:
+            members = [p.name for p in b.ports] + [b.name]
+            for a in members:
+                for other in members:
+                    if a != other:
+                        self._link(a, other)
 
     def _need_ep(self, rel, ep, what):
         if ep not in self.endpoints:
