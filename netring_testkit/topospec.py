@@ -139,11 +139,10 @@ class _Checker:
         self.problems.append((tuple(path), message))
 
     def unknown_keys(self, d, path, allowed):
-        for k in d:
-            if k not in allowed:
-                close = difflib.get_close_matches(str(k), allowed, n=1)
-                self.bad(path + (k,), "unknown key %r%s; allowed: %s"
-                         % (k, " (did you mean %r?)" % close[0] if close else "", ", ".join(allowed)))
+        for k in sorted((k for k in d if k not in allowed), key=str):
+            close = difflib.get_close_matches(str(k), allowed, n=1)
+            self.bad(path + (k,), "unknown key %r%s; allowed: %s"
+                     % (k, " (did you mean %r?)" % close[0] if close else "", ", ".join(allowed)))
 
     def run(self, spec):
         if not isinstance(spec, dict):
@@ -282,9 +281,6 @@ class _Checker:
                 ep.ipv6 = self.addr_opt(e, "ipv6", epath, v6)
             else:
                 self.bad(epath, "an endpoint is \"node:ifname\" or a mapping with node and interface, got %r" % (e,))
-                continue
-            if pair and pair[0].name == ep.name:
-                self.bad(lpath + ("endpoints",), "a link cannot join an endpoint to itself")
                 continue
             if self.add(ep, epath):
                 pair.append(ep)
