@@ -100,7 +100,8 @@ def kernel_at_least(version, release=None):
     if isinstance(version, str):
         version = kernel_version(version)
     want = tuple(version)
-    return kernel_version(release)[:len(want)] >= want
+    have = kernel_version() if release is None else kernel_version(release)
+    return have[:len(want)] >= want
 
 
 @functools.lru_cache(maxsize=None)
