@@ -312,10 +312,10 @@ class RingGuard:
                     return 0
                 ms = max(1, min(200, int(left * 1000 + 0.999)))
             with self:
-                rc = lib.nr_rx_wait2(fd, events, self.wake_fd, ms)
+                rc = lib.nr_sock_wait(fd, events, self.wake_fd, ms)
             if rc > 0:
-                if rc & lib.NR_RX_WOKEN:
-                    rc &= ~lib.NR_RX_WOKEN
+                if rc & lib.NR_SOCK_WOKEN:
+                    rc &= ~lib.NR_SOCK_WOKEN
                     if not rc:
                         continue  # closing: the next `with self` raises the "closed" error
                 return rc

@@ -15,6 +15,7 @@ returned every view it handed out is released, so touching one afterwards raises
 :meth:`Capture.close` refuses with :class:`ViewsAliveError` rather than unmapping under it.
 """
 import enum
+import errno
 import mmap
 import threading
 import time
@@ -393,26 +394,26 @@ class Capture:
                 flat = ffi.new("uint32_t[]", [x for ins in prog for x in ins])
                 rc = lib.nr_rx_attach_filter(fd, flat, len(prog))
                 if rc < 0:
-                    if rc == -22:
+                    if rc == -errno.EINVAL:
                         raise ConfigurationError("bpf_filter was rejected by the kernel verifier (EINVAL); check "
                                                  "the program (e.g. regenerate it with `tcpdump -dd`)",
                                                  field="bpf_filter", value=len(prog))
                     raise_errno(rc, "attaching the classic BPF filter", **where)
             if ignore_outgoing:
-                self._setsockopt(lib.NR_RX_SOL_PACKET, lib.NR_RX_PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING")
+                self._setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_RX_PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING")
             rc = lib.nr_rx_setup(fd, block_size, block_count, frame_size, block_timeout_ms)
             if rc < 0:
-                if rc == -22:
+                if rc == -errno.EINVAL:
                     raise ConfigurationError(
                         "the kernel rejected the ring geometry block_size=%d block_count=%d frame_size=%d (EINVAL)"
                         % (block_size, block_count, frame_size), field="block_size", value=block_size)
-                if rc == -12:
+                if rc == -errno.ENOMEM:
                     raise NetringError("the kernel could not allocate a %d-byte RX ring (ENOMEM); use smaller "
                                        "block_size/block_count" % (block_size * block_count))
                 raise_errno(rc, "setting up the TPACKET_V3 RX ring", **where)
             self._map()
             # Bind last: only now does the socket start receiving, into a ring that is ready.
-            rc = lib.nr_rx_bind(fd, self.ifindex, proto)
+            rc = lib.nr_sock_bind_packet(fd, self.ifindex, proto)
             if rc < 0:
                 raise_errno(rc, "binding the capture socket to %s" % ifname, **where)
             if promiscuous:
@@ -420,9 +421,9 @@ class Capture:
                 if rc < 0:
                     raise_errno(rc, "enabling promiscuous mode on %s" % ifname, **where)
             if fan is not None:
-                self._setsockopt(lib.NR_RX_SOL_PACKET, lib.NR_RX_PACKET_FANOUT, fan.sockopt(), "PACKET_FANOUT")
+                self._setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_RX_PACKET_FANOUT, fan.sockopt(), "PACKET_FANOUT")
             if busy_poll_us:
-                self._setsockopt(lib.NR_RX_SOL_SOCKET, lib.NR_RX_SO_BUSY_POLL, busy_poll_us, "SO_BUSY_POLL")
+                self._setsockopt(lib.NR_SOCK_SOL_SOCKET, lib.NR_RX_SO_BUSY_POLL, busy_poll_us, "SO_BUSY_POLL")
         except BaseException:
             self._teardown()
             raise

@@ -9,6 +9,7 @@ drives the C implementation (``csrc/stampc.c``):
 - :func:`prepare_templates` / :func:`stamp_frame` expose the exact per-frame code that
   :meth:`netring.Injector.send_stream` runs in the TX ring (stamp + RFC 1624 checksum patch).
 """
+import errno
 from collections import namedtuple
 
 from . import stamp as _stamp
@@ -33,7 +34,8 @@ class StreamCounts(namedtuple("StreamCounts", "expected delivered lost duplicate
 def locate(frame):
     """C version of :func:`netring.stamp.locate` (offset of the stamp, or -1)."""
     v = byte_view("frame", frame)
-    return lib.nr_st_locate(ffi.from_buffer(v), len(v))
+    off = lib.nr_st_locate(ffi.from_buffer(v), len(v))
+    return -1 if off == -errno.ENOENT else off  # -1: stamp.locate's "no room for a stamp"
 
 
 def payload_hash(payload):

@@ -87,6 +87,10 @@ class ScenarioError(NetringError):
     """A scenario (YAML or Python) is invalid or failed to run; the message locates the problem."""
 
 
+#: The kernel's internal ENOTSUPP (include/linux/errno.h; no libc name): some drivers' XDP paths leak it
+#: out of bpf(2) and netlink where EOPNOTSUPP was meant.
+ENOTSUPP = 524
+
 _CAPS = {
     "socket": "CAP_NET_RAW",
     "setns": "CAP_SYS_ADMIN",

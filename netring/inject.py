@@ -13,6 +13,7 @@ Slot order is strict: the kernel transmits slots in ring order and stops at the 
 that is not requested, so at most one :meth:`Injector.allocate` slot may be open at a time.
 """
 import array
+import errno
 import fcntl
 import mmap
 import struct
@@ -164,13 +165,13 @@ class Injector:
             self.mtu = self._mtu()
             if qdisc_bypass:
                 try:
-                    sock.setsockopt(lib.NR_RX_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
+                    sock.setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
                 except OSError as exc:
                     from .errors import from_oserror
                     raise from_oserror(exc, "setsockopt(PACKET_QDISC_BYPASS)", **where) from None
             rc = lib.nr_tx_setup(fd, block_size, block_nr, frame_size, self.frame_count)
             if rc < 0:
-                if rc == -12:
+                if rc == -errno.ENOMEM:
                     raise NetringError("the kernel could not allocate a %d-byte TX ring (ENOMEM); use a smaller "
                                        "frame_count" % (block_nr * block_size))
                 raise_errno(rc, "setting up the TPACKET_V2 TX ring", **where)
@@ -191,8 +192,9 @@ class Injector:
             r.tags = self._tags
             r.gen = 0
             self._err = ffi.new("int32_t *")
+            self._bad = ffi.new("uint32_t *")
             # Protocol 0: the socket transmits but never receives (no copy of every frame queued to it).
-            rc = lib.nr_rx_bind(fd, self.ifindex, 0)
+            rc = lib.nr_sock_bind_packet(fd, self.ifindex, 0)
             if rc < 0:
                 raise_errno(rc, "binding the injector socket to %s" % ifname, **where)
         except BaseException:
@@ -310,7 +312,7 @@ class Injector:
     def _kick(self):
         # Call inside the guard.
         rc = lib.nr_tx_kick(self._ring)
-        if rc < 0 and rc not in (-11, -105):  # EAGAIN, ENOBUFS: the slots stay requested; retried later
+        if rc < 0 and rc not in (-errno.EAGAIN, -errno.ENOBUFS):  # the slots stay requested; retried later
             raise_errno(rc, "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
         return rc
 
@@ -379,15 +381,16 @@ class Injector:
         except (TypeError, OverflowError):
             lens = buf = None
         err = self._err
+        bad = self._bad
         r = self._ring
         g = self._guard
         if buf is None:
-            n = lib.NR_TX_BAD_SUM
+            n = -errno.EINVAL
         else:
             with g:
                 n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
-                                   _ETH_HLEN, 1, _KICK_EVERY, err)
-        if n == lib.NR_TX_BAD_SUM:
+                                   _ETH_HLEN, 1, _KICK_EVERY, err, bad)
+        if n == -errno.EINVAL:
             # Some frame's len() is not its byte count (e.g. a memoryview of non-byte items), or is not
             # bytes-like at all (NotBytesError naming it): measure bytes.
             views = [_byte_view(f, i) for i, f in enumerate(frames)]
@@ -395,9 +398,9 @@ class Injector:
             buf = b"".join(views)
             with g:
                 n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
-                                   _ETH_HLEN, 1, _KICK_EVERY, err)
-        if n == lib.NR_TX_BAD_LEN:
-            i = err[0]
+                                   _ETH_HLEN, 1, _KICK_EVERY, err, bad)
+        if n == -errno.EMSGSIZE:
+            i = bad[0]
             self._check_len(lens[i], "frames[%d]" % i)
         cbuf = ffi.from_buffer(buf)
         clens = ffi.from_buffer("uint32_t[]", lens)
@@ -433,7 +436,7 @@ class Injector:
             self._wait_space(deadline)
             with g:
                 n = lib.nr_tx_send(r, cbuf + pos, nbytes - pos, clens + done, total - done, _ETH_HLEN, 0,
-                                   _KICK_EVERY, err)
+                                   _KICK_EVERY, err, bad)
         if strict and done < total:
             raise NetringError("no free TX slot on %s within %s s; the kernel is not draining the ring"
                                % (self.ifname, timeout))
