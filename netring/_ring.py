@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from ._core import ffi, lib
+from ._core import lib
 from .errors import ConfigurationError, InterfaceNotFoundError, NetringError, from_oserror
 from .netns import resolve
 
@@ -328,20 +328,3 @@ def closed_error(what):
     """The error for using a closed object."""
     return NetringError("%s is closed; create a new one" % what)
 
-
-def unmap_ring(mm, pointer, view):
-    """Release our cffi ``pointer`` and ``view`` into the ring mapping ``mm``, then unmap it.
-
-    Returns True once unmapped, False when a view someone else derived is still alive (Python's
-    mmap refuses with BufferError): the caller then re-maps and raises its ViewsAliveError, so
-    no pointer into the ring ever outlives the mapping.
-    """
-    if pointer is not None:
-        ffi.release(pointer)
-    if view is not None:
-        view.release()
-    try:
-        mm.close()
-    except BufferError:
-        return False
-    return True

@@ -16,30 +16,20 @@ returned every view it handed out is released, so touching one afterwards raises
 """
 import enum
 import errno
-import mmap
 import threading
 import time
 from collections import deque, namedtuple
 
 from . import cbpf
 from ._core import ffi, lib
-from ._ring import (PAGE_SIZE, RingGuard, check_bool, check_int, check_timeout, open_packet_socket, raise_errno,
-                    unmap_ring)
-from .errors import ConfigurationError, NetringError
+from ._ring import PAGE_SIZE, check_bool, check_int, check_timeout, raise_errno
+from .errors import ConfigurationError, NetringError, ViewsAliveError, from_oserror
+from .ringsock import RingSocket
 
 __all__ = ["Capture", "PacketBatch", "Packet", "CaptureStats", "Direction", "Vlan", "Fanout",
            "ViewsAliveError", "StaleBatchError", "RingBusyError"]
 
 MAX_RING_BYTES = 1 << 30
-
-
-class ViewsAliveError(NetringError, BufferError):
-    """Memory of the ring is still referenced by a view, so it cannot be returned or unmapped.
-
-    Raised by :meth:`PacketBatch.release` when a handed-out view is exported (e.g. a NumPy
-    array made over ``pkt.data``) and by :meth:`Capture.close` when a view derived from a
-    packet is still alive. Drop (or ``release()``) those views and retry.
-    """
 
 
 class StaleBatchError(NetringError, ValueError):
@@ -214,7 +204,7 @@ class PacketBatch:
     def _view(self):
         if self._blockview is None:
             off = self.index * self._capture.block_size
-            self._blockview = self._capture._ro[off:off + self._capture.block_size]
+            self._blockview = self._capture._rx.view[off:off + self._capture.block_size]
             self._views.append(self._blockview)
         return self._blockview
 
@@ -317,7 +307,7 @@ class PacketBatch:
             " released" if self._released else "")
 
 
-class Capture:
+class Capture(RingSocket):
     """An AF_PACKET TPACKET_V3 RX ring on interface ``ifname`` (inside ``netns`` if given).
 
     Keyword configuration (validated; ConfigurationError names field, value and range):
@@ -335,9 +325,12 @@ class Capture:
 
     Attributes: ``ifname``, ``ifindex``, ``netns`` (the namespace's label, e.g. ``"net:[4026532246]"``,
     or None), ``block_size``, ``block_count``, ``frame_size``, ``block_timeout_ms``, ``fanout``.
-    A context manager; :meth:`close` is idempotent. One thread at a time may receive from a
-    Capture (different Captures are independent).
+    A context manager; :meth:`close` is idempotent; :meth:`fileno` is readable when a block is
+    ready. One thread at a time may receive from a Capture (different Captures are independent).
     """
+
+    _kind = "Capture"
+    _role = "capture"
 
     def __init__(self, ifname, *, netns=None, block_size=1 << 17, block_count=32, frame_size=2048,
                  block_timeout_ms=10, promiscuous=False, ignore_outgoing=False, fanout=None, bpf_filter=None,
@@ -365,30 +358,22 @@ class Capture:
         fan = None if fanout is None else Fanout.coerce(fanout)
         prog = None if bpf_filter is None else cbpf.parse(bpf_filter)
 
-        self.ifname = ifname
         self.block_size = block_size
         self.block_count = block_count
         self.frame_size = frame_size
         self.block_timeout_ms = block_timeout_ms
         self.fanout = fan
-        self._sock = None
-        self._mm = None
-        self._ro = None
-        self._base = None
+        self._rx = None
         self._block_ptrs = ()
         self._held = {}
         self._idx = 0
         self._pending = deque()
         self._cum = [0, 0, 0]
         self._closer_thread = None
-        # Every C call that touches the ring or the socket runs inside this guard (see close()).
-        self._guard = RingGuard("Capture on %s" % ifname)
-
-        sock, self.ifindex, self.netns = open_packet_socket(ifname, netns, "capture")
-        self._sock = sock
-        self._fd = sock.fileno()
+        # Every C call that touches the ring or the socket runs inside self._guard (see close()).
+        self._open_ring_socket(ifname, netns)
         try:
-            fd = sock.fileno()
+            fd = self._fd
             where = dict(ifname=ifname, netns=self.netns)
             if prog is not None:
                 flat = ffi.new("uint32_t[]", [x for ins in prog for x in ins])
@@ -411,7 +396,8 @@ class Capture:
                     raise NetringError("the kernel could not allocate a %d-byte RX ring (ENOMEM); use smaller "
                                        "block_size/block_count" % (block_size * block_count))
                 raise_errno(rc, "setting up the TPACKET_V3 RX ring", **where)
-            self._map()
+            self._rx = self._map(block_size * block_count, readonly=True)
+            self._rearm_pointers()
             # Bind last: only now does the socket start receiving, into a ring that is ready.
             rc = lib.nr_sock_bind_packet(fd, self.ifindex, proto)
             if rc < 0:
@@ -433,42 +419,24 @@ class Capture:
         try:
             self._sock.setsockopt(level, opt, value)
         except OSError as exc:
-            from .errors import from_oserror
             raise from_oserror(exc, "setsockopt(%s=%d) on %s" % (name, value, self.ifname), ifname=self.ifname,
                                netns=self.netns, capability="CAP_NET_ADMIN") from None
 
-    def _map(self):
-        size = self.block_size * self.block_count
-        if self._mm is None:
-            # Python's mmap dups the fd: until this mapping is closed the socket (and its ring) stays open.
-            self._mm = mmap.mmap(self._sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self._ro = memoryview(self._mm).toreadonly()
-        self._base = ffi.from_buffer("uint8_t[]", self._mm)
-        self._block_ptrs = tuple(self._base + i * self.block_size for i in range(self.block_count))
-
-    def _unmap(self):
-        """Drop our own references, then unmap; on live foreign views re-arm and raise ViewsAliveError."""
-        if self._mm is None:
-            return
+    def _drop_pointers(self):
         self._block_ptrs = ()
-        base, ro, self._base, self._ro = self._base, self._ro, None, None
-        if not unmap_ring(self._mm, base, ro):
-            self._map()
-            raise ViewsAliveError(
-                "cannot close the capture on %s: views into its ring are still alive (slices or memoryviews "
-                "derived from pkt.data); delete them or copy with bytes() first, then close again" % self.ifname)
-        self._mm = None
 
-    def _teardown(self):
-        # Order matters: unmap before closing the socket. The mapping holds a dup of the socket fd,
-        # so closing the socket first would not free the ring; and no pointer into the ring may
-        # outlive the mapping.
-        try:
-            self._unmap()
-        finally:
-            if self._mm is None and self._sock is not None:
-                self._sock.close()
-                self._sock = None
+    def _rearm_pointers(self):
+        base = self._rx.ptr
+        self._block_ptrs = tuple(base + i * self.block_size for i in range(self.block_count))
+
+    def _views_alive_error(self):
+        return ViewsAliveError(
+            "cannot close the capture on %s: views into its ring are still alive (slices or memoryviews "
+            "derived from pkt.data); delete them or copy with bytes() first, then close again" % self.ifname)
+
+    def _repr_ring(self):
+        return "ring=%dx%d B%s" % (self.block_count, self.block_size, "" if self.fanout is None
+                                   else " fanout=%s/%d" % (self.fanout.mode, self.fanout.group_id))
 
     def close(self):
         """Return outstanding batches, unmap the ring, close the socket (idempotent, thread-safe).
@@ -480,7 +448,7 @@ class Capture:
         Raises :class:`ViewsAliveError` — and stays open — while views derived from packets
         are alive; nothing is unmapped under them.
         """
-        self._guard.run_close(self._do_close)
+        super().close()
 
     def _do_close(self):
         # Runs with the guard closing and nothing in flight: no other thread touches the ring now.
@@ -496,29 +464,6 @@ class Capture:
         finally:
             self._closer_thread = None
         self._pending.clear()
-
-    @property
-    def closed(self):
-        """True once :meth:`close` succeeded."""
-        guard = getattr(self, "_guard", None)  # absent when __init__ failed early
-        return guard is not None and guard.closed
-
-    def fileno(self):
-        """The socket fd (for selectors/asyncio: readable when a block is ready)."""
-        self._guard.check_open()
-        return self._fd
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return "<Capture %s%s ring=%dx%d B%s%s>" % (
-            self.ifname, "" if self.netns is None else " netns=%s" % self.netns, self.block_count, self.block_size,
-            "" if self.fanout is None else " fanout=%s/%d" % (self.fanout.mode, self.fanout.group_id),
-            " closed" if self.closed else "")
 
     # -- receiving ------------------------------------------------------------------------------
     def _return_block(self, batch):
