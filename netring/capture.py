@@ -14,6 +14,7 @@ returned every view it handed out is released, so touching one afterwards raises
 ``bytes(...)`` what you keep past the batch. Such a view keeps the ring mapped, so
 :meth:`Capture.close` refuses with :class:`ViewsAliveError` rather than unmapping under it.
 """
+import contextlib
 import enum
 import errno
 import threading
@@ -23,6 +24,7 @@ from collections import deque, namedtuple
 from . import cbpf
 from ._core import ffi, lib
 from ._ring import PAGE_SIZE, check_bool, check_int, check_timeout, raise_errno
+from .check import SeqChecker
 from .errors import ConfigurationError, NetringError, ViewsAliveError, from_oserror
 from .ringsock import RingSocket
 
@@ -207,6 +209,20 @@ class PacketBatch:
             self._blockview = self._capture._rx.view[off:off + self._capture.block_size]
             self._views.append(self._blockview)
         return self._blockview
+
+    @contextlib.contextmanager
+    def raw_block(self):
+        """For C code that reads the whole block: ``with batch.raw_block() as (ptr, size):``.
+
+        Yields a cffi ``uint8_t *`` to the retired TPACKET_V3 block (header included) and its
+        size in bytes, valid only inside the ``with``: the capture's ring guard is held, so no
+        thread can return the block or unmap the ring meanwhile (a concurrent ``close()`` waits).
+        Raises :class:`StaleBatchError` if the batch was already returned, and the "closed"
+        NetringError if its capture is closed. Used by :meth:`netring.SeqChecker.feed`.
+        """
+        with self._capture._guard:
+            self._check()
+            yield self._ptr, self._capture.block_size
 
     @property
     def block(self):
@@ -570,8 +586,6 @@ class Capture(RingSocket):
 
         Before the first frame only ``timeout`` applies. Returns the checker.
         """
-        from .check import SeqChecker
-
         if not isinstance(checker, SeqChecker):
             raise ConfigurationError("checker must be a netring.SeqChecker, not %r" % (checker,), field="checker",
                                      value=type(checker).__name__)

@@ -1,11 +1,13 @@
-"""The ring-socket base (netring.ringsock) that Capture and Injector share."""
+"""The ring-socket base (netring.ringsock) and the public guarded block accessor of PacketBatch."""
 import pytest
 
-from netring import Capture, ConfigurationError, Injector, NetringError
+from netring import Capture, ConfigurationError, Injector, NetringError, SeqChecker, StaleBatchError
 from netring.errors import ViewsAliveError
 from netring.ringsock import RingSocket
 from netring._ring import RingGuard
 
+from core_net import needs_root
+from core_frames import stamped
 
 
 class _TwoMaps(RingSocket):
@@ -57,3 +59,28 @@ def test_capture_and_injector_are_ring_sockets():
         Capture("x", block_size=3)
     with pytest.raises(ConfigurationError):
         Injector("x", frame_size=3)
+
+
+def test_feed_rejects_what_is_not_a_batch():
+    chk = SeqChecker({0: 1})
+    with pytest.raises(ConfigurationError, match="feed\\(\\) takes a PacketBatch"):
+        chk.feed(b"\0" * 64)
+
+
+@pytest.mark.privileged
+@needs_root
+def test_raw_block_is_guarded_and_stale_after_release(veth):
+    with Capture(veth.rx_if, netns=veth.b, block_timeout_ms=1) as cap, Injector(veth.tx_if, netns=veth.a) as tx:
+        tx.send_batch([stamped(64, sid=3, seq=i)[0] for i in range(4)])
+        b = cap.next_batch(timeout=3)
+        assert b is not None
+        with b.raw_block() as (ptr, size):
+            assert size == cap.block_size
+            chk = SeqChecker({3: 4})
+            assert chk.feed(b) == len(b)  # feed's own raw_block nests inside ours
+        b.release()
+        with pytest.raises(StaleBatchError):
+            with b.raw_block():
+                pass
+        with pytest.raises(StaleBatchError):
+            chk.feed(b)
