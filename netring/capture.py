@@ -32,6 +32,9 @@ __all__ = ["Capture", "PacketBatch", "Packet", "CaptureStats", "Direction", "Vla
            "ViewsAliveError", "StaleBatchError", "RingBusyError"]
 
 MAX_RING_BYTES = 1 << 30
+_DEFAULT_BLOCK_SIZE = 1 << 17  # holds a whole frame of any MTU up to 65535 (snaplen is bounded by the block)
+_DEFAULT_FRAME_SIZE = 2048
+_L2_HLEN = 14 + 4  # Ethernet header and one VLAN tag
 
 
 class StaleBatchError(NetringError, ValueError):
@@ -348,9 +351,22 @@ class Capture(RingSocket):
     _kind = "Capture"
     _role = "capture"
 
-    def __init__(self, ifname, *, netns=None, block_size=1 << 17, block_count=32, frame_size=2048,
-                 block_timeout_ms=10, promiscuous=False, ignore_outgoing=False, fanout=None, bpf_filter=None,
-                 busy_poll_us=0, protocol=None):
+    @classmethod
+    def frame_size_for_mtu(cls, mtu, block_size=_DEFAULT_BLOCK_SIZE):
+        """The ``frame_size`` for a ring on an ``mtu``-byte interface: a V3 packet header plus
+        MTU + 18 B (Ethernet header and one VLAN tag), rounded up to 16, at least the default
+        2048 and at most ``block_size`` (default: the default block size, which already holds a
+        whole frame of any MTU up to 65535). ``Endpoint.capture()`` of the test kit uses it.
+        """
+        check_int("mtu", mtu, 68, 1 << 16)
+        check_int("block_size", block_size, PAGE_SIZE, 1 << 24)
+        align = lib.NR_RX_TPACKET_ALIGNMENT
+        need = (lib.NR_RX_TPACKET3_HDRLEN + mtu + _L2_HLEN + align - 1) // align * align
+        return min(max(need, _DEFAULT_FRAME_SIZE), block_size)
+
+    def __init__(self, ifname, *, netns=None, block_size=_DEFAULT_BLOCK_SIZE, block_count=32,
+                 frame_size=_DEFAULT_FRAME_SIZE, block_timeout_ms=10, promiscuous=False, ignore_outgoing=False,
+                 fanout=None, bpf_filter=None, busy_poll_us=0, protocol=None):
         check_int("block_size", block_size, PAGE_SIZE, 1 << 24, ", a power of two")
         if block_size & (block_size - 1) or block_size % PAGE_SIZE:
             raise ConfigurationError("block_size=%d must be a power of two and a multiple of the page size (%d)"

@@ -30,6 +30,8 @@ __all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
 _SIOCGIFMTU = 0x8921
 _ETH_HLEN = 14
 _VLAN_HLEN = 4
+_DEFAULT_FRAME_SIZE = 2048
+_MAX_FRAME_SIZE = 65536
 _STALL_S = 5.0
 _SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
 # send_batch kicks the kernel every this many frames while filling, so it transmits while we fill
@@ -129,8 +131,20 @@ class Injector(RingSocket):
     _kind = "Injector"
     _role = "injector"
 
-    def __init__(self, ifname, *, netns=None, frame_size=2048, frame_count=1024, qdisc_bypass=False):
-        check_int("frame_size", frame_size, 128, 65536, ", a multiple of 16")
+    @classmethod
+    def frame_size_for_mtu(cls, mtu):
+        """The ``frame_size`` whose ``capacity`` holds a whole frame of an ``mtu``-byte interface.
+
+        Room for the slot header and MTU + 18 B (Ethernet header and one VLAN tag), rounded up
+        to the ring's 16-byte alignment; never below the default 2048 nor above the 65536 limit
+        (where capacity stays 65504 B). ``Endpoint.injector()`` of the test kit uses it.
+        """
+        check_int("mtu", mtu, 68, 1 << 16)
+        need = (lib.NR_TX_DATA_OFF + mtu + _ETH_HLEN + _VLAN_HLEN + 15) // 16 * 16
+        return min(max(need, _DEFAULT_FRAME_SIZE), _MAX_FRAME_SIZE)
+
+    def __init__(self, ifname, *, netns=None, frame_size=_DEFAULT_FRAME_SIZE, frame_count=1024, qdisc_bypass=False):
+        check_int("frame_size", frame_size, 128, _MAX_FRAME_SIZE, ", a multiple of 16")
         if frame_size % 16:
             raise ConfigurationError("frame_size=%d must be a multiple of 16 (TPACKET_ALIGNMENT)" % frame_size,
                                      field="frame_size", value=frame_size)

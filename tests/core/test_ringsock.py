@@ -84,3 +84,13 @@ def test_raw_block_is_guarded_and_stale_after_release(veth):
                 pass
         with pytest.raises(StaleBatchError):
             chk.feed(b)
+
+
+@pytest.mark.parametrize("mtu, tx, rx", [(68, 2048, 2048), (1500, 2048, 2048), (9000, 9056, 9088),
+                                         (65535, 65536, 65632)])
+def test_frame_size_for_mtu_holds_a_whole_frame_and_keeps_the_defaults_below(mtu, tx, rx):
+    assert Injector.frame_size_for_mtu(mtu) == tx
+    assert Capture.frame_size_for_mtu(mtu) == rx
+    assert Capture.frame_size_for_mtu(mtu, block_size=8192) == min(rx, 8192)
+    with pytest.raises(ConfigurationError, match="mtu"):
+        Injector.frame_size_for_mtu(0)
