@@ -1,7 +1,9 @@
-"""Plumbing shared by :mod:`netring.capture` and :mod:`netring.inject` (not public API).
+"""Plumbing of the ring sockets (:mod:`netring.ringsock`, :mod:`netring.capture`, :mod:`netring.inject`).
+
+Not public API.
 
 Opening an AF_PACKET socket inside a namespace, resolving the interface there, validating
-integer keyword arguments, and waiting on an fd with signal-aware retries.
+keyword arguments, and the :class:`RingGuard` (close vs. C calls in flight, signal-aware waits).
 """
 import errno
 import math

@@ -21,7 +21,9 @@ class RingMapping:
 
     ``mm`` is the ``mmap``; ``view`` the one memoryview (read-only if ``readonly``) and ``ptr``
     the one cffi ``uint8_t[]`` the socket keeps; everything else it hands out derives from those
-    two. ``fd`` -1 makes an anonymous shared mapping (e.g. an AF_XDP UMEM).
+    two. ``fd`` -1 makes an anonymous shared mapping (e.g. an AF_XDP UMEM): re-mapping one
+    would give fresh memory, so a socket adds it first and :meth:`RingSocket._unmap`, which
+    tries mappings in that order, never closes it while another mapping refuses.
     """
 
     __slots__ = ("fd", "size", "offset", "readonly", "mm", "view", "ptr")

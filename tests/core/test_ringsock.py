@@ -54,7 +54,10 @@ def test_unmap_all_or_nothing_and_views_alive_keeps_every_mapping_usable():
 
 
 def test_capture_and_injector_are_ring_sockets():
+    import netring.capture
+
     assert issubclass(Capture, RingSocket) and issubclass(Injector, RingSocket)
+    assert netring.capture.ViewsAliveError is ViewsAliveError and issubclass(ViewsAliveError, BufferError)
     with pytest.raises(ConfigurationError):
         Capture("x", block_size=3)
     with pytest.raises(ConfigurationError):
