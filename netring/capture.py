@@ -334,7 +334,8 @@ class Capture(RingSocket):
     - ``block_size`` (bytes; power of two, multiple of the page size, 4 KiB..16 MiB; default 128 KiB)
     - ``block_count`` (1..65536; default 32 — a 4 MiB ring; the ring must stay ≤ 1 GiB)
     - ``frame_size`` (multiple of 16, ≥ 80, ≤ block_size; default 2048 — V3 packs frames of any
-      size into blocks, this only sets the kernel's frame accounting)
+      size into blocks, this only sets the kernel's frame accounting; a frame is truncated only
+      beyond the block; :meth:`frame_size_for_mtu` sizes it for an MTU)
     - ``block_timeout_ms`` (0..60000; a non-empty block is retired after this long; 0 = kernel default)
     - ``promiscuous`` (bool), ``ignore_outgoing`` (bool: skip frames this host sends, Linux ≥ 4.20)
     - ``fanout``: None, :class:`Fanout`, ``(mode, group_id[, flags])`` or a dict

@@ -116,7 +116,8 @@ class Injector(RingSocket):
     Keyword configuration (validated; ConfigurationError names field, value and range):
 
     - ``frame_size`` (bytes per slot; multiple of 16, 128..65536; default 2048). A frame may be
-      up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at most MTU + 18.
+      up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at most MTU + 18;
+      :meth:`frame_size_for_mtu` gives the one a jumbo MTU needs.
     - ``frame_count`` (1..1048576; default 1024 — a 2 MiB ring; rounded up to fill whole ring
       blocks, see ``frame_count`` after construction)
     - ``qdisc_bypass`` (bool: ``PACKET_QDISC_BYPASS``, hand frames straight to the driver)
