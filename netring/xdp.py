@@ -20,7 +20,7 @@ import weakref
 
 from ._core import lib
 from .bpf.objects import Link, bpf_error
-from .errors import (ConfigurationError, InterfaceNotFoundError, NetringError, ResourceBusyError,
+from .errors import (ENOTSUPP, ConfigurationError, InterfaceNotFoundError, NetringError, ResourceBusyError,
                      UnsupportedError, from_oserror)
 from .netns import NetNS, resolve
 
@@ -394,7 +394,7 @@ def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
         if fd >= 0:
             link = Link(fd)
             return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, link), "link", link)
-        if fd in (-errno.EOPNOTSUPP, -524) and mode == "native":  # 524: the kernel's ENOTSUPP
+        if fd in (-errno.EOPNOTSUPP, -ENOTSUPP) and mode == "native":
             raise UnsupportedError("%s does not support native XDP (driver has no XDP support); use mode='generic' or 'auto'" % ifname)
         if fd in (-errno.EBUSY, -errno.EEXIST):
             raise ResourceBusyError("attaching XDP to %s failed: %s; an XDP program is already attached — "
@@ -416,7 +416,7 @@ def _netlink_set(ns, ifindex, ifname, fd, flags, action):
             ipr.link("set", index=ifindex, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
     except Exception as exc:
         code = getattr(exc, "code", None)
-        if code in (errno.EOPNOTSUPP, 524):
+        if code in (errno.EOPNOTSUPP, ENOTSUPP):
             raise UnsupportedError("%s failed: the driver does not support this XDP mode; try mode='generic' or 'auto'"
                                    % action) from None
         if code is None:

@@ -286,25 +286,30 @@ class Endpoint:
     def capture(self, **kw):
         """Open a ``netring.Capture`` on this interface inside its namespace; closed with the topology.
 
-        Keyword arguments go to ``netring.Capture`` unchanged (``block_size``, ``bpf_filter``, …).
+        Keyword arguments go to ``netring.Capture`` unchanged (``block_size``, ``bpf_filter``, …);
+        ``frame_size`` defaults to one that fits this endpoint's MTU (``Capture.frame_size_for_mtu``).
         """
         import netring
 
-        cls = getattr(netring, "Capture", None)
-        if cls is None:
-            raise NetringError("netring.Capture is not available in this netring build; install netring with its C core")
         self._topology._check_open()
-        return self._topology._adopt(cls(self.ifname, netns=self.netns, **kw))
+        if self.mtu is not None and "frame_size" not in kw:
+            sized = {} if "block_size" not in kw else {"block_size": kw["block_size"]}
+            kw["frame_size"] = netring.Capture.frame_size_for_mtu(self.mtu, **sized)
+        return self._topology._adopt(netring.Capture(self.ifname, netns=self.netns, **kw))
 
     def injector(self, **kw):
-        """Open a ``netring.Injector`` on this interface inside its namespace; closed with the topology."""
+        """Open a ``netring.Injector`` on this interface inside its namespace; closed with the topology.
+
+        Keyword arguments go to ``netring.Injector`` unchanged; ``frame_size`` defaults to one whose
+        capacity holds a whole frame of this endpoint's MTU (``Injector.frame_size_for_mtu``), so a
+        jumbo-MTU endpoint sends jumbo frames.
+        """
         import netring
 
-        cls = getattr(netring, "Injector", None)
-        if cls is None:
-            raise NetringError("netring.Injector is not available in this netring build; install netring with its C core")
         self._topology._check_open()
-        return self._topology._adopt(cls(self.ifname, netns=self.netns, **kw))
+        if self.mtu is not None and "frame_size" not in kw:
+            kw["frame_size"] = netring.Injector.frame_size_for_mtu(self.mtu)
+        return self._topology._adopt(netring.Injector(self.ifname, netns=self.netns, **kw))
 
     def packet_socket(self, protocol=0x0003, timeout=None):
         """A plain ``AF_PACKET``/``SOCK_RAW`` socket bound to this interface (ETH_P_ALL by default).
