@@ -22,6 +22,7 @@ from .errors import (  # noqa: F401
     ResourceBusyError,
     ScenarioError,
     UnsupportedError,
+    ViewsAliveError,
 )
 
 __version__ = "0.1.0"
@@ -31,14 +32,14 @@ _LAZY = {
     "NetNS": "netns",
     "Capture": "capture", "CaptureStats": "capture", "Direction": "capture", "Fanout": "capture",
     "Packet": "capture", "PacketBatch": "capture", "RingBusyError": "capture", "StaleBatchError": "capture",
-    "ViewsAliveError": "capture", "Vlan": "capture",
+    "Vlan": "capture",
     "Injector": "inject", "NotBytesError": "inject", "TxSlot": "inject", "TxStalledError": "inject",
     "SeqChecker": "check", "StreamCounts": "check",
 }
 
 __all__ = sorted(["ConfigurationError", "FrameTooLargeError", "InterfaceNotFoundError", "NamespaceNotFoundError",
                   "NetringError", "NetringPermissionError", "ResourceBusyError", "ScenarioError",
-                  "UnsupportedError", *_LAZY])
+                  "UnsupportedError", "ViewsAliveError", *_LAZY])
 
 
 def __getattr__(name):
