@@ -19,7 +19,8 @@ import threading
 import weakref
 
 from ._core import lib
-from .bpf.objects import Link, bpf_error
+from .bpf.fd import bpf_error
+from .bpf.objects import Link, Program, program_from_id
 from .errors import (ConfigurationError, InterfaceNotFoundError, NetringError, ResourceBusyError,
                      UnsupportedError, from_oserror)
 from .netns import NetNS, resolve
@@ -174,7 +175,6 @@ def _parse_xdp(attrs):
 
 
 def _describe(prog_id, mode):
-    from .bpf.objects import program_from_id
     try:
         with program_from_id(prog_id) as p:
             info = p.info()
@@ -298,7 +298,8 @@ class XdpAttachment:
         return self._link
 
     def counters(self):
-        """The program's per-action counters (see :meth:`netring.bpf.Program.counters`)."""
+        """The program's per-action counters (:meth:`netring.bpf.programs.BuiltinProgram.counters`);
+        :class:`UnsupportedError` for a program that keeps none netring knows."""
         return self.program.counters()
 
     def map(self, name):
@@ -348,14 +349,12 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
         raise ConfigurationError("mode must be one of %s, not %r" % (", ".join(MODES), mode), field="mode", value=mode)
     if method not in ("auto", "link", "netlink"):
         raise ConfigurationError("method must be auto, link or netlink, not %r" % (method,), field="method", value=method)
-    from .bpf.objects import Program
     if not isinstance(program, Program) or program.closed:
         raise ConfigurationError("program %r is closed or not a netring Program" % (program,), field="program", value=program)
     ns = _open_ns(netns)
     try:
         ifindex, ifname = _ifindex(ns, target)
-        for hook in getattr(program, "_attach_hooks", ()):
-            hook(ns)  # e.g. the redirect built-in fills its devmap inside this namespace
+        program.before_attach(ifindex, ns)  # e.g. the redirect built-in fills its devmap inside this namespace
         existing = _run(ns, _query_raw, ifindex)
         if existing:
             pid, emode = existing[0]
