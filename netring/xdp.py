@@ -14,10 +14,10 @@ import collections
 import errno
 import os
 import socket
-import struct
 import threading
 import weakref
 
+from . import _netlink
 from ._core import lib
 from .bpf.fd import bpf_error
 from .bpf.objects import Link, Program, program_from_id
@@ -30,8 +30,12 @@ __all__ = ["attach", "query", "detach_all", "XdpAttachment", "XdpInfo", "MODES"]
 #: Accepted ``mode=`` values.
 MODES = ("native", "generic", "auto")
 _FLAGS = {"native": lib.XDP_FLAGS_DRV_MODE, "generic": lib.XDP_FLAGS_SKB_MODE}
-_ATTACHED = {lib.XDP_ATTACHED_DRV: "native", lib.XDP_ATTACHED_SKB: "generic", lib.XDP_ATTACHED_HW: "offload",
-             "xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}  # pyroute2 decodes to names
+# IFLA_XDP_ATTACHED as pyroute2 decodes it (XDP_ATTACHED_DRV/SKB/HW) -> our mode names.
+_ATTACHED = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}
+
+# include/linux/errno.h: the kernel-internal ENOTSUPP some drivers return for an unsupported XDP
+# mode; it leaks to user space as 524 and Python's errno has no name for it.
+_ENOTSUPP = 524
 
 #: What :func:`query` reports: kernel program ``id``, ``mode`` (native/generic/offload), program ``name`` and ``tag``.
 XdpInfo = collections.namedtuple("XdpInfo", "id mode name tag")
@@ -89,21 +93,25 @@ def _netlink_error(exc, action, ifname, ns):
                         capability="CAP_NET_ADMIN and CAP_BPF")
 
 
-def _query_here(ipr, ifindex):
-    """Read IFLA_XDP of ``ifindex``: list of ``(prog_id, mode)``."""
+def _query_here(ifindex):
+    """Inside the namespace: the XDP programs on ``ifindex`` from its IFLA_XDP, as ``[(prog_id, mode)]``.
+
+    One RTM_GETLINK on a socket opened here (:mod:`netring._netlink`), not an ``IPRoute``: building
+    one costs milliseconds, and attach asks twice.
+    """
     try:
-        msgs = ipr.get_links(ifindex)
-    except Exception as exc:
-        if getattr(exc, "code", None) == errno.ENODEV:
+        msgs = _netlink.links(ifindex)
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
             raise InterfaceNotFoundError("ifindex %d" % ifindex) from None
         raise
     xdp = msgs[0].get_attr("IFLA_XDP") if msgs else None
     if xdp is None:
         return []
-    attached = xdp.get_attr("IFLA_XDP_ATTACHED") or 0
-    if attached in (lib.XDP_ATTACHED_NONE, "none"):
+    attached = xdp.get_attr("IFLA_XDP_ATTACHED")  # pyroute2 decodes it to a name, None for XDP_ATTACHED_NONE
+    if attached is None:
         return []
-    if attached not in (lib.XDP_ATTACHED_MULTI, "xdpmulti"):
+    if attached != "xdpmulti":
         return [(xdp.get_attr("IFLA_XDP_PROG_ID"), _ATTACHED.get(attached, str(attached)))]
     out = []
     for attr, mode in (("IFLA_XDP_DRV_PROG_ID", "native"), ("IFLA_XDP_SKB_PROG_ID", "generic"),
@@ -112,66 +120,6 @@ def _query_here(ipr, ifindex):
         if pid:
             out.append((pid, mode))
     return out
-
-
-_RTM_GETLINK, _NLMSG_ERROR, _NLMSG_DONE, _IFLA_XDP = 18, 2, 3, 43
-_XDP_ATTRS = {2: "attached", 4: "prog", 6: "drv", 7: "skb", 8: "hw"}  # IFLA_XDP_* (linux/if_link.h)
-
-
-def _query_raw(ifindex):
-    """:func:`_query_here` without pyroute2: one RTM_GETLINK on a netlink socket opened here (inside the namespace).
-
-    The attach path uses it: building a pyroute2 IPRoute costs milliseconds, this costs microseconds.
-    """
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
-        s.bind((0, 0))
-        req = struct.pack("=IHHII", 32, _RTM_GETLINK, 1, 1, 0) + struct.pack("=BxHiII", socket.AF_UNSPEC, 0, ifindex, 0, 0)
-        s.send(req)
-        while True:
-            data = s.recv(65536)
-            off = 0
-            while off + 16 <= len(data):
-                mlen, mtype = struct.unpack_from("=IH", data, off)
-                if mtype == _NLMSG_ERROR:
-                    err = -struct.unpack_from("=i", data, off + 16)[0]
-                    if err == errno.ENODEV:
-                        raise InterfaceNotFoundError("ifindex %d" % ifindex)
-                    if err:
-                        raise OSError(err, os.strerror(err))
-                elif mtype == _RTM_GETLINK - 2:  # RTM_NEWLINK: the answer
-                    return _parse_xdp(data[off + 32:off + mlen])
-                elif mtype == _NLMSG_DONE:
-                    return []
-                off += (mlen + 3) & ~3
-                if mlen < 16:
-                    return []
-
-
-def _attrs(buf):
-    off = 0
-    while off + 4 <= len(buf):
-        alen, atype = struct.unpack_from("=HH", buf, off)
-        if alen < 4:
-            return
-        yield atype & 0x3FFF, buf[off + 4:off + alen]
-        off += (alen + 3) & ~3
-
-
-def _parse_xdp(attrs):
-    for atype, val in _attrs(attrs):
-        if atype != _IFLA_XDP:
-            continue
-        x = {}
-        for t, v in _attrs(val):
-            if t in _XDP_ATTRS:
-                x[_XDP_ATTRS[t]] = v[0] if t == 2 else struct.unpack_from("=I", v)[0]
-        attached = x.get("attached", 0)
-        if attached == lib.XDP_ATTACHED_NONE:
-            return []
-        if attached != lib.XDP_ATTACHED_MULTI:
-            return [(x.get("prog"), _ATTACHED.get(attached, str(attached)))]
-        return [(x[k], mode) for k, mode in (("drv", "native"), ("skb", "generic"), ("hw", "offload")) if x.get(k)]
-    return []
 
 
 def _describe(prog_id, mode):
@@ -189,13 +137,12 @@ def query(ifname, netns=None, all=False):
     Returns an :class:`XdpInfo` ``(id, mode, name, tag)`` or ``None``; with ``all=True`` a
     list of every attached program (native/generic/offload can coexist with offload).
     """
-    ns = _open_ns(netns)
+    ns, owned = resolve(netns)  # no fd of our own: nothing outlives this call
     try:
         ifindex, _ = _ifindex(ns, ifname)
-        with _iproute(ns) as ipr:
-            found = [_describe(pid, mode) for pid, mode in _query_here(ipr, ifindex)]
+        found = [_describe(pid, mode) for pid, mode in _run(ns, _query_here, ifindex)]
     finally:
-        if ns is not None:
+        if owned:
             ns.close()
     if all:
         return found
@@ -355,7 +302,7 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
     try:
         ifindex, ifname = _ifindex(ns, target)
         program.before_attach(ifindex, ns)  # e.g. the redirect built-in fills its devmap inside this namespace
-        existing = _run(ns, _query_raw, ifindex)
+        existing = _run(ns, _query_here, ifindex)
         if existing:
             pid, emode = existing[0]
             if not replace:
@@ -393,7 +340,7 @@ def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
         if fd >= 0:
             link = Link(fd)
             return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, link), "link", link)
-        if fd in (-errno.EOPNOTSUPP, -524) and mode == "native":  # 524: the kernel's ENOTSUPP
+        if fd in (-errno.EOPNOTSUPP, -_ENOTSUPP) and mode == "native":
             raise UnsupportedError("%s does not support native XDP (driver has no XDP support); use mode='generic' or 'auto'" % ifname)
         if fd in (-errno.EBUSY, -errno.EEXIST):
             raise ResourceBusyError("attaching XDP to %s failed: %s; an XDP program is already attached — "
@@ -415,7 +362,7 @@ def _netlink_set(ns, ifindex, ifname, fd, flags, action):
             ipr.link("set", index=ifindex, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
     except Exception as exc:
         code = getattr(exc, "code", None)
-        if code in (errno.EOPNOTSUPP, 524):
+        if code in (errno.EOPNOTSUPP, _ENOTSUPP):
             raise UnsupportedError("%s failed: the driver does not support this XDP mode; try mode='generic' or 'auto'"
                                    % action) from None
         if code is None:
@@ -424,7 +371,7 @@ def _netlink_set(ns, ifindex, ifname, fd, flags, action):
 
 
 def _check_mode(ns, ifindex, wanted, link=None):
-    got = _run(ns, _query_raw, ifindex)
+    got = _run(ns, _query_here, ifindex)
     modes = [m for _, m in got]
     if wanted not in modes:
         if link is not None:
@@ -438,8 +385,7 @@ def detach_all(ifname, netns=None):
     ns = _open_ns(netns)
     try:
         ifindex, name = _ifindex(ns, ifname)
-        with _iproute(ns) as ipr:
-            existing = _query_here(ipr, ifindex)
+        existing = _run(ns, _query_here, ifindex)
         for _, mode in existing:
             try:
                 _netlink_set(ns, ifindex, name, -1, _FLAGS.get(mode, 0), "detaching XDP from %s" % name)
