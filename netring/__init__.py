@@ -5,7 +5,13 @@ network namespaces (:mod:`netring.netns`), the frame stamp (:mod:`netring.stamp`
 checker (:class:`SeqChecker`, :mod:`netring.check`), eBPF/XDP (:mod:`netring.bpf`, :mod:`netring.xdp`,
 :mod:`netring.netdev`) and one error hierarchy (:mod:`netring.errors`). Hot paths are C compiled by
 cffi (``netring._core``).
+
+``import netring`` loads only the error hierarchy: the classes below are imported from their
+modules (and the C core loaded) on first use, so a program — or the auto-loaded pytest plugin —
+that only needs :mod:`netring.errors` or :mod:`netring.stamp` pays nothing for the rings.
 """
+import importlib
+
 from .errors import (  # noqa: F401
     ConfigurationError,
     FrameTooLargeError,
@@ -17,20 +23,32 @@ from .errors import (  # noqa: F401
     ScenarioError,
     UnsupportedError,
 )
-from .netns import NetNS  # noqa: F401
-from .capture import (  # noqa: F401
-    Capture,
-    CaptureStats,
-    Direction,
-    Fanout,
-    Packet,
-    PacketBatch,
-    RingBusyError,
-    StaleBatchError,
-    ViewsAliveError,
-    Vlan,
-)
-from .inject import Injector, NotBytesError, TxSlot, TxStalledError  # noqa: F401
-from .check import SeqChecker, StreamCounts  # noqa: F401
 
 __version__ = "0.1.0"
+
+#: Public name → the module that defines it (imported on first attribute access).
+_LAZY = {
+    "NetNS": "netns",
+    "Capture": "capture", "CaptureStats": "capture", "Direction": "capture", "Fanout": "capture",
+    "Packet": "capture", "PacketBatch": "capture", "RingBusyError": "capture", "StaleBatchError": "capture",
+    "ViewsAliveError": "capture", "Vlan": "capture",
+    "Injector": "inject", "NotBytesError": "inject", "TxSlot": "inject", "TxStalledError": "inject",
+    "SeqChecker": "check", "StreamCounts": "check",
+}
+
+__all__ = sorted(["ConfigurationError", "FrameTooLargeError", "InterfaceNotFoundError", "NamespaceNotFoundError",
+                  "NetringError", "NetringPermissionError", "ResourceBusyError", "ScenarioError",
+                  "UnsupportedError", *_LAZY])
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module 'netring' has no attribute %r" % name)
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,7 +1,9 @@
-"""Plumbing shared by :mod:`netring.capture` and :mod:`netring.inject` (not public API).
+"""Plumbing of the ring sockets (:mod:`netring.ringsock`, :mod:`netring.capture`, :mod:`netring.inject`).
+
+Not public API.
 
 Opening an AF_PACKET socket inside a namespace, resolving the interface there, validating
-integer keyword arguments, and waiting on an fd with signal-aware retries.
+keyword arguments, and the :class:`RingGuard` (close vs. C calls in flight, signal-aware waits).
 """
 import errno
 import math
@@ -10,7 +12,7 @@ import socket
 import threading
 import time
 
-from ._core import ffi, lib
+from ._core import lib
 from .errors import ConfigurationError, InterfaceNotFoundError, NetringError, from_oserror
 from .netns import resolve
 
@@ -312,10 +314,10 @@ class RingGuard:
                     return 0
                 ms = max(1, min(200, int(left * 1000 + 0.999)))
             with self:
-                rc = lib.nr_rx_wait2(fd, events, self.wake_fd, ms)
+                rc = lib.nr_sock_wait(fd, events, self.wake_fd, ms)
             if rc > 0:
-                if rc & lib.NR_RX_WOKEN:
-                    rc &= ~lib.NR_RX_WOKEN
+                if rc & lib.NR_SOCK_WOKEN:
+                    rc &= ~lib.NR_SOCK_WOKEN
                     if not rc:
                         continue  # closing: the next `with self` raises the "closed" error
                 return rc
@@ -328,20 +330,3 @@ def closed_error(what):
     """The error for using a closed object."""
     return NetringError("%s is closed; create a new one" % what)
 
-
-def unmap_ring(mm, pointer, view):
-    """Release our cffi ``pointer`` and ``view`` into the ring mapping ``mm``, then unmap it.
-
-    Returns True once unmapped, False when a view someone else derived is still alive (Python's
-    mmap refuses with BufferError): the caller then re-maps and raises its ViewsAliveError, so
-    no pointer into the ring ever outlives the mapping.
-    """
-    if pointer is not None:
-        ffi.release(pointer)
-    if view is not None:
-        view.release()
-    try:
-        mm.close()
-    except BufferError:
-        return False
-    return True

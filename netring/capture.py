@@ -14,31 +14,27 @@ returned every view it handed out is released, so touching one afterwards raises
 ``bytes(...)`` what you keep past the batch. Such a view keeps the ring mapped, so
 :meth:`Capture.close` refuses with :class:`ViewsAliveError` rather than unmapping under it.
 """
+import contextlib
 import enum
-import mmap
+import errno
 import threading
 import time
 from collections import deque, namedtuple
 
 from . import cbpf
 from ._core import ffi, lib
-from ._ring import (PAGE_SIZE, RingGuard, check_bool, check_int, check_timeout, open_packet_socket, raise_errno,
-                    unmap_ring)
-from .errors import ConfigurationError, NetringError
+from ._ring import PAGE_SIZE, check_bool, check_int, check_timeout, raise_errno
+from .check import SeqChecker
+from .errors import ConfigurationError, NetringError, ViewsAliveError, from_oserror
+from .ringsock import RingSocket
 
 __all__ = ["Capture", "PacketBatch", "Packet", "CaptureStats", "Direction", "Vlan", "Fanout",
            "ViewsAliveError", "StaleBatchError", "RingBusyError"]
 
 MAX_RING_BYTES = 1 << 30
-
-
-class ViewsAliveError(NetringError, BufferError):
-    """Memory of the ring is still referenced by a view, so it cannot be returned or unmapped.
-
-    Raised by :meth:`PacketBatch.release` when a handed-out view is exported (e.g. a NumPy
-    array made over ``pkt.data``) and by :meth:`Capture.close` when a view derived from a
-    packet is still alive. Drop (or ``release()``) those views and retry.
-    """
+_DEFAULT_BLOCK_SIZE = 1 << 17  # holds a whole frame of any MTU up to 65535 (snaplen is bounded by the block)
+_DEFAULT_FRAME_SIZE = 2048
+_L2_HLEN = 14 + 4  # Ethernet header and one VLAN tag
 
 
 class StaleBatchError(NetringError, ValueError):
@@ -213,9 +209,23 @@ class PacketBatch:
     def _view(self):
         if self._blockview is None:
             off = self.index * self._capture.block_size
-            self._blockview = self._capture._ro[off:off + self._capture.block_size]
+            self._blockview = self._capture._rx.view[off:off + self._capture.block_size]
             self._views.append(self._blockview)
         return self._blockview
+
+    @contextlib.contextmanager
+    def raw_block(self):
+        """For C code that reads the whole block: ``with batch.raw_block() as (ptr, size):``.
+
+        Yields a cffi ``uint8_t *`` to the retired TPACKET_V3 block (header included) and its
+        size in bytes, valid only inside the ``with``: the capture's ring guard is held, so no
+        thread can return the block or unmap the ring meanwhile (a concurrent ``close()`` waits).
+        Raises :class:`StaleBatchError` if the batch was already returned, and the "closed"
+        NetringError if its capture is closed. Used by :meth:`netring.SeqChecker.feed`.
+        """
+        with self._capture._guard:
+            self._check()
+            yield self._ptr, self._capture.block_size
 
     @property
     def block(self):
@@ -316,7 +326,7 @@ class PacketBatch:
             " released" if self._released else "")
 
 
-class Capture:
+class Capture(RingSocket):
     """An AF_PACKET TPACKET_V3 RX ring on interface ``ifname`` (inside ``netns`` if given).
 
     Keyword configuration (validated; ConfigurationError names field, value and range):
@@ -324,7 +334,8 @@ class Capture:
     - ``block_size`` (bytes; power of two, multiple of the page size, 4 KiB..16 MiB; default 128 KiB)
     - ``block_count`` (1..65536; default 32 — a 4 MiB ring; the ring must stay ≤ 1 GiB)
     - ``frame_size`` (multiple of 16, ≥ 80, ≤ block_size; default 2048 — V3 packs frames of any
-      size into blocks, this only sets the kernel's frame accounting)
+      size into blocks, this only sets the kernel's frame accounting; a frame is truncated only
+      beyond the block; :meth:`frame_size_for_mtu` sizes it for an MTU)
     - ``block_timeout_ms`` (0..60000; a non-empty block is retired after this long; 0 = kernel default)
     - ``promiscuous`` (bool), ``ignore_outgoing`` (bool: skip frames this host sends, Linux ≥ 4.20)
     - ``fanout``: None, :class:`Fanout`, ``(mode, group_id[, flags])`` or a dict
@@ -334,13 +345,29 @@ class Capture:
 
     Attributes: ``ifname``, ``ifindex``, ``netns`` (the namespace's label, e.g. ``"net:[4026532246]"``,
     or None), ``block_size``, ``block_count``, ``frame_size``, ``block_timeout_ms``, ``fanout``.
-    A context manager; :meth:`close` is idempotent. One thread at a time may receive from a
-    Capture (different Captures are independent).
+    A context manager; :meth:`close` is idempotent; :meth:`fileno` is readable when a block is
+    ready. One thread at a time may receive from a Capture (different Captures are independent).
     """
 
-    def __init__(self, ifname, *, netns=None, block_size=1 << 17, block_count=32, frame_size=2048,
-                 block_timeout_ms=10, promiscuous=False, ignore_outgoing=False, fanout=None, bpf_filter=None,
-                 busy_poll_us=0, protocol=None):
+    _kind = "Capture"
+    _role = "capture"
+
+    @classmethod
+    def frame_size_for_mtu(cls, mtu, block_size=_DEFAULT_BLOCK_SIZE):
+        """The ``frame_size`` for a ring on an ``mtu``-byte interface: a V3 packet header plus
+        MTU + 18 B (Ethernet header and one VLAN tag), rounded up to 16, at least the default
+        2048 and at most ``block_size`` (default: the default block size, which already holds a
+        whole frame of any MTU up to 65535). ``Endpoint.capture()`` of the test kit uses it.
+        """
+        check_int("mtu", mtu, 68, 1 << 16)
+        check_int("block_size", block_size, PAGE_SIZE, 1 << 24)
+        align = lib.NR_RX_TPACKET_ALIGNMENT
+        need = (lib.NR_RX_TPACKET3_HDRLEN + mtu + _L2_HLEN + align - 1) // align * align
+        return min(max(need, _DEFAULT_FRAME_SIZE), block_size)
+
+    def __init__(self, ifname, *, netns=None, block_size=_DEFAULT_BLOCK_SIZE, block_count=32,
+                 frame_size=_DEFAULT_FRAME_SIZE, block_timeout_ms=10, promiscuous=False, ignore_outgoing=False,
+                 fanout=None, bpf_filter=None, busy_poll_us=0, protocol=None):
         check_int("block_size", block_size, PAGE_SIZE, 1 << 24, ", a power of two")
         if block_size & (block_size - 1) or block_size % PAGE_SIZE:
             raise ConfigurationError("block_size=%d must be a power of two and a multiple of the page size (%d)"
@@ -364,55 +391,48 @@ class Capture:
         fan = None if fanout is None else Fanout.coerce(fanout)
         prog = None if bpf_filter is None else cbpf.parse(bpf_filter)
 
-        self.ifname = ifname
         self.block_size = block_size
         self.block_count = block_count
         self.frame_size = frame_size
         self.block_timeout_ms = block_timeout_ms
         self.fanout = fan
-        self._sock = None
-        self._mm = None
-        self._ro = None
-        self._base = None
+        self._rx = None
         self._block_ptrs = ()
         self._held = {}
         self._idx = 0
         self._pending = deque()
         self._cum = [0, 0, 0]
         self._closer_thread = None
-        # Every C call that touches the ring or the socket runs inside this guard (see close()).
-        self._guard = RingGuard("Capture on %s" % ifname)
-
-        sock, self.ifindex, self.netns = open_packet_socket(ifname, netns, "capture")
-        self._sock = sock
-        self._fd = sock.fileno()
+        # Every C call that touches the ring or the socket runs inside self._guard (see close()).
+        self._open_ring_socket(ifname, netns)
         try:
-            fd = sock.fileno()
+            fd = self._fd
             where = dict(ifname=ifname, netns=self.netns)
             if prog is not None:
                 flat = ffi.new("uint32_t[]", [x for ins in prog for x in ins])
                 rc = lib.nr_rx_attach_filter(fd, flat, len(prog))
                 if rc < 0:
-                    if rc == -22:
+                    if rc == -errno.EINVAL:
                         raise ConfigurationError("bpf_filter was rejected by the kernel verifier (EINVAL); check "
                                                  "the program (e.g. regenerate it with `tcpdump -dd`)",
                                                  field="bpf_filter", value=len(prog))
                     raise_errno(rc, "attaching the classic BPF filter", **where)
             if ignore_outgoing:
-                self._setsockopt(lib.NR_RX_SOL_PACKET, lib.NR_RX_PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING")
+                self._setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_RX_PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING")
             rc = lib.nr_rx_setup(fd, block_size, block_count, frame_size, block_timeout_ms)
             if rc < 0:
-                if rc == -22:
+                if rc == -errno.EINVAL:
                     raise ConfigurationError(
                         "the kernel rejected the ring geometry block_size=%d block_count=%d frame_size=%d (EINVAL)"
                         % (block_size, block_count, frame_size), field="block_size", value=block_size)
-                if rc == -12:
+                if rc == -errno.ENOMEM:
                     raise NetringError("the kernel could not allocate a %d-byte RX ring (ENOMEM); use smaller "
                                        "block_size/block_count" % (block_size * block_count))
                 raise_errno(rc, "setting up the TPACKET_V3 RX ring", **where)
-            self._map()
+            self._rx = self._map(block_size * block_count, readonly=True)
+            self._rearm_pointers()
             # Bind last: only now does the socket start receiving, into a ring that is ready.
-            rc = lib.nr_rx_bind(fd, self.ifindex, proto)
+            rc = lib.nr_sock_bind_packet(fd, self.ifindex, proto)
             if rc < 0:
                 raise_errno(rc, "binding the capture socket to %s" % ifname, **where)
             if promiscuous:
@@ -420,9 +440,9 @@ class Capture:
                 if rc < 0:
                     raise_errno(rc, "enabling promiscuous mode on %s" % ifname, **where)
             if fan is not None:
-                self._setsockopt(lib.NR_RX_SOL_PACKET, lib.NR_RX_PACKET_FANOUT, fan.sockopt(), "PACKET_FANOUT")
+                self._setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_RX_PACKET_FANOUT, fan.sockopt(), "PACKET_FANOUT")
             if busy_poll_us:
-                self._setsockopt(lib.NR_RX_SOL_SOCKET, lib.NR_RX_SO_BUSY_POLL, busy_poll_us, "SO_BUSY_POLL")
+                self._setsockopt(lib.NR_SOCK_SOL_SOCKET, lib.NR_RX_SO_BUSY_POLL, busy_poll_us, "SO_BUSY_POLL")
         except BaseException:
             self._teardown()
             raise
@@ -432,42 +452,24 @@ class Capture:
         try:
             self._sock.setsockopt(level, opt, value)
         except OSError as exc:
-            from .errors import from_oserror
             raise from_oserror(exc, "setsockopt(%s=%d) on %s" % (name, value, self.ifname), ifname=self.ifname,
                                netns=self.netns, capability="CAP_NET_ADMIN") from None
 
-    def _map(self):
-        size = self.block_size * self.block_count
-        if self._mm is None:
-            # Python's mmap dups the fd: until this mapping is closed the socket (and its ring) stays open.
-            self._mm = mmap.mmap(self._sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self._ro = memoryview(self._mm).toreadonly()
-        self._base = ffi.from_buffer("uint8_t[]", self._mm)
-        self._block_ptrs = tuple(self._base + i * self.block_size for i in range(self.block_count))
-
-    def _unmap(self):
-        """Drop our own references, then unmap; on live foreign views re-arm and raise ViewsAliveError."""
-        if self._mm is None:
-            return
+    def _drop_pointers(self):
         self._block_ptrs = ()
-        base, ro, self._base, self._ro = self._base, self._ro, None, None
-        if not unmap_ring(self._mm, base, ro):
-            self._map()
-            raise ViewsAliveError(
-                "cannot close the capture on %s: views into its ring are still alive (slices or memoryviews "
-                "derived from pkt.data); delete them or copy with bytes() first, then close again" % self.ifname)
-        self._mm = None
 
-    def _teardown(self):
-        # Order matters: unmap before closing the socket. The mapping holds a dup of the socket fd,
-        # so closing the socket first would not free the ring; and no pointer into the ring may
-        # outlive the mapping.
-        try:
-            self._unmap()
-        finally:
-            if self._mm is None and self._sock is not None:
-                self._sock.close()
-                self._sock = None
+    def _rearm_pointers(self):
+        base = self._rx.ptr
+        self._block_ptrs = tuple(base + i * self.block_size for i in range(self.block_count))
+
+    def _views_alive_error(self):
+        return ViewsAliveError(
+            "cannot close the capture on %s: views into its ring are still alive (slices or memoryviews "
+            "derived from pkt.data); delete them or copy with bytes() first, then close again" % self.ifname)
+
+    def _repr_ring(self):
+        return "ring=%dx%d B%s" % (self.block_count, self.block_size, "" if self.fanout is None
+                                   else " fanout=%s/%d" % (self.fanout.mode, self.fanout.group_id))
 
     def close(self):
         """Return outstanding batches, unmap the ring, close the socket (idempotent, thread-safe).
@@ -479,7 +481,7 @@ class Capture:
         Raises :class:`ViewsAliveError` — and stays open — while views derived from packets
         are alive; nothing is unmapped under them.
         """
-        self._guard.run_close(self._do_close)
+        super().close()
 
     def _do_close(self):
         # Runs with the guard closing and nothing in flight: no other thread touches the ring now.
@@ -495,29 +497,6 @@ class Capture:
         finally:
             self._closer_thread = None
         self._pending.clear()
-
-    @property
-    def closed(self):
-        """True once :meth:`close` succeeded."""
-        guard = getattr(self, "_guard", None)  # absent when __init__ failed early
-        return guard is not None and guard.closed
-
-    def fileno(self):
-        """The socket fd (for selectors/asyncio: readable when a block is ready)."""
-        self._guard.check_open()
-        return self._fd
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return "<Capture %s%s ring=%dx%d B%s%s>" % (
-            self.ifname, "" if self.netns is None else " netns=%s" % self.netns, self.block_count, self.block_size,
-            "" if self.fanout is None else " fanout=%s/%d" % (self.fanout.mode, self.fanout.group_id),
-            " closed" if self.closed else "")
 
     # -- receiving ------------------------------------------------------------------------------
     def _return_block(self, batch):
@@ -624,8 +603,6 @@ class Capture:
 
         Before the first frame only ``timeout`` applies. Returns the checker.
         """
-        from .check import SeqChecker
-
         if not isinstance(checker, SeqChecker):
             raise ConfigurationError("checker must be a netring.SeqChecker, not %r" % (checker,), field="checker",
                                      value=type(checker).__name__)

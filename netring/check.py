@@ -9,12 +9,13 @@ drives the C implementation (``csrc/stampc.c``):
 - :func:`prepare_templates` / :func:`stamp_frame` expose the exact per-frame code that
   :meth:`netring.Injector.send_stream` runs in the TX ring (stamp + RFC 1624 checksum patch).
 """
+import errno
 from collections import namedtuple
 
 from . import stamp as _stamp
 from ._core import ffi, lib
 from ._ring import byte_view
-from .errors import ConfigurationError
+from .errors import ConfigurationError, FrameTooLargeError
 
 __all__ = ["SeqChecker", "StreamCounts", "stamp_frame", "prepare_templates", "locate", "payload_hash"]
 
@@ -33,7 +34,8 @@ class StreamCounts(namedtuple("StreamCounts", "expected delivered lost duplicate
 def locate(frame):
     """C version of :func:`netring.stamp.locate` (offset of the stamp, or -1)."""
     v = byte_view("frame", frame)
-    return lib.nr_st_locate(ffi.from_buffer(v), len(v))
+    off = lib.nr_st_locate(ffi.from_buffer(v), len(v))
+    return -1 if off == -errno.ENOENT else off  # -1: stamp.locate's "no room for a stamp"
 
 
 def payload_hash(payload):
@@ -83,8 +85,6 @@ def prepare_templates(templates, csum_offsets=None, capacity=None):
     start) to patch incrementally, or -1/None for "do not touch". ``capacity``: largest frame
     allowed (FrameTooLargeError beyond).
     """
-    from .errors import FrameTooLargeError
-
     if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0):
         raise ConfigurationError("capacity must be a non-negative int or None, not %r" % (capacity,), field="capacity",
                                  value=capacity)
@@ -215,16 +215,13 @@ class SeqChecker:
         Returns the number of packets walked (outgoing ones included). A batch that was returned,
         or whose capture was closed (even by another thread, mid-call), raises a NetringError.
         """
-        from .capture import PacketBatch
-
-        if not isinstance(batch, PacketBatch):
+        raw_block = getattr(batch, "raw_block", None)  # PacketBatch's public accessor (capture imports us)
+        if not callable(raw_block):
             raise ConfigurationError("feed() takes a PacketBatch from Capture.next_batch(), not %r; use "
                                      "feed_bytes() for single frames" % (type(batch).__name__,), field="batch",
                                      value=type(batch).__name__)
-        cap = batch._capture
-        with cap._guard:  # the capture cannot unmap the block while C reads it
-            batch._check()
-            return lib.nr_st_check_block(self._c, batch._ptr, cap.block_size)
+        with raw_block() as (ptr, size):  # the capture cannot return the block or unmap it while C reads it
+            return lib.nr_st_check_block(self._c, ptr, size)
 
     def feed_bytes(self, frame):
         """Check one frame given as bytes-like (tests, or frames from :meth:`Capture.recv`)."""

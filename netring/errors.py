@@ -18,6 +18,7 @@ __all__ = [
     "UnsupportedError",
     "ResourceBusyError",
     "ScenarioError",
+    "ViewsAliveError",
     "from_oserror",
 ]
 
@@ -83,9 +84,23 @@ class ResourceBusyError(NetringError):
     """A kernel resource is already taken (e.g. an XDP program is attached); the message says how to proceed."""
 
 
+class ViewsAliveError(NetringError, BufferError):
+    """Memory of a ring is still referenced by a view, so it cannot be returned or unmapped.
+
+    Raised by :meth:`netring.PacketBatch.release` when a handed-out view is exported (e.g. a
+    NumPy array made over ``pkt.data``), by ``close()`` of a ring socket while a view derived
+    from its ring is alive, and by :class:`netring.TxSlot` while ``slot.data`` is exported.
+    Drop (or ``release()``) those views and retry.
+    """
+
+
 class ScenarioError(NetringError):
     """A scenario (YAML or Python) is invalid or failed to run; the message locates the problem."""
 
+
+#: The kernel's internal ENOTSUPP (include/linux/errno.h; no libc name): some drivers' XDP paths leak it
+#: out of bpf(2) and netlink where EOPNOTSUPP was meant.
+ENOTSUPP = 524
 
 _CAPS = {
     "socket": "CAP_NET_RAW",

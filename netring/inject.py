@@ -13,17 +13,16 @@ Slot order is strict: the kernel transmits slots in ring order and stops at the 
 that is not requested, so at most one :meth:`Injector.allocate` slot may be open at a time.
 """
 import array
+import errno
 import fcntl
-import mmap
 import struct
 import time
 
 from ._core import ffi, lib
-from ._ring import (PAGE_SIZE, NotBytesError, RingGuard, byte_view, check_bool, check_int, check_timeout,
-                    open_packet_socket, raise_errno, unmap_ring)
-from .capture import ViewsAliveError
+from ._ring import PAGE_SIZE, NotBytesError, byte_view, check_bool, check_int, check_timeout, raise_errno
 from .check import prepare_templates
-from .errors import ConfigurationError, FrameTooLargeError, NetringError
+from .errors import ConfigurationError, FrameTooLargeError, NetringError, ViewsAliveError, from_oserror
+from .ringsock import RingSocket
 from .stamp import STREAM_ID_MAX
 
 __all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
@@ -31,6 +30,8 @@ __all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
 _SIOCGIFMTU = 0x8921
 _ETH_HLEN = 14
 _VLAN_HLEN = 4
+_DEFAULT_FRAME_SIZE = 2048
+_MAX_FRAME_SIZE = 65536
 _STALL_S = 5.0
 _SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
 # send_batch kicks the kernel every this many frames while filling, so it transmits while we fill
@@ -109,13 +110,14 @@ class TxSlot:
         self.discard()
 
 
-class Injector:
+class Injector(RingSocket):
     """An AF_PACKET TPACKET_V2 TX ring on interface ``ifname`` (inside ``netns`` if given).
 
     Keyword configuration (validated; ConfigurationError names field, value and range):
 
     - ``frame_size`` (bytes per slot; multiple of 16, 128..65536; default 2048). A frame may be
-      up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at most MTU + 18.
+      up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at most MTU + 18;
+      :meth:`frame_size_for_mtu` gives the one a jumbo MTU needs.
     - ``frame_count`` (1..1048576; default 1024 — a 2 MiB ring; rounded up to fill whole ring
       blocks, see ``frame_count`` after construction)
     - ``qdisc_bypass`` (bool: ``PACKET_QDISC_BYPASS``, hand frames straight to the driver)
@@ -123,11 +125,27 @@ class Injector:
 
     Attributes: ``ifname``, ``ifindex``, ``netns`` (the namespace's label or None), ``frame_size``,
     ``frame_count``, ``capacity``, ``mtu``, ``sent_frames``. A context manager; :meth:`close` is
-    idempotent. One thread at a time may send through an Injector.
+    idempotent; :meth:`fileno` is writable when the kernel has a free slot at its head. One
+    thread at a time may send through an Injector.
     """
 
-    def __init__(self, ifname, *, netns=None, frame_size=2048, frame_count=1024, qdisc_bypass=False):
-        check_int("frame_size", frame_size, 128, 65536, ", a multiple of 16")
+    _kind = "Injector"
+    _role = "injector"
+
+    @classmethod
+    def frame_size_for_mtu(cls, mtu):
+        """The ``frame_size`` whose ``capacity`` holds a whole frame of an ``mtu``-byte interface.
+
+        Room for the slot header and MTU + 18 B (Ethernet header and one VLAN tag), rounded up
+        to the ring's 16-byte alignment; never below the default 2048 nor above the 65536 limit
+        (where capacity stays 65504 B). ``Endpoint.injector()`` of the test kit uses it.
+        """
+        check_int("mtu", mtu, 68, 1 << 16)
+        need = (lib.NR_TX_DATA_OFF + mtu + _ETH_HLEN + _VLAN_HLEN + 15) // 16 * 16
+        return min(max(need, _DEFAULT_FRAME_SIZE), _MAX_FRAME_SIZE)
+
+    def __init__(self, ifname, *, netns=None, frame_size=_DEFAULT_FRAME_SIZE, frame_count=1024, qdisc_bypass=False):
+        check_int("frame_size", frame_size, 128, _MAX_FRAME_SIZE, ", a multiple of 16")
         if frame_size % 16:
             raise ConfigurationError("frame_size=%d must be a multiple of 16 (TPACKET_ALIGNMENT)" % frame_size,
                                      field="frame_size", value=frame_size)
@@ -139,46 +157,38 @@ class Injector:
         if block_nr * block_size > 1 << 30:
             raise ConfigurationError("frame_size*frame_count=%d exceeds the ring limit of 1 GiB"
                                      % (block_nr * block_size), field="frame_count", value=frame_count)
-        self.ifname = ifname
         self.frame_size = frame_size
         #: Slots in the ring (``frame_count`` rounded up to whole blocks of ``block_size``).
         self.frame_count = block_nr * fpb
         self.block_size = block_size
         self.qdisc_bypass = qdisc_bypass
-        self._sock = None
-        self._mm = None
-        self._rw = None
-        self._base = None
+        self._tx = None
+        self._ring = None
         self._open_slot = None
         #: Frames handed to the kernel so far, by every send method.
         self.sent_frames = 0
-        # Every C call that touches the ring or the socket runs inside this guard (see close()).
-        self._guard = RingGuard("Injector on %s" % ifname)
-
-        sock, self.ifindex, self.netns = open_packet_socket(ifname, netns, "injector")
-        self._sock = sock
-        self._fd = sock.fileno()
+        # Every C call that touches the ring or the socket runs inside self._guard (see close()).
+        self._open_ring_socket(ifname, netns)
         try:
-            fd = sock.fileno()
+            fd = self._fd
             where = dict(ifname=ifname, netns=self.netns)
             self.mtu = self._mtu()
             if qdisc_bypass:
                 try:
-                    sock.setsockopt(lib.NR_RX_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
+                    self._sock.setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
                 except OSError as exc:
-                    from .errors import from_oserror
                     raise from_oserror(exc, "setsockopt(PACKET_QDISC_BYPASS)", **where) from None
             rc = lib.nr_tx_setup(fd, block_size, block_nr, frame_size, self.frame_count)
             if rc < 0:
-                if rc == -12:
+                if rc == -errno.ENOMEM:
                     raise NetringError("the kernel could not allocate a %d-byte TX ring (ENOMEM); use a smaller "
                                        "frame_count" % (block_nr * block_size))
                 raise_errno(rc, "setting up the TPACKET_V2 TX ring", **where)
             #: Largest frame accepted, in bytes.
             self.capacity = min(frame_size - lib.NR_TX_DATA_OFF, self.mtu + _ETH_HLEN + _VLAN_HLEN)
-            self._map()
+            self._tx = self._map(block_size * block_nr)
             r = self._ring = ffi.new("struct nr_tx_ring *")
-            r.base = self._base
+            r.base = self._tx.ptr
             r.frame_size = frame_size
             r.block_size = block_size
             r.frames_per_block = fpb
@@ -191,8 +201,9 @@ class Injector:
             r.tags = self._tags
             r.gen = 0
             self._err = ffi.new("int32_t *")
+            self._bad = ffi.new("uint32_t *")
             # Protocol 0: the socket transmits but never receives (no copy of every frame queued to it).
-            rc = lib.nr_rx_bind(fd, self.ifindex, 0)
+            rc = lib.nr_sock_bind_packet(fd, self.ifindex, 0)
             if rc < 0:
                 raise_errno(rc, "binding the injector socket to %s" % ifname, **where)
         except BaseException:
@@ -208,32 +219,23 @@ class Injector:
         return struct.unpack_from("16si", res)[1]
 
     # -- set-up / tear-down -------------------------------------------------------------------
-    def _map(self):
-        size = self.block_size * (self.frame_count // (self.block_size // self.frame_size))
-        if self._mm is None:
-            # Python's mmap dups the fd: until this mapping is closed the socket (and its ring) stays open.
-            self._mm = mmap.mmap(self._sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self._rw = memoryview(self._mm)
-        self._base = ffi.from_buffer("uint8_t[]", self._mm)
-        if getattr(self, "_ring", None) is not None:
-            self._ring.base = self._base
+    def _drop_pointers(self):
+        if self._ring is not None:
+            self._ring.base = ffi.NULL
 
-    def _teardown(self):
-        # Order matters: unmap before closing the socket (the mapping holds a dup of the socket
-        # fd, and no pointer into the ring may outlive the mapping).
-        if self._mm is not None:
-            if getattr(self, "_ring", None) is not None:
-                self._ring.base = ffi.NULL
-            base, rw, self._base, self._rw = self._base, self._rw, None, None
-            if not unmap_ring(self._mm, base, rw):
-                self._map()
-                raise ViewsAliveError(
-                    "cannot close the injector on %s: a view into its ring is still alive (a TxSlot.data or a "
-                    "slice of it); send/discard the slot and drop the views, then close again" % self.ifname)
-            self._mm = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+    def _rearm_pointers(self):
+        if self._ring is not None:
+            self._ring.base = self._tx.ptr
+
+    def _views_alive_error(self):
+        return ViewsAliveError(
+            "cannot close the injector on %s: a view into its ring is still alive (a TxSlot.data or a "
+            "slice of it); send/discard the slot and drop the views, then close again" % self.ifname)
+
+    def _repr_ring(self):
+        # capacity is set once the ring exists: a repr of a half-built injector must not fail
+        return "ring=%dx%d B capacity=%d%s" % (self.frame_count, self.frame_size, getattr(self, "capacity", 0),
+                                              " qdisc_bypass" if self.qdisc_bypass else "")
 
     def close(self):
         """Discard an open slot, unmap the ring and close the socket (idempotent, thread-safe).
@@ -243,7 +245,7 @@ class Injector:
         blocked send/wait is woken and raises "Injector on X is closed", and the ring is unmapped
         only once no call is inside it (a paced :meth:`send_stream` returns within ~100 ms).
         """
-        self._guard.run_close(self._do_close)
+        super().close()
 
     def _do_close(self):
         # Runs with the guard closing and nothing in flight: no other thread touches the ring now.
@@ -251,29 +253,6 @@ class Injector:
         if slot is not None:
             slot.discard()
         self._teardown()
-
-    @property
-    def closed(self):
-        """True once :meth:`close` succeeded."""
-        guard = getattr(self, "_guard", None)  # absent when __init__ failed early
-        return guard is not None and guard.closed
-
-    def fileno(self):
-        """The socket fd (writable when the kernel has a free slot at its head)."""
-        self._check()
-        return self._fd
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return "<Injector %s%s ring=%dx%d B capacity=%d%s%s>" % (
-            self.ifname, "" if self.netns is None else " netns=%s" % self.netns, self.frame_count,
-            self.frame_size, getattr(self, "capacity", 0), " qdisc_bypass" if self.qdisc_bypass else "",
-            " closed" if self.closed else "")
 
     def _check(self):
         self._guard.check_open()
@@ -303,14 +282,14 @@ class Injector:
                 return None
             off = lib.nr_tx_slot_offset(r, r.head) + lib.NR_TX_DATA_OFF
             self._tags[r.head] = 0  # the caller writes into this slot: it no longer holds a known template
-            slot = TxSlot(self, self._rw[off:off + length])
+            slot = TxSlot(self, self._tx.view[off:off + length])
             self._open_slot = slot
             return slot
 
     def _kick(self):
         # Call inside the guard.
         rc = lib.nr_tx_kick(self._ring)
-        if rc < 0 and rc not in (-11, -105):  # EAGAIN, ENOBUFS: the slots stay requested; retried later
+        if rc < 0 and rc not in (-errno.EAGAIN, -errno.ENOBUFS):  # the slots stay requested; retried later
             raise_errno(rc, "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
         return rc
 
@@ -379,15 +358,16 @@ class Injector:
         except (TypeError, OverflowError):
             lens = buf = None
         err = self._err
+        bad = self._bad
         r = self._ring
         g = self._guard
         if buf is None:
-            n = lib.NR_TX_BAD_SUM
+            n = -errno.EINVAL
         else:
             with g:
                 n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
-                                   _ETH_HLEN, 1, _KICK_EVERY, err)
-        if n == lib.NR_TX_BAD_SUM:
+                                   _ETH_HLEN, 1, _KICK_EVERY, err, bad)
+        if n == -errno.EINVAL:
             # Some frame's len() is not its byte count (e.g. a memoryview of non-byte items), or is not
             # bytes-like at all (NotBytesError naming it): measure bytes.
             views = [_byte_view(f, i) for i, f in enumerate(frames)]
@@ -395,9 +375,9 @@ class Injector:
             buf = b"".join(views)
             with g:
                 n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
-                                   _ETH_HLEN, 1, _KICK_EVERY, err)
-        if n == lib.NR_TX_BAD_LEN:
-            i = err[0]
+                                   _ETH_HLEN, 1, _KICK_EVERY, err, bad)
+        if n == -errno.EMSGSIZE:
+            i = bad[0]
             self._check_len(lens[i], "frames[%d]" % i)
         cbuf = ffi.from_buffer(buf)
         clens = ffi.from_buffer("uint32_t[]", lens)
@@ -433,7 +413,7 @@ class Injector:
             self._wait_space(deadline)
             with g:
                 n = lib.nr_tx_send(r, cbuf + pos, nbytes - pos, clens + done, total - done, _ETH_HLEN, 0,
-                                   _KICK_EVERY, err)
+                                   _KICK_EVERY, err, bad)
         if strict and done < total:
             raise NetringError("no free TX slot on %s within %s s; the kernel is not draining the ring"
                                % (self.ifname, timeout))

@@ -21,7 +21,7 @@ from . import _netlink
 from ._core import lib
 from .bpf.fd import bpf_error
 from .bpf.objects import Link, Program, program_from_id
-from .errors import (ConfigurationError, InterfaceNotFoundError, NetringError, ResourceBusyError,
+from .errors import (ENOTSUPP, ConfigurationError, InterfaceNotFoundError, NetringError, ResourceBusyError,
                      UnsupportedError, from_oserror)
 from .netns import NetNS, resolve
 
@@ -32,10 +32,6 @@ MODES = ("native", "generic", "auto")
 _FLAGS = {"native": lib.XDP_FLAGS_DRV_MODE, "generic": lib.XDP_FLAGS_SKB_MODE}
 # IFLA_XDP_ATTACHED as pyroute2 decodes it (XDP_ATTACHED_DRV/SKB/HW) -> our mode names.
 _ATTACHED = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}
-
-# include/linux/errno.h: the kernel-internal ENOTSUPP some drivers return for an unsupported XDP
-# mode; it leaks to user space as 524 and Python's errno has no name for it.
-_ENOTSUPP = 524
 
 #: What :func:`query` reports: kernel program ``id``, ``mode`` (native/generic/offload), program ``name`` and ``tag``.
 XdpInfo = collections.namedtuple("XdpInfo", "id mode name tag")
@@ -340,7 +336,7 @@ def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
         if fd >= 0:
             link = Link(fd)
             return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, link), "link", link)
-        if fd in (-errno.EOPNOTSUPP, -_ENOTSUPP) and mode == "native":
+        if fd in (-errno.EOPNOTSUPP, -ENOTSUPP) and mode == "native":
             raise UnsupportedError("%s does not support native XDP (driver has no XDP support); use mode='generic' or 'auto'" % ifname)
         if fd in (-errno.EBUSY, -errno.EEXIST):
             raise ResourceBusyError("attaching XDP to %s failed: %s; an XDP program is already attached — "
@@ -362,7 +358,7 @@ def _netlink_set(ns, ifindex, ifname, fd, flags, action):
             ipr.link("set", index=ifindex, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
     except Exception as exc:
         code = getattr(exc, "code", None)
-        if code in (errno.EOPNOTSUPP, _ENOTSUPP):
+        if code in (errno.EOPNOTSUPP, ENOTSUPP):
             raise UnsupportedError("%s failed: the driver does not support this XDP mode; try mode='generic' or 'auto'"
                                    % action) from None
         if code is None:

@@ -1,29 +1,45 @@
-"""What this process may do: capabilities read from ``/proc/self/status``, kernel version, probes.
+"""What this process may do — the one capability module of the toolkit.
 
-Nothing here guesses from the uid: a root process with capabilities dropped (``setpriv``,
-``capsh``, containers) is reported as it really is.
+Capabilities are read from the effective set in ``/proc/self/status`` (``CapEff``), never guessed
+from the uid: a root process with capabilities dropped (``setpriv``, ``capsh``, containers) is
+reported as it really is. The plugin's header, the ``privileged`` marker, the fixtures' skips, the
+scenario loader (``requires:``) and the runtime checks all ask this module.
+
+Everything here reads facts only (``/proc``, ``uname``, whether the C core imports): it creates
+no namespace, link or socket, so the auto-loaded plugin can call it in every pytest session.
 """
+import functools
 import os
 import platform
+import re
 
-__all__ = ["CAPS", "effective", "missing", "skip_reason", "kernel_version", "probe", "describe", "NEEDED"]
+__all__ = ["CAPABILITIES", "CAPS", "NEEDED", "effective", "has", "missing", "skip_reason", "kernel_version",
+           "kernel_at_least", "core_available", "usable", "describe"]
 
-#: Capability numbers (linux/capability.h) of the ones the toolkit cares about.
-CAPS = {
-    "CAP_NET_BIND_SERVICE": 10,
-    "CAP_NET_ADMIN": 12,
-    "CAP_NET_RAW": 13,
-    "CAP_SYS_ADMIN": 21,
-    "CAP_PERFMON": 38,
-    "CAP_BPF": 39,
+#: Linux capability names and bits (``linux/capability.h``); ``requires.capabilities`` and
+#: ``@pytest.mark.privileged(...)`` accept these.
+CAPABILITIES = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31, "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
 }
+#: Former name of :data:`CAPABILITIES`.
+CAPS = CAPABILITIES
 
 #: What topologies and rings need: links and namespaces (NET_ADMIN, SYS_ADMIN for setns/unshare),
 #: AF_PACKET sockets (NET_RAW).
 NEEDED = ("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_ADMIN")
 
+_STATUS = "/proc/self/status"
 
-def _cap_mask(status_path="/proc/self/status"):
+
+def _cap_mask(status_path=_STATUS):
     try:
         with open(status_path) as f:
             for line in f:
@@ -34,22 +50,35 @@ def _cap_mask(status_path="/proc/self/status"):
     return 0
 
 
-def effective(status_path="/proc/self/status"):
-    """The set of capability names (of :data:`CAPS`) in this process's effective set."""
-    mask = _cap_mask(status_path)
-    return {name for name, bit in CAPS.items() if mask >> bit & 1}
-
-
-def missing(required=NEEDED, status_path="/proc/self/status"):
-    """The capabilities of ``required`` this process lacks, in the given order."""
-    have = effective(status_path)
-    unknown = [c for c in required if c not in CAPS]
+def _check_names(names):
+    unknown = [c for c in names if c not in CAPABILITIES]
     if unknown:
-        raise ValueError("unknown capability %s; known: %s" % (unknown[0], ", ".join(sorted(CAPS))))
+        raise ValueError("unknown capability %s; known: %s" % (unknown[0], ", ".join(sorted(CAPABILITIES))))
+
+
+def effective(status_path=_STATUS):
+    """The set of capability names (of :data:`CAPABILITIES`) in this process's effective set."""
+    mask = _cap_mask(status_path)
+    return {name for name, bit in CAPABILITIES.items() if mask >> bit & 1}
+
+
+def has(name, status_path=_STATUS):
+    """True when capability ``name`` (e.g. ``"CAP_BPF"``) is in this process's effective set."""
+    _check_names([name])
+    return bool(_cap_mask(status_path) >> CAPABILITIES[name] & 1)
+
+
+def missing(required=NEEDED, status_path=_STATUS):
+    """The capabilities of ``required`` this process lacks, in the given order.
+
+    Raises ``ValueError`` naming the known capabilities for a name that is none of them.
+    """
+    _check_names(required)
+    have = effective(status_path)
     return [c for c in required if c not in have]
 
 
-def skip_reason(required=NEEDED, status_path="/proc/self/status"):
+def skip_reason(required=NEEDED, status_path=_STATUS):
     """A skip message naming what is missing (``None`` when nothing is)."""
     lack = missing(required, status_path)
     if not lack:
@@ -60,71 +89,55 @@ def skip_reason(required=NEEDED, status_path="/proc/self/status"):
                ",".join(c.lower() for c in lack)))
 
 
-def kernel_version():
-    """``(major, minor, patch)`` of the running kernel, e.g. ``(6, 1, 0)``."""
-    rel = platform.release()
-    nums = []
-    for part in rel.replace("-", ".").split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        nums.append(int(digits) if digits else 0)
-    while len(nums) < 3:
-        nums.append(0)
-    return tuple(nums)
+def kernel_version(release=None):
+    """``(major, minor, patch)`` of the running kernel (or of ``release``), e.g. ``(6, 1, 0)``."""
+    nums = [int(x) for x in re.findall(r"\d+", release or platform.release())[:3]]
+    return tuple(nums + [0] * (3 - len(nums)))
 
 
-_probe_cache = {}
+def kernel_at_least(version, release=None):
+    """True when the kernel is at least ``version`` (a tuple like ``(5, 18)`` or text like ``"5.18"``)."""
+    if isinstance(version, str):
+        version = kernel_version(version)
+    want = tuple(version)
+    have = kernel_version() if release is None else kernel_version(release)
+    return have[:len(want)] >= want
 
 
-def probe():
-    """Try what the toolkit needs, once per process; a dict name → ``"yes"`` or the reason it is not usable.
-
-    Keys: ``topology`` (namespaces + veth + bridge), ``rings`` (``netring.Capture``/``Injector``
-    importable and CAP_NET_RAW), ``xdp`` (CAP_BPF or CAP_SYS_ADMIN).
-    """
-    if _probe_cache:
-        return dict(_probe_cache)
-    out = {}
-    lack = missing()
-    if lack:
-        out["topology"] = "no (missing %s)" % ", ".join(lack)
-    else:
-        try:
-            from .topology import Topology
-
-            spec = {"nodes": ["a", "b"], "links": [{"endpoints": ["a:p0", "b:p0"]}],
-                    "bridges": [{"name": "b:br0", "ports": ["b:p0"]}]}
-            with Topology(spec):
-                pass
-            out["topology"] = "yes"
-        except Exception as exc:  # report, don't fail the session header
-            out["topology"] = "no (%s)" % exc
+@functools.lru_cache(maxsize=None)
+def core_available():
+    """``None`` when netring's C core (``netring._core``) imports, else the reason it does not."""
     try:
-        import netring
+        import netring._core  # noqa: F401
+    except ImportError as exc:
+        return "netring's C core does not import (%s); reinstall netring (ci/setup)" % exc
+    return None
 
-        have_rings = hasattr(netring, "Capture") and hasattr(netring, "Injector")
-    except Exception as exc:
-        have_rings, why = False, str(exc)
-    else:
-        why = "netring.Capture/Injector not in this build"
-    if not have_rings:
-        out["rings"] = "no (%s)" % why
-    elif "CAP_NET_RAW" not in effective():
-        out["rings"] = "no (missing CAP_NET_RAW)"
-    else:
-        out["rings"] = "yes"
+
+def usable():
+    """What the toolkit can do here, from facts only: name → ``"yes"`` or ``"no (why)"``.
+
+    Keys: ``topology`` (namespaces + veth: CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN), ``rings``
+    (the C core imports and CAP_NET_RAW), ``xdp`` (CAP_NET_ADMIN and CAP_BPF or CAP_SYS_ADMIN).
+    Nothing is tried: a fixture that builds a topology reports what really fails, where it fails.
+    """
     caps = effective()
-    out["xdp"] = "yes" if ("CAP_BPF" in caps or "CAP_SYS_ADMIN" in caps) and "CAP_NET_ADMIN" in caps \
-        else "no (missing CAP_BPF/CAP_NET_ADMIN)"
-    _probe_cache.update(out)
-    return dict(out)
+    lack = [c for c in NEEDED if c not in caps]
+    out = {"topology": "no (missing %s)" % ", ".join(lack) if lack else "yes"}
+    core = core_available()
+    out["rings"] = ("no (%s)" % core if core else
+                    "yes" if "CAP_NET_RAW" in caps else "no (missing CAP_NET_RAW)")
+    out["xdp"] = ("yes" if ("CAP_BPF" in caps or "CAP_SYS_ADMIN" in caps) and "CAP_NET_ADMIN" in caps
+                  else "no (missing CAP_BPF/CAP_NET_ADMIN)")
+    return out
 
 
 def describe():
-    """The lines the plugin puts into pytest's report header."""
+    """The lines the plugin puts into pytest's report header (facts only; creates nothing)."""
     caps = effective()
     shown = ("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_ADMIN", "CAP_BPF")
     return [
         "netring: kernel %s, capabilities %s" % (
             platform.release(), " ".join("%s%s" % (c, "+" if c in caps else "-") for c in shown)),
-        "netring: usable: %s" % ", ".join("%s %s" % kv for kv in probe().items()),
+        "netring: usable: %s" % ", ".join("%s %s" % kv for kv in usable().items()),
     ]

@@ -20,12 +20,17 @@ Everything these create is torn down after the test (also on failure and Ctrl-C)
 ``--netring-keep`` namespaces are named ``nrt-<pid>-<serial>-<node>`` and those of failed tests stay
 for ``ip netns exec`` debugging — the summary prints how to enter them.
 
-Reaper: at session start (as root), kept ``nrt-<pid>-…`` namespaces are removed once their
-creating process has exited **and** they are older than ``netring_reap_after`` (ini, default
-``24h``; age = mtime of the ``/run/netns`` bind mount, i.e. when the namespace was created).
+Reaper: when a session first uses the toolkit (a netring fixture or a YAML scenario item; as
+root), kept ``nrt-<pid>-…`` namespaces are removed once their creating process has exited
+**and** they are older than ``netring_reap_after`` (ini, default ``24h``; age = mtime of the
+``/run/netns`` bind mount, i.e. when the namespace was created); the terminal summary lists them.
 So a namespace someone is still debugging on a shared machine survives other sessions for a
 day; ``ip netns del NAME`` removes it sooner, ``netring_reap_after = 0`` restores "as soon as
 the creator exited", ``--netring-no-reap`` / ``netring_reap = false`` turn the reaper off.
+
+The plugin is auto-loaded in every pytest session of an environment where netring is installed,
+so until a test asks for it, it costs nothing and creates nothing: importing it loads neither
+pyroute2 nor the C core, and the report header reads facts only (:mod:`netring_testkit.caps`).
 """
 import errno
 import os
@@ -37,12 +42,28 @@ import ctypes.util
 import pytest
 
 from . import caps as _caps
-from .topology import NAME_PREFIX, Topology, namespace_name
 
-__all__ = ["NetringFactory", "get_factory", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
+__all__ = ["NetringFactory", "get_factory", "require", "skip_unmet", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
 
 _KEPT_SECTION = "netring: kept namespaces"
-_NAME_RE = re.compile(r"^%s(\d+)-" % re.escape(NAME_PREFIX))
+_PRIVILEGE_GAP = pytest.StashKey()
+_REQUIRE_ENV = "NETRING_REQUIRE_PRIVILEGES"
+
+
+
+
+def skip_unmet(reason):
+    """Skip the running test or scenario because ``reason`` (a capability, kernel feature or command
+    it names) is missing here; reported at the test's own location.
+
+    An ordinary skip — except under ``--netring-require-privileges`` (ini ``netring_require_privileges``,
+    env ``NETRING_REQUIRE_PRIVILEGES=1``), where it becomes an error naming what is missing, so a CI job
+    without privileges cannot go green proving nothing.
+    """
+    exc = pytest.skip.Exception(reason, _use_item_location=True)
+    exc.netring_unmet = True   # pytest prints subclasses of its Skipped with their class name: mark instead
+    raise exc
+_FACTORY = pytest.StashKey()
 
 #: Default of the ``netring_reap_after`` ini option.
 DEFAULT_REAP_AFTER = "24h"
@@ -98,6 +119,9 @@ def reap(run_dir="/run/netns", max_age=parse_age(DEFAULT_REAP_AFTER), now=None):
     machine possibly another user) are left alone. Returns the names removed. Errors on
     single entries are skipped (another reaper may race us).
     """
+    from .topology import NAME_PREFIX
+
+    name_re = re.compile(r"^%s(\d+)-" % re.escape(NAME_PREFIX))
     removed = []
     now = time.time() if now is None else now
     try:
@@ -105,7 +129,7 @@ def reap(run_dir="/run/netns", max_age=parse_age(DEFAULT_REAP_AFTER), now=None):
     except OSError:
         return removed
     for name in names:
-        m = _NAME_RE.match(name)
+        m = name_re.match(name)
         if not m or _pid_alive(int(m.group(1))):
             continue
         path = os.path.join(run_dir, name)
@@ -127,16 +151,34 @@ class NetringFactory:
 
     ``keep`` is the ``--netring-keep`` setting: objects it makes then have named namespaces.
     :attr:`kept` accumulates the names of namespaces kept for debugging in this session.
+    ``reap_after`` (seconds, or None for no reaping) is applied by :meth:`prepare`.
     """
 
-    def __init__(self, keep=False):
+    def __init__(self, keep=False, reap_after=None):
         self.keep = keep
+        self.reap_after = reap_after
         #: Names of namespaces left in place for debugging in this session.
         self.kept = []
+        #: Names of earlier sessions' namespaces the reaper removed (None until it ran).
+        self.reaped = None
         self._pending = []
+
+    def prepare(self):
+        """Called by every fixture and scenario item before it builds anything: why the toolkit cannot
+        build topologies here (a skip reason naming the capability), or None — and then, once per
+        session, the reaper runs (if enabled and with CAP_SYS_ADMIN). So a session that uses
+        nothing of the toolkit reaps nothing."""
+        reason = _caps.skip_reason()
+        if reason:
+            return reason
+        if self.reaped is None:
+            self.reaped = reap(max_age=self.reap_after) if self.reap_after is not None else []
+        return None
 
     def topology(self, spec):
         """A built :class:`Topology` (``keep`` as configured); close it, or use it with ``with``."""
+        from .topology import Topology
+
         return Topology(spec, keep=self.keep).build()
 
     def veth_pair(self, **link):
@@ -146,6 +188,8 @@ class NetringFactory:
     def netns(self):
         """A fresh namespace (named ``nrt-…`` when ``keep``); close/delete it yourself."""
         from netring.netns import NetNS
+
+        from .topology import namespace_name
 
         return NetNS.create(name=namespace_name("ns") if self.keep else None)
 
@@ -163,7 +207,7 @@ class NetringFactory:
 
 def get_factory(config):
     """The session's :class:`NetringFactory` for ``config`` (what the ``netring_factory`` fixture returns)."""
-    return config._netring_factory
+    return config.stash[_FACTORY]
 
 
 def veth_pair_spec(**link):
@@ -185,6 +229,11 @@ def pytest_addoption(parser):
     group.addoption("--netring-no-reap", action="store_true", default=None,
                     help="do not remove nrt-* namespaces left by earlier --netring-keep runs at session start "
                          "(by default those of exited processes older than netring_reap_after are removed)")
+    group.addoption("--netring-require-privileges", action="store_true", default=None,
+                    help="a test or scenario that would skip for a missing capability, kernel feature or "
+                         "command errors instead, naming it (also env %s=1)" % _REQUIRE_ENV)
+    parser.addini("netring_require_privileges", type="bool", default=False,
+                  help="like --netring-require-privileges (default: false)")
     parser.addini("netring_keep", type="bool", default=False,
                   help="like --netring-keep (default: false)")
     parser.addini("netring_reap", type="bool", default=True,
@@ -208,36 +257,23 @@ def pytest_configure(config):
                    "skipped naming the missing capability otherwise")
     config.addinivalue_line(
         "markers", "veth_pair(**link): link options for the veth_pair fixture (mtu=, gro=, queues=, ipv4=, ipv6=)")
-    config._netring_factory = NetringFactory(keep=bool(_opt(config, "--netring-keep", "netring_keep")))
     try:
-        config._netring_reap_after = parse_age(config.getini("netring_reap_after"))
+        reap_after = parse_age(config.getini("netring_reap_after"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    no_reap = config.getoption("--netring-no-reap")
+    if no_reap or (no_reap is None and not config.getini("netring_reap")) or _caps.missing(("CAP_SYS_ADMIN",)):
+        reap_after = None
+    config.stash[_FACTORY] = NetringFactory(keep=bool(_opt(config, "--netring-keep", "netring_keep")),
+                                            reap_after=reap_after)
     config.pluginmanager.register(_KeptSummary(), "netring-kept-summary")
 
 
-def pytest_sessionstart(session):
-    """Reap leftovers of earlier ``--netring-keep`` runs: creating pid gone and older than ``netring_reap_after``."""
-    config = session.config
-    no_reap = config.getoption("--netring-no-reap")
-    if no_reap or (no_reap is None and not config.getini("netring_reap")):
-        return
-    if _caps.missing(("CAP_SYS_ADMIN",)):
-        return
-    config._netring_reaped = reap(max_age=config._netring_reap_after)
-
-
 def pytest_report_header(config):
-    """Kernel, capabilities, what is usable, keep mode."""
+    """Kernel, capabilities, what is usable (facts only: nothing is created), keep mode."""
     lines = _caps.describe()
-    extra = []
-    if config._netring_factory.keep:
-        extra.append("keep: namespaces of failed tests stay (nrt-%d-…)" % os.getpid())
-    reaped = getattr(config, "_netring_reaped", None)
-    if reaped:
-        extra.append("reaped %d leftover namespace(s): %s" % (len(reaped), " ".join(reaped)))
-    if extra:
-        lines.append("netring: " + "; ".join(extra))
+    if get_factory(config).keep:
+        lines.append("netring: keep: namespaces of failed tests stay (nrt-%d-…)" % os.getpid())
     return lines
 
 
@@ -248,28 +284,58 @@ def pytest_collection_modifyitems(config, items):
     skip is reported at the test's own location.
     """
     for item in items:
-        needed = list(_caps.NEEDED)
-        marked = False
-        for mark in item.iter_markers("privileged"):
-            marked = True
-            needed.extend(c for c in mark.args if c not in needed)
-        if marked:
+        marks = list(item.iter_markers("privileged"))
+        if marks:
             try:
-                reason = _caps.skip_reason(tuple(needed))
+                reason = _privilege_gap([c for mark in marks for c in mark.args])
             except ValueError as exc:
                 raise pytest.UsageError("%s: @pytest.mark.privileged: %s" % (item.nodeid, exc)) from None
             if reason:
-                item.add_marker(pytest.mark.skip(reason=reason))
+                item.stash[_PRIVILEGE_GAP] = reason
 
 
-@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """Skip a ``privileged`` test that lacks a capability (decided at collection), before its fixtures run."""
+    reason = item.stash.get(_PRIVILEGE_GAP, None)
+    if reason:
+        skip_unmet(reason)
+
+
+def _privilege_gap(extra=()):
+    """The skip reason of ``@pytest.mark.privileged(*extra)`` / :func:`require`, or None."""
+    return _caps.skip_reason(tuple(dict.fromkeys(_caps.NEEDED + tuple(extra))))
+
+
+def require(*capabilities):
+    """Skip the running test unless this process has what ``@pytest.mark.privileged(*capabilities)``
+    asks for (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN plus ``capabilities``), naming what is missing.
+
+    The same rule as the marker, for fixtures and helpers (a fixture cannot carry a marker)."""
+    reason = _privilege_gap(capabilities)
+    if reason:
+        skip_unmet(reason)
+
+
+def requires_privileges(config):
+    """True when ``--netring-require-privileges`` (or its ini/env forms) turns unmet requirements into errors."""
+    if config.getoption("--netring-require-privileges"):
+        return True
+    if os.environ.get(_REQUIRE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    return bool(config.getini("netring_require_privileges"))
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)   # innermost: other wrappers see the final outcome
 def pytest_runtest_makereport(item, call):
-    """Attach "how to enter" hints for namespaces kept during this phase to the report."""
+    """Turn unmet requirements into errors under ``--netring-require-privileges``; attach "how to enter" hints for namespaces kept during this phase to the report."""
     outcome = yield
-    factory = getattr(item.config, "_netring_factory", None)
-    if factory is None:
-        return
-    hints = factory._take_pending()
+    if call.excinfo is not None and getattr(call.excinfo.value, "netring_unmet", False) \
+            and requires_privileges(item.config):
+        rep = outcome.get_result()
+        rep.outcome = "failed"
+        rep.longrepr = ("netring: --netring-require-privileges: this test would have been skipped: %s"
+                        % call.excinfo.value.msg)
+    hints = get_factory(item.config)._take_pending()
     if hints:
         outcome.get_result().sections.append((_KEPT_SECTION, "\n".join(hints)))
 
@@ -286,9 +352,13 @@ class _KeptSummary:
                 self.hints.append(text)
 
     def pytest_terminal_summary(self, terminalreporter):
+        tr = terminalreporter
+        reaped = get_factory(tr.config).reaped
+        if reaped:
+            tr.write_line("netring: reaped %d leftover namespace(s): %s (kept by earlier --netring-keep sessions)"
+                          % (len(reaped), " ".join(reaped)))
         if not self.hints:
             return
-        tr = terminalreporter
         tr.section("netring: namespaces kept for debugging")
         for text in self.hints:
             tr.write_line(text)
@@ -299,10 +369,10 @@ class _KeptSummary:
 # --------------------------------------------------------------------------------------------
 # Fixtures
 # --------------------------------------------------------------------------------------------
-def _require():
-    reason = _caps.skip_reason()
+def _require(factory):
+    reason = factory.prepare()
     if reason:
-        pytest.skip(reason)
+        skip_unmet(reason)
 
 
 def _finish(request, factory, topo, failed_before):
@@ -315,13 +385,13 @@ def _finish(request, factory, topo, failed_before):
 @pytest.fixture(scope="session")
 def netring_factory(request):
     """The session's :class:`NetringFactory` (honours ``--netring-keep``) for fixtures of any scope."""
-    return request.config._netring_factory
+    return get_factory(request.config)
 
 
 @pytest.fixture
 def netns(request, netring_factory):
     """Factory: ``netns()`` → a fresh, empty network namespace (lo up), removed after the test."""
-    _require()
+    _require(netring_factory)
     made = []
     before = request.session.testsfailed
 
@@ -347,7 +417,7 @@ def veth_pair(request, netring_factory):
     ``a`` is 198.18.0.1/24 and 2001:2::1/64, ``b`` is 198.18.0.2/24 and 2001:2::2/64, both
     ``eth0``, MTU 1500. Options: ``@pytest.mark.veth_pair(mtu=..., gro=..., queues=..., ...)``.
     """
-    _require()
+    _require(netring_factory)
     link = {}
     for mark in reversed(list(request.node.iter_markers("veth_pair"))):
         link.update(mark.kwargs)
@@ -362,9 +432,11 @@ def veth_pair(request, netring_factory):
 @pytest.fixture
 def topology(request, netring_factory):
     """Factory: ``topology(spec)`` → a built Topology (``topo["tx:eth0"]`` → Endpoint), torn down after the test."""
-    _require()
+    _require(netring_factory)
     made = []
     before = request.session.testsfailed
+
+    from .topology import Topology
 
     def make(spec):
         topo = Topology(spec, keep=netring_factory.keep)

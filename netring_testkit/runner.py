@@ -392,17 +392,15 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
         # Closing the topology last: namespaces go only after XDP, captures and injectors.
         def close_topology():
             topo.close(failed=failed)
-            kept = list(getattr(topo, "kept", None) or [])
-            if kept:
-                result.kept = kept
-                result.kept_hint = topo.enter_hint() if hasattr(topo, "enter_hint") else ""
+            if topo.kept:
+                result.kept = list(topo.kept)
+                result.kept_hint = topo.enter_hint()
 
-        if hasattr(topo, "build"):
-            topo.build()
+        topo.build()
         stack.callback(close_topology)
         stack.callback(stop.set)
 
-        from .scenario import check_runtime_requires
+        from .scenario.requires import check_runtime_requires
 
         reason = check_runtime_requires(scenario, topo, features=_features)
         if reason:

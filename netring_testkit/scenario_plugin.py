@@ -38,11 +38,15 @@ import pytest
 
 from netring.errors import NetringError
 
-from . import scenario as _scenario
+from .plugin import get_factory, skip_unmet
+
+# ``scenario`` (YAML, JSON Schema) is imported only when a YAML file is met: this module is loaded
+# in every pytest session of the environment.
 
 __all__ = ["ScenarioFile", "ScenarioItem", "ScenarioFailed"]
 
-_NEEDED_CAPS = ("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_ADMIN")
+#: Its session factory (``--netring-keep``, the reaper) comes with the plugin module.
+pytest_plugins = ["netring_testkit.plugin"]
 
 
 def pytest_addoption(parser):
@@ -68,6 +72,8 @@ def pytest_collect_file(file_path, parent):
     directory with only ``scenarios:`` (plus ``x-*``/``.*`` keys) at the top level."""
     if file_path.suffix not in (".yaml", ".yml"):
         return None
+    from . import scenario as _scenario
+
     if _scenario.is_scenario_file(file_path, explicit=parent.session.isinitpath(file_path)):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
@@ -77,6 +83,8 @@ class ScenarioFile(pytest.File):
     """A scenario file; yields one :class:`ScenarioItem` per scenario and matrix combination."""
 
     def collect(self):
+        from . import scenario as _scenario
+
         try:
             scenarios = _scenario.load(self.path, relative_to=os.getcwd())
         except _scenario.ScenarioSpecError as exc:
@@ -98,25 +106,6 @@ class ScenarioFailed(Exception):
         self.result = result
 
 
-def _missing_caps():
-    try:
-        with open("/proc/self/status") as f:
-            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    except (OSError, StopIteration):
-        return [] if os.geteuid() == 0 else list(_NEEDED_CAPS)
-    bits = {"CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21}
-    return [c for c in _NEEDED_CAPS if not eff >> bits[c] & 1]
-
-
-def _skip(reason):
-    """Skip, reported at the scenario's YAML line rather than at this file."""
-    try:
-        exc = pytest.skip.Exception(reason, _use_item_location=True)
-    except TypeError:  # older pytest
-        pytest.skip(reason)
-    raise exc
-
-
 class ScenarioItem(pytest.Item):
     """One runnable scenario (one matrix combination)."""
 
@@ -131,26 +120,23 @@ class ScenarioItem(pytest.Item):
         self.keywords[scenario.name] = True
 
     def setup(self):
-        missing = _missing_caps()
-        if missing:
-            _skip("needs %s to build namespaces and open packet sockets; run as root or grant them"
-                  % ", ".join(missing))
-        reason = _scenario.check_requires(self.scenario)
+        from . import scenario as _scenario
+
+        reason = get_factory(self.config).prepare() or _scenario.check_requires(self.scenario)
         if reason:
-            _skip(reason)
+            skip_unmet(reason)   # reported at the scenario's YAML line
 
     def runtest(self):
         from . import runner
 
         cfg = self.config
-        factory = _factory(cfg)
-        keep = bool(getattr(factory, "keep", False))
+        factory = get_factory(cfg)
         self.result = runner.run(self.scenario, artifacts_dir=cfg.getoption("netring_artifacts"),
-                                 progress=_progress_writer(cfg), keep=keep)
+                                 progress=_progress_writer(cfg), keep=factory.keep)
         r = self.result
         if r.status == "skipped":
-            _skip(r.skip_reason or "a requirement of the scenario is not met")
-        if r.kept and factory is not None and hasattr(factory, "record_kept"):
+            skip_unmet(r.skip_reason or "a requirement of the scenario is not met")
+        if r.kept:
             factory.record_kept(r.kept, r.kept_hint)
         self.user_properties.append(("pps", round(r.pps, 1)))
         self.user_properties.append(("loss", round(r.loss, 6)))
@@ -170,16 +156,6 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, max(0, (self.scenario.line or 1) - 1), "scenario %s" % self.scenario.id
-
-
-def _factory(config):
-    """The testkit plugin's session factory (knows ``--netring-keep``), or None without it."""
-    try:
-        from .plugin import get_factory
-
-        return get_factory(config)
-    except (ImportError, AttributeError):
-        return None
 
 
 def _progress_writer(config):

@@ -8,10 +8,16 @@
 Addresses come from 198.18.0.0/15 and 2001:2::/48. MAC addresses are locally administered
 unicast and never in ``02:4e:52:*`` (the toolkit's own endpoints), so a generated frame is
 *otherhost* at a topology endpoint and does not wake its IP stack.
+
+Needs hypothesis, an optional dependency: ``pip install 'netring[hypothesis]'``.
 """
 import ipaddress
 
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("netring_testkit.strategies needs hypothesis (%s); install it with "
+                      "`pip install 'netring[hypothesis]'`" % exc) from exc
 
 from netring import stamp as _stamp
 

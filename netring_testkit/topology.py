@@ -59,35 +59,27 @@ namespaces together with their links (and any XDP program attached to them).
 import contextlib
 import ctypes
 import fcntl
-import ipaddress
 import itertools
 import os
-import re
 import socket
 import struct
 import threading
 import time
 
 from netring import _netlink
-from netring.errors import ConfigurationError, NetringError, from_oserror
+from netring.errors import NetringError, from_oserror
 from netring.netns import NetNS
 from pyroute2 import IPRoute as _IPRoute
+
+from . import topospec
 
 __all__ = ["Topology", "Endpoint", "parse_spec", "NAME_PREFIX", "namespace_name"]
 
 #: Prefix of every namespace name the toolkit creates (``nrt-<pid>-<serial>-<node>``).
 NAME_PREFIX = "nrt-"
 
-IPV4_POOL = ipaddress.ip_network("198.18.0.0/15")
-IPV6_POOL = ipaddress.ip_network("2001:2::/48")
-
-_NODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_LINK_KEYS = {"endpoints", "mtu", "queues", "gro", "ipv4", "ipv6"}
-_EP_KEYS = {"node", "interface", "mac", "ipv4", "ipv6", "mtu", "queues", "gro"}
-_BRIDGE_KEYS = {"name", "ports", "mtu", "mac", "ipv4", "ipv6"}
-_TOP_KEYS = {"nodes", "links", "bridges"}
+IPV4_POOL = topospec.IPV4_POOL
+IPV6_POOL = topospec.IPV6_POOL
 
 _serial = itertools.count(1)
 _topo_serial = itertools.count(1)
@@ -119,265 +111,24 @@ def namespace_name(node, pid=None, serial=None):
 
 
 # --------------------------------------------------------------------------------------------
-# Spec parsing
+# Spec parsing: the rules are written once, in netring_testkit.topospec (the YAML loader uses them too)
 # --------------------------------------------------------------------------------------------
-class _EpSpec:
-    __slots__ = ("node", "ifname", "mac", "ipv4", "ipv6", "mtu", "queues", "gro", "field", "link", "kind",
-                 "ports")
-
-    def __init__(self, node, ifname, field):
-        self.node, self.ifname, self.field = node, ifname, field
-        self.mac = None
-        self.ipv4 = self.ipv6 = "auto"
-        self.mtu, self.queues, self.gro = 1500, 1, False
-        self.link = None
-        self.kind = "veth"
-        self.ports = ()
-
-    @property
-    def name(self):
-        return "%s:%s" % (self.node, self.ifname)
-
-
-def _err(msg, field, value):
-    return ConfigurationError("topology %s: %s" % (field, msg), field=field, value=value)
-
-
-def _split_ep(text, field, nodes):
-    if not isinstance(text, str) or text.count(":") != 1:
-        raise _err("expected an endpoint \"node:ifname\", got %r" % (text,), field, text)
-    node, ifname = text.split(":")
-    _check_ep_names(node, ifname, field, nodes, text)
-    return node, ifname
-
-
-def _check_ep_names(node, ifname, field, nodes, value):
-    if node not in nodes:
-        raise _err("node %r is not in nodes %s" % (node, sorted(nodes)), field, value)
-    if not isinstance(ifname, str) or not _IFNAME_RE.match(ifname) or ifname in (".", ".."):
-        raise _err("invalid interface name %r: 1..15 characters of [A-Za-z0-9_.@-]" % (ifname,), field, value)
-
-
-def _int_opt(d, key, field, lo, hi, default):
-    v = d.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise _err("%s must be an integer in %d..%d, got %r" % (key, lo, hi, v), "%s.%s" % (field, key), v)
-    return v
-
-
-def _bool_opt(d, key, field, default):
-    v = d.get(key, default)
-    if not isinstance(v, bool):
-        raise _err("%s must be true or false, got %r" % (key, v), "%s.%s" % (field, key), v)
-    return v
-
-
-def _addr_opt(d, key, field, default):
-    """``"auto"``, ``None`` (no address) or an interface (address + prefix)."""
-    if key not in d:
-        return default
-    v = d[key]
-    if v is None or v is False:
-        return None
-    if v is True or v == "auto":
-        return "auto"
-    cls = ipaddress.IPv4Interface if key == "ipv4" else ipaddress.IPv6Interface
-    text = v if isinstance(v, str) else None
-    if text is not None and "/" not in text:
-        text += "/24" if key == "ipv4" else "/64"
-    try:
-        return cls(text)
-    except (ValueError, TypeError):
-        raise _err("%s must be an %s address with optional /prefix, \"auto\" or null, got %r"
-                   % (key, "IPv4" if key == "ipv4" else "IPv6", v), "%s.%s" % (field, key), v) from None
-
-
-def _mac_opt(d, field):
-    v = d.get("mac")
-    if v is None:
-        return None
-    if not isinstance(v, str) or not _MAC_RE.match(v):
-        raise _err("mac must look like 02:00:00:00:00:01, got %r" % (v,), field + ".mac", v)
-    if int(v[:2], 16) & 1:
-        raise _err("mac %s is a multicast address; use a unicast one (even first octet)" % v, field + ".mac", v)
-    return v.lower()
-
-
 def parse_spec(spec):
     """Validate a topology spec; return ``(nodes, endpoints, bridges)`` (internal form).
 
-    Raises :class:`~netring.errors.ConfigurationError` whose ``field`` is the path of the
-    offending key (``links[0].endpoints[1]``) and whose message says what was expected.
+    Raises :class:`~netring.errors.ConfigurationError` for the first problem
+    :func:`netring_testkit.topospec.analyse` finds: its ``field`` is the path of the offending
+    key (``links[0].endpoints[1]``) and its message says what was expected.
     """
-    if not isinstance(spec, dict):
-        raise _err("the spec must be a mapping with nodes and links, got %s" % type(spec).__name__, "(spec)", spec)
-    unknown = set(spec) - _TOP_KEYS
-    if unknown:
-        raise _err("unknown key(s) %s; allowed: %s" % (sorted(unknown), sorted(_TOP_KEYS)), sorted(unknown)[0],
-                   spec[sorted(unknown)[0]])
-    nodes = spec.get("nodes")
-    if not isinstance(nodes, list) or not nodes:
-        raise _err("nodes must be a non-empty list of node names", "nodes", nodes)
-    seen = set()
-    for i, n in enumerate(nodes):
-        if not isinstance(n, str) or not _NODE_RE.match(n):
-            raise _err("node names are 1..32 characters of [A-Za-z0-9_-], got %r" % (n,), "nodes[%d]" % i, n)
-        if n in seen:
-            raise _err("duplicate node %r" % n, "nodes[%d]" % i, n)
-        seen.add(n)
-    links = spec.get("links", [])
-    if not isinstance(links, list):
-        raise _err("links must be a list", "links", links)
-    eps = {}
-
-    def add(ep, field):
-        if ep.name in eps:
-            raise _err("endpoint %s is used twice" % ep.name, field, ep.name)
-        eps[ep.name] = ep
-
-    for li, link in enumerate(links):
-        lf = "links[%d]" % li
-        if not isinstance(link, dict):
-            raise _err("a link must be a mapping with endpoints", lf, link)
-        unknown = set(link) - _LINK_KEYS
-        if unknown:
-            k = sorted(unknown)[0]
-            raise _err("unknown key %r; allowed: %s" % (k, sorted(_LINK_KEYS)), "%s.%s" % (lf, k), link[k])
-        ends = link.get("endpoints")
-        if not isinstance(ends, list) or len(ends) != 2:
-            raise _err("endpoints must be a list of exactly two endpoints", lf + ".endpoints", ends)
-        mtu = _int_opt(link, "mtu", lf, 68, 65535, 1500)
-        queues = _int_opt(link, "queues", lf, 1, 64, 1)
-        gro = _bool_opt(link, "gro", lf, False)
-        v4 = "auto" if _bool_opt(link, "ipv4", lf, True) else None
-        v6 = "auto" if _bool_opt(link, "ipv6", lf, True) else None
-        pair = []
-        for ei, e in enumerate(ends):
-            ef = "%s.endpoints[%d]" % (lf, ei)
-            if isinstance(e, str):
-                node, ifname = _split_ep(e, ef, seen)
-                ep = _EpSpec(node, ifname, ef)
-                ep.mtu, ep.queues, ep.gro, ep.ipv4, ep.ipv6 = mtu, queues, gro, v4, v6
-            elif isinstance(e, dict):
-                unknown = set(e) - _EP_KEYS
-                if unknown:
-                    k = sorted(unknown)[0]
-                    raise _err("unknown key %r; allowed: %s" % (k, sorted(_EP_KEYS)), "%s.%s" % (ef, k), e[k])
-                _check_ep_names(e.get("node"), e.get("interface"), ef, seen, e)
-                ep = _EpSpec(e["node"], e["interface"], ef)
-                ep.mtu = _int_opt(e, "mtu", ef, 68, 65535, mtu)
-                ep.queues = _int_opt(e, "queues", ef, 1, 64, queues)
-                ep.gro = _bool_opt(e, "gro", ef, gro)
-                ep.mac = _mac_opt(e, ef)
-                ep.ipv4 = _addr_opt(e, "ipv4", ef, v4)
-                ep.ipv6 = _addr_opt(e, "ipv6", ef, v6)
-            else:
-                raise _err("an endpoint is \"node:ifname\" or a mapping with node and interface, got %r" % (e,),
-                           ef, e)
-            add(ep, ef)
-            pair.append(ep)
-        if pair[0].node == pair[1].node and pair[0].ifname == pair[1].ifname:
-            raise _err("a link cannot join an endpoint to itself", lf + ".endpoints", ends)
-        pair[0].link, pair[1].link = pair[1], pair[0]
-
-    bridges = spec.get("bridges", [])
-    if not isinstance(bridges, list):
-        raise _err("bridges must be a list", "bridges", bridges)
-    enslaved = {}
-    brs = []
-    for bi, br in enumerate(bridges):
-        bf = "bridges[%d]" % bi
-        if not isinstance(br, dict):
-            raise _err("a bridge must be a mapping with name and ports", bf, br)
-        unknown = set(br) - _BRIDGE_KEYS
-        if unknown:
-            k = sorted(unknown)[0]
-            raise _err("unknown key %r; allowed: %s" % (k, sorted(_BRIDGE_KEYS)), "%s.%s" % (bf, k), br[k])
-        node, ifname = _split_ep(br.get("name"), bf + ".name", seen)
-        b = _EpSpec(node, ifname, bf)
-        b.kind = "bridge"
-        b.mtu = _int_opt(br, "mtu", bf, 68, 65535, 0) if "mtu" in br else None
-        b.mac = _mac_opt(br, bf)
-        b.ipv4 = _addr_opt(br, "ipv4", bf, None)
-        b.ipv6 = _addr_opt(br, "ipv6", bf, None)
-        add(b, bf + ".name")
-        ports = br.get("ports")
-        if not isinstance(ports, list) or not ports:
-            raise _err("ports must be a non-empty list of endpoints of node %r" % node, bf + ".ports", ports)
-        plist = []
-        for pi, p in enumerate(ports):
-            pf = "%s.ports[%d]" % (bf, pi)
-            pn, pif = _split_ep(p, pf, seen)
-            if pn != node:
-                raise _err("port %s is not on the bridge's node %r" % (p, node), pf, p)
-            if p not in eps or eps[p].kind != "veth":
-                raise _err("port %s is not a link endpoint" % p, pf, p)
-            if p in enslaved:
-                raise _err("port %s already belongs to bridge %s" % (p, enslaved[p]), pf, p)
-            enslaved[p] = b.name
-            port = eps[p]
-            port.ipv4 = port.ipv6 = None
-            plist.append(port)
-        b.ports = tuple(plist)
-        brs.append(b)
-    return list(nodes), eps, brs
-
-
-def _segments(eps, bridges):
-    """Union endpoints joined at layer 2; return a list of segments (lists of _EpSpec, spec order)."""
-    parent = {name: name for name in eps}
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(a, b):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[rb] = ra
-
-    for ep in eps.values():
-        if ep.link is not None:
-            union(ep.name, ep.link.name)
-    for b in bridges:
-        for p in b.ports:
-            union(b.name, p.name)
-    order, groups = [], {}
-    for name, ep in eps.items():
-        r = find(name)
-        if r not in groups:
-            groups[r] = []
-            order.append(r)
-        groups[r].append(ep)
-    return [groups[r] for r in order]
+    found, parsed = topospec.analyse(spec)
+    if found:
+        raise topospec.error(spec, *found[0])
+    return parsed.nodes, parsed.endpoints, parsed.bridges
 
 
 def _assign_addresses(eps, bridges):
     """Fill "auto" addresses per segment; return {name: (IPv4Interface|None, IPv6Interface|None)}."""
-    taken4 = {ep.ipv4.ip for ep in eps.values() if isinstance(ep.ipv4, ipaddress.IPv4Interface)}
-    taken6 = {ep.ipv6.ip for ep in eps.values() if isinstance(ep.ipv6, ipaddress.IPv6Interface)}
-    segs = _segments(eps, bridges)
-    if len(segs) > 512:
-        raise _err("at most 512 layer-2 segments can be auto-addressed, got %d" % len(segs), "links", len(segs))
-    out = {}
-    for k, seg in enumerate(segs):
-        net4 = ipaddress.ip_network("%s/24" % (IPV4_POOL.network_address + k * 256))
-        net6 = ipaddress.ip_network("%s/64" % (IPV6_POOL.network_address + (k << 64)))
-        hosts4 = (h for h in itertools.islice(net4.hosts(), 0, 253) if h not in taken4)
-        hosts6 = (net6.network_address + i for i in itertools.count(1) if net6.network_address + i not in taken6)
-        for ep in seg:
-            v4, v6 = ep.ipv4, ep.ipv6
-            if v4 == "auto":
-                try:
-                    v4 = ipaddress.IPv4Interface("%s/24" % next(hosts4))
-                except StopIteration:
-                    raise _err("segment of %s has more than 253 endpoints" % ep.name, ep.field, ep.name) from None
-            if v6 == "auto":
-                v6 = ipaddress.IPv6Interface("%s/64" % next(hosts6))
-            out[ep.name] = (v4, v6)
-    return out
+    return topospec.assign_addresses(eps, bridges)
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,25 +260,30 @@ class Endpoint:
     def capture(self, **kw):
         """Open a ``netring.Capture`` on this interface inside its namespace; closed with the topology.
 
-        Keyword arguments go to ``netring.Capture`` unchanged (``block_size``, ``bpf_filter``, …).
+        Keyword arguments go to ``netring.Capture`` unchanged (``block_size``, ``bpf_filter``, …);
+        ``frame_size`` defaults to one that fits this endpoint's MTU (``Capture.frame_size_for_mtu``).
         """
         import netring
 
-        cls = getattr(netring, "Capture", None)
-        if cls is None:
-            raise NetringError("netring.Capture is not available in this netring build; install netring with its C core")
         self._topology._check_open()
-        return self._topology._adopt(cls(self.ifname, netns=self.netns, **kw))
+        if self.mtu is not None and "frame_size" not in kw:
+            sized = {} if "block_size" not in kw else {"block_size": kw["block_size"]}
+            kw["frame_size"] = netring.Capture.frame_size_for_mtu(self.mtu, **sized)
+        return self._topology._adopt(netring.Capture(self.ifname, netns=self.netns, **kw))
 
     def injector(self, **kw):
-        """Open a ``netring.Injector`` on this interface inside its namespace; closed with the topology."""
+        """Open a ``netring.Injector`` on this interface inside its namespace; closed with the topology.
+
+        Keyword arguments go to ``netring.Injector`` unchanged; ``frame_size`` defaults to one whose
+        capacity holds a whole frame of this endpoint's MTU (``Injector.frame_size_for_mtu``), so a
+        jumbo-MTU endpoint sends jumbo frames.
+        """
         import netring
 
-        cls = getattr(netring, "Injector", None)
-        if cls is None:
-            raise NetringError("netring.Injector is not available in this netring build; install netring with its C core")
         self._topology._check_open()
-        return self._topology._adopt(cls(self.ifname, netns=self.netns, **kw))
+        if self.mtu is not None and "frame_size" not in kw:
+            kw["frame_size"] = netring.Injector.frame_size_for_mtu(self.mtu)
+        return self._topology._adopt(netring.Injector(self.ifname, netns=self.netns, **kw))
 
     def packet_socket(self, protocol=0x0003, timeout=None):
         """A plain ``AF_PACKET``/``SOCK_RAW`` socket bound to this interface (ETH_P_ALL by default).

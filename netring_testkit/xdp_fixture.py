@@ -15,6 +15,8 @@ for a clang-built ELF object loaded through libbpf. ``endpoint`` is any object w
 """
 import pytest
 
+from .plugin import require
+
 __all__ = ["XdpFactory", "XdpHandle", "xdp"]
 
 
@@ -114,6 +116,7 @@ class XdpFactory:
 def xdp():
     """``xdp`` → a factory: ``xdp.attach(endpoint, program, mode="native", **options)`` returns a handle with
     ``counters()`` and ``map(name)``; everything is detached (before the endpoints' namespaces go) after the test."""
+    require()   # CAP_SYS_ADMIN (part of what every netring fixture needs) also grants bpf(2)
     factory = XdpFactory()
     try:
         yield factory

@@ -9,6 +9,7 @@ object to netring (duplicated fds) and closes the libbpf object: the result is p
 :class:`~netring.bpf.objects.Program` and :class:`~netring.bpf.maps.Map` objects, attached
 with :func:`netring.xdp.attach` like the built-ins.
 """
+import errno
 import os
 import platform
 import threading
@@ -210,7 +211,7 @@ def _load_locked(lib, path, wanted):
         rc = lib.bpf_object__load(obj)
         if rc != 0:
             code = -rc if rc < 0 else _ffi.errno
-            if code == 1:
+            if code == errno.EPERM:  # no verifier log explains a missing capability
                 raise from_oserror(OSError(code, os.strerror(code)), "bpf loading %s" % path)
             # Load again with a verifier log on each program to explain the failure.
             lib.bpf_object__close(obj)

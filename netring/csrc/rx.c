@@ -1,8 +1,6 @@
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <linux/filter.h>
 #include "rx.h"
@@ -20,18 +18,6 @@ int nr_rx_setup(int fd, uint32_t block_size, uint32_t block_nr, uint32_t frame_s
     req.tp_frame_nr = (uint32_t)(((uint64_t)block_size / frame_size) * block_nr);
     req.tp_retire_blk_tov = tov_ms;
     if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0)
-        return -errno;
-    return 0;
-}
-
-int nr_rx_bind(int fd, int ifindex, int proto_host_order)
-{
-    struct sockaddr_ll sll;
-    memset(&sll, 0, sizeof sll);
-    sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons((uint16_t)proto_host_order);
-    sll.sll_ifindex = ifindex;
-    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0)
         return -errno;
     return 0;
 }
@@ -121,21 +107,4 @@ uint32_t nr_rx_walk(const uint8_t *block, uint32_t block_size, struct nr_rx_pkt 
         i++;
     }
     return i;
-}
-
-/* Wait for `events` on `fd` or for `wake_fd` (an eventfd that close() writes) to become readable,
- * at most `timeout_ms`. Returns fd's revents, with NR_RX_WOKEN or'ed in when wake_fd fired; 0 on
- * timeout; -errno (-EINTR so Python runs signal handlers and retries). */
-int nr_rx_wait2(int fd, int events, int wake_fd, int timeout_ms)
-{
-    struct pollfd p[2] = {
-        { .fd = fd, .events = (short)events, .revents = 0 },
-        { .fd = wake_fd, .events = POLLIN, .revents = 0 },
-    };
-    int rc = poll(p, 2, timeout_ms);
-    if (rc < 0)
-        return -errno;
-    if (rc == 0)
-        return 0;
-    return p[0].revents | (p[1].revents ? NR_RX_WOKEN : 0);
 }

@@ -21,8 +21,6 @@
 #endif
 
 /* Kernel constants re-exported under our prefix, so cdefs of other components never collide. */
-#define NR_RX_SOL_PACKET SOL_PACKET
-#define NR_RX_SOL_SOCKET SOL_SOCKET
 #define NR_RX_PACKET_IGNORE_OUTGOING PACKET_IGNORE_OUTGOING
 #define NR_RX_PACKET_FANOUT PACKET_FANOUT
 #define NR_RX_PACKET_FANOUT_HASH PACKET_FANOUT_HASH
@@ -66,7 +64,6 @@ struct nr_rx_pkt {
 };
 
 int nr_rx_setup(int fd, uint32_t block_size, uint32_t block_nr, uint32_t frame_size, uint32_t tov_ms);
-int nr_rx_bind(int fd, int ifindex, int proto_host_order);
 int nr_rx_promisc(int fd, int ifindex);
 int nr_rx_attach_filter(int fd, const uint32_t *insns, uint32_t n);
 int nr_rx_stats(int fd, uint32_t *out3);
@@ -122,9 +119,5 @@ static inline uint8_t nr_rx__pkttype(const struct tpacket3_hdr *h)
     const struct sockaddr_ll *sll = (const struct sockaddr_ll *)((const uint8_t *)h + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
     return sll->sll_pkttype;
 }
-
-/* or'ed into nr_rx_wait2's result when the wake fd fired (above every poll revents bit) */
-#define NR_RX_WOKEN 0x10000
-int nr_rx_wait2(int fd, int events, int wake_fd, int timeout_ms);
 
 #endif

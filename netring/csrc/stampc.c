@@ -46,13 +46,14 @@ uint32_t nr_st_check_value(uint64_t phash, const uint8_t *stamp16)
     return (uint32_t)(h ^ (h >> 32));
 }
 
+/* Offset of the stamp per netring/stamp.py's rule, or -ENOENT when the frame cannot hold one. */
 int32_t nr_st_locate(const uint8_t *f, uint32_t n)
 {
     uint32_t off = 12, l3 = 0, etype = 0, end = n;
     int k;
     for (k = 0; k < 3; k++) {
         if (n < off + 2)
-            return -1;
+            return -ENOENT;
         etype = be16(f + off);
         if (etype == 0x8100 || etype == 0x88A8) {
             off += 4;

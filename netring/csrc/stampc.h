@@ -65,7 +65,7 @@ struct nr_st_checker {
     uint64_t outgoing;             /* PACKET_OUTGOING frames skipped */
 };
 
-int32_t nr_st_locate(const uint8_t *f, uint32_t len);
+int32_t nr_st_locate(const uint8_t *f, uint32_t len); /* stamp offset, or -ENOENT */
 uint64_t nr_st_payload_hash(const uint8_t *p, uint32_t len);
 uint32_t nr_st_check_value(uint64_t phash, const uint8_t *stamp16);
 void nr_st_stamp(uint8_t *f, const struct nr_st_tmpl *t, uint32_t stream_id, uint64_t seq);

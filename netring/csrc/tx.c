@@ -50,11 +50,13 @@ int nr_tx_kick(struct nr_tx_ring *r)
  * frame raises before anything is sent. Then fill slots in ring order, kicking every `kick_every`
  * frames (0: only at the end) so the kernel transmits while we fill, and once more when the ring is
  * full (the kick frees slots as the kernel consumes them). Returns the frames queued (all of them
- * kicked), stopping early only when the ring stays full after a kick; NR_TX_BAD_LEN (*out_err = the
- * frame's index) or NR_TX_BAD_SUM; *out_err = -errno if a kick failed with anything but
- * EAGAIN/ENOBUFS (those slots stay requested and the next kick retries them). */
+ * kicked), stopping early only when the ring stays full after a kick, and *out_err = -errno if a kick
+ * failed with anything but EAGAIN/ENOBUFS (those slots stay requested and the next kick retries them).
+ * Validation failures send nothing and return -errno, like every function of the core:
+ * -EMSGSIZE when lens[*out_bad] is outside [min_len, capacity], -EINVAL when sum(lens) != buflen
+ * (a frame whose len() is not its byte count). */
 int64_t nr_tx_send(struct nr_tx_ring *r, const uint8_t *buf, uint64_t buflen, const uint32_t *lens, uint32_t n,
-                   uint32_t min_len, int validate, uint32_t kick_every, int32_t *out_err)
+                   uint32_t min_len, int validate, uint32_t kick_every, int32_t *out_err, uint32_t *out_bad)
 {
     uint32_t i;
     *out_err = 0;
@@ -62,13 +64,13 @@ int64_t nr_tx_send(struct nr_tx_ring *r, const uint8_t *buf, uint64_t buflen, co
         uint64_t sum = 0;
         for (i = 0; i < n; i++) {
             if (lens[i] < min_len || lens[i] > r->capacity) {
-                *out_err = (int32_t)i;
-                return NR_TX_BAD_LEN;
+                *out_bad = i;
+                return -EMSGSIZE;
             }
             sum += lens[i];
         }
         if (sum != buflen)
-            return NR_TX_BAD_SUM;
+            return -EINVAL;
     }
     for (i = 0; i < n; i++) {
         uint8_t *slot = nr_tx__slot(r, r->head);

@@ -31,17 +31,13 @@ struct nr_tx_ring {
                          * still holds, 0 if unknown; NULL disables the template-reuse shortcut */
 };
 
-/* send_batch's one C call: validate, fill, kick. Result codes besides the frame count: */
-#define NR_TX_BAD_LEN (-1)   /* lens[out_idx] is outside [min_len, capacity]; nothing was sent */
-#define NR_TX_BAD_SUM (-2)   /* sum(lens) != buflen (a frame whose len() is not its byte count) */
-
 int nr_tx_setup(int fd, uint32_t block_size, uint32_t block_nr, uint32_t frame_size, uint32_t frame_nr);
 uint32_t nr_tx_slot_offset(const struct nr_tx_ring *r, uint32_t idx);
 uint32_t nr_tx_status(const struct nr_tx_ring *r, uint32_t idx);
 void nr_tx_commit(struct nr_tx_ring *r, uint32_t len);
 int nr_tx_kick(struct nr_tx_ring *r);
 int64_t nr_tx_send(struct nr_tx_ring *r, const uint8_t *buf, uint64_t buflen, const uint32_t *lens, uint32_t n,
-                   uint32_t min_len, int validate, uint32_t kick_every, int32_t *out_err);
+                   uint32_t min_len, int validate, uint32_t kick_every, int32_t *out_err, uint32_t *out_bad);
 void nr_tx_counts(const struct nr_tx_ring *r, uint32_t *out4);
 
 static inline uint8_t *nr_tx__slot(const struct nr_tx_ring *r, uint32_t idx)

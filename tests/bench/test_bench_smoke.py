@@ -60,10 +60,8 @@ def test_unknown_case_is_rejected():
         runner.parse_args(["--cases", "c-txring,nope"])
 
 
-@pytest.mark.privileged
+@pytest.mark.privileged("CAP_BPF")
 def test_runner_smoke(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN, CAP_BPF) to build namespaces and load XDP")
     out = tmp_path / "bench.json"
     cases = ["c-txring", "c-sendmmsg", "c-xdpdrop", "py-socket", "netring-stream", "netring-drop", "netring-engine"]
     proc = subprocess.run(

@@ -4,12 +4,14 @@ import socket
 
 import pytest
 
+from netring_testkit import caps
+from netring_testkit.plugin import require
+
 from netring.netns import NetNS
 
 
 def _need_root():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN; run as root or grant them")
+    require("CAP_BPF")
 
 
 class End:
@@ -105,7 +107,7 @@ def nothing_we_loaded_is_left():
     bpf fd is still open here. Other processes (parallel test runs) may hold their own nr_*
     programs meanwhile — only ids recorded by :func:`netring.bpf.created_ids` are checked."""
     yield
-    if os.geteuid() != 0:
+    if not caps.has("CAP_BPF"):
         return
     import gc
     import time

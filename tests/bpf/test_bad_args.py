@@ -4,9 +4,10 @@ Each must raise a NetringError subclass (ConfigurationError for values, naming t
 never a raw TypeError/OverflowError/AttributeError/ValueError from deep inside, and must not
 leak a kernel object (the conftest's fd check runs after every test).
 """
-import os
 
 import pytest
+
+from netring_testkit.plugin import require
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,7 @@ RET2 = Asm().mov(0, 2).exit()
 
 @pytest.fixture(autouse=True)
 def _root():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_BPF (creating maps/programs); run as root")
+    require("CAP_BPF")   # creating maps/programs
 
 
 #: Values that are wrong for an int field (wrong type, negative, too big, None).
@@ -91,8 +91,7 @@ def test_load_program(field, value):
 
 @pytest.fixture(scope="module")
 def prog():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_BPF; run as root")
+    require("CAP_BPF")
     p = builtin("pass")
     yield p
     p.close()

@@ -1,9 +1,10 @@
 """bpf(2) layer: program load and verifier errors, maps of every kind, info, the assembler, no leaks."""
-import os
 import struct
 import time
 
 import pytest
+
+from netring_testkit.plugin import require
 from hypothesis import given, settings, strategies as st
 
 from netring.bpf import (VerifierError, builtin, create_map, load_program, map_from_id, possible_cpus,
@@ -16,8 +17,7 @@ pytestmark = pytest.mark.privileged
 
 @pytest.fixture(autouse=True)
 def _root():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_BPF; run as root or grant CAP_BPF and CAP_PERFMON")
+    require("CAP_BPF")
 
 
 def test_verifier_rejection_carries_the_log():

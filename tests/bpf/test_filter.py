@@ -3,6 +3,8 @@ import ipaddress
 import struct
 
 import pytest
+
+from netring_testkit.plugin import require
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from netring import xdp
@@ -131,8 +133,7 @@ rules_st = st.lists(st.builds(lambda m, a: {"match": m, "action": a}, matches(),
 @given(rules=rules_st, default=st.sampled_from(["pass", "drop"]), fs=st.lists(frames, min_size=1, max_size=24))
 def test_filter_agrees_with_reference(rules, default, fs):
     """Verdict and per-rule counts of the compiled program equal a pure-Python evaluation of the rules."""
-    if __import__("os").geteuid() != 0:
-        pytest.skip("needs CAP_BPF; run as root")
+    require("CAP_BPF")
     with builtin("filter", rules=rules, default=default) as prog:
         want_rules = [0] * len(rules)
         want_actions = dict.fromkeys(ACTIONS, 0)
@@ -223,8 +224,7 @@ def test_filter_drops_exactly_the_matching_stream(pair, mode):
 ])
 def test_each_match_field(match, hit, miss):
     """One rule per field: a frame that matches is dropped and counted, one that does not passes."""
-    if __import__("os").geteuid() != 0:
-        pytest.skip("needs CAP_BPF; run as root")
+    require("CAP_BPF")
     with builtin("filter", rules=[{"match": match, "action": "drop"}]) as prog:
         assert prog.test_run(fu.frame(**hit))[0] == ACTIONS["drop"]
         assert prog.test_run(fu.frame(**miss))[0] == ACTIONS["pass"]

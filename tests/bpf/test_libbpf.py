@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+from netring_testkit.plugin import require
+
 from netring import xdp
 from netring.bpf import VerifierError
 
@@ -96,8 +98,7 @@ def test_missing_libbpf_names_the_package(monkeypatch):
 
 def test_closing_one_program_leaves_the_object_maps_usable(tmp_path):
     """The object owns the maps: closing one of its programs must not close them for the others."""
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_BPF; run as root")
+    require("CAP_BPF")
     from netring.bpf.libbpf import load_object
     obj_path = _compile(tmp_path, "xdp_count")
     with load_object(obj_path) as obj:

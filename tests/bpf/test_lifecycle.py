@@ -1,8 +1,9 @@
 """Lifetimes: dropped netlink attachments detach; the created-ids registry records what we load."""
 import gc
-import os
 
 import pytest
+
+from netring_testkit.plugin import require
 
 from netring import xdp
 from netring.bpf import BpfObjectNotFoundError, builtin, create_map, created_ids, program_from_id
@@ -11,8 +12,7 @@ pytestmark = pytest.mark.privileged
 
 
 def _root():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_BPF and CAP_NET_ADMIN; run as root")
+    require("CAP_BPF")
 
 
 def test_dropping_a_netlink_attachment_detaches(pair):

@@ -2,7 +2,9 @@
 unnamed namespaces, built with netring.netns (nothing ever appears in the root namespace)."""
 import pytest
 
-from core_net import IS_ROOT, VethPair
+from core_net import VethPair
+
+from netring_testkit.plugin import require
 
 
 def pytest_configure(config):
@@ -12,8 +14,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="module")
 def veth():
     """A module-scoped :class:`VethPair` (tests create their own Capture/Injector on it)."""
-    if not IS_ROOT:
-        pytest.skip("needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build namespaces and veth; run as root")
+    require()
     pair = VethPair()
     yield pair
     pair.close()

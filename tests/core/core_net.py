@@ -1,5 +1,4 @@
 """Test topology for the core tests: a veth pair between two fresh, unnamed namespaces."""
-import os
 import time
 
 import pytest
@@ -7,9 +6,8 @@ import pytest
 from netring import NetNS
 
 
-IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs CAP_NET_RAW and CAP_NET_ADMIN (and CAP_SYS_ADMIN for "
-                                                      "namespaces); run as root")
+#: Namespaces, veth and packet sockets: the plugin's ``privileged`` marker (one rule for every test).
+needs_root = pytest.mark.privileged
 
 
 class VethPair:

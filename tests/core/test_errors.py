@@ -69,9 +69,8 @@ def test_cbpf_text_and_tuples_agree(code, jt, jf, k):
     assert cbpf.parse(text) == cbpf.parse([(code, jt, jf, k)]) == ((code, jt, jf, k),)
 
 
+@pytest.mark.privileged
 def test_interface_not_found_names_interface_and_namespace():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_SYS_ADMIN to create a namespace; run as root")
     from netring import NetNS
     with NetNS.create() as ns:
         with pytest.raises(InterfaceNotFoundError) as ei:

@@ -173,12 +173,14 @@ def test_scenario_file_status(tmp_path, text, explicit, expected):
 
 def test_unrelated_yaml_is_not_parsed(tmp_path, monkeypatch):
     """The cheap pre-check: YAML without a line starting with ``scenarios:`` never reaches the parser."""
+    import yaml
+
     from netring_testkit import scenario
 
     def boom(*a, **k):
         raise AssertionError("parsed")
 
-    monkeypatch.setattr(scenario.yaml, "safe_load", boom)
+    monkeypatch.setattr(yaml, "safe_load", boom)
     big = tmp_path / "big.yaml"
     big.write_text("items:\n" + "".join("  - {id: %d, scenarios: [x]}\n" % i for i in range(20000)))
     assert scenario.scenario_file_status(big) == (False, "no line starts with 'scenarios:'")

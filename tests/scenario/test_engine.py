@@ -12,6 +12,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from netring_testkit.plugin import require
+
 from netring_testkit import report, runner, scenario as sc
 
 pytestmark = pytest.mark.privileged
@@ -21,8 +23,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 @pytest.fixture(autouse=True)
 def _need_root():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN (namespaces, packet sockets); run as root")
+    require()
     pytest.importorskip("netring_testkit.topology", reason="netring_testkit.topology (testkit) is not installed")
 
 

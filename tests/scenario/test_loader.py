@@ -4,11 +4,14 @@ import os
 import textwrap
 
 import pytest
+
+from netring_testkit.plugin import require
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netring_testkit import scenario as sc
+from netring_testkit.scenario import loader
 
 GOOD = textwrap.dedent("""\
     scenarios:
@@ -139,7 +142,7 @@ def test_frame_larger_than_mtu():
 def test_duplicate_key_and_duplicate_scenario_name():
     p = one(GOOD.replace("count: 100", "count: 100\n        count: 200"))
     assert p.line == 13 and "duplicate key 'count'" in p.message
-    doc = sc._load_doc(GOOD, "s.yaml").data
+    doc = loader.load_document(GOOD, "s.yaml").data
     doc["scenarios"].append(copy.deepcopy(doc["scenarios"][0]))
     p = one(yaml.safe_dump(doc))
     assert "scenario name 'udp' is used twice" in p.message
@@ -280,8 +283,7 @@ def test_object_programs_match_libbpf(tmp_path):
     assert res.returncode == 0, res.stderr
     names = sc.bpf_object_programs(str(out))
     assert names
-    if os.geteuid() != 0:
-        pytest.skip("loading with libbpf needs CAP_BPF; run as root")
+    require("CAP_BPF")   # loading with libbpf
     with libbpf.load_object(str(out)) as obj:
         assert sorted(obj.programs) == names
 
@@ -305,7 +307,7 @@ def test_matrix_combinations_are_capped_before_expanding(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the matrix was expanded")
 
-    monkeypatch.setattr(sc, "matrix_combinations", boom)
+    monkeypatch.setattr(loader, "matrix_combinations", boom)
     p = one(text)
     assert p.path == ("scenarios", 0, "matrix")
     assert p.message.startswith("matrix expands to 40000000 combinations (2 x 2 x 10 x 10 x 10 x 10 x 10 x 10 x 10); "
@@ -321,7 +323,7 @@ def test_matrix_of_exactly_the_cap_expands():
 
 def test_more_streams_than_stream_ids_is_located(monkeypatch):
     assert sc.schema()["$defs"]["scenario"]["properties"]["traffic"]["maxItems"] == sc.STREAMS_MAX == 65536
-    monkeypatch.setattr(sc, "STREAMS_MAX", 1)
+    monkeypatch.setattr(loader, "STREAMS_MAX", 1)
     text = GOOD.replace("capture: [{on: rx:eth0, via: afpacket}]", "").replace(
         "    traffic:\n", "    traffic:\n      - {from: tx:eth0, to: rx:eth0}\n")
     p = one(text)
@@ -425,7 +427,7 @@ def test_durations_and_rates():
 # ---------------------------------------------------------------------------------------------
 # hypothesis: broken specs always give located problems, never a traceback
 # ---------------------------------------------------------------------------------------------
-BASE = sc._load_doc(GOOD, "s.yaml").data  # keeps the `on` key a string (yaml.safe_load would make it True)
+BASE = loader.load_document(GOOD, "s.yaml").data  # keeps the `on` key a string (yaml.safe_load would make it True)
 
 junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=12),
                  st.sampled_from(["${mode}", "${nope}", "all", "rx:eth0", "tx:eth9", "max", "10s", ">= 5%"]),
@@ -533,7 +535,7 @@ def test_filter_rule_errors_are_located():
 def test_reference_examples_are_valid():
     import re
 
-    path = os.path.join(os.path.dirname(os.path.dirname(sc.__file__)), "README.md")
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
     blocks = re.findall(r"```yaml\n(.*?)```", open(path).read(), re.S)
     full = [b for b in blocks if b.startswith("scenarios:")]
     assert full
@@ -567,3 +569,31 @@ def test_anchors_and_merge_keys():
         """)
     s = sc.load_text(text, "a.yaml")[0]
     assert [(t.name, t.count) for t in s.streams] == [("one", 10), ("two", 20)]
+
+
+SEEDED_SIZES = textwrap.dedent("""\
+    scenarios:
+      - name: seeded
+        seed: 7
+        topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        traffic: [{from: tx:eth0, to: rx:eth0, frame: {size: {min: 64, max: 1500, variants: 16}}}]
+    """)
+
+
+def test_seeded_random_sizes_are_the_same_in_every_process():
+    """``seed: 7`` means the same frame sizes in every run, whatever PYTHONHASHSEED the process got."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from netring_testkit import scenario; "
+            "print(scenario.load_text(sys.stdin.read(), 's.yaml')[0].streams[0].sizes)")
+    runs = set()
+    for hashseed in ("1", "2", "3"):
+        p = subprocess.run([sys.executable, "-c", code], input=SEEDED_SIZES, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONHASHSEED=hashseed), timeout=60)
+        assert p.returncode == 0, p.stderr
+        runs.add(p.stdout.strip())
+    assert len(runs) == 1, runs
+    sizes = eval(runs.pop())
+    assert len(sizes) == 16 and sizes[:2] == [64, 1500] and all(64 <= z <= 1500 for z in sizes)
+    assert sizes == sc.load_text(SEEDED_SIZES, "s.yaml")[0].streams[0].sizes

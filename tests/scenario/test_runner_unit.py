@@ -1,7 +1,6 @@
 """The engine's failure paths that need no namespaces: unforeseen exceptions become error results,
 and the sender join survives repeated Ctrl-C."""
 import json
-import os
 import signal
 import threading
 import textwrap
@@ -86,7 +85,27 @@ def test_sender_join_absorbs_repeated_ctrl_c_until_senders_returned():
         signal.signal(signal.SIGINT, old)
 
 
-def test_sender_join_without_interrupt_returns_normally():
-    s = _FakeSender()
-    s.exited.set()
-    runner._stop_senders([s, _FakeSender(begun=False)], threading.Event())
+def test_sender_join_without_interrupt_waits_for_running_senders_only():
+    """It sets ``stop``, waits for a sender still inside C until that one exits, and does not wait
+    for one that never began (whose ``exited`` is never set)."""
+    running, done, never = _FakeSender(), _FakeSender(), _FakeSender(begun=False)
+    done.exited.set()
+    stop = threading.Event()
+    seen_stop = []
+
+    def finish_later():
+        seen_stop.append(stop.wait(5))
+        time.sleep(0.3)
+        running.exited.set()
+
+    t = threading.Thread(target=finish_later)
+    t.start()
+    try:
+        start = time.monotonic()
+        assert runner._stop_senders([running, done, never], stop) is None
+        waited = time.monotonic() - start
+    finally:
+        t.join()
+    assert stop.is_set() and seen_stop == [True]
+    assert running.exited.is_set()          # returned only after the running sender exited
+    assert 0.25 <= waited < 5, waited

@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from netring_testkit.plugin import get_factory
+
 __all__ = ["snapshot", "leaks", "netring_leak_check"]
 
 _AF_XDP = getattr(socket, "AF_XDP", 44)
@@ -104,8 +106,7 @@ def netring_leak_check(request):
     ``nrt-<pid>-*`` namespaces or root-namespace links (see the module docstring)."""
     before = snapshot()
     yield
-    factory = getattr(request.config, "_netring_factory", None)
-    found = leaks(before, kept=getattr(factory, "kept", ()))
+    found = leaks(before, kept=get_factory(request.config).kept)
     if found:
         pytest.fail("netring leak check: pid %d still holds after the session:\n  %s"
                     % (os.getpid(), "\n  ".join(found)), pytrace=False)

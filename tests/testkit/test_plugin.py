@@ -369,3 +369,44 @@ def test_ctrl_c_of_pytest_tears_down_even_named_namespaces(tmp_path):
         for n in names:
             if os.path.exists("/run/netns/" + n):
                 _umount_and_unlink("/run/netns/" + n)
+
+
+# -- --netring-require-privileges ----------------------------------------------------------------
+SCENARIO_YAML = '''\
+scenarios:
+  - name: pair
+    topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+    traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 10}]
+  - name: future
+    requires: {kernel: ">= 99.0"}
+    topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+    traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 10}]
+'''
+
+
+@pytest.mark.privileged
+@pytest.mark.parametrize("how", ["option", "ini", "env"])
+def test_require_privileges_turns_requirement_skips_into_errors(tmp_path, how):
+    """Without CAP_NET_ADMIN every privileged test, fixture and scenario would skip; with the option they
+    error naming the capability (or the kernel version), and the plain test still passes."""
+    (tmp_path / "s.yaml").write_text(SCENARIO_YAML)
+    args, env = {"option": (["--netring-require-privileges"], None),
+                 "ini": (["-o", "netring_require_privileges=true"], None),
+                 "env": ([], {"NETRING_REQUIRE_PRIVILEGES": "1"})}[how]
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin,-bpf", "--"]
+    out = run_pytest(tmp_path, SKIPS, "s.yaml", *args, prefix=drop, env=env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert re.search(r"^1 passed, 5 errors", _summary(out)), out.stdout
+    assert out.stdout.count("--netring-require-privileges: this test would have been skipped: needs CAP_NET_ADMIN") == 5
+    # With capabilities, a scenario whose kernel requirement is unmet errors too, naming it.
+    out = run_pytest(tmp_path, "def test_plain(): pass\n", "s.yaml", *args, env=env)
+    assert re.search(r"^1 failed, 2 passed|^2 passed, 1 error", _summary(out)), out.stdout
+    assert "would have been skipped: needs kernel >= 99.0" in out.stdout
+
+
+@pytest.mark.privileged
+def test_without_require_privileges_they_skip(tmp_path):
+    (tmp_path / "s.yaml").write_text(SCENARIO_YAML)
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin,-bpf", "--"]
+    out = run_pytest(tmp_path, SKIPS, "s.yaml", prefix=drop)
+    assert out.returncode == 0 and re.search(r"^1 passed, 5 skipped", _summary(out)), out.stdout

@@ -267,3 +267,19 @@ def test_veth_pair_marker_options_and_jumbo_frames(veth_pair):
     assert rx.recv(10000) == f
     with pytest.raises(OSError):
         a.packet_socket().send(f + b"x")   # one byte over MTU + 14
+
+
+@pytest.mark.privileged
+@pytest.mark.veth_pair(mtu=9000, ipv6=False)
+def test_endpoint_rings_fit_a_jumbo_mtu_by_default_and_explicit_sizes_win(veth_pair):
+    a, b = veth_pair
+    tx, cap = a.injector(), b.capture(block_timeout_ms=1)
+    assert tx.capacity >= 9000 + 14 + 4  # an MTU-sized frame, VLAN tag included
+    f = frames.build(ipv4={"src": a.ipv4, "dst": b.ipv4}, udp={}, size=9014, stamp=(0, 9001))
+    assert tx.send(f) == 1
+    got = [p for p in cap.recv(16, timeout=3.0) if bytes(p.data) == f]
+    assert len(got) == 1 and not got[0].truncated and got[0].wire_len == 9014
+    assert a.injector(frame_size=2048).capacity == 2048 - 32
+    assert b.capture(frame_size=2048).frame_size == 2048
+    small = b.capture(block_size=8192)  # an explicit block wins; the frame_size default fits inside it
+    assert small.block_size == 8192 and small.frame_size <= 8192

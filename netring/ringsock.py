@@ -1,0 +1,193 @@
+"""The ring-socket base: what :class:`~netring.Capture` and :class:`~netring.Injector` share.
+
+A *ring socket* is one socket, opened inside a network namespace, plus the shared-memory
+mappings the kernel and we exchange data through, all behind one
+:class:`~netring._ring.RingGuard`. This module owns that life cycle — open, map, close (unmap
+before closing the socket), ``closed``, :meth:`~RingSocket.fileno`, the context manager and
+``__repr__`` — and nothing about any particular ring format: a TPACKET RX or TX ring is one
+mapping, an AF_XDP socket (UMEM plus fill/completion/RX/TX rings) is several.
+"""
+import mmap
+
+from ._core import ffi
+from ._ring import RingGuard, open_packet_socket
+from .errors import ViewsAliveError
+
+__all__ = ["RingSocket", "RingMapping"]
+
+
+class RingMapping:
+    """One shared mapping of a ring socket's memory, with the socket's own handles into it.
+
+    ``mm`` is the ``mmap``; ``view`` the one memoryview (read-only if ``readonly``) and ``ptr``
+    the one cffi ``uint8_t[]`` the socket keeps; everything else it hands out derives from those
+    two. ``fd`` -1 makes an anonymous shared mapping (e.g. an AF_XDP UMEM): re-mapping one
+    would give fresh memory, so a socket adds it first and :meth:`RingSocket._unmap`, which
+    tries mappings in that order, never closes it while another mapping refuses.
+    """
+
+    __slots__ = ("fd", "size", "offset", "readonly", "mm", "view", "ptr")
+
+    def __init__(self, fd, size, offset=0, readonly=False):
+        self.fd = fd
+        self.size = size
+        self.offset = offset
+        self.readonly = readonly
+        self.mm = self.view = self.ptr = None
+        self.arm()
+
+    @property
+    def mapped(self):
+        """True until :meth:`close` succeeded."""
+        return self.mm is not None
+
+    def arm(self):
+        """Map (again, if a close went through but another mapping's was refused), then make ``view`` and ``ptr``."""
+        if self.mm is None:
+            # For a socket, Python's mmap dups the fd: until this mapping is closed the socket
+            # (and its ring) stays open.
+            self.mm = mmap.mmap(self.fd, self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                                offset=self.offset)
+        view = memoryview(self.mm)
+        self.view = view.toreadonly() if self.readonly else view
+        self.ptr = ffi.from_buffer("uint8_t[]", self.mm)
+
+    def disarm(self):
+        """Release ``ptr`` and ``view`` (a mapping cannot close while they export it)."""
+        ptr, view, self.ptr, self.view = self.ptr, self.view, None, None
+        if ptr is not None:
+            ffi.release(ptr)
+        if view is not None:
+            view.release()
+
+    def close(self):
+        """Unmap after :meth:`disarm`. False — and still mapped — while a view someone else derived is alive
+        (Python's mmap refuses with BufferError), so no pointer into the ring ever outlives the mapping."""
+        if self.mm is not None:
+            try:
+                self.mm.close()
+            except BufferError:
+                return False
+            self.mm = None
+        return True
+
+
+class RingSocket:
+    """Base of the ring sockets: one socket in a namespace, its ring mappings, one :class:`RingGuard`.
+
+    Every C call that touches a mapping or the socket runs inside ``with self._guard:``, so
+    :meth:`close` (from any thread) never unmaps under one. A subclass
+
+    - sets ``_kind`` (``"Capture"``: the class's name in messages and ``repr``) and ``_role``
+      (``"capture"``: what the socket is for, in open errors);
+    - validates its keyword arguments, then calls :meth:`_open_ring_socket` and :meth:`_map`
+      (adding first the mapping that user-visible views point into, see :meth:`_unmap`);
+    - overrides :meth:`_drop_pointers` / :meth:`_rearm_pointers` for pointers it derived from
+      a mapping, :meth:`_views_alive_error` for its message, :meth:`_repr_ring` for its
+      geometry, and extends :meth:`_do_close` for what must be undone before the unmap;
+    - calls :meth:`_teardown` if its ``__init__`` fails after the socket was opened.
+    """
+
+    _kind = "RingSocket"
+    _role = "ring socket"
+    # Defaults for an object whose __init__ failed before the socket was opened.
+    _guard = None
+    _sock = None
+    _maps = ()
+    ifname = None
+    netns = None
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _open_ring_socket(self, ifname, netns, opener=open_packet_socket):
+        """Create the guard, then the socket inside ``netns`` with ``opener(ifname, netns, role)``,
+        which returns ``(socket, ifindex, namespace label)`` (AF_PACKET by default)."""
+        self.ifname = ifname
+        self._maps = []
+        self._guard = RingGuard("%s on %s" % (self._kind, ifname))
+        self._sock, self.ifindex, self.netns = opener(ifname, netns, self._role)
+        self._fd = self._sock.fileno()
+
+    def _map(self, size, offset=0, readonly=False, fd=None):
+        """Map ``size`` bytes of the socket at ``offset`` (``fd``: another fd, -1 for anonymous memory);
+        returns the :class:`RingMapping`, which :meth:`_teardown` unmaps."""
+        m = RingMapping(self._fd if fd is None else fd, size, offset, readonly)
+        self._maps.append(m)
+        return m
+
+    # -- subclass hooks ----------------------------------------------------------------------
+    def _drop_pointers(self):
+        """Forget every pointer derived from a mapping (before the unmap)."""
+
+    def _rearm_pointers(self):
+        """Derive those pointers again (the unmap was refused and the mappings are back)."""
+
+    def _views_alive_error(self):
+        """The ViewsAliveError :meth:`close` raises while a view into a mapping is alive."""
+        return ViewsAliveError("cannot close the %s on %s: views into its ring are still alive; drop them, "
+                               "then close again" % (self._role, self.ifname))
+
+    def _repr_ring(self):
+        """The geometry part of ``repr``."""
+        return "mappings=%d" % len(self._maps)
+
+    # -- tear-down ---------------------------------------------------------------------------
+    def _unmap(self):
+        """Unmap every mapping, or none: drop our pointers and views, close the mappings in the order
+        they were added; if one refuses (a view derived from it is alive), map the ones already closed
+        again, re-derive the pointers and raise :meth:`_views_alive_error`."""
+        if not self._maps:
+            return
+        self._drop_pointers()
+        for m in self._maps:
+            m.disarm()
+        if all(m.close() for m in self._maps):  # all() stops at the first refusal
+            self._maps = []
+            return
+        for m in self._maps:
+            m.arm()
+        self._rearm_pointers()
+        raise self._views_alive_error()
+
+    def _teardown(self):
+        # Order matters: unmap before closing the socket. A socket mapping holds a dup of the socket
+        # fd, so closing the socket first would not free the ring; and no pointer into the ring may
+        # outlive the mapping. A refused unmap leaves the socket open too: the object stays usable.
+        try:
+            self._unmap()
+        finally:
+            if not self._maps and self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+    def _do_close(self):
+        # Runs with the guard closing and nothing in flight: no other thread touches the ring now.
+        self._teardown()
+
+    # -- public life cycle ---------------------------------------------------------------------
+    def close(self):
+        """Unmap the ring and close the socket (idempotent, thread-safe; see the subclass for details).
+
+        Raises :class:`~netring.errors.ViewsAliveError` — and stays open — while views into the
+        ring are alive; nothing is unmapped under them.
+        """
+        self._guard.run_close(self._do_close)
+
+    @property
+    def closed(self):
+        """True once :meth:`close` succeeded."""
+        return self._guard is not None and self._guard.closed
+
+    def fileno(self):
+        """The socket fd, for selectors/asyncio (the "closed" error once closed)."""
+        self._guard.check_open()
+        return self._fd
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<%s %s%s %s%s>" % (self._kind, self.ifname, "" if self.netns is None else " netns=%s" % self.netns,
+                                   self._repr_ring(), " closed" if self.closed else "")

@@ -1,0 +1,356 @@
+"""Semantic checks the JSON Schema cannot express, and the :class:`~.model.Scenario` they build.
+
+Run on one expanded, schema-valid scenario mapping, one YAML section at a time: the topology
+(nodes, links, bridges — the rules of :mod:`netring_testkit.topospec`), ``xdp`` (endpoints,
+redirect targets, filter rules, ELF object and program names), ``traffic`` (endpoints exist
+and are connected by links, bridges or XDP redirects; one L3 and one L4 header; frame sizes
+fit the headers, the 20-byte stamp and the link MTU), ``capture``, ``expect`` and the
+timeouts. Every problem is located (the document knows the line of each field path) and
+all of them are reported together.
+"""
+import copy
+import difflib
+import os
+import re
+
+from .. import topospec
+from .elf import bpf_object_programs
+from .matrix import scenario_id
+from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
+                    XdpSpec)
+from .values import STAMP_LEN, CountExpr, frame_sizes, min_frame_size, parse_duration, parse_rate
+
+__all__ = ["build_scenario"]
+
+
+def build_scenario(doc, spec, base, params, problems):
+    """Check the expanded, schema-valid scenario ``spec`` (at field path ``base`` of ``doc``) and build it.
+
+    Appends every located problem to ``problems``; the returned :class:`~.model.Scenario` is
+    meaningful only when none were added. ``params`` is the matrix combination.
+    """
+    return _Builder(doc, spec, base, params, problems).build()
+
+
+def _endpoint_node(ep):
+    return ep.split(":", 1)[0]
+
+
+def _connected(adj, a, b):
+    seen = {a}
+    todo = [a]
+    while todo:
+        x = todo.pop()
+        if x == b:
+            return True
+        for y in adj.get(x, ()):
+            if y not in seen:
+                seen.add(y)
+                todo.append(y)
+    return False
+
+
+def _did_you_mean(word, choices):
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return " (did you mean %r?)" % close[0] if close else ""
+
+
+class _Builder:
+    """Checks one expanded scenario (already schema-valid) and builds its :class:`Scenario`, section by section."""
+
+    def __init__(self, doc, spec, base, params, problems):
+        self.doc = doc
+        self.s = spec
+        self.base = base  # ("scenarios", i)
+        self.params = params
+        self.problems = problems
+        self.endpoints = {}   # endpoint -> MTU
+        self.adjacency = {}   # endpoint -> endpoints it reaches at once (link, bridge, redirect)
+        self.attached = {}    # endpoint -> index of its xdp entry
+        self.names = {}       # stream name -> index in traffic
+        self.cap_on = {}      # captured endpoint -> index in captures
+
+    def err(self, rel, message):
+        self.problems.append(self.doc.problem(self.base + tuple(rel), message))
+
+    def build(self):
+        s = self.s
+        self._topology(s["topology"])
+        xdp = self._xdp(s.get("xdp") or [])
+        streams = self._traffic(s["traffic"])
+        captures = self._captures(s, streams)
+        ex = s.get("expect") or {}
+        expect = self._expect_streams(ex, streams, captures)
+        expect_xdp, expect_if, unexpected = self._expect_counters(ex)
+        timeout, quiet = self._timeouts()
+        line, _ = self.doc.where(self.base)
+        return Scenario(
+            name=s["name"], id=scenario_id(s["name"], self.params), params=dict(self.params),
+            file=self.doc.filename, line=line, description=s.get("description", ""),
+            markers=list(s.get("markers") or []), requires=dict(s.get("requires") or {}),
+            topology=s["topology"], xdp=xdp, streams=streams, captures=captures, expect=expect,
+            expect_xdp=expect_xdp, expect_interface=expect_if, expect_unexpected=unexpected,
+            timeout=timeout, quiet=quiet, seed=s.get("seed", 0), spec=s,
+        )
+
+    # -- sections ---------------------------------------------------------------------------
+    def _link(self, a, b):
+        self.adjacency.setdefault(a, set()).add(b)
+        self.adjacency.setdefault(b, set()).add(a)
+
+    def _topology(self, topo):
+        """``topology``: the rules of :mod:`netring_testkit.topospec`; fills the endpoint → MTU table and the adjacency."""
+        found, parsed = topospec.analyse(topo)
+        for path, message in found:
+            self.err(("topology",) + path, message)
+        for name, ep in parsed.endpoints.items():
+            self.endpoints[name] = ep.mtu or 1500  # a bridge without `mtu` gets the kernel's 1500
+            if ep.link is not None:
+                self._link(name, ep.link.name)
+        for b in parsed.bridges:
+            members = [p.name for p in b.ports] + [b.name]
+            for a in members:
+                for other in members:
+                    if a != other:
+                        self._link(a, other)
+
+    def _need_ep(self, rel, ep, what):
+        if ep not in self.endpoints:
+            self.err(rel, "%s %r is not an endpoint of any link%s; known endpoints: %s"
+                     % (what, ep, _did_you_mean(ep, self.endpoints), ", ".join(self.endpoints) or "none"))
+            return False
+        return True
+
+    def _xdp(self, entries):
+        """``xdp``: one program per interface; redirect targets, filter rules, ELF objects."""
+        xdp = []
+        for xi, x in enumerate(entries):
+            rel = ("xdp", xi)
+            ok = self._need_ep(rel + ("attach",), x["attach"], "attach endpoint")
+            if ok and x["attach"] in self.attached:
+                self.err(rel + ("attach",), "endpoint %r already has an XDP program (xdp[%d]); one per interface"
+                         % (x["attach"], self.attached[x["attach"]]))
+            self.attached[x["attach"]] = xi
+            prog = x["program"]
+            opts = dict(x.get("options") or {})
+            if prog == "redirect":
+                if "target" not in x:
+                    self.err(rel, "program redirect needs `target: NODE:IFNAME` (the interface frames leave through)")
+                else:
+                    if self._need_ep(rel + ("target",), x["target"], "redirect target"):
+                        if _endpoint_node(x["target"]) != _endpoint_node(x["attach"]):
+                            self.err(rel + ("target",), "redirect target %r must be in the same node as %r "
+                                     "(XDP redirects between interfaces of one namespace)"
+                                     % (x["target"], x["attach"]))
+                        self._link(x["attach"], x["target"])
+                    opts["target"] = x["target"]
+            elif "target" in x:
+                self.err(rel + ("target",), "`target` only applies to program redirect")
+            if prog == "filter":
+                if not x.get("rules"):
+                    self.err(rel, "program filter needs `rules: [{match: {...}, action: drop}]`")
+                else:
+                    self._check_rules(x, rel)
+                opts["rules"] = x.get("rules") or []
+                opts["default"] = x.get("default", "pass")
+            else:
+                for k in ("rules", "default"):
+                    if k in x:
+                        self.err(rel + (k,), "`%s` only applies to program filter" % k)
+            if isinstance(prog, dict):
+                obj = prog["object"]
+                objpath = obj if os.path.isabs(obj) else os.path.join(os.path.dirname(self.doc.filename), obj)
+                prog = {"object": os.path.normpath(objpath), "program": prog["program"]}
+                self._check_object(prog["object"], prog["program"], rel + ("program",))
+            xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts))
+        return xdp
+
+    def _traffic(self, entries):
+        """``traffic``: unique names, connected endpoints, one L3 and one L4 header, sizes that fit."""
+        streams = []
+        for ti, t in enumerate(entries):
+            rel = ("traffic", ti)
+            name = t.get("name", "s%d" % ti)
+            if name in self.names:
+                self.err(rel + ("name",), "stream name %r is used twice (also traffic[%d])" % (name, self.names[name]))
+            self.names[name] = ti
+            ok = self._need_ep(rel + ("from",), t["from"], "stream source")
+            ok = self._need_ep(rel + ("to",), t["to"], "stream destination") and ok
+            if ok:
+                if t["from"] == t["to"]:
+                    self.err(rel + ("to",), "a stream cannot be sent to its own source endpoint %r" % t["from"])
+                elif not _connected(self.adjacency, t["from"], t["to"]):
+                    self.err(rel + ("to",), "%r is not connected to %r by links, bridges or XDP redirects"
+                             % (t["to"], t["from"]))
+            frame = copy.deepcopy(t.get("frame") or {})
+            if "ipv4" in frame and "ipv6" in frame:
+                self.err(rel + ("frame",), "a frame has one L3 header: give ipv4 or ipv6, not both")
+            l4s = [k for k in ("udp", "tcp", "icmp") if k in frame]
+            if len(l4s) > 1:
+                self.err(rel + ("frame",), "a frame has one L4 header: give one of udp, tcp, icmp (got %s)"
+                         % ", ".join(l4s))
+            if "ipv4" not in frame and "ipv6" not in frame:
+                frame["ipv4"] = {}
+            if not l4s:
+                frame["udp"] = {}
+            try:
+                sizes = frame_sizes(frame.pop("size", None), self.s.get("seed", 0), rel + ("frame", "size"))
+            except ValueError as exc:
+                self.err(rel + ("frame", "size"), str(exc))
+                sizes = []
+            try:
+                rate = parse_rate(t.get("rate"))
+            except ValueError as exc:
+                self.err(rel + ("rate",), str(exc))
+                rate = None
+            st = Stream(name, ti, t["from"], t["to"], t.get("count", DEFAULT_COUNT), rate, frame, sizes)
+            if ok and sizes:
+                self._check_sizes(st, rel)
+            streams.append(st)
+        return streams
+
+    def _check_sizes(self, st, rel):
+        lo = min_frame_size(st.l3, st.l4, st.vlan is not None)
+        mtu = min(self.endpoints.get(st.src, 1500), self.endpoints.get(st.dst, 1500))
+        hi = mtu + 14 + (4 if st.vlan is not None else 0)
+        bad = [z for z in st.sizes if not lo <= z <= hi]
+        if bad:
+            self.err(rel + ("frame", "size"),
+                     "frame size %d B does not fit: %s%s frames with the %d B stamp need %d..%d B "
+                     "(link MTU %d)" % (bad[0], "802.1Q/" if st.vlan is not None else "",
+                                        "%s/%s" % (st.l3, st.l4), STAMP_LEN, lo, hi, mtu))
+
+    def _captures(self, s, streams):
+        """``capture``: one per endpoint, via afpacket; without the section, every stream's ``to``."""
+        captures = []
+        for ci, c in enumerate(s.get("capture") or []):
+            rel = ("capture", ci)
+            if self._need_ep(rel + ("on",), c["on"], "capture endpoint") and c["on"] in self.cap_on:
+                self.err(rel + ("on",), "endpoint %r is captured twice" % c["on"])
+            self.cap_on[c["on"]] = ci
+            via = c.get("via", "afpacket")
+            if via != "afpacket":
+                self.err(rel + ("via",), "capture via %r is not implemented yet; use afpacket" % via)
+            captures.append(CaptureSpec(c["on"], via, {k: v for k, v in c.items() if k not in ("on", "via")}))
+        if "capture" not in s:
+            for st in streams:
+                if st.dst in self.endpoints and st.dst not in self.cap_on:
+                    self.cap_on[st.dst] = len(captures)
+                    captures.append(CaptureSpec(st.dst, "afpacket", {}))
+        return captures
+
+    def _expect_streams(self, ex, streams, captures):
+        """``expect`` per stream (``expect.streams.NAME`` over the scenario-wide defaults): counts and where."""
+        expect = {}
+        per = ex.get("streams") or {}
+        for key in per:
+            if key not in self.names:
+                self.err(("expect", "streams", key), "no stream named %r%s; streams: %s"
+                         % (key, _did_you_mean(key, self.names), ", ".join(self.names)))
+        for st in streams:
+            own = per.get(st.name) or {}
+
+            def pick(field, default):
+                return own.get(field, ex.get(field, default))
+
+            rel = ("expect", "streams", st.name) if st.name in per else ("expect",)
+            try:
+                delivered = CountExpr(pick("delivered", "all"))
+            except ValueError as exc:
+                self.err(rel + ("delivered",), str(exc))
+                delivered = CountExpr("all")
+            at = pick("at", None)
+            if at is None:
+                if st.dst in self.cap_on:
+                    at = st.dst
+                elif len(captures) == 1:
+                    at = captures[0].on
+            if at is None and st.dst not in self.endpoints:
+                pass  # the bad `to:` is already reported
+            elif at is None:
+                self.err(rel, "stream %r is not captured anywhere: add `capture: [{on: %s}]` or `at:` in expect"
+                         % (st.name, st.dst))
+            elif at not in self.cap_on:
+                self.err(rel + ("at",), "expect.at %r has no capture; captured endpoints: %s"
+                         % (at, ", ".join(self.cap_on) or "none"))
+            expect[st.name] = StreamExpect(delivered, pick("order", "strict"), pick("payload", "intact"), at)
+        return expect
+
+    def _expect_counters(self, ex):
+        """``expect.xdp``, ``expect.interface`` and ``expect.unexpected``: counter expressions."""
+        expect_xdp = {}
+        for ep, counters in (ex.get("xdp") or {}).items():
+            if ep not in self.attached:
+                self.err(("expect", "xdp", ep), "no XDP program is attached to %r; attached: %s"
+                         % (ep, ", ".join(self.attached) or "none"))
+            expect_xdp[ep] = self._exprs(counters, ("expect", "xdp", ep))
+        expect_if = {}
+        for ep, counters in (ex.get("interface") or {}).items():
+            self._need_ep(("expect", "interface", ep), ep, "interface")
+            expect_if[ep] = self._exprs(counters, ("expect", "interface", ep))
+        unexpected = None
+        if "unexpected" in ex:
+            try:
+                unexpected = CountExpr(ex["unexpected"])
+            except ValueError as exc:
+                self.err(("expect", "unexpected"), str(exc))
+        return expect_xdp, expect_if, unexpected
+
+    def _timeouts(self):
+        """``timeout`` and ``quiet`` in seconds; the quiet period must end before the timeout."""
+        timeout = self._duration("timeout", DEFAULT_TIMEOUT)
+        quiet = self._duration("quiet", DEFAULT_QUIET)
+        if quiet >= timeout:
+            self.err(("quiet",), "quiet period %gs must be shorter than timeout %gs" % (quiet, timeout))
+        return timeout, quiet
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _check_object(self, path, name, rel):
+        """The ELF object must exist and hold a program called ``name`` (checked now, not at attach time)."""
+        if not os.path.isfile(path):
+            self.err(rel + ("object",), "BPF object file %s does not exist (a relative `object:` is resolved "
+                     "against the scenario file's directory); compile it with `clang -O2 -g -target bpf -c`"
+                     % path)
+            return
+        try:
+            names = bpf_object_programs(path)
+        except (OSError, ValueError) as exc:
+            self.err(rel + ("object",), "cannot read the BPF programs of %s: %s" % (path, exc))
+            return
+        if name not in names:
+            self.err(rel + ("program",), "%s has no program %r%s; its programs: %s"
+                     % (path, name, _did_you_mean(name, names), ", ".join(names) or "none"))
+
+    def _check_rules(self, x, rel):
+        """Let the filter compiler validate the rules now, so a bad match field is located in the file."""
+        try:
+            from netring.bpf.programs import validate_rules
+        except ImportError:
+            return
+        from netring.errors import ConfigurationError
+
+        try:
+            validate_rules(x["rules"], x.get("default", "pass"))
+        except ConfigurationError as exc:
+            where = rel
+            for name, idx in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?", str(exc.field or "rules")):
+                where += (name,) + ((int(idx),) if idx else ())
+            self.err(where, "invalid %s" % exc)
+
+    def _exprs(self, counters, rel):
+        out = {}
+        for k, v in (counters or {}).items():
+            try:
+                out[k] = CountExpr(v)
+            except ValueError as exc:
+                self.err(rel + (k,), str(exc))
+        return out
+
+    def _duration(self, key, default):
+        if key not in self.s:
+            return default
+        try:
+            return parse_duration(self.s[key])
+        except ValueError as exc:
+            self.err((key,), str(exc))
+            return default
