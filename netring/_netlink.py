@@ -28,6 +28,7 @@ __all__ = ["request", "exchange", "links", "operstates", "genl_family_id", "genl
 
 # A reply that does not come within this long means a kernel or caller bug, not a slow kernel.
 _TIMEOUT_S = 5.0
+_RCVTIMEO = struct.pack("@ll", int(_TIMEOUT_S), 0)  # struct timeval
 # Kernel dump datagrams are at most ~32 KiB (NLMSG_GOODSIZE with extended acks); one reply fits.
 _RECV_BYTES = 1 << 16
 _SEQ = 1  # one request per socket: its replies all carry this sequence number
@@ -62,11 +63,16 @@ def exchange(protocol, data, flags, replies=None, marshal=None):
         marshal.msg_map = dict(replies or {})
     out = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol) as sock:
-        sock.settimeout(_TIMEOUT_S)
+        # A kernel-side receive timeout keeps the socket blocking: settimeout() would add a poll()
+        # before every recv().
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _RCVTIMEO)
         sock.bind((0, 0))
         sock.send(data)
         while True:
-            data = sock.recv(_RECV_BYTES)
+            try:
+                data = sock.recv(_RECV_BYTES)
+            except BlockingIOError:  # SO_RCVTIMEO expired
+                raise TimeoutError("no netlink reply within %.0f s" % _TIMEOUT_S) from None
             if not data:
                 return out
             for reply in marshal.parse(data):
