@@ -1,9 +1,9 @@
 """netring._netlink: one-shot rtnetlink/genetlink requests in the calling thread's namespace."""
 import errno
-import os
 import struct
 
 import pytest
+from netring_testkit.plugin import require
 
 from netring import _netlink
 from netring.netns import NetNS
@@ -43,8 +43,7 @@ def test_link_states_stops_at_an_attribute_running_past_the_message():
 
 @pytest.fixture
 def veth_ns():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_NET_ADMIN; run as root or grant it")
+    require()
     with NetNS.create() as ns:
         with ns.iproute() as ipr:
             ipr.link("add", ifname="nl0", kind="veth", peer={"ifname": "nl1"})

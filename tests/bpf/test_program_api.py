@@ -1,7 +1,6 @@
 """The public hooks between programs and netring.xdp: BuiltinProgram.counters and Program.before_attach."""
-import os
-
 import pytest
+from netring_testkit.plugin import require
 
 from netring import xdp
 from netring.bpf import BuiltinProgram, Program, builtin, load_program
@@ -13,8 +12,7 @@ pytestmark = pytest.mark.privileged
 
 @pytest.fixture(autouse=True)
 def _root():
-    if os.geteuid() != 0:
-        pytest.skip("needs CAP_BPF; run as root or grant CAP_BPF and CAP_PERFMON")
+    require("CAP_BPF")
 
 
 def test_builtins_are_builtin_programs_and_count():
