@@ -16,6 +16,8 @@ Differences to the other rows, stated in the table description:
 """
 import time
 
+from bench.common import Skip, rss_kib
+
 _YAML = """\
 scenarios:
   - name: bench-roundtrip
@@ -44,9 +46,7 @@ def scenario_yaml(size, count, timeout=60):
 
 
 def run(args):
-    """Run the engine once; return the peer JSON dict (raises ``bench.peer.Skip`` when the engine is missing)."""
-    from bench.peer import Skip, _rss_kib
-
+    """Run the engine once; return the peer JSON dict (raises ``bench.common.Skip`` when the engine is missing)."""
     try:
         from netring_testkit import runner as engine
         from netring_testkit.scenario import load_text
@@ -65,4 +65,4 @@ def run(args):
             "size": max(args.size, MIN_SIZE), "sent": result.sent, "delivered": delivered, "lost": lost,
             "expected": args.count, "tx_seconds": result.tx_seconds, "duration_s": result.duration,
             "pps": delivered / result.tx_seconds if result.tx_seconds > 0 else 0.0,
-            "wall_ns": t1 - t0, "max_rss_kib": _rss_kib()}
+            "wall_ns": t1 - t0, "max_rss_kib": rss_kib()}

@@ -23,9 +23,10 @@ import argparse
 import ctypes
 import json
 import os
-import resource
 import sys
 import time
+
+from bench.common import Skip, rss_kib
 
 DST_MAC = bytes.fromhex("024e52000099")
 SRC_MAC = bytes.fromhex("024e52000001")
@@ -65,14 +66,6 @@ def _ready(args):
         os.write(args.ready_fd, b"R")
         os.close(args.ready_fd)
         args.ready_fd = -1
-
-
-def _rss_kib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-class Skip(Exception):
-    """A library piece the role needs is not available; the message names it."""
 
 
 def _need(modname, attr=None):
@@ -120,7 +113,7 @@ def tx_socket(args):
             break
     t1 = time.monotonic_ns()
     s.close()
-    return {"role": "tx", "impl": "py-socket", "sent": sent, "t_start_ns": t0, "t_end_ns": t1, "max_rss_kib": _rss_kib()}
+    return {"role": "tx", "impl": "py-socket", "sent": sent, "t_start_ns": t0, "t_end_ns": t1, "max_rss_kib": rss_kib()}
 
 
 def tx_scapy(args):
@@ -138,7 +131,7 @@ def tx_scapy(args):
     t0 = time.monotonic_ns()
     sendp(seq, iface=args.ifname, verbose=False)
     t1 = time.monotonic_ns()
-    return {"role": "tx", "impl": "scapy-sendp", "sent": len(seq), "t_start_ns": t0, "t_end_ns": t1, "max_rss_kib": _rss_kib()}
+    return {"role": "tx", "impl": "scapy-sendp", "sent": len(seq), "t_start_ns": t0, "t_end_ns": t1, "max_rss_kib": rss_kib()}
 
 
 def _injector(args):
@@ -171,7 +164,7 @@ def tx_netring_stream(args):
         _drain_tx(inj, args, deadline)
         t1 = time.monotonic_ns()
     return {"role": "tx", "impl": "netring-send_stream", "sent": int(n), "t_start_ns": t0, "t_end_ns": t1,
-            "max_rss_kib": _rss_kib()}
+            "max_rss_kib": rss_kib()}
 
 
 def tx_netring_batch(args):
@@ -203,7 +196,7 @@ def tx_netring_batch(args):
         _drain_tx(inj, args, deadline)
         t1 = time.monotonic_ns()
     return {"role": "tx", "impl": "netring-send_batch", "sent": sent, "t_start_ns": t0, "t_end_ns": t1,
-            "max_rss_kib": _rss_kib()}
+            "max_rss_kib": rss_kib()}
 
 
 # -- receivers ------------------------------------------------------------------------------------
@@ -246,7 +239,7 @@ def rx_netring(args):
             "delivered": c.delivered, "lost": c.lost, "duplicated": c.duplicated, "reordered": c.reordered,
             "corrupted": c.corrupted, "unexpected": chk.unexpected,
             "kernel_packets": getattr(stats, "packets", None), "kernel_drops": getattr(stats, "drops", None),
-            "t_first_ns": t_first, "t_last_ns": t_last, "timed_out": timed_out, "max_rss_kib": _rss_kib()}
+            "t_first_ns": t_first, "t_last_ns": t_last, "timed_out": timed_out, "max_rss_kib": rss_kib()}
 
 
 def rx_netring_drop(args):
@@ -282,7 +275,7 @@ def rx_netring_drop(args):
         if hasattr(prog, "close"):
             prog.close()
     return {"role": "rx", "impl": "netring-xdp-drop", "expected": args.count, "dropped": val,
-            "t_first_ns": t_first, "t_last_ns": t_last, "timed_out": timed_out, "max_rss_kib": _rss_kib()}
+            "t_first_ns": t_first, "t_last_ns": t_last, "timed_out": timed_out, "max_rss_kib": rss_kib()}
 
 
 def rx_scapy(args):
@@ -315,7 +308,7 @@ def rx_scapy(args):
         sn.stop()
     return {"role": "rx", "impl": "scapy-sniff", "expected": args.count, "received": box["n"],
             "t_first_ns": box["first"], "t_last_ns": box["last"], "timed_out": box["n"] < args.count,
-            "max_rss_kib": _rss_kib()}
+            "max_rss_kib": rss_kib()}
 
 
 def engine(args):
@@ -385,7 +378,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # Re-enter through the package so every module sees one ``bench.peer`` (one Skip class).
-    from bench.peer import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -14,12 +14,13 @@ import collections
 import errno
 import os
 import socket
-import struct
 import threading
 import weakref
 
+from . import _netlink
 from ._core import lib
-from .bpf.objects import Link, bpf_error
+from .bpf.fd import bpf_error
+from .bpf.objects import Link, Program, program_from_id
 from .errors import (ENOTSUPP, ConfigurationError, InterfaceNotFoundError, NetringError, ResourceBusyError,
                      UnsupportedError, from_oserror)
 from .netns import NetNS, resolve
@@ -29,8 +30,8 @@ __all__ = ["attach", "query", "detach_all", "XdpAttachment", "XdpInfo", "MODES"]
 #: Accepted ``mode=`` values.
 MODES = ("native", "generic", "auto")
 _FLAGS = {"native": lib.XDP_FLAGS_DRV_MODE, "generic": lib.XDP_FLAGS_SKB_MODE}
-_ATTACHED = {lib.XDP_ATTACHED_DRV: "native", lib.XDP_ATTACHED_SKB: "generic", lib.XDP_ATTACHED_HW: "offload",
-             "xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}  # pyroute2 decodes to names
+# IFLA_XDP_ATTACHED as pyroute2 decodes it (XDP_ATTACHED_DRV/SKB/HW) -> our mode names.
+_ATTACHED = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}
 
 #: What :func:`query` reports: kernel program ``id``, ``mode`` (native/generic/offload), program ``name`` and ``tag``.
 XdpInfo = collections.namedtuple("XdpInfo", "id mode name tag")
@@ -88,21 +89,25 @@ def _netlink_error(exc, action, ifname, ns):
                         capability="CAP_NET_ADMIN and CAP_BPF")
 
 
-def _query_here(ipr, ifindex):
-    """Read IFLA_XDP of ``ifindex``: list of ``(prog_id, mode)``."""
+def _query_here(ifindex):
+    """Inside the namespace: the XDP programs on ``ifindex`` from its IFLA_XDP, as ``[(prog_id, mode)]``.
+
+    One RTM_GETLINK on a socket opened here (:mod:`netring._netlink`), not an ``IPRoute``: building
+    one costs milliseconds, and attach asks twice.
+    """
     try:
-        msgs = ipr.get_links(ifindex)
-    except Exception as exc:
-        if getattr(exc, "code", None) == errno.ENODEV:
+        msgs = _netlink.links(ifindex)
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
             raise InterfaceNotFoundError("ifindex %d" % ifindex) from None
         raise
     xdp = msgs[0].get_attr("IFLA_XDP") if msgs else None
     if xdp is None:
         return []
-    attached = xdp.get_attr("IFLA_XDP_ATTACHED") or 0
-    if attached in (lib.XDP_ATTACHED_NONE, "none"):
+    attached = xdp.get_attr("IFLA_XDP_ATTACHED")  # pyroute2 decodes it to a name, None for XDP_ATTACHED_NONE
+    if attached is None:
         return []
-    if attached not in (lib.XDP_ATTACHED_MULTI, "xdpmulti"):
+    if attached != "xdpmulti":
         return [(xdp.get_attr("IFLA_XDP_PROG_ID"), _ATTACHED.get(attached, str(attached)))]
     out = []
     for attr, mode in (("IFLA_XDP_DRV_PROG_ID", "native"), ("IFLA_XDP_SKB_PROG_ID", "generic"),
@@ -113,68 +118,7 @@ def _query_here(ipr, ifindex):
     return out
 
 
-_RTM_GETLINK, _NLMSG_ERROR, _NLMSG_DONE, _IFLA_XDP = 18, 2, 3, 43
-_XDP_ATTRS = {2: "attached", 4: "prog", 6: "drv", 7: "skb", 8: "hw"}  # IFLA_XDP_* (linux/if_link.h)
-
-
-def _query_raw(ifindex):
-    """:func:`_query_here` without pyroute2: one RTM_GETLINK on a netlink socket opened here (inside the namespace).
-
-    The attach path uses it: building a pyroute2 IPRoute costs milliseconds, this costs microseconds.
-    """
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
-        s.bind((0, 0))
-        req = struct.pack("=IHHII", 32, _RTM_GETLINK, 1, 1, 0) + struct.pack("=BxHiII", socket.AF_UNSPEC, 0, ifindex, 0, 0)
-        s.send(req)
-        while True:
-            data = s.recv(65536)
-            off = 0
-            while off + 16 <= len(data):
-                mlen, mtype = struct.unpack_from("=IH", data, off)
-                if mtype == _NLMSG_ERROR:
-                    err = -struct.unpack_from("=i", data, off + 16)[0]
-                    if err == errno.ENODEV:
-                        raise InterfaceNotFoundError("ifindex %d" % ifindex)
-                    if err:
-                        raise OSError(err, os.strerror(err))
-                elif mtype == _RTM_GETLINK - 2:  # RTM_NEWLINK: the answer
-                    return _parse_xdp(data[off + 32:off + mlen])
-                elif mtype == _NLMSG_DONE:
-                    return []
-                off += (mlen + 3) & ~3
-                if mlen < 16:
-                    return []
-
-
-def _attrs(buf):
-    off = 0
-    while off + 4 <= len(buf):
-        alen, atype = struct.unpack_from("=HH", buf, off)
-        if alen < 4:
-            return
-        yield atype & 0x3FFF, buf[off + 4:off + alen]
-        off += (alen + 3) & ~3
-
-
-def _parse_xdp(attrs):
-    for atype, val in _attrs(attrs):
-        if atype != _IFLA_XDP:
-            continue
-        x = {}
-        for t, v in _attrs(val):
-            if t in _XDP_ATTRS:
-                x[_XDP_ATTRS[t]] = v[0] if t == 2 else struct.unpack_from("=I", v)[0]
-        attached = x.get("attached", 0)
-        if attached == lib.XDP_ATTACHED_NONE:
-            return []
-        if attached != lib.XDP_ATTACHED_MULTI:
-            return [(x.get("prog"), _ATTACHED.get(attached, str(attached)))]
-        return [(x[k], mode) for k, mode in (("drv", "native"), ("skb", "generic"), ("hw", "offload")) if x.get(k)]
-    return []
-
-
 def _describe(prog_id, mode):
-    from .bpf.objects import program_from_id
     try:
         with program_from_id(prog_id) as p:
             info = p.info()
@@ -189,13 +133,12 @@ def query(ifname, netns=None, all=False):
     Returns an :class:`XdpInfo` ``(id, mode, name, tag)`` or ``None``; with ``all=True`` a
     list of every attached program (native/generic/offload can coexist with offload).
     """
-    ns = _open_ns(netns)
+    ns, owned = resolve(netns)  # no fd of our own: nothing outlives this call
     try:
         ifindex, _ = _ifindex(ns, ifname)
-        with _iproute(ns) as ipr:
-            found = [_describe(pid, mode) for pid, mode in _query_here(ipr, ifindex)]
+        found = [_describe(pid, mode) for pid, mode in _run(ns, _query_here, ifindex)]
     finally:
-        if ns is not None:
+        if owned:
             ns.close()
     if all:
         return found
@@ -298,7 +241,8 @@ class XdpAttachment:
         return self._link
 
     def counters(self):
-        """The program's per-action counters (see :meth:`netring.bpf.Program.counters`)."""
+        """The program's per-action counters (:meth:`netring.bpf.programs.BuiltinProgram.counters`);
+        :class:`UnsupportedError` for a program that keeps none netring knows."""
         return self.program.counters()
 
     def map(self, name):
@@ -348,15 +292,13 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
         raise ConfigurationError("mode must be one of %s, not %r" % (", ".join(MODES), mode), field="mode", value=mode)
     if method not in ("auto", "link", "netlink"):
         raise ConfigurationError("method must be auto, link or netlink, not %r" % (method,), field="method", value=method)
-    from .bpf.objects import Program
     if not isinstance(program, Program) or program.closed:
         raise ConfigurationError("program %r is closed or not a netring Program" % (program,), field="program", value=program)
     ns = _open_ns(netns)
     try:
         ifindex, ifname = _ifindex(ns, target)
-        for hook in getattr(program, "_attach_hooks", ()):
-            hook(ns)  # e.g. the redirect built-in fills its devmap inside this namespace
-        existing = _run(ns, _query_raw, ifindex)
+        program.before_attach(ifindex, ns)  # e.g. the redirect built-in fills its devmap inside this namespace
+        existing = _run(ns, _query_here, ifindex)
         if existing:
             pid, emode = existing[0]
             if not replace:
@@ -425,7 +367,7 @@ def _netlink_set(ns, ifindex, ifname, fd, flags, action):
 
 
 def _check_mode(ns, ifindex, wanted, link=None):
-    got = _run(ns, _query_raw, ifindex)
+    got = _run(ns, _query_here, ifindex)
     modes = [m for _, m in got]
     if wanted not in modes:
         if link is not None:
@@ -439,8 +381,7 @@ def detach_all(ifname, netns=None):
     ns = _open_ns(netns)
     try:
         ifindex, name = _ifindex(ns, ifname)
-        with _iproute(ns) as ipr:
-            existing = _query_here(ipr, ifindex)
+        existing = _run(ns, _query_here, ifindex)
         for _, mode in existing:
             try:
                 _netlink_set(ns, ifindex, name, -1, _FLAGS.get(mode, 0), "detaching XDP from %s" % name)

@@ -66,6 +66,7 @@ import struct
 import threading
 import time
 
+from netring import _netlink
 from netring.errors import NetringError, from_oserror
 from netring.netns import NetNS
 from pyroute2 import IPRoute as _IPRoute
@@ -97,9 +98,7 @@ _QUIET_IPV6 = (
 )
 _READY_TIMEOUT_S = 5.0
 _READY_POLL_S = 0.001
-_RTM_NEWLINK, _RTM_GETLINK, _NLMSG_ERROR, _NLMSG_DONE = 16, 18, 2, 3
-_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
-_IFLA_IFNAME, _IFLA_OPERSTATE, _IF_OPER_UP = 3, 16, 6
+_OPER_UP = "UP"                  # IFLA_OPERSTATE IF_OPER_UP, as pyroute2's ifinfmsg names it
 _MAF_TIMER_RUNNING = 0x01        # include/net/if_inet6.h: an MLD report is still scheduled for the group
 _SOLICITED_PREFIX = "ff0200000000000000000001ff"   # ff02::1:ffXX:XXXX in /proc/net/igmp6
 
@@ -177,39 +176,13 @@ def _ifindexes_here(names):
     return out
 
 
-def _operstates_here():
-    """Inside a node: ``{ifname: IFLA_OPERSTATE}`` of every link, from one raw RTM_GETLINK dump."""
-    out = {}
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
-        s.bind((0, 0))
-        s.send(struct.pack("=IHHII", 32, _RTM_GETLINK, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
-               + struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0))
-        while True:
-            data = s.recv(65536)
-            off = 0
-            while off + 16 <= len(data):
-                mlen, mtype = struct.unpack_from("=IH", data, off)
-                if mtype == _NLMSG_DONE or mtype == _NLMSG_ERROR or mlen < 16:
-                    return out
-                if mtype == _RTM_NEWLINK:
-                    name, state, a, end = None, None, off + 32, off + mlen
-                    while a + 4 <= end:
-                        alen, atype = struct.unpack_from("=HH", data, a)
-                        if alen < 4:
-                            break
-                        if atype == _IFLA_IFNAME:
-                            name = data[a + 4:a + alen].split(b"\0", 1)[0].decode()
-                        elif atype == _IFLA_OPERSTATE:
-                            state = data[a + 4]
-                        a += (alen + 3) & ~3
-                    if name is not None:
-                        out[name] = state
-                off += (mlen + 3) & ~3
-
-
 def _ready_here(running, v6):
-    """Inside a node: True when every interface in ``running`` is operationally UP and every one
-    in ``v6`` has joined its solicited-node group(s) with no MLD report left to send.
+    """Inside a node: what is not ready yet, as ``(running, v6)`` sets; both empty when all is.
+
+    ``running``: the interfaces not yet operationally UP (while there are any, ``v6`` is not
+    looked at and comes back whole); ``v6``: all of ``v6`` unless every one has joined its
+    solicited-node group(s) with no MLD report left to send. The caller asks again with what
+    came back, so an interface seen UP is not queried again.
 
     Operationally UP (not merely IFF_RUNNING, which UNKNOWN also sets) means the kernel's
     linkwatch has handled the carrier: the qdisc is live and IPv6 has been told the link is
@@ -223,9 +196,10 @@ def _ready_here(running, v6):
     if running:
         for name in running:
             _ethtool_value(name, _ETHTOOL_GLINK)
-        states = _operstates_here()
-        if any(states.get(name) != _IF_OPER_UP for name in running):
-            return False
+        states = _netlink.operstates()  # {ifname: (ifindex, operstate)}: one dump, three fields read per link
+        down = frozenset(name for name in running if states.get(name, (0, None))[1] != _OPER_UP)
+        if down:
+            return down, v6
     if v6:
         joined = set()
         with open("/proc/thread-self/net/igmp6") as f:
@@ -234,12 +208,12 @@ def _ready_here(running, v6):
                 if len(fields) < 5 or fields[1] not in v6:
                     continue
                 if int(fields[4], 16) & _MAF_TIMER_RUNNING:
-                    return False
+                    return frozenset(), v6
                 if fields[2].startswith(_SOLICITED_PREFIX):
                     joined.add(fields[1])
         if len(joined) < len(v6):
-            return False
-    return True
+            return frozenset(), v6
+    return frozenset(), frozenset()
 
 
 def _disable_ipv6(ifname):
@@ -449,7 +423,8 @@ class Topology:
         that are dropped, and the MLD reports it triggers would land in the test's captures.
         So each node is asked (one helper-thread hop per node and poll, every millisecond)
         whether its veths are operationally UP and its IPv6 interfaces have joined their
-        solicited-node groups with no MLD report still scheduled (see :func:`_ready_here`).
+        solicited-node groups with no MLD report still scheduled (see :func:`_ready_here`); a
+        node is asked only about what was not ready at the previous poll.
         """
         deadline = time.monotonic() + _READY_TIMEOUT_S
         want = {}
@@ -461,7 +436,8 @@ class Topology:
                 v6.add(ep.ifname)
         pending = {n: w for n, w in want.items() if w[0] or w[1]}
         while pending:
-            pending = {n: w for n, w in pending.items() if not self.nodes[n].run(_ready_here, *w)}
+            pending = {n: left for n, left in ((n, self.nodes[n].run(_ready_here, *w)) for n, w in pending.items())
+                       if left[0] or left[1]}
             if not pending:
                 return
             if time.monotonic() > deadline:

@@ -7,7 +7,6 @@ import ast
 import os
 import sys
 
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("netring", "netring_testkit")
@@ -102,7 +101,6 @@ def cycles(graph):
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="capture<->check and bpf.maps->objects->programs cycles: issue 9 removes them")
 def test_no_import_cycles():
     found = cycles(import_graph())
     assert found == [], "import cycles (lazy imports count): %s" % "; ".join(" <-> ".join(c) for c in found)

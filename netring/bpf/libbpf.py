@@ -17,8 +17,9 @@ import threading
 from cffi import FFI
 
 from ..errors import ConfigurationError, NetringError, UnsupportedError, from_oserror
-from .maps import _wrap_fd
-from .objects import Program, VerifierError, _prog_info, _record
+from .fd import record_created
+from .maps import map_from_fd
+from .objects import Program, VerifierError, program_info
 
 __all__ = ["load_object", "UserObject", "LibbpfNotFoundError", "libbpf_version"]
 
@@ -236,17 +237,17 @@ def _load_locked(lib, path, wanted):
             while m != _ffi.NULL and len(maps) < 4096:
                 fd = lib.bpf_map__fd(m)
                 if fd >= 0:
-                    wrapped = maps[_ffi.string(lib.bpf_map__name(m)).decode()] = _wrap_fd(os.dup(fd))
-                    _record("map", wrapped.id)
+                    wrapped = maps[_ffi.string(lib.bpf_map__name(m)).decode()] = map_from_fd(os.dup(fd))
+                    record_created("map", wrapped.id)
                 m = lib.bpf_object__next_map(obj, m)
             for p, n in zip(_walk(lib, obj), names):
                 fd = lib.bpf_program__fd(p)
                 if fd < 0:
                     continue
                 fd = os.dup(fd)
-                info = _prog_info(fd)
+                info = program_info(fd)
                 programs[n] = Program(fd, n, info.type, maps=maps, owns_maps=False)
-                _record("prog", info.id)
+                record_created("prog", info.id)
                 sections[n] = _ffi.string(lib.bpf_program__section_name(p)).decode()
         except BaseException:
             for o in list(programs.values()) + list(maps.values()):

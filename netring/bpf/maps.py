@@ -7,13 +7,14 @@ returns the list, :meth:`Map.sum` adds them up (element-wise for tuples).
 """
 import collections
 import errno
+import os
 import struct
 
 from .._core import ffi, lib
 from ..errors import ConfigurationError
-from .objects import BpfFd, BpfObjectNotFoundError, _record, bpf_error, check_int, check_name
+from .fd import BpfFd, BpfObjectNotFoundError, bpf_error, check_int, check_name, record_created
 
-__all__ = ["Map", "MapInfo", "create_map", "map_from_id", "MAP_TYPES", "PERCPU_TYPES", "possible_cpus"]
+__all__ = ["Map", "MapInfo", "create_map", "map_from_id", "map_from_fd", "MAP_TYPES", "PERCPU_TYPES", "possible_cpus"]
 
 #: Map types by name.
 MAP_TYPES = {
@@ -293,7 +294,7 @@ def create_map(map_type, key_size, value_size, max_entries, name="", flags=0, ke
         raise bpf_error(fd, "creating map %r (%s, key %d B, value %d B, %d entries)"
                         % (name, map_type, key_size, value_size, max_entries))
     m = Map(fd, t, key_size, value_size, max_entries, name, flags, key_format, value_format)
-    _record("map", m.id)
+    record_created("map", m.id)
     return m
 
 
@@ -305,15 +306,18 @@ def map_from_id(map_id, key_format=None, value_format=None):
         if fd == -errno.ENOENT:
             raise BpfObjectNotFoundError("no BPF map with id %d (it was freed); list maps with `bpftool map`" % map_id)
         raise bpf_error(fd, "opening map id %d" % map_id)
-    return _wrap_fd(fd, key_format, value_format)
+    return map_from_fd(fd, key_format, value_format)
 
 
-def _wrap_fd(fd, key_format=None, value_format=None):
-    """Wrap an owned map fd, reading its geometry from the kernel."""
+def map_from_fd(fd, key_format=None, value_format=None):
+    """Wrap the map fd ``fd`` as a :class:`Map`, reading its geometry from the kernel.
+
+    The Map takes ``fd`` over (closing it with itself; on error it is closed at once): pass a
+    duplicate to keep your own.
+    """
     info = ffi.new("struct bpf_map_info *")
     rc = lib.nr_bpf_map_info(fd, info)
     if rc < 0:
-        import os
         os.close(fd)
         raise bpf_error(rc, "reading map info")
     return Map(fd, info.type, info.key_size, info.value_size, info.max_entries,

@@ -8,59 +8,21 @@ its fd (through ``weakref.finalize``), so no kernel object outlives its Python o
 import collections
 import errno
 import os
-import weakref
 
 from .._core import ffi, lib
-from ..errors import (ConfigurationError, NetringError, NetringPermissionError, UnsupportedError,
-                      from_oserror)
+from ..errors import ConfigurationError, NetringError, UnsupportedError
+# BpfFd, the error translation, the checks and the created-ids registry live in .fd (maps use them
+# too); re-exported here, where they were first defined.
+from .fd import BpfFd, BpfObjectNotFoundError, bpf_error, check_int, check_name, created_ids, record_created
 
-__all__ = ["BpfFd", "Program", "Link", "ProgramInfo", "VerifierError", "load_program",
+__all__ = ["BpfFd", "Program", "Link", "ProgramInfo", "VerifierError", "load_program", "program_info",
            "PROG_TYPES", "bpf_error", "program_from_id", "created_ids", "check_int", "check_name",
            "BpfObjectNotFoundError"]
-
-_CAP = "CAP_BPF and CAP_PERFMON (or root)"
 
 #: Program types by name (extend as needed; ints are accepted everywhere too).
 PROG_TYPES = {"xdp": lib.BPF_PROG_TYPE_XDP}
 
 _U32 = (1 << 32) - 1
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
-# Kernel ids of the programs and maps this process created (loaded, not opened by id), newest
-# last; bounded so a long-running process does not grow it forever. Kernel ids are allocated
-# cyclically, so an id seen here that still resolves is (with overwhelming likelihood) ours.
-_CREATED = {"prog": collections.deque(maxlen=1 << 16), "map": collections.deque(maxlen=1 << 16)}
-
-
-def created_ids():
-    """``{"prog": [ids], "map": [ids]}``: kernel ids of BPF programs and maps this process created.
-
-    Programs loaded with :func:`load_program` (and so every built-in) or :func:`netring.bpf.libbpf.load_object`,
-    and maps made by :func:`~netring.bpf.maps.create_map` or libbpf; objects merely opened by id are
-    not included. The last 65536 of each kind are kept. Tests use it to check that nothing this
-    process created is still loaded (``program_from_id(id)`` raising ``LookupError``).
-    """
-    return {kind: list(ids) for kind, ids in _CREATED.items()}
-
-
-def _record(kind, obj_id):
-    _CREATED[kind].append(obj_id)
-
-
-def check_int(field, value, lo=0, hi=_U32):
-    """Return ``value`` if it is an int (not a bool) in ``lo..hi``, else raise :class:`ConfigurationError`."""
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigurationError("%s must be an integer in %d..%d, not %r" % (field, lo, hi, value),
-                                 field=field, value=value)
-    return value
-
-
-def check_name(field, name):
-    """Validate a BPF object name by the kernel's rule (at most 15 chars of ``[A-Za-z0-9_.]``); return it as bytes."""
-    if not isinstance(name, str) or len(name) > 15 or not set(name) <= _NAME_CHARS:
-        raise ConfigurationError("%s must be a string of at most 15 characters from [A-Za-z0-9_.] (the kernel's "
-                                 "rule for BPF object names), not %r" % (field, name), field=field, value=name)
-    return name.encode()
-
 
 #: ``ProgramInfo(id, name, tag, type)``; ``tag`` is the kernel's 8-byte program tag in hex.
 ProgramInfo = collections.namedtuple("ProgramInfo", "id name tag type")
@@ -85,71 +47,8 @@ class VerifierError(NetringError, ValueError):
         self.name = name
 
 
-class BpfObjectNotFoundError(NetringError, LookupError):
-    """No BPF program or map has the kernel id asked for (it was unloaded, or never existed)."""
-
-
-def bpf_error(rc, action, ifname=None, netns=None):
-    """Turn a ``-errno`` from the C core into a netring exception for ``action``."""
-    code = -rc
-    if code == errno.EPERM:
-        err = NetringPermissionError(
-            "%s failed: %s; run as root or grant %s" % (action, os.strerror(code), _CAP), capability=_CAP)
-        err.errno = code
-        return err
-    if code in (errno.E2BIG, errno.EINVAL) and action.startswith("creating map"):
-        err = ConfigurationError("%s failed: %s; check sizes and flags against the map type" % (action, os.strerror(code)))
-        err.errno = code
-        return err
-    return from_oserror(OSError(code, os.strerror(code)), action, ifname=ifname, netns=netns, capability=_CAP)
-
-
-def _close_fd(fd):
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-class BpfFd:
-    """Base for objects owning one bpf fd: ``fileno()``/``fd``, idempotent ``close()``, ``with``."""
-
-    _kind = "bpf object"
-
-    def __init__(self, fd):
-        self._fd = fd
-        self._finalizer = weakref.finalize(self, _close_fd, fd)
-
-    @property
-    def fd(self):
-        """The file descriptor; raises if the object was closed."""
-        if self._fd is None:
-            raise NetringError("%s is closed; create or load it again" % self._kind)
-        return self._fd
-
-    def fileno(self):
-        """Same as :attr:`fd`."""
-        return self.fd
-
-    @property
-    def closed(self):
-        """True once :meth:`close` has run."""
-        return self._fd is None
-
-    def close(self):
-        """Release the fd (idempotent). The kernel frees the object when no fd, link or program holds it."""
-        if self._fd is not None:
-            self._fd = None
-            self._finalizer()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _prog_info(fd):
+def program_info(fd):
+    """``ProgramInfo(id, name, tag, type)`` of the program behind ``fd`` (an fd the caller keeps owning)."""
     info = ffi.new("struct bpf_prog_info *")
     rc = lib.nr_bpf_prog_info(fd, info)
     if rc < 0:
@@ -166,13 +65,17 @@ class Program(BpfFd):
     with itself; the programs of a libbpf object (:func:`netring.bpf.libbpf.load_object`)
     share the maps of their :class:`~netring.bpf.libbpf.UserObject`, which owns them — closing
     one program leaves the maps usable through the object and the other programs until the
-    object is closed. Built-in programs (``netring.bpf.programs.builtin``) have a per-CPU counters map, read with
-    :meth:`counters` at any time — before, during and after attachment.
+    object is closed. Built-in programs (``netring.bpf.programs.builtin``) are
+    instances of :class:`~netring.bpf.programs.BuiltinProgram`, whose per-CPU counters map :meth:`counters`
+    reads at any time — before, during and after attachment.
+
+    Subclasses may override :meth:`before_attach` to prepare for an attachment and :meth:`counters`
+    to decode their own counters; :func:`netring.xdp.attach` and the testkit rely only on those.
     """
 
     _kind = "BPF program"
 
-    def __init__(self, fd, name, prog_type=lib.BPF_PROG_TYPE_XDP, maps=None, rules=None, owns_maps=True):
+    def __init__(self, fd, name, prog_type=lib.BPF_PROG_TYPE_XDP, maps=None, owns_maps=True):
         super().__init__(fd)
         #: The name given at load time.
         self.name = name
@@ -181,13 +84,34 @@ class Program(BpfFd):
         self._maps = dict(maps or {})
         #: True if :meth:`close` closes :attr:`maps` too (False for programs of a libbpf object).
         self.owns_maps = owns_maps
-        self._rules = rules
-        # Called by netring.xdp.attach with the attach namespace (NetNS or None) before attaching.
-        self._attach_hooks = []
+
+    @classmethod
+    def load(cls, insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20, **init):
+        """Load ``insns`` like :func:`load_program` and return an instance of ``cls``.
+
+        ``init``: further keyword arguments of ``cls``'s constructor (a subclass's own state, e.g.
+        the rules of a built-in ``filter``); they are passed after the fd, name, type and maps.
+        """
+        fd, ptype = _load(insns, name, prog_type, license, maps, log_size)
+        try:
+            prog = cls(fd, name, ptype, maps=maps, **init)
+        except BaseException:
+            os.close(fd)  # nobody owns it yet
+            raise
+        record_created("prog", prog.id)
+        return prog
+
+    def before_attach(self, ifindex, netns):
+        """Called by :func:`netring.xdp.attach` just before it attaches this program to ``ifindex``.
+
+        ``netns`` is the attach namespace (a :class:`~netring.netns.NetNS`, or None for the current
+        one). Does nothing here; a subclass that must prepare state inside that namespace (the
+        ``redirect`` built-in fills its devmap there) overrides it. An exception aborts the attach.
+        """
 
     def info(self):
         """``ProgramInfo(id, name, tag, type)`` from the kernel."""
-        return _prog_info(self.fd)
+        return program_info(self.fd)
 
     @property
     def id(self):
@@ -207,17 +131,14 @@ class Program(BpfFd):
             raise KeyError("program %r has no map %r; it has %s" % (self.name, name, sorted(self._maps) or "none")) from None
 
     def counters(self):
-        """Per-action packet/byte counters summed over CPUs.
+        """Per-action packet/byte counters; only built-ins keep them (see
+        :meth:`netring.bpf.programs.BuiltinProgram.counters`).
 
-        ``{"pass": {"packets": n, "bytes": n}, "drop": ..., "aborted": ..., "tx": ..., "redirect": ...}``,
-        plus ``"rules": [{"packets", "bytes"}, ...]`` for the ``filter`` program.
-        :class:`UnsupportedError` for programs without a netring counters map.
+        Raises :class:`UnsupportedError` here: a program netring did not build has no counters map
+        whose layout netring knows.
         """
-        from .programs import read_counters
-        if "counters" not in self._maps:
-            raise UnsupportedError("program %r has no netring counters map; only built-in programs "
-                                   "(netring.bpf.programs.builtin) count their verdicts — read its own maps instead" % self.name)
-        return read_counters(self._maps["counters"], self._rules)
+        raise UnsupportedError("program %r has no netring counters map; only built-in programs "
+                               "(netring.bpf.programs.builtin) count their verdicts — read its own maps instead" % self.name)
 
     def test_run(self, data, repeat=1):
         """Run the program once (or ``repeat`` times) on ``data`` with BPF_PROG_TEST_RUN.
@@ -263,12 +184,11 @@ def program_from_id(prog_id):
             raise BpfObjectNotFoundError("no BPF program with id %d (it was unloaded); list loaded ones with "
                                          "`bpftool prog`" % prog_id)
         raise bpf_error(fd, "opening program id %d" % prog_id)
-    info = _prog_info(fd)
+    info = program_info(fd)
     return Program(fd, info.name, info.type)
 
 
-def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=None, rules=None,
-                 log_size=1 << 20):
+def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20):
     """Load ``insns`` (bytes of ``struct bpf_insn``, or an :class:`~netring.bpf.asm.Asm`) and return a :class:`Program`.
 
     ``maps`` (role name → Map) are handed to the program, which closes them with itself.
@@ -277,6 +197,11 @@ def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=Non
     On rejection raises :class:`VerifierError` carrying the verifier log; the load is first
     tried without a log (fast) and repeated with one to explain a failure.
     """
+    return Program.load(insns, name, prog_type, license, maps, log_size)
+
+
+def _load(insns, name, prog_type, license, maps, log_size):
+    """Validate the arguments of :func:`load_program` and load the program: ``(fd, program type)``."""
     if hasattr(insns, "assemble"):
         insns = insns.assemble()
     if not isinstance(insns, (bytes, bytearray, memoryview)):
@@ -318,9 +243,7 @@ def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=Non
                 raise VerifierError(name, -fd, log)
             raise bpf_error(fd, "loading program %r" % name)
         # Loaded on the retry (should not happen): keep it.
-    prog = Program(fd, name, ptype, maps=maps, rules=rules)
-    _record("prog", prog.id)
-    return prog
+    return fd, ptype
 
 
 class Link(BpfFd):

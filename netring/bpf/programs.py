@@ -1,6 +1,7 @@
 """The built-in XDP programs, written with :mod:`netring.bpf.asm` (no clang needed).
 
-``builtin(name, **options)`` loads one and returns a :class:`~netring.bpf.objects.Program`:
+``builtin(name, **options)`` loads one and returns a :class:`BuiltinProgram` (a
+:class:`~netring.bpf.objects.Program` that reads its counters):
 
 ``pass`` / ``drop`` / ``aborted``
     Return that verdict for every frame.
@@ -11,8 +12,8 @@
     ``bpf_redirect_map`` through a one-entry devmap (``program.map("devmap")``); a missing
     target yields the fallback verdict. The kernel reads a devmap ifindex in the namespace
     of the thread writing it: with ``netns`` the slot is filled there at once, otherwise by
-    :func:`netring.xdp.attach` inside the attach namespace (until then it is empty and
-    frames get the fallback verdict). The receiving veth's peer must run XDP.
+    :func:`netring.xdp.attach` inside the attach namespace (:meth:`RedirectProgram.before_attach`;
+    until then it is empty and frames get the fallback verdict). The receiving veth's peer must run XDP.
 ``xsk`` (``queues=64``)
     ``bpf_redirect_map`` into an XSKMAP (``program.map("xsks")``) keyed by the RX queue;
     frames of queues without a socket pass.
@@ -28,13 +29,15 @@ The verdict counted is the one returned (for ``redirect``/``xsk``, what
 import ipaddress
 
 from ..errors import ConfigurationError
+from ..netns import run_in
 from ..stamp import STAMP_LEN, STREAM_ID_MAX
 from .asm import (FP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, XDP_ABORTED, XDP_DROP, XDP_PASS,
                   XDP_REDIRECT, XDP_TX, Asm)
 from .maps import create_map
-from .objects import load_program
+from .objects import Program
 
-__all__ = ["builtin", "compile_rules", "validate_rules", "read_counters", "ACTIONS", "BUILTINS", "MAX_RULES"]
+__all__ = ["builtin", "compile_rules", "validate_rules", "read_counters", "BuiltinProgram", "RedirectProgram",
+           "ACTIONS", "BUILTINS", "MAX_RULES"]
 
 #: Verdict names and their XDP action codes (= counter slots).
 ACTIONS = {"aborted": XDP_ABORTED, "drop": XDP_DROP, "pass": XDP_PASS, "tx": XDP_TX, "redirect": XDP_REDIRECT}
@@ -62,6 +65,50 @@ def read_counters(counters_map, rules=None):
             p, b = counters_map.sum(_NACT + i)
             out["rules"].append({"packets": p, "bytes": b})
     return out
+
+
+class BuiltinProgram(Program):
+    """A built-in program (:func:`builtin`): a :class:`~netring.bpf.objects.Program` with netring's counters map.
+
+    ``rules``: the ``filter`` program's rules (their count sizes the per-rule counters), else None.
+    """
+
+    def __init__(self, fd, name, prog_type, maps=None, owns_maps=True, rules=None):
+        super().__init__(fd, name, prog_type, maps=maps, owns_maps=owns_maps)
+        self._rules = rules
+
+    def counters(self):
+        """Per-action packet/byte counters summed over CPUs.
+
+        ``{"pass": {"packets": n, "bytes": n}, "drop": ..., "aborted": ..., "tx": ..., "redirect": ...}``,
+        plus ``"rules": [{"packets", "bytes"}, ...]`` for the ``filter`` program.
+        """
+        return read_counters(self.map("counters"), self._rules)
+
+
+class RedirectProgram(BuiltinProgram):
+    """The ``redirect`` built-in: fills its devmap slot with ``target_ifindex`` inside the attach namespace.
+
+    The kernel resolves a devmap ifindex in the namespace of the *updating thread*, so unless the
+    slot was filled at load time (``builtin("redirect", netns=...)``), :meth:`before_attach` fills it
+    inside the namespace :func:`netring.xdp.attach` attaches in.
+    """
+
+    def __init__(self, fd, name, prog_type, maps=None, owns_maps=True, target_ifindex=None, filled=False):
+        super().__init__(fd, name, prog_type, maps=maps, owns_maps=owns_maps)
+        #: The ifindex frames are redirected to (in the namespace the devmap was filled in).
+        self.target_ifindex = target_ifindex
+        self._filled = filled
+
+    def before_attach(self, ifindex, netns):
+        """Fill the devmap inside ``netns`` (None: the current namespace) unless it was filled at load time."""
+        if self._filled:
+            return
+        devmap = self.map("devmap")
+        if netns is None:
+            devmap.update(0, self.target_ifindex)
+        else:
+            netns.run(devmap.update, 0, self.target_ifindex)
 
 
 def _counters_map(nrules=0):
@@ -126,7 +173,7 @@ def _fixed(verdict, name):
         _prologue(a)
         a.mov(R7, verdict)
         _epilogue(a, cmap)
-        return load_program(a, name=name, maps={"counters": cmap})
+        return BuiltinProgram.load(a, name=name, maps={"counters": cmap})
     except BaseException:
         cmap.close()
         raise
@@ -140,7 +187,7 @@ def _tx():
         a.mov(R7, XDP_TX)
         _swap_macs(a, "tx")
         _epilogue(a, cmap)
-        return load_program(a, name="nr_tx", maps={"counters": cmap})
+        return BuiltinProgram.load(a, name="nr_tx", maps={"counters": cmap})
     except BaseException:
         cmap.close()
         raise
@@ -155,27 +202,17 @@ def _redirect(target_ifindex=None, fallback="aborted", netns=None):
     try:
         maps["devmap"] = create_map("devmap", 4, 4, 1, name="nr_devmap")
         # The kernel resolves a devmap ifindex in the namespace of the *updating thread*, so the
-        # slot is filled inside ``netns`` now, or else inside the attach namespace by xdp.attach.
-        devmap = maps["devmap"]
-
-        def fill(ns):
-            if ns is None:
-                devmap.update(0, target_ifindex)
-            else:
-                ns.run(devmap.update, 0, target_ifindex)
+        # slot is filled inside ``netns`` now, or else inside the attach namespace (before_attach).
+        if netns is not None:
+            run_in(netns, maps["devmap"].update, 0, target_ifindex)
         a = Asm()
         _prologue(a)
         a.ld_map_fd(R1, maps["devmap"]).mov(R2, 0).mov(R3, fb)
         a.call("redirect_map")
         a.mov(R7, R0)
         _epilogue(a, maps["counters"])
-        prog = load_program(a, name="nr_redirect", maps=maps)
-        if netns is not None:
-            from ..netns import run_in
-            run_in(netns, devmap.update, 0, target_ifindex)
-        else:
-            prog._attach_hooks.append(fill)
-        return prog
+        return RedirectProgram.load(a, name="nr_redirect", maps=maps, target_ifindex=target_ifindex,
+                                    filled=netns is not None)
     except BaseException:
         for m in maps.values():
             m.close()
@@ -195,7 +232,7 @@ def _xsk(queues=64):
         a.call("redirect_map")
         a.mov(R7, R0)
         _epilogue(a, maps["counters"])
-        return load_program(a, name="nr_xsk", maps=maps)
+        return BuiltinProgram.load(a, name="nr_xsk", maps=maps)
     except BaseException:
         for m in maps.values():
             m.close()
@@ -483,14 +520,14 @@ def _filter(rules=(), default="pass"):
     cmap = _counters_map(len(rules))
     try:
         a = compile_rules(rules, default, cmap)
-        return load_program(a, name="nr_filter", maps={"counters": cmap}, rules=rules)
+        return BuiltinProgram.load(a, name="nr_filter", maps={"counters": cmap}, rules=rules)
     except BaseException:
         cmap.close()
         raise
 
 
 def builtin(name, **options):
-    """Load the built-in XDP program ``name`` (one of :data:`BUILTINS`) and return its :class:`Program`.
+    """Load the built-in XDP program ``name`` (one of :data:`BUILTINS`) and return it as a :class:`BuiltinProgram`.
 
     Options: ``redirect``: ``target_ifindex`` (required), ``fallback``, ``netns``; ``xsk``: ``queues``;
     ``filter``: ``rules``, ``default``. The program's ``counters()`` is readable at once.
