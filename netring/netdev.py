@@ -21,7 +21,7 @@ from . import _netlink
 from .errors import ConfigurationError, InterfaceNotFoundError, UnsupportedError, from_oserror
 from .netns import resolve
 
-__all__ = ["features", "dump", "NetdevInfo", "netdevmsg", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
+__all__ = ["features", "dump", "operstates", "NetdevInfo", "netdevmsg", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
 
 #: Bit names, in netdev.yaml order.
 XDP_FEATURES = ("basic", "redirect", "ndo-xmit", "xsk-zerocopy", "hw-offload", "rx-sg", "ndo-xmit-sg")
@@ -138,3 +138,10 @@ def _in_namespace(netns, fn, *args):
     finally:
         if owned:
             ns.close()
+
+
+def operstates():
+    """``{ifname: (ifindex, operstate)}`` of every link in the calling thread's namespace (``"UP"``,
+    ``"DOWN"``, ``"UNKNOWN"``…, IFLA_OPERSTATE), from one RTM_GETLINK dump that reads three fields per
+    link — cheap enough to poll. Run it inside a namespace with :meth:`netring.netns.NetNS.run`."""
+    return _netlink.operstates()

@@ -66,7 +66,7 @@ import struct
 import threading
 import time
 
-from netring import _netlink
+from netring import netdev
 from netring.errors import NetringError, from_oserror
 from netring.netns import NetNS
 from pyroute2 import IPRoute as _IPRoute
@@ -196,7 +196,7 @@ def _ready_here(running, v6):
     if running:
         for name in running:
             _ethtool_value(name, _ETHTOOL_GLINK)
-        states = _netlink.operstates()  # {ifname: (ifindex, operstate)}: one dump, three fields read per link
+        states = netdev.operstates()  # {ifname: (ifindex, operstate)}: one dump, three fields read per link
         down = frozenset(name for name in running if states.get(name, (0, None))[1] != _OPER_UP)
         if down:
             return down, v6
