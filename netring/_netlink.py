@@ -9,8 +9,8 @@ another namespace, call these on a thread inside it (:meth:`netring.netns.NetNS.
 socket talks to the namespace it was created in (FIELD-NOTES). Changing links stays with
 ``IPRoute`` (``NetNS.iproute()``, fork-free), which is not on any polling path.
 
-Used by :mod:`netring.xdp` (IFLA_XDP), :mod:`netring.netdev` (the ``netdev`` genetlink family) and
-``netring_testkit.topology`` (link readiness).
+Used by :mod:`netring.xdp` (IFLA_XDP) and :mod:`netring.netdev` (the ``netdev`` genetlink family,
+and :func:`netring.netdev.operstates` for link readiness polls).
 """
 import functools
 import os
