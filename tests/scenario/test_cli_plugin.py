@@ -123,7 +123,7 @@ def test_report_records_skips_unprivileged(tmp_path):
     assert "3 skipped" in p.stdout, p.stdout + p.stderr
     assert "SKIPPED [3] s.yaml:2: needs CAP_NET_ADMIN" in p.stdout or "s.yaml:2: needs CAP_NET_ADMIN" in p.stdout
     rep = __import__("json").loads((tmp_path / "r.json").read_text())
-    assert rep["summary"] == {"skipped": 3}
+    assert rep["summary"] == {"passed": 0, "failed": 0, "error": 0, "skipped": 3}
     assert all("needs CAP_NET_ADMIN" in r["reason"] for r in rep["scenarios"])
 
 

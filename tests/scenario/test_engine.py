@@ -199,7 +199,7 @@ def test_plugin_run_reports_failure_artifacts_json_and_junit(tmp_path):
     assert set(by_id) == {"good[size=64]", "good[size=1000]", "wrong-expectation"}
     assert by_id["good[size=64]"]["status"] == "passed" and by_id["good[size=64]"]["streams"][0]["delivered"] == 2000
     assert by_id["wrong-expectation"]["status"] == "failed" and by_id["wrong-expectation"]["xdp"]["rx:eth0"]["drop"] == 2000
-    assert rep["summary"] == {"passed": 2, "failed": 1}
+    assert rep["summary"] == {"passed": 2, "failed": 1, "error": 0, "skipped": 0}
     assert (tmp_path / "art" / "wrong-expectation.json").exists()
     props = {}
     for case in ET.parse(tmp_path / "j.xml").getroot().iter("testcase"):
