@@ -36,7 +36,7 @@ The names below are re-exported here and imported on first use, so importing thi
 __all__ = [
     "SCHEMA_PATH", "schema", "Problem", "ScenarioSpecError", "CountExpr", "Stream", "XdpSpec",
     "CaptureSpec", "StreamExpect", "Scenario", "load", "load_text", "is_scenario_file", "scenario_file_status",
-    "find_scenario_files", "parse_duration", "parse_rate", "min_frame_size", "BUILTIN_PROGRAMS",
+    "find_scenario_files", "parse_duration", "parse_rate", "parse_count", "min_frame_size", "BUILTIN_PROGRAMS",
     "check_requires", "check_runtime_requires", "bpf_object_programs", "MATRIX_MAX", "COUNT_MAX", "STREAMS_MAX",
     "CAPABILITIES",
 ]
@@ -46,7 +46,7 @@ _EXPORTS = {
     "format_path": "loader", "Problem": "loader", "ScenarioSpecError": "loader", "Document": "loader",
     "load_document": "loader", "load": "loader", "load_text": "loader", "STREAMS_MAX": "loader",
     "SCHEMA_PATH": "messages", "schema": "messages",
-    "parse_duration": "values", "parse_rate": "values", "CountExpr": "values", "min_frame_size": "values",
+    "parse_duration": "values", "parse_rate": "values", "parse_count": "values", "CountExpr": "values", "min_frame_size": "values",
     "frame_sizes": "values", "STAMP_LEN": "values", "COUNT_MAX": "values",
     "Stream": "model", "XdpSpec": "model", "CaptureSpec": "model", "StreamExpect": "model",
     "Scenario": "model", "BUILTIN_PROGRAMS": "model", "DEFAULT_COUNT": "model", "DEFAULT_TIMEOUT": "model",

@@ -18,7 +18,7 @@ from .elf import bpf_object_programs
 from .matrix import scenario_id
 from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
                     XdpSpec)
-from .values import STAMP_LEN, CountExpr, frame_sizes, min_frame_size, parse_duration, parse_rate
+from .values import STAMP_LEN, CountExpr, frame_sizes, min_frame_size, parse_count, parse_duration, parse_rate
 
 __all__ = ["build_scenario"]
 
@@ -203,7 +203,12 @@ class _Builder:
             except ValueError as exc:
                 self.err(rel + ("rate",), str(exc))
                 rate = None
-            st = Stream(name, ti, t["from"], t["to"], t.get("count", DEFAULT_COUNT), rate, frame, sizes)
+            try:
+                count = parse_count(t.get("count", DEFAULT_COUNT))
+            except ValueError as exc:
+                self.err(rel + ("count",), str(exc))
+                count = DEFAULT_COUNT
+            st = Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes)
             if ok and sizes:
                 self._check_sizes(st, rel)
             streams.append(st)

@@ -85,7 +85,7 @@ def test_unknown_field_located_with_suggestion():
 def test_wrong_type_names_expectation():
     p = one(GOOD.replace("count: 100", "count: lots"))
     assert p.line == 12 and p.path[-1] == "count"
-    assert "expected a frame count 1..4294967295, got 'lots'" in p.message
+    assert "expected a frame count 1..4294967295 (or with a suffix: 5k, 1.5M), got 'lots'" in p.message
 
 
 def test_enum_error_after_matrix_substitution_names_combination():
@@ -293,7 +293,7 @@ def test_count_has_a_maximum():
     assert sc.load_text(text, "s.yaml")[0].streams[0].count == 4294967295
     p = one(GOOD.replace("count: 100", "count: 99999999999999999999999"))
     assert p.path == ("scenarios", 0, "traffic", 0, "count") and p.line == 12
-    assert p.message == "expected a frame count 1..4294967295, got 99999999999999999999999"
+    assert p.message == "expected a frame count 1..4294967295 (or with a suffix: 5k, 1.5M), got 99999999999999999999999"
     assert sc.COUNT_MAX == 4294967295
 
 
@@ -597,3 +597,30 @@ def test_seeded_random_sizes_are_the_same_in_every_process():
     sizes = eval(runs.pop())
     assert len(sizes) == 16 and sizes[:2] == [64, 1500] and all(64 <= z <= 1500 for z in sizes)
     assert sizes == sc.load_text(SEEDED_SIZES, "s.yaml")[0].streams[0].sizes
+
+
+@pytest.mark.parametrize("written, frames", [("5k", 5000), ("1.5M", 1500000), ("20K", 20000), (" 2 k", 2000),
+                                            ("1.1k", 1100), ("4294.967295M", 4294967295), ("'${n}'", 7000)])
+def test_count_takes_k_and_M_suffixes_as_rate_does(written, frames):
+    text = GOOD.replace("count: 100", "count: %s" % written)
+    if "${n}" in written:
+        text = text.replace("mode: [native, generic]}", "mode: [native, generic], n: [7k]}")
+    assert {s.streams[0].count for s in sc.load_text(text, "s.yaml")} == {frames}
+
+
+@pytest.mark.parametrize("written, message", [
+    ("1.0005k", "frame count 1.0005k is 1000.5 frames, not a whole number"),
+    ("4295M", "frame count 4295M is 4295000000, outside 1..4294967295"),
+    ("0k", "frame count 0k is 0, outside 1..4294967295"),
+])
+def test_count_with_a_suffix_must_give_a_whole_count_in_range(written, message):
+    p = one(GOOD.replace("count: 100", "count: %s" % written))
+    assert p.path == ("scenarios", 0, "traffic", 0, "count") and p.line == 12, str(p)
+    assert p.message == message
+
+
+def test_parse_count():
+    assert sc.parse_count(12) == 12 and sc.parse_count("3k") == 3000
+    for bad in (True, "5", "5kk", "k", "1e3", "5G"):
+        with pytest.raises(ValueError):
+            sc.parse_count(bad)
