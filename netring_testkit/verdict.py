@@ -67,6 +67,8 @@ class ScenarioResult:
         self.unexpected = {}
         self.unexpected_frames = {}
         self.captures = {}
+        #: ``expect.maps`` values read from user programs' maps: endpoint → map → key → value.
+        self.maps = {}
         self.failures = []
         self.error = None
         self.duration = 0.0
@@ -117,6 +119,8 @@ class ScenarioResult:
             "sent": self.sent, "pps": round(self.pps, 1), "loss": self.loss,
             "streams": [s.as_dict() for s in self.streams],
             "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
+            "maps": {ep: {m: {str(k): v for k, v in keys.items()} for m, keys in maps.items()}
+                     for ep, maps in self.maps.items()},
             "unexpected": self.unexpected,
             "artifacts": list(self.artifacts), "kept": list(self.kept),
             "skip_reason": self.skip_reason, "traceback": self.traceback,
@@ -149,6 +153,18 @@ class ScenarioResult:
             lines.append("XDP counters (packets):")
             for ep, counters in self.xdp.items():
                 lines.append("  %s: %s" % (ep, ", ".join("%s=%s" % (k, v) for k, v in counters.items())))
+        if sc.expect_maps:
+            lines.append("")
+            lines.append("BPF map values (expect.maps):")
+            total = sc.total_frames
+            rows = [("at", "map", "key", "value", "check", "want")]
+            for ep, maps in sc.expect_maps.items():
+                for name, keys in maps.items():
+                    for key, expr in keys.items():
+                        got = self.maps.get(ep, {}).get(name, {}).get(key)
+                        check = "-" if got is None else ("ok" if expr.check(got, total) else "FAIL")
+                        rows.append((ep, name, key, "-" if got is None else got, check, expr.describe(total)))
+            lines.extend(_table(rows))
         if self.interfaces:
             lines.append("interface counters (delta over the run):")
             for ep, counters in self.interfaces.items():
@@ -229,6 +245,15 @@ def evaluate(scenario, result):
             got = have.get(action, 0)
             if not expr.check(got, total):
                 failures.append("xdp %s: %s counted %d, expected %s" % (ep, action, got, expr.describe(total)))
+    for ep, maps in scenario.expect_maps.items():
+        for name, keys in maps.items():
+            have = result.maps.get(ep, {}).get(name, {})
+            for key, expr in keys.items():
+                if key not in have:
+                    failures.append("map %s %s[%d]: not read" % (ep, name, key))
+                elif not expr.check(have[key], total):
+                    failures.append("map %s %s[%d]: value %d, expected %s"
+                                    % (ep, name, key, have[key], expr.describe(total)))
     for ep, exprs in scenario.expect_interface.items():
         have = result.interfaces.get(ep, {})
         for counter, expr in exprs.items():

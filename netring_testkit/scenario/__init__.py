@@ -26,7 +26,7 @@ The modules, one job each:
 - :mod:`.model` — :class:`Scenario` and its parts (dataclasses);
 - :mod:`.matrix` — matrix combinations, ids, placeholder substitution;
 - :mod:`.semantics` — the semantic checks that build a :class:`Scenario`;
-- :mod:`.elf` — :func:`bpf_object_programs`;
+- :mod:`.elf` — :func:`bpf_object_programs`, :func:`bpf_object_maps`;
 - :mod:`.collect` — which files are scenario files (:func:`is_scenario_file`, :func:`find_scenario_files`);
 - :mod:`.requires` — :func:`check_requires`, :func:`check_runtime_requires`.
 
@@ -37,7 +37,7 @@ __all__ = [
     "SCHEMA_PATH", "schema", "Problem", "ScenarioSpecError", "CountExpr", "Stream", "XdpSpec",
     "CaptureSpec", "StreamExpect", "Scenario", "load", "load_text", "is_scenario_file", "scenario_file_status",
     "find_scenario_files", "parse_duration", "parse_rate", "parse_count", "min_frame_size", "BUILTIN_PROGRAMS",
-    "check_requires", "check_runtime_requires", "bpf_object_programs", "MATRIX_MAX", "COUNT_MAX", "STREAMS_MAX",
+    "check_requires", "check_runtime_requires", "bpf_object_programs", "bpf_object_maps", "MATRIX_MAX", "COUNT_MAX", "STREAMS_MAX",
     "CAPABILITIES",
 ]
 
@@ -52,7 +52,7 @@ _EXPORTS = {
     "Scenario": "model", "BUILTIN_PROGRAMS": "model", "DEFAULT_COUNT": "model", "DEFAULT_TIMEOUT": "model",
     "DEFAULT_QUIET": "model",
     "MATRIX_MAX": "matrix", "matrix_combinations": "matrix", "scenario_id": "matrix",
-    "bpf_object_programs": "elf",
+    "bpf_object_programs": "elf", "bpf_object_maps": "elf",
     "is_scenario_file": "collect", "scenario_file_status": "collect", "find_scenario_files": "collect",
     "check_requires": "requires", "check_runtime_requires": "requires",
     "CAPABILITIES": "caps",

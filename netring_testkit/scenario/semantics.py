@@ -4,8 +4,8 @@ Run on one expanded, schema-valid scenario mapping, one YAML section at a time: 
 (nodes, links, bridges — the rules of :mod:`netring_testkit.topospec`), ``xdp`` (endpoints,
 redirect targets, filter rules, ELF object and program names), ``traffic`` (endpoints exist
 and are connected by links, bridges or XDP redirects; one L3 and one L4 header; frame sizes
-fit the headers, the 20-byte stamp and the link MTU), ``capture``, ``expect`` and the
-timeouts. Every problem is located (the document knows the line of each field path) and
+fit the headers, the 20-byte stamp and the link MTU), ``capture``, ``expect`` (``expect.xdp``
+only on built-ins, ``expect.maps`` against the maps the ELF object declares) and the timeouts. Every problem is located (the document knows the line of each field path) and
 all of them are reported together.
 """
 import copy
@@ -14,7 +14,7 @@ import os
 import re
 
 from .. import topospec
-from .elf import bpf_object_programs
+from .elf import ARRAY_MAP_TYPES, bpf_object_maps, bpf_object_programs, map_type_name
 from .matrix import scenario_id
 from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
                     XdpSpec)
@@ -67,6 +67,8 @@ class _Builder:
         self.endpoints = {}   # endpoint -> MTU
         self.adjacency = {}   # endpoint -> endpoints it reaches at once (link, bridge, redirect)
         self.attached = {}    # endpoint -> index of its xdp entry
+        self.xdp_specs = {}   # endpoint -> its XdpSpec
+        self.object_maps = {}  # object path -> {map name: MapDef}, or the reason they cannot be read
         self.names = {}       # stream name -> index in traffic
         self.cap_on = {}      # captured endpoint -> index in captures
 
@@ -82,6 +84,7 @@ class _Builder:
         ex = s.get("expect") or {}
         expect = self._expect_streams(ex, streams, captures)
         expect_xdp, expect_if, unexpected = self._expect_counters(ex)
+        expect_maps = self._expect_maps(ex)
         timeout, quiet = self._timeouts()
         line, _ = self.doc.where(self.base)
         return Scenario(
@@ -90,7 +93,7 @@ class _Builder:
             markers=list(s.get("markers") or []), requires=dict(s.get("requires") or {}),
             topology=s["topology"], xdp=xdp, streams=streams, captures=captures, expect=expect,
             expect_xdp=expect_xdp, expect_interface=expect_if, expect_unexpected=unexpected,
-            timeout=timeout, quiet=quiet, seed=s.get("seed", 0), spec=s,
+            timeout=timeout, quiet=quiet, seed=s.get("seed", 0), spec=s, expect_maps=expect_maps,
         )
 
     # -- sections ---------------------------------------------------------------------------
@@ -163,6 +166,7 @@ class _Builder:
                 prog = {"object": os.path.normpath(objpath), "program": prog["program"]}
                 self._check_object(prog["object"], prog["program"], rel + ("program",))
             xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts))
+            self.xdp_specs.setdefault(x["attach"], xdp[-1])
         return xdp
 
     def _traffic(self, entries):
@@ -288,6 +292,13 @@ class _Builder:
             if ep not in self.attached:
                 self.err(("expect", "xdp", ep), "no XDP program is attached to %r; attached: %s"
                          % (ep, ", ".join(self.attached) or "none"))
+            elif ep in self.xdp_specs and not self.xdp_specs[ep].builtin:
+                x = self.xdp_specs[ep]
+                maps = self.object_maps.get(x.program["object"])
+                known = "; its maps: %s" % (", ".join(sorted(maps)) or "none") if isinstance(maps, dict) else ""
+                self.err(("expect", "xdp", ep), "the program on %r (%s in %s) is not a built-in, so it keeps no "
+                         "netring counters for expect.xdp; check its own maps with `expect.maps: {%s: {MAP: "
+                         "{KEY: COUNT}}}`%s" % (ep, x.program["program"], x.program["object"], ep, known))
             expect_xdp[ep] = self._exprs(counters, ("expect", "xdp", ep))
         expect_if = {}
         for ep, counters in (ex.get("interface") or {}).items():
@@ -300,6 +311,57 @@ class _Builder:
             except ValueError as exc:
                 self.err(("expect", "unexpected"), str(exc))
         return expect_xdp, expect_if, unexpected
+
+    def _expect_maps(self, ex):
+        """``expect.maps``: values in the maps of a user object, checked against the maps its ELF declares."""
+        out = {}
+        for ep, maps in (ex.get("maps") or {}).items():
+            rel = ("expect", "maps", ep)
+            x = self.xdp_specs.get(ep)
+            if x is None:
+                self.err(rel, "no XDP program is attached to %r; attached: %s"
+                         % (ep, ", ".join(self.attached) or "none"))
+                continue
+            if x.builtin:
+                self.err(rel, "the program on %r is the built-in %r: check its counters with `expect.xdp`; "
+                         "expect.maps reads the maps of a program of your own ({object: FILE.o, program: NAME})"
+                         % (ep, x.program))
+                continue
+            path = x.program["object"]
+            declared = self.object_maps.get(path)
+            if declared is None:
+                continue  # the object itself is reported (missing, not a BPF object, no such program)
+            if isinstance(declared, str):
+                self.err(rel, "cannot read the maps of %s: %s" % (path, declared))
+                continue
+            out[ep] = {}
+            for name, keys in maps.items():
+                m = declared.get(name)
+                if m is None:
+                    self.err(rel + (name,), "%s has no map %r%s; its maps: %s"
+                             % (path, name, _did_you_mean(name, declared), ", ".join(sorted(declared)) or "none"))
+                    continue
+                if m.value_size is None or m.value_size > 8:
+                    self.err(rel + (name,), "map %r has %s values; expect.maps reads values of at most 8 bytes "
+                             "(an unsigned integer of the value's size)"
+                             % (name, "%d-byte" % m.value_size if m.value_size else "unsized"))
+                    continue
+                out[ep][name] = {}
+                for key, want in keys.items():
+                    k = int(key)
+                    if m.key_size is None or k >= 1 << (8 * m.key_size):
+                        self.err(rel + (name, key), "key %d does not fit the %s-byte keys of map %r"
+                                 % (k, m.key_size, name))
+                        continue
+                    if m.type in ARRAY_MAP_TYPES and m.max_entries is not None and k >= m.max_entries:
+                        self.err(rel + (name, key), "key %d is outside %s map %r: max_entries %d, keys 0..%d"
+                                 % (k, map_type_name(m.type), name, m.max_entries, m.max_entries - 1))
+                        continue
+                    try:
+                        out[ep][name][k] = CountExpr(want)
+                    except ValueError as exc:
+                        self.err(rel + (name, key), str(exc))
+        return out
 
     def _timeouts(self):
         """``timeout`` and ``quiet`` in seconds; the quiet period must end before the timeout."""
@@ -325,6 +387,12 @@ class _Builder:
         if name not in names:
             self.err(rel + ("program",), "%s has no program %r%s; its programs: %s"
                      % (path, name, _did_you_mean(name, names), ", ".join(names) or "none"))
+            return
+        if path not in self.object_maps:
+            try:
+                self.object_maps[path] = bpf_object_maps(path)
+            except (OSError, ValueError) as exc:
+                self.object_maps[path] = str(exc)
 
     def _check_rules(self, x, rel):
         """Let the filter compiler validate the rules now, so a bad match field is located in the file."""
