@@ -78,6 +78,10 @@ class _Builder:
     def build(self):
         s = self.s
         self._topology(s["topology"])
+        # Filter rules may name a stream (`match: {stream: main}`): its id is its position in `traffic`.
+        self.stream_ids = {}
+        for ti, t in enumerate(s["traffic"]):
+            self.stream_ids.setdefault(t.get("name", "s%d" % ti), ti)
         xdp = self._xdp(s.get("xdp") or [])
         streams = self._traffic(s["traffic"])
         captures = self._captures(s, streams)
@@ -150,11 +154,12 @@ class _Builder:
             elif "target" in x:
                 self.err(rel + ("target",), "`target` only applies to program redirect")
             if prog == "filter":
-                if not x.get("rules"):
+                rules = self._stream_names_to_ids(x.get("rules") or [], rel + ("rules",))
+                if not rules:
                     self.err(rel, "program filter needs `rules: [{match: {...}, action: drop}]`")
                 else:
-                    self._check_rules(x, rel)
-                opts["rules"] = x.get("rules") or []
+                    self._check_rules(rules, x.get("default", "pass"), rel)
+                opts["rules"] = rules
                 opts["default"] = x.get("default", "pass")
             else:
                 for k in ("rules", "default"):
@@ -394,7 +399,23 @@ class _Builder:
             except (OSError, ValueError) as exc:
                 self.object_maps[path] = str(exc)
 
-    def _check_rules(self, x, rel):
+    def _stream_names_to_ids(self, rules, rel):
+        """``rules`` with every ``match: {stream: NAME}`` replaced by that stream's id (a copy; ids stay)."""
+        out = copy.deepcopy(rules)
+        for ri, rule in enumerate(out):
+            match = rule.get("match") if isinstance(rule, dict) else None
+            name = match.get("stream") if isinstance(match, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in self.stream_ids:
+                match["stream"] = self.stream_ids[name]
+            else:
+                self.err(rel + (ri, "match", "stream"), "no stream named %r%s; streams: %s (or give a stream id "
+                         "0..65535)" % (name, _did_you_mean(name, self.stream_ids), ", ".join(self.stream_ids)))
+                match["stream"] = 0  # reported; keeps the rule checkable
+        return out
+
+    def _check_rules(self, rules, default, rel):
         """Let the filter compiler validate the rules now, so a bad match field is located in the file."""
         try:
             from netring.bpf.programs import validate_rules
@@ -403,7 +424,7 @@ class _Builder:
         from netring.errors import ConfigurationError
 
         try:
-            validate_rules(x["rules"], x.get("default", "pass"))
+            validate_rules(rules, default)
         except ConfigurationError as exc:
             where = rel
             for name, idx in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?", str(exc.field or "rules")):

@@ -405,3 +405,21 @@ def test_user_object_without_the_program_is_an_error_not_a_traceback(tmp_path):
     assert r.error.startswith("ScenarioError: xdp rx:eth0: %s has no program ['nosuchprog']" % out), r.error
     assert "Traceback" not in r.render()
     assert "Traceback" in json.loads((tmp_path / "art" / "faults.json").read_text())["traceback"]
+
+
+def test_filter_rule_by_stream_name_drops_that_stream():
+    text = textwrap.dedent("""\
+        scenarios:
+          - name: by-name
+            topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+            xdp: [{attach: rx:eth0, program: filter, mode: generic, rules: [{match: {stream: dropped}, action: drop}]}]
+            traffic:
+              - {name: kept, from: tx:eth0, to: rx:eth0, count: 300}
+              - {name: dropped, from: tx:eth0, to: rx:eth0, count: 200}
+            expect: {streams: {dropped: {delivered: none}}, xdp: {rx:eth0: {drop: 200}}}
+            quiet: 300ms
+        """)
+    r = runner.run(sc.load_text(text, "f.yaml")[0])
+    assert r.status == "passed", r.render()
+    assert [(s.name, s.delivered) for s in r.streams] == [("kept", 300), ("dropped", 0)]
+    assert r.xdp["rx:eth0"]["drop"] == 200

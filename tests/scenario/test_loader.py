@@ -537,6 +537,36 @@ def test_filter_rule_errors_are_located():
     assert "198.18.0.300" in p.message
 
 
+FILTER_BY_NAME = textwrap.dedent("""\
+    scenarios:
+      - name: f
+        topology: {nodes: [a, b], links: [{endpoints: [a:e, b:e]}]}
+        xdp:
+          - attach: b:e
+            program: filter
+            rules:
+              - {match: {stream: dropped}, action: drop}
+              - {match: {stream: 0, udp: {}}, action: pass}
+        traffic: [{name: kept, from: a:e, to: b:e}, {name: dropped, from: a:e, to: b:e}]
+        expect: {streams: {dropped: {delivered: none}}}
+    """)
+
+
+def test_filter_rule_takes_a_stream_name_resolved_to_its_id():
+    pytest.importorskip("netring.bpf.programs")
+    s = sc.load_text(FILTER_BY_NAME, "f.yaml")[0]
+    assert [r["match"]["stream"] for r in s.xdp[0].options["rules"]] == [1, 0]
+    assert s.spec["xdp"][0]["rules"][0]["match"]["stream"] == "dropped"  # the written spec is left as written
+
+
+def test_filter_rule_with_an_unknown_stream_name_is_located_with_did_you_mean():
+    pytest.importorskip("netring.bpf.programs")
+    p = one(FILTER_BY_NAME.replace("{stream: dropped}", "{stream: droped}"))
+    assert p.path == ("scenarios", 0, "xdp", 0, "rules", 0, "match", "stream") and p.line == 8, str(p)
+    assert p.message == ("no stream named 'droped' (did you mean 'dropped'?); streams: kept, dropped "
+                         "(or give a stream id 0..65535)")
+
+
 def test_reference_examples_are_valid():
     import re
 
