@@ -114,6 +114,17 @@ def test_expect_maps_is_checked_against_the_elf_with_locations(obj, maps, path, 
     assert ps[0].line == 10, str(ps[0])
 
 
+def test_readme_expect_maps_example_loads(obj):
+    import re
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    expect = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("expect:"))
+    maps = re.search(r"^  maps:.*\n(?:    .*\n)+", expect, re.M).group(0)
+    text = SCENARIO.split("      maps:\n")[0] + textwrap.indent(maps, "    ") + "    quiet: 300ms\n"
+    s = load(text, obj)[0]
+    assert {k: sorted(v) for k, v in s.expect_maps["rx:eth0"].items()} == {"pkts": [0, 1]}
+
+
 def test_key_must_fit_the_key_size(obj, monkeypatch):
     """A hash map has no max_entries bound on its keys, but a 4-byte key cannot hold 2**32."""
     import netring_testkit.scenario.semantics as sem
