@@ -447,7 +447,13 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
             failed = False
             return
 
-        loaded = {x.attach: _attach_xdp(stack, topo, x) for x in scenario.xdp}
+        loaded = {}
+        for x in scenario.xdp:
+            loaded[x.attach] = _attach_xdp(stack, topo, x)
+            # What was asked and what the kernel gave: an `auto` attach may have fallen back to generic.
+            result.xdp_attachments.append({
+                "at": x.attach, "program": x.program if x.builtin else x.program["program"],
+                "requested": x.mode, "obtained": loaded[x.attach][0].mode})
         atts = {ep: att for ep, (att, _obj) in loaded.items()}
 
         expected = {s.stream_id: s.count for s in scenario.streams}

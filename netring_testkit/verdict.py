@@ -67,6 +67,9 @@ class ScenarioResult:
         self.unexpected = {}
         self.unexpected_frames = {}
         self.captures = {}
+        #: One record per attached XDP program, in ``xdp:`` order: ``{"at", "program", "requested", "obtained"}``
+        #: (the mode asked for — native, generic or auto — and the one the attachment got).
+        self.xdp_attachments = []
         #: ``expect.maps`` values read from user programs' maps: endpoint → map → key → value.
         self.maps = {}
         self.failures = []
@@ -118,6 +121,7 @@ class ScenarioResult:
             "duration_s": round(self.duration, 4), "tx_seconds": round(self.tx_seconds, 4),
             "sent": self.sent, "pps": round(self.pps, 1), "loss": self.loss,
             "streams": [s.as_dict() for s in self.streams],
+            "xdp_attachments": [dict(a) for a in self.xdp_attachments],
             "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
             "maps": {ep: {m: {str(k): v for k, v in keys.items()} for m, keys in maps.items()}
                      for ep, maps in self.maps.items()},
@@ -148,8 +152,15 @@ class ScenarioResult:
                 rows.append((s.name, s.at or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
                              s.reordered, s.corrupted, want))
             lines.extend(_table(rows))
-        if self.xdp:
+        if self.xdp_attachments:
             lines.append("")
+            lines.append("XDP programs:")
+            rows = [("at", "program", "mode", "obtained")]
+            rows += [(a["at"], a["program"], a["requested"], a["obtained"]) for a in self.xdp_attachments]
+            lines.extend(_table(rows, left=4))
+        if self.xdp:
+            if not self.xdp_attachments:
+                lines.append("")
             lines.append("XDP counters (packets):")
             for ep, counters in self.xdp.items():
                 lines.append("  %s: %s" % (ep, ", ".join("%s=%s" % (k, v) for k, v in counters.items())))
@@ -196,11 +207,12 @@ class ScenarioResult:
         return "\n".join(lines)
 
 
-def _table(rows):
+def _table(rows, left=2):
+    """Rows as aligned text: the first ``left`` columns and the last flush left, numbers between flush right."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     out = []
     for n, r in enumerate(rows):
-        cells = [str(c).ljust(w) if i < 2 or i == len(r) - 1 else str(c).rjust(w)
+        cells = [str(c).ljust(w) if i < left or i == len(r) - 1 else str(c).rjust(w)
                  for i, (c, w) in enumerate(zip(r, widths))]
         out.append("  " + "  ".join(cells).rstrip())
         if n == 0:

@@ -193,6 +193,8 @@ def test_plugin_run_reports_failure_artifacts_json_and_junit(tmp_path):
     assert "FAIL: stream main: delivered 0 at rx:eth0, expected all (2000)" in out
     assert "FAIL: xdp rx:eth0: pass counted 0, expected all (2000)" in out
     assert "rx:eth0: aborted=0, drop=2000, pass=0" in out
+    assert "XDP programs:\n  at       program  mode     obtained\n  -------  -------  -------  --------\n" \
+           "  rx:eth0  drop     generic  generic\n" in out  # as the README's "What a failure looks like" shows
     assert "Traceback" not in out
     rep = json.loads((tmp_path / "r.json").read_text())
     by_id = {r["id"]: r for r in rep["scenarios"]}
@@ -423,3 +425,39 @@ def test_filter_rule_by_stream_name_drops_that_stream():
     assert r.status == "passed", r.render()
     assert [(s.name, s.delivered) for s in r.streams] == [("kept", 300), ("dropped", 0)]
     assert r.xdp["rx:eth0"]["drop"] == 200
+
+
+MODES = textwrap.dedent("""\
+    scenarios:
+      - name: modes
+        topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        xdp:
+          - {attach: rx:eth0, program: pass, mode: auto}
+          - {attach: tx:eth0, program: pass, mode: generic}
+        traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 100}]
+        expect: {delivered: none}
+        quiet: 200ms
+    """)
+
+
+def test_result_records_requested_and_obtained_xdp_mode(monkeypatch, tmp_path):
+    """An `auto` attach that fell back to generic shows in the JSON and the verdict (as one on a NIC without native XDP)."""
+    import netring.xdp as xdp
+
+    real = xdp.attach
+    monkeypatch.setattr(xdp, "attach", lambda target, program, netns=None, mode="native", **kw:
+                        real(target, program, netns=netns, mode="generic" if mode == "auto" else mode, **kw))
+    r = runner.run(sc.load_text(MODES, "m.yaml")[0], artifacts_dir=str(tmp_path))
+    assert r.status == "failed", r.render()  # delivered: none is wrong: the verdict is rendered
+    want = [{"at": "rx:eth0", "program": "pass", "requested": "auto", "obtained": "generic"},
+            {"at": "tx:eth0", "program": "pass", "requested": "generic", "obtained": "generic"}]
+    assert r.as_dict()["xdp_attachments"] == want
+    assert json.loads((tmp_path / "modes.json").read_text())["xdp_attachments"] == want
+    lines = r.render().splitlines()
+    i = lines.index("XDP programs:")
+    assert [l.split() for l in lines[i + 1:i + 5]] == [
+        ["at", "program", "mode", "obtained"], ["-------", "-------", "-------", "--------"],
+        ["rx:eth0", "pass", "auto", "generic"], ["tx:eth0", "pass", "generic", "generic"]]
+    monkeypatch.setattr(xdp, "attach", real)
+    r = runner.run(sc.load_text(MODES, "m.yaml")[0])
+    assert r.xdp_attachments[0]["obtained"] == "native"  # veth has native XDP: auto gets it
