@@ -5,6 +5,7 @@ Needs root (namespaces, packet sockets); skipped otherwise.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -461,3 +462,41 @@ def test_result_records_requested_and_obtained_xdp_mode(monkeypatch, tmp_path):
     monkeypatch.setattr(xdp, "attach", real)
     r = runner.run(sc.load_text(MODES, "m.yaml")[0])
     assert r.xdp_attachments[0]["obtained"] == "native"  # veth has native XDP: auto gets it
+
+
+def test_an_error_is_an_error_in_pytest_json_and_junit(tmp_path):
+    """A run that could not finish (here: the verifier refuses the program) counts as a pytest error, not a failure."""
+    import platform
+    import shutil
+
+    clang = shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang is not installed (Debian package `clang`)")
+    pytest.importorskip("netring.bpf.libbpf")
+    res = subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/%s-linux-gnu" % platform.machine(),
+                          "-c", os.path.join(ROOT, "tests", "data", "xdp_bad.c"), "-o", str(tmp_path / "bad.o")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    (tmp_path / "s.yaml").write_text(BAD.replace("program: drop,", "program: {object: bad.o, program: xdp_unchecked},")
+                                     .replace("xdp: {rx:eth0: {pass: all}}", "interface: {rx:eth0: {rx_packets: 0}}"))
+    p = child(tmp_path, "-q", "-rA", "--netring-report", "r.json", "--junitxml", "j.xml", ".")
+    out = p.stdout
+    assert p.returncode == 1, out + p.stderr
+    assert re.search(r"^2 passed, 1 error in ", out.splitlines()[-1]), out
+    assert "ERROR s.yaml::wrong-expectation" in out and "FAILED" not in out, out
+    assert "error: VerifierError" in out and "Traceback" not in out, out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["summary"] == {"passed": 2, "failed": 0, "error": 1, "skipped": 0}
+    assert {r["id"]: r["status"] for r in rep["scenarios"]}["wrong-expectation"] == "error"
+    case = next(c for c in ET.parse(tmp_path / "j.xml").getroot().iter("testcase") if c.get("name") == "wrong-expectation")
+    assert [e.tag for e in case if e.tag in ("error", "failure")] == ["error"]
+    assert "VerifierError" in case.find("error").get("message")
+    suite = next(ET.parse(tmp_path / "j.xml").getroot().iter("testsuite"))
+    assert (suite.get("errors"), suite.get("failures"), suite.get("tests")) == ("1", "0", "3")
+    try:
+        import xdist  # noqa: F401
+    except ImportError:
+        return
+    p = child(tmp_path, "-q", "-n", "2", "--netring-report", "r2.json", ".")
+    assert re.search(r"^2 passed, 1 error in ", p.stdout.splitlines()[-1]), p.stdout + p.stderr
+    assert json.loads((tmp_path / "r2.json").read_text())["summary"]["error"] == 1
