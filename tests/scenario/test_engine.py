@@ -243,9 +243,9 @@ TRACE_CONFTEST = textwrap.dedent("""\
     def attach(stack, topo, spec):
         for node, ns in topo.nodes.items():
             _write(node=node, inode=os.fstat(ns.fileno()).st_ino, cookie=_cookie(ns))
-        att = _attach(stack, topo, spec)
+        att, obj = _attach(stack, topo, spec)
         _write(prog_id=att.program.id)
-        return att
+        return att, obj
 
     def drain(scenario, caps, senders, *args):
         end = time.monotonic() + 30
