@@ -500,3 +500,22 @@ def test_an_error_is_an_error_in_pytest_json_and_junit(tmp_path):
     p = child(tmp_path, "-q", "-n", "2", "--netring-report", "r2.json", ".")
     assert re.search(r"^2 passed, 1 error in ", p.stdout.splitlines()[-1]), p.stdout + p.stderr
     assert json.loads((tmp_path / "r2.json").read_text())["summary"]["error"] == 1
+
+
+def test_an_exception_outside_the_verdict_is_an_error_too(tmp_path):
+    """A bug below the item (here: the engine raising) is an error in pytest's summary, as in the JSON."""
+    (tmp_path / "conftest.py").write_text(textwrap.dedent("""\
+        from netring_testkit import runner
+
+        def _boom(*args, **kw):
+            raise RuntimeError("boom")
+
+        runner.run = _boom
+        """))
+    (tmp_path / "s.yaml").write_text(PAIR)
+    p = child(tmp_path, "-q", "--netring-report", "r.json", "--junitxml", "j.xml", ".")
+    assert re.search(r"^1 error in ", p.stdout.splitlines()[-1]), p.stdout + p.stderr
+    rec = json.loads((tmp_path / "r.json").read_text())["scenarios"][0]
+    assert rec["status"] == "error" and "boom" in rec["error"]
+    case = next(ET.parse(tmp_path / "j.xml").getroot().iter("testcase"))
+    assert [e.tag for e in case if e.tag in ("error", "failure")] == ["error"]
