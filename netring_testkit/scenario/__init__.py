@@ -22,7 +22,7 @@ The modules, one job each:
 
 - :mod:`.loader` — YAML with locations, :class:`Problem`, :class:`ScenarioSpecError`, :func:`load`, :func:`load_text`;
 - :mod:`.messages` — the JSON Schema (:func:`schema`, :data:`SCHEMA_PATH`) and its errors as located messages;
-- :mod:`.values` — durations, rates, :class:`CountExpr`, frame sizes;
+- :mod:`.values` — durations, rates, frame counts (:func:`parse_count`), :class:`CountExpr`, frame sizes;
 - :mod:`.model` — :class:`Scenario` and its parts (dataclasses);
 - :mod:`.matrix` — matrix combinations, ids, placeholder substitution;
 - :mod:`.semantics` — the semantic checks that build a :class:`Scenario`;
