@@ -575,27 +575,31 @@ class Capture(RingSocket):
                 prev.release()
 
     def recv(self, max_packets=64, timeout=None):
-        """Up to ``max_packets`` packets as owned copies (``data`` is ``bytes``); [] on timeout.
+        """Up to ``max_packets`` packets as owned copies (``data`` is ``bytes``), waiting up to ``timeout`` s for them.
 
-        Returns as soon as at least one packet is available; packets of a block beyond
-        ``max_packets`` are kept for the next call.
+        Returns once ``max_packets`` packets have arrived, or when ``timeout`` s have passed
+        with what arrived by then (``[]`` if nothing did) — like scapy's ``sniff(count=,
+        timeout=)``. ``timeout=None`` waits until ``max_packets`` arrived, however long that
+        takes; ``timeout=0`` takes what is ready now without waiting. Packets beyond
+        ``max_packets`` (the rest of a block) are kept, in order, for the next call.
+        For "whatever one retired block holds, as soon as there is one", use
+        :meth:`next_batch` (zero-copy views).
         """
         check_int("max_packets", max_packets, 1, 1 << 30)
         timeout = check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._pending:
+        pending = self._pending
+        while len(pending) < max_packets:
+            # After the deadline, left is 0: next_batch still hands out blocks that are already
+            # retired (at most max_packets more), it just stops waiting for new ones.
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             b = self.next_batch(left)
             if b is None:
-                return []
-            with b:
-                self._pending.extend(p.to_owned() for p in b)
-            if deadline is not None and time.monotonic() >= deadline:
                 break
-        out = []
-        while self._pending and len(out) < max_packets:
-            out.append(self._pending.popleft())
-        return out
+            with b:
+                pending.extend(p.to_owned() for p in b)
+        n = min(max_packets, len(pending))
+        return [pending.popleft() for _ in range(n)]
 
     def drain(self, checker, timeout, quiet=0.2):
         """Feed batches to ``checker`` (a :class:`netring.check.SeqChecker`) until it is done,
