@@ -283,19 +283,33 @@ class Endpoint:
         """The :class:`Topology` this endpoint belongs to."""
         return self._topology
 
-    def capture(self, **kw):
+    def capture(self, *, outgoing=False, **kw):
         """Open a ``netring.Capture`` on this interface inside its namespace; closed with the topology.
 
-        Keyword arguments go to ``netring.Capture`` unchanged (``block_size``, ``bpf_filter``, …);
-        ``frame_size`` defaults to one that fits this endpoint's MTU (``Capture.frame_size_for_mtu``).
+        Like a YAML scenario's ``capture:``, it sees only frames arriving at this endpoint: the
+        frames the endpoint itself sends (direction OUTGOING) are left out in the kernel
+        (``ignore_outgoing=True``, ``PACKET_IGNORE_OUTGOING``), so a capture on a reflector counts
+        what came in, not that plus its replies. ``outgoing=True`` sees both directions, as a
+        plain ``netring.Capture`` does. Other keyword arguments go to ``netring.Capture``
+        unchanged (``block_size``, ``bpf_filter``, …; an ``ignore_outgoing`` that contradicts
+        ``outgoing`` is a ConfigurationError); ``frame_size`` defaults to one that fits this
+        endpoint's MTU (``Capture.frame_size_for_mtu``).
         """
         import netring
 
         self._topology._check_open()
+        if not isinstance(outgoing, bool):
+            raise netring.ConfigurationError("outgoing must be True or False, not %r" % (outgoing,),
+                                             field="outgoing", value=outgoing)
+        ignore = kw.pop("ignore_outgoing", not outgoing)
+        if ignore is outgoing:
+            raise netring.ConfigurationError(
+                "ignore_outgoing=%r contradicts outgoing=%r; pass only outgoing= (outgoing=True also sees the "
+                "frames %s sends)" % (ignore, outgoing, self.name), field="ignore_outgoing", value=ignore)
         if self.mtu is not None and "frame_size" not in kw:
             sized = {} if "block_size" not in kw else {"block_size": kw["block_size"]}
             kw["frame_size"] = netring.Capture.frame_size_for_mtu(self.mtu, **sized)
-        return self._topology._adopt(netring.Capture(self.ifname, netns=self.netns, **kw))
+        return self._topology._adopt(netring.Capture(self.ifname, netns=self.netns, ignore_outgoing=ignore, **kw))
 
     def injector(self, **kw):
         """Open a ``netring.Injector`` on this interface inside its namespace; closed with the topology.
