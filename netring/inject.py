@@ -115,9 +115,10 @@ class Injector(RingSocket):
 
     Keyword configuration (validated; ConfigurationError names field, value and range):
 
-    - ``frame_size`` (bytes per slot; multiple of 16, 128..65536; default 2048). A frame may be
-      up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at most MTU + 18;
-      :meth:`frame_size_for_mtu` gives the one a jumbo MTU needs.
+    - ``frame_size`` (bytes per slot; 128..65536, rounded up to a multiple of 16,
+      TPACKET_ALIGNMENT — the ``frame_size`` attribute and the repr show the value used; default
+      2048). A frame may be up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at
+      most MTU + 18; :meth:`frame_size_for_mtu` gives the one a jumbo MTU needs.
     - ``frame_count`` (1..1048576; default 1024 — a 2 MiB ring; rounded up to fill whole ring
       blocks, see ``frame_count`` after construction)
     - ``qdisc_bypass`` (bool: ``PACKET_QDISC_BYPASS``, hand frames straight to the driver)
@@ -141,14 +142,16 @@ class Injector(RingSocket):
         (where capacity stays 65504 B). ``Endpoint.injector()`` of the test kit uses it.
         """
         check_int("mtu", mtu, 68, 1 << 16)
-        need = (lib.NR_TX_DATA_OFF + mtu + _ETH_HLEN + _VLAN_HLEN + 15) // 16 * 16
+        align = lib.NR_TX_TPACKET_ALIGNMENT
+        need = (lib.NR_TX_DATA_OFF + mtu + _ETH_HLEN + _VLAN_HLEN + align - 1) // align * align
         return min(max(need, _DEFAULT_FRAME_SIZE), _MAX_FRAME_SIZE)
 
     def __init__(self, ifname, *, netns=None, frame_size=_DEFAULT_FRAME_SIZE, frame_count=1024, qdisc_bypass=False):
-        check_int("frame_size", frame_size, 128, _MAX_FRAME_SIZE, ", a multiple of 16")
-        if frame_size % 16:
-            raise ConfigurationError("frame_size=%d must be a multiple of 16 (TPACKET_ALIGNMENT)" % frame_size,
-                                     field="frame_size", value=frame_size)
+        align = lib.NR_TX_TPACKET_ALIGNMENT
+        check_int("frame_size", frame_size, 128, _MAX_FRAME_SIZE,
+                  "; rounded up to a multiple of %d (TPACKET_ALIGNMENT)" % align)
+        # The kernel wants a multiple of TPACKET_ALIGNMENT: round up (65536 is one) and show the real value.
+        frame_size = (frame_size + align - 1) // align * align
         check_int("frame_count", frame_count, 1, 1 << 20)
         check_bool("qdisc_bypass", qdisc_bypass)
         block_size = (frame_size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE

@@ -11,6 +11,7 @@
 #define NR_TX_TP_STATUS_SENDING TP_STATUS_SENDING
 #define NR_TX_TP_STATUS_WRONG_FORMAT TP_STATUS_WRONG_FORMAT
 #define NR_TX_PACKET_QDISC_BYPASS PACKET_QDISC_BYPASS
+#define NR_TX_TPACKET_ALIGNMENT TPACKET_ALIGNMENT
 /* Where frame data starts in a TX slot (no PACKET_TX_HAS_OFF): right after the aligned V2 header. */
 #define NR_TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 
