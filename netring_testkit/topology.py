@@ -316,14 +316,20 @@ class Endpoint:
 
         Keyword arguments go to ``netring.Injector`` unchanged; ``frame_size`` defaults to one whose
         capacity holds a whole frame of this endpoint's MTU (``Injector.frame_size_for_mtu``), so a
-        jumbo-MTU endpoint sends jumbo frames.
+        jumbo-MTU endpoint sends jumbo frames and the link's MTU is the limit: a longer frame's
+        ``FrameTooLargeError`` (``limit="mtu"``) says to raise the link's ``mtu`` (the
+        ``veth_pair`` marker's or the topology spec's), one over an explicit ``frame_size``
+        (``limit="frame_size"``) to raise that.
         """
         import netring
 
         self._topology._check_open()
         if self.mtu is not None and "frame_size" not in kw:
             kw["frame_size"] = netring.Injector.frame_size_for_mtu(self.mtu)
-        return self._topology._adopt(netring.Injector(self.ifname, netns=self.netns, **kw))
+        inj = netring.Injector(self.ifname, netns=self.netns, **kw)
+        inj.mtu_remedy = ("raise the link's mtu (`@pytest.mark.veth_pair(mtu=N)`, or `mtu: N` on the link in "
+                          "the topology spec)")
+        return self._topology._adopt(inj)
 
     def packet_socket(self, protocol=0x0003, timeout=None):
         """A plain ``AF_PACKET``/``SOCK_RAW`` socket bound to this interface (ETH_P_ALL by default).

@@ -90,7 +90,8 @@ def test_oversize_frame_is_typed_error_naming_length_and_capacity(veth):
     with Injector(veth.tx_if, netns=veth.a, frame_size=1024) as tx:
         cap = tx.capacity
         assert cap == 1024 - 32
-        with pytest.raises(FrameTooLargeError, match=r"frame of 1500 B exceeds the frame capacity of %d B" % cap):
+        with pytest.raises(FrameTooLargeError,
+                           match=r"frame of 1500 B exceeds the TX ring's frame capacity of %d B" % cap):
             tx.send(bytes(1500))
         with pytest.raises(FrameTooLargeError) as ei:
             tx.send_batch([bytes(100), bytes(cap + 1)])
@@ -99,9 +100,10 @@ def test_oversize_frame_is_typed_error_naming_length_and_capacity(veth):
         with pytest.raises(FrameTooLargeError):
             tx.allocate(cap + 1)
     with Injector(veth.tx_if, netns=veth.a, frame_size=4096) as tx:
-        assert tx.capacity == 1500 + 18  # bounded by the MTU, not only by the slot
-        with pytest.raises(FrameTooLargeError):
+        assert tx.capacity == 1500 + 18  # bounded by the MTU, not only by the slot (a tagged frame)
+        with pytest.raises(FrameTooLargeError) as ei:
             tx.send(bytes(1519))
+        assert (ei.value.limit, ei.value.capacity) == ("mtu", 1514)  # untagged: MTU + 14
 
 
 @pytest.mark.privileged
