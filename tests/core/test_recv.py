@@ -80,4 +80,4 @@ def test_recv_timeout_zero_takes_what_is_ready_without_waiting(veth):
         got = cap.recv(100, timeout=0)
         took = time.monotonic() - t0
     assert _ours(got) == frames
-    assert took < 0.1
+    assert took < 0.4  # no waiting (generous: the machine is shared)
