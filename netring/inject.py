@@ -359,7 +359,7 @@ class Injector(RingSocket):
         idx, length, rc = refused[0]
         name = what(idx)
         rest = ("; %d other frame(s) were refused too" % (len(refused) - 1)) if len(refused) > 1 else ""
-        kept = "" if sent is None else ", the %d other(s) sent" % sent
+        kept = ", the %d other(s) sent" % sent if sent else ""
         if self._open_slot is not None and self._refusal_pending:
             kept = "; the frames after it wait until the open allocate() slot is sent or discarded"
         if rc == -errno.EMSGSIZE:

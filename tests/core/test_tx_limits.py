@@ -188,3 +188,45 @@ def test_send_stream_the_kernel_refuses_raises_naming_the_stream_frame_and_leave
             assert [bytes(p.data) for p in _ours(cap, 5)] == good
         finally:
             _set_mtu(veth.a, veth.tx_if, 1500)
+
+
+@pytest.mark.parametrize("bad_at, ring", [((0,), 8), ((39,), 8), ((3, 4), 8), ((0, 7, 8, 15, 16, 39), 8),
+                                          ((5, 17, 18, 19, 30), 16), ((2, 600, 601, 1200), 1024)])
+def test_several_refused_frames_cost_only_themselves(veth, bad_at, ring):
+    total = max(40, max(bad_at) + 1)
+    good = iter(mixed_frames(total, seed=37, lo=60, hi=600))
+    batch = [untagged(1450, fill=i & 0xFF) if i in bad_at else next(good) for i in range(total)]
+    want = [f for i, f in enumerate(batch) if i not in bad_at]
+    with Capture(veth.rx_if, netns=veth.b, block_count=64) as cap, \
+            Injector(veth.tx_if, netns=veth.a, frame_size=2048, frame_count=ring) as tx:
+        _set_mtu(veth.a, veth.tx_if, 1400)
+        try:
+            with pytest.raises(FrameTooLargeError) as ei:
+                tx.send_batch(batch)
+            assert (ei.value.index, ei.value.sent) == (bad_at[0], len(want))
+            if len(bad_at) > 1:
+                assert "%d other frame(s) were refused too" % (len(bad_at) - 1) in str(ei.value)
+            assert tx.rejected_frames == len(bad_at) and tx.sent_frames == len(want)
+            assert tx.wait_drained(2.0) and tx.counts() == (tx.frame_count, 0, 0)
+            assert [bytes(p.data) for p in _ours(cap, len(want))] == want
+        finally:
+            _set_mtu(veth.a, veth.tx_if, 1500)
+
+
+def test_one_frame_send_the_kernel_refuses_is_a_frame_too_large_error_and_the_next_one_goes_out(veth):
+    good = mixed_frames(1, seed=38, lo=60, hi=600)[0]
+    with Capture(veth.rx_if, netns=veth.b) as cap, Injector(veth.tx_if, netns=veth.a) as tx:
+        _set_mtu(veth.a, veth.tx_if, 1400)
+        try:
+            with pytest.raises(FrameTooLargeError) as ei:
+                tx.send(untagged(1450))
+            e = ei.value
+            assert (e.field, e.index, e.length, e.limit, e.sent) == ("frame", 0, 1450, "mtu", 0)
+            assert str(e).startswith("the kernel refused frame (1450 B, EMSGSIZE): longer than va carries now — "
+                                     "MTU 1400 + 14 B Ethernet header = 1414 B (1418 B only with an 802.1Q tag)")
+            assert "that frame was dropped. Raise the MTU of va" in str(e)
+            assert tx.send(good) == 1
+            assert [bytes(p.data) for p in _ours(cap, 1)] == [good]
+            assert (tx.sent_frames, tx.rejected_frames) == (1, 1)
+        finally:
+            _set_mtu(veth.a, veth.tx_if, 1500)
