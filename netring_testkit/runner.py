@@ -398,6 +398,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
 
         topo.build()
         stack.callback(close_topology)
+        topo.quiet_replies()   # the receivers' stacks answer nothing the streams send (but TCP RSTs)
         stack.callback(stop.set)
 
         from .scenario.requires import check_runtime_requires

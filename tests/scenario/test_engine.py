@@ -405,3 +405,43 @@ def test_user_object_without_the_program_is_an_error_not_a_traceback(tmp_path):
     assert r.error.startswith("ScenarioError: xdp rx:eth0: %s has no program ['nosuchprog']" % out), r.error
     assert "Traceback" not in r.render()
     assert "Traceback" in json.loads((tmp_path / "art" / "faults.json").read_text())["traceback"]
+
+
+QUIET = textwrap.dedent("""\
+    scenarios:
+      - name: quiet
+        topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        xdp: [{attach: rx:eth0, program: pass}]
+        traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 2000, frame: {%s}}]
+        capture: [{on: rx:eth0}, {on: tx:eth0}]
+        expect: {delivered: all, at: rx:eth0, xdp: {rx:eth0: {pass: all}}, unexpected: 0}
+        quiet: 300ms
+    """)
+
+
+@pytest.mark.parametrize("frame", ["udp: {dport: 9}", "ipv6: {}, udp: {dport: 9}", "icmp: {}", "ipv6: {}, icmp: {}"])
+def test_default_traffic_gets_no_answer_and_counts_are_exact(frame):
+    """Frames go to the receiver's own MAC and IP; its stack neither resolves the sender (permanent
+    neighbours) nor answers (no port unreachable, no echo reply): the receiver's program counts
+    exactly what was sent and the sender's capture sees nothing come back."""
+    s = sc.load_text(QUIET % frame, "q.yaml")[0]
+    r = runner.run(s)
+    assert r.status == "passed", r.render()
+    assert r.xdp["rx:eth0"]["pass"] == 2000
+    assert r.unexpected == {"rx:eth0": 0, "tx:eth0": 0}
+    assert r.interfaces["rx:eth0"]["tx_packets"] == 0 and r.interfaces["tx:eth0"]["rx_packets"] == 0, r.render()
+
+
+def test_tcp_to_a_closed_port_is_answered_by_resets():
+    """What still talks back (README, `xdp[]`): one RST per TCP frame, seen by the sender only."""
+    s = sc.load_text(QUIET % "tcp: {dport: 9}", "q.yaml")[0]
+    r = runner.run(s)
+    assert r.xdp["rx:eth0"]["pass"] == 2000 and r.unexpected["rx:eth0"] == 0
+    assert r.unexpected["tx:eth0"] == 2000
+    assert "[R]" in report_decode(r.unexpected_frames["tx:eth0"][0])
+
+
+def report_decode(frame):
+    from netring_testkit.verdict import decode_frame
+
+    return decode_frame(frame)

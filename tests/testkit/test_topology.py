@@ -1,4 +1,5 @@
 """Topology: spec validation, addressing, building, connectivity, counters, teardown."""
+import contextlib
 import os
 import socket
 import struct
@@ -267,3 +268,55 @@ def test_veth_pair_marker_options_and_jumbo_frames(veth_pair):
     assert rx.recv(10000) == f
     with pytest.raises(OSError):
         a.packet_socket().send(f + b"x")   # one byte over MTU + 14
+
+
+def _neighbours(ns):
+    """{(ifindex, ip): (lladdr, state)} of a namespace's neighbour table (IPv4 and IPv6)."""
+    out = {}
+    with ns.iproute() as ipr:
+        for m in ipr.get_neighbours():
+            dst = m.get_attr("NDA_DST")
+            if dst is not None:
+                out[(m["ifindex"], dst)] = (m.get_attr("NDA_LLADDR"), m["state"])
+    return out
+
+
+@pytest.mark.privileged
+def test_link_partners_have_permanent_neighbour_entries(topology):
+    topo = topology({"nodes": ["a", "b", "c", "sw"],
+                     "links": [{"endpoints": ["a:eth0", "b:eth0"]},
+                               {"endpoints": ["a:eth1", "sw:p0"]}, {"endpoints": ["c:eth0", "sw:p1"]},
+                               {"endpoints": ["b:eth1", "sw:p2"], "ipv6": False}],
+                     "bridges": [{"name": "sw:br0", "ports": ["sw:p0", "sw:p1", "sw:p2"],
+                                  "ipv4": "198.18.1.100/24"}]})
+    perm = 0x80  # NUD_PERMANENT
+    a0, b0, a1, c0, b1, br = (topo[n] for n in ("a:eth0", "b:eth0", "a:eth1", "c:eth0", "b:eth1", "sw:br0"))
+    na, nc = _neighbours(a0.netns), _neighbours(c0.netns)
+    # the veth peer, by IPv4 and IPv6
+    assert na[(a0.ifindex, b0.ipv4)] == (b0.mac, perm)
+    assert na[(a0.ifindex, b0.ipv6)] == (b0.mac, perm)
+    assert _neighbours(b0.netns)[(b0.ifindex, a0.ipv4)] == (a0.mac, perm)
+    # on the bridge segment: every other addressed endpoint, the bridge device included
+    assert na[(a1.ifindex, c0.ipv4)] == (c0.mac, perm) and na[(a1.ifindex, c0.ipv6)] == (c0.mac, perm)
+    assert na[(a1.ifindex, b1.ipv4)] == (b1.mac, perm) and na[(a1.ifindex, br.ipv4)] == (br.mac, perm)
+    assert nc[(c0.ifindex, a1.ipv4)] == (a1.mac, perm)
+    assert _neighbours(br.netns)[(br.ifindex, a1.ipv4)] == (a1.mac, perm)
+    assert (a1.ifindex, b0.ipv4) not in na      # another segment's address is not a neighbour here
+    ours = {ep.ipv4 for ep in topo} | {ep.ipv6 for ep in topo}
+    assert all(state == perm for (_, ip), (_, state) in na.items() if ip in ours)
+
+
+@pytest.mark.privileged
+def test_traffic_to_the_peer_needs_no_arp_or_nd(veth_pair):
+    a, b = veth_pair
+    rx = a.packet_socket(timeout=0.3)
+    for fam, dst in ((socket.AF_INET, b.ipv4), (socket.AF_INET6, b.ipv6)):
+        with a.netns.socket(fam, socket.SOCK_DGRAM, 0) as w:
+            w.sendto(b"x", (dst, 9))
+    sent = []
+    with contextlib.suppress(socket.timeout):
+        while True:
+            sent.append(rx.recv(2048))
+    kinds = [frames.decode(f) for f in sent]
+    assert len([k for k in kinds if "UDP" in k]) == 2, kinds
+    assert not [k for k in kinds if "0x0806" in k or "type 135" in k or "type 136" in k], kinds
