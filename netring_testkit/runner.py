@@ -22,9 +22,11 @@ drain loop of step 5 to CPU RX for the run (see :func:`run`).
 The detach of XDP programs happens before the topology's namespaces go (the ExitStack
 unwinds in reverse order of step 1–3), captures and injectors close before their namespaces.
 """
+import collections
 import contextlib
 import os
 import select
+import socket
 import threading
 import time
 import traceback
@@ -33,7 +35,7 @@ from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
 from . import frames
-from .verdict import ScenarioResult, StreamResult, evaluate
+from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
 __all__ = ["run", "parse_cpus", "CPUS_ENV", "build_templates", "build_frame", "ScenarioAborted"]
 
@@ -46,6 +48,9 @@ _CALL_S = 0.25
 #: Environment variable naming the CPUs to pin the engine's threads to: "TX,RX" (e.g. "0,1").
 CPUS_ENV = "NETRING_CPUS"
 _PROGRESS_EVERY = 2.0    # seconds between progress callbacks
+#: Frames kept for a failure's pcapng (only with ``artifacts_dir``): the first and the last this many
+#: of each stream (rebuilt from its templates) and of each capture (copied once per block).
+SAMPLE_FRAMES = 16
 _DEFAULT_V4 = ("198.18.255.1", "198.18.255.2")
 _DEFAULT_V6 = ("2001:2:0:ff::1", "2001:2:0:ff::2")
 
@@ -216,8 +221,11 @@ class _Sender(threading.Thread):
                 # are noticed quickly and the injector is never closed under a running C call.
                 chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
                 n = min(chunk, st.count - self.sent)
-                done = self.injector.send_stream(self.templates, st.stream_id, self.sent, n,
-                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets,
+                # send_stream starts every call at its first template: rotate them so that frame
+                # ``seq`` always uses template ``seq % len`` ("cycled frame by frame", and rebuildable).
+                k = self.sent % len(self.templates)
+                done = self.injector.send_stream(self.templates[k:] + self.templates[:k], st.stream_id, self.sent, n,
+                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets[k:] + self.offsets[:k],
                                                  timeout=min(left, 1.0 if st.rate_pps else _CALL_S))
                 self.sent += done
                 if done < n and time.monotonic() >= self.deadline:
@@ -229,6 +237,59 @@ class _Sender(threading.Thread):
         finally:
             self.finished_at = time.monotonic()
             self.exited.set()
+
+
+    def sample(self, n=SAMPLE_FRAMES):
+        """The first and last ``n`` frames this stream sent, rebuilt exactly as the C stamper built them."""
+        from netring.check import stamp_frame
+
+        st, t = self.stream, self.templates
+        seqs = sorted(set(range(min(n, self.sent))) | set(range(max(0, self.sent - n), self.sent)))
+        wall = time.time() - time.monotonic()
+        first = int(((self.started_at or 0) + wall) * 1e9)
+        last = int(((self.finished_at or self.started_at or 0) + wall) * 1e9)
+        return [SentFrame(st.name, st.src, seq, first if seq < n else last,
+                          stamp_frame(t[seq % len(t)], st.stream_id, seq, self.offsets[seq % len(t)]))
+                for seq in seqs]
+
+
+class _ArrivalSample:
+    """The first and last ``n`` frames a capture saw (not those its endpoint sent), for artifacts.
+
+    Fed once per retired block after the checker: the block's descriptors (one C walk), then a
+    look at no more than ``4 n`` packets at each end of the block — bounded work per block, no
+    Python per packet beyond that. (Incoming frames in the middle of a block that is mostly the
+    endpoint's own outgoing frames can be missed: it is a sample.)
+    """
+
+    def __init__(self, n=SAMPLE_FRAMES):
+        self.n = n
+        self.first = []
+        self.last = collections.deque(maxlen=n)
+
+    def feed(self, batch):
+        arr, got = batch.descriptors()
+        if not got:
+            return
+        block, n, out = batch.block, self.n, socket.PACKET_OUTGOING
+
+        def take(i):
+            p = arr[i]
+            return (batch.seq_num, i), int(p.ts_ns), bytes(block[p.off:p.off + p.snaplen])
+
+        if len(self.first) < n:
+            for i in range(min(got, 4 * n)):
+                if arr[i].pkttype != out:
+                    self.first.append(take(i))
+                    if len(self.first) == n:
+                        break
+        tail = [i for i in range(got - 1, max(-1, got - 1 - 4 * n), -1) if arr[i].pkttype != out][:n]
+        self.last.extend(take(i) for i in reversed(tail))
+
+    def frames(self):
+        """``[(timestamp_ns, bytes), ...]`` in arrival order, none twice."""
+        seen = {key for key, _, _ in self.first}
+        return [(ts, fr) for _, ts, fr in self.first] + [(ts, fr) for key, ts, fr in self.last if key not in seen]
 
 
 def _stop_senders(senders, stop):
@@ -330,7 +391,8 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
 
     ``progress(text)`` is called every couple of seconds while traffic flows. ``keep=True``
     builds named namespaces and leaves them in place when the scenario fails (for
-    ``ip netns exec`` debugging). ``artifacts_dir``: where a failed scenario's JSON and pcap go.
+    ``ip netns exec`` debugging). ``artifacts_dir``: where a failed scenario's JSON and pcapng go (and then the
+    first and last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it).
     Any exception while running (a kernel refusing something, a missing program, a bug) is
     reported as ``status="error"`` with a one-line message, its traceback kept in
     ``result.traceback`` (and the JSON artifact); ``KeyboardInterrupt`` tears everything down
@@ -346,7 +408,7 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
     result = ScenarioResult(scenario)
     t0 = time.monotonic()
     try:
-        _run(scenario, result, progress, keep, topology_factory, parse_cpus(cpus))
+        _run(scenario, result, progress, keep, topology_factory, parse_cpus(cpus), sample=bool(artifacts_dir))
         if result.status != "skipped":
             result.failures = evaluate(scenario, result)
             result.status = "failed" if result.failures else "passed"
@@ -380,7 +442,7 @@ def _topology(scenario, keep, factory):
     return Topology(scenario.topology, keep=keep)
 
 
-def _run(scenario, result, progress, keep, topology_factory, cpus=None):
+def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=False):
     from netring.check import SeqChecker
 
     deadline = time.monotonic() + scenario.timeout
@@ -419,6 +481,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
             ep = topo[c.on]
             cap = stack.enter_context(ep.capture(**_capture_options(c.options, biggest)))
             caps.append((c.on, cap, SeqChecker(expected, keep_unexpected=8)))
+        samplers = {c.on: _ArrivalSample() for c in scenario.captures} if sample else {}
 
         watched = set(c.on for c in scenario.captures) | set(scenario.expect_interface) | set(atts)
         watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
@@ -439,9 +502,12 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
             with _pinned(cpus and cpus[1]):
                 for s in senders:
                     s.start()
-                _drain(scenario, caps, senders, deadline, progress, tx_start)
+                _drain(scenario, caps, senders, deadline, progress, tx_start, samplers)
         finally:
             _stop_senders(senders, stop)
+        if sample:
+            result.sent_samples = [f for s in senders for f in s.sample()]
+            result.arrived_samples = {on: smp.frames() for on, smp in samplers.items()}
         tx_end = max((s.finished_at or time.monotonic()) for s in senders) if senders else tx_start
         result.tx_seconds = max(tx_end - tx_start, 1e-9)
         for s in senders:
@@ -494,7 +560,7 @@ def _full_delivery_targets(scenario, caps):
     return out
 
 
-def _drain(scenario, caps, senders, deadline, progress, tx_start):
+def _drain(scenario, caps, senders, deadline, progress, tx_start, samplers=None):
     targets = _full_delivery_targets(scenario, caps)
     poller = select.poll()
     fds = {}
@@ -523,6 +589,8 @@ def _drain(scenario, caps, senders, deadline, progress, tx_start):
             if batch is not None:
                 with batch:
                     chk.feed(batch)
+                    if samplers:
+                        samplers[on].feed(batch)
                 got = True
         else:
             for fd, _ in poller.poll(wait_ms):
@@ -531,6 +599,8 @@ def _drain(scenario, caps, senders, deadline, progress, tx_start):
                 if batch is not None:
                     with batch:
                         chk.feed(batch)
+                        if samplers:
+                            samplers[on].feed(batch)
                     got = True
         if got:
             last_rx = time.monotonic()
