@@ -18,7 +18,8 @@ Fixtures (the public contract):
 
 Everything these create is torn down after the test (also on failure and Ctrl-C); with
 ``--netring-keep`` namespaces are named ``nrt-<pid>-<serial>-<node>`` and those of failed tests stay
-for ``ip netns exec`` debugging — the summary prints how to enter them.
+for ``ip netns exec`` debugging — the terminal summary prints how to enter them, once (the failed
+YAML scenarios' XDP programs stay attached there; see ``runner.run(keep=True)``).
 
 Reaper: when a session first uses the toolkit (a netring fixture or a YAML scenario item; as
 root), kept ``nrt-<pid>-…`` namespaces are removed once their creating process has exited
@@ -45,7 +46,10 @@ from . import caps as _caps
 
 __all__ = ["NetringFactory", "get_factory", "require", "skip_unmet", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
 
-_KEPT_SECTION = "netring: kept namespaces"
+#: Report attribute carrying a phase's kept-namespace hints to the terminal summary (also from xdist
+#: workers: extra report attributes travel with the report). Not a report section: pytest would print
+#: a section with every failure, and the summary prints the hints once.
+_KEPT_ATTR = "netring_kept"
 _PRIVILEGE_GAP = pytest.StashKey()
 _REQUIRE_ENV = "NETRING_REQUIRE_PRIVILEGES"
 
@@ -337,7 +341,8 @@ def pytest_runtest_makereport(item, call):
                         % call.excinfo.value.msg)
     hints = get_factory(item.config)._take_pending()
     if hints:
-        outcome.get_result().sections.append((_KEPT_SECTION, "\n".join(hints)))
+        rep = outcome.get_result()
+        setattr(rep, _KEPT_ATTR, list(getattr(rep, _KEPT_ATTR, None) or ()) + hints)
 
 
 class _KeptSummary:
@@ -347,8 +352,8 @@ class _KeptSummary:
         self.hints = []
 
     def pytest_runtest_logreport(self, report):
-        for title, text in getattr(report, "sections", ()):
-            if title == _KEPT_SECTION and text not in self.hints:
+        for text in getattr(report, _KEPT_ATTR, None) or ():
+            if text not in self.hints:
                 self.hints.append(text)
 
     def pytest_terminal_summary(self, terminalreporter):

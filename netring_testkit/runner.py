@@ -142,8 +142,41 @@ def _attr(ep, name):
 # --------------------------------------------------------------------------------------------
 # XDP
 # --------------------------------------------------------------------------------------------
-def _attach_xdp(stack, topo, spec):
-    """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds."""
+# linux/if_link.h: IFLA_XDP_FLAGS for a netlink attachment (the kernel's, not a bpf_link's).
+_XDP_FLAGS_UPDATE_IF_NOEXIST, _XDP_FLAGS_SKB_MODE, _XDP_FLAGS_DRV_MODE = 1 << 0, 1 << 1, 1 << 2
+_XDP_MODE_FLAGS = {"native": _XDP_FLAGS_DRV_MODE, "generic": _XDP_FLAGS_SKB_MODE}
+
+
+def _leave_attached(att, ep):
+    """Hand ``att``'s program over to a netlink (IFLA_XDP) attachment nobody detaches; return its
+    ``XdpInfo`` (kernel id, mode, name) or None if the hand-over failed.
+
+    A bpf_link attachment (what ``netring.xdp.attach`` prefers) is detached by the kernel when its
+    last fd closes — at the latest when this process exits — and a netlink one made through
+    ``netring.xdp`` is removed by its finalizer. An IFLA_XDP attachment made here directly holds
+    the program in the kernel for as long as the interface exists: in a namespace kept for
+    debugging, until ``ip netns del``. The program's maps (its counters) stay with it.
+    """
+    import netring.xdp as xdp
+
+    prog_fd, mode = att.program.fd, att.mode
+    att.detach()
+    try:
+        with ep.netns.iproute() as ipr:
+            ipr.link("set", index=ep.ifindex, xdp={"attrs": [
+                ("IFLA_XDP_FD", prog_fd),
+                ("IFLA_XDP_FLAGS", _XDP_MODE_FLAGS[mode] | _XDP_FLAGS_UPDATE_IF_NOEXIST)]})
+        return xdp.query(ep.ifname, netns=ep.netns)
+    except Exception:  # a hint less, but the failure itself is reported as it is
+        return None
+
+
+def _attach_xdp(stack, topo, spec, leave_attached=None):
+    """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds.
+
+    ``leave_attached()``, called at that point, returning a list makes the program stay attached
+    instead (see :func:`_leave_attached`); ``(endpoint, XdpInfo)`` is appended to that list.
+    """
     import netring.xdp as xdp
     from netring.bpf import programs
 
@@ -163,7 +196,17 @@ def _attach_xdp(stack, topo, spec):
         except KeyError as exc:  # the file changed since it was validated
             raise ScenarioError("xdp %s: %s" % (spec.attach, exc.args[0] if exc.args else exc)) from None
     # Entered after the program: detached before the program is closed (ExitStack is LIFO).
-    return stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode))
+    att = stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode))
+    if leave_attached is not None:
+        def maybe_leave():
+            kept = leave_attached()
+            if kept is not None:
+                info = _leave_attached(att, ep)
+                if info is not None:
+                    kept.append((ep, info))
+
+        stack.callback(maybe_leave)   # runs before the detach above
+    return att
 
 
 def _xdp_counters(att):
@@ -391,7 +434,8 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
 
     ``progress(text)`` is called every couple of seconds while traffic flows. ``keep=True``
     builds named namespaces and leaves them in place when the scenario fails (for
-    ``ip netns exec`` debugging). ``artifacts_dir``: where a failed scenario's JSON and pcapng go (and then the
+    ``ip netns exec`` debugging), with the scenario's XDP programs still attached (handed over to
+    netlink attachments that last as long as the interface; ``result.kept_hint`` says how to see them). ``artifacts_dir``: where a failed scenario's JSON and pcapng go (and then the
     first and last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it).
     Any exception while running (a kernel refusing something, a missing program, a bug) is
     reported as ``status="error"`` with a one-line message, its traceback kept in
@@ -452,11 +496,13 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
     topo = _topology(scenario, keep, topology_factory)
     with contextlib.ExitStack() as stack:
         # Closing the topology last: namespaces go only after XDP, captures and injectors.
+        kept_xdp = []
+
         def close_topology():
             topo.close(failed=failed)
             if topo.kept:
                 result.kept = list(topo.kept)
-                result.kept_hint = topo.enter_hint()
+                result.kept_hint = topo.enter_hint() + _xdp_hint(topo, kept_xdp)
 
         topo.build()
         stack.callback(close_topology)
@@ -472,7 +518,9 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             failed = False
             return
 
-        atts = {x.attach: _attach_xdp(stack, topo, x) for x in scenario.xdp}
+        # A failed run's programs stay attached in the namespaces --netring-keep keeps.
+        keeping = (lambda: kept_xdp if failed else None) if keep and getattr(topo, "keep", False) else None
+        atts = {x.attach: _attach_xdp(stack, topo, x, keeping) for x in scenario.xdp}
 
         expected = {s.stream_id: s.count for s in scenario.streams}
         caps = []
@@ -545,6 +593,17 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
                 r.reordered, r.corrupted = c[4], c[5]
             result.streams.append(r)
         failed = bool(evaluate(scenario, result))
+
+
+def _xdp_hint(topo, kept_xdp):
+    """Lines telling how to see the XDP programs left attached in kept namespaces."""
+    lines = []
+    for ep, info in kept_xdp:
+        ns = ep.netns.name
+        lines.append("XDP program %s (id %d, %s mode) left attached to %s: `ip -n %s link show dev %s`, "
+                     "`ip netns exec %s bpftool net`, `bpftool prog show id %d`"
+                     % (info.name or "?", info.id, info.mode, ep.name, ns, ep.ifname, ns, info.id))
+    return "".join("\n" + l for l in lines)
 
 
 def _full_delivery_targets(scenario, caps):

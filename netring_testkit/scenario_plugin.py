@@ -138,7 +138,7 @@ class ScenarioItem(pytest.Item):
         if r.status == "skipped":
             skip_unmet(r.skip_reason or "a requirement of the scenario is not met")
         if r.kept:
-            factory.record_kept(r.kept, r.kept_hint)
+            factory.record_kept(r.kept, "%s\n%s" % (self.nodeid, r.kept_hint))
         self.user_properties.append(("pps", round(r.pps, 1)))
         self.user_properties.append(("loss", round(r.loss, 6)))
         self.user_properties.append(("sent", r.sent))

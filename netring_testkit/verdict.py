@@ -182,9 +182,9 @@ class ScenarioResult:
                 shown += 1
         if self.artifacts:
             lines.append("artifacts: %s" % ", ".join(self.artifacts))
-        if self.kept:
-            lines.append("namespaces kept for debugging:")
-            lines.extend("  " + l for l in (self.kept_hint or "\n".join(self.kept)).splitlines())
+        if self.kept:   # how to enter them (and see their XDP programs): kept_hint, printed once at the end
+            lines.append("namespaces kept for debugging: %s (how to enter them: at the end of the run)"
+                         % " ".join(self.kept))
         lines.append("duration %.2fs, injected %d frames at %.0f pps" % (self.duration, self.sent, self.pps))
         return "\n".join(lines)
 
