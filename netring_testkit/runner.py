@@ -35,6 +35,7 @@ from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
 from . import frames
+from .kept import leave_attached, xdp_hint
 from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
 __all__ = ["run", "parse_cpus", "CPUS_ENV", "build_templates", "build_frame", "ScenarioAborted"]
@@ -142,40 +143,11 @@ def _attr(ep, name):
 # --------------------------------------------------------------------------------------------
 # XDP
 # --------------------------------------------------------------------------------------------
-# linux/if_link.h: IFLA_XDP_FLAGS for a netlink attachment (the kernel's, not a bpf_link's).
-_XDP_FLAGS_UPDATE_IF_NOEXIST, _XDP_FLAGS_SKB_MODE, _XDP_FLAGS_DRV_MODE = 1 << 0, 1 << 1, 1 << 2
-_XDP_MODE_FLAGS = {"native": _XDP_FLAGS_DRV_MODE, "generic": _XDP_FLAGS_SKB_MODE}
-
-
-def _leave_attached(att, ep):
-    """Hand ``att``'s program over to a netlink (IFLA_XDP) attachment nobody detaches; return its
-    ``XdpInfo`` (kernel id, mode, name) or None if the hand-over failed.
-
-    A bpf_link attachment (what ``netring.xdp.attach`` prefers) is detached by the kernel when its
-    last fd closes — at the latest when this process exits — and a netlink one made through
-    ``netring.xdp`` is removed by its finalizer. An IFLA_XDP attachment made here directly holds
-    the program in the kernel for as long as the interface exists: in a namespace kept for
-    debugging, until ``ip netns del``. The program's maps (its counters) stay with it.
-    """
-    import netring.xdp as xdp
-
-    prog_fd, mode = att.program.fd, att.mode
-    att.detach()
-    try:
-        with ep.netns.iproute() as ipr:
-            ipr.link("set", index=ep.ifindex, xdp={"attrs": [
-                ("IFLA_XDP_FD", prog_fd),
-                ("IFLA_XDP_FLAGS", _XDP_MODE_FLAGS[mode] | _XDP_FLAGS_UPDATE_IF_NOEXIST)]})
-        return xdp.query(ep.ifname, netns=ep.netns)
-    except Exception:  # a hint less, but the failure itself is reported as it is
-        return None
-
-
-def _attach_xdp(stack, topo, spec, leave_attached=None):
+def _attach_xdp(stack, topo, spec, keeping=None):
     """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds.
 
-    ``leave_attached()``, called at that point, returning a list makes the program stay attached
-    instead (see :func:`_leave_attached`); ``(endpoint, XdpInfo)`` is appended to that list.
+    ``keeping()``, called at that point, returning a list makes the program stay attached
+    instead (see :func:`netring_testkit.kept.leave_attached`); ``(endpoint, XdpInfo)`` is appended to that list.
     """
     import netring.xdp as xdp
     from netring.bpf import programs
@@ -197,11 +169,11 @@ def _attach_xdp(stack, topo, spec, leave_attached=None):
             raise ScenarioError("xdp %s: %s" % (spec.attach, exc.args[0] if exc.args else exc)) from None
     # Entered after the program: detached before the program is closed (ExitStack is LIFO).
     att = stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode))
-    if leave_attached is not None:
+    if keeping is not None:
         def maybe_leave():
-            kept = leave_attached()
+            kept = keeping()
             if kept is not None:
-                info = _leave_attached(att, ep)
+                info = leave_attached(att)
                 if info is not None:
                     kept.append((ep, info))
 
@@ -597,13 +569,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
 
 def _xdp_hint(topo, kept_xdp):
     """Lines telling how to see the XDP programs left attached in kept namespaces."""
-    lines = []
-    for ep, info in kept_xdp:
-        ns = ep.netns.name
-        lines.append("XDP program %s (id %d, %s mode) left attached to %s: `ip -n %s link show dev %s`, "
-                     "`ip netns exec %s bpftool net`, `bpftool prog show id %d`"
-                     % (info.name or "?", info.id, info.mode, ep.name, ns, ep.ifname, ns, info.id))
-    return "".join("\n" + l for l in lines)
+    return "".join("\n" + xdp_hint(info, ep.netns.name, ep.ifname, ep.name) for ep, info in kept_xdp)
 
 
 def _full_delivery_targets(scenario, caps):
