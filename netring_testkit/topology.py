@@ -48,7 +48,9 @@ processing are off, and MLD's unsolicited reports are compressed into the first 
 after link-up; :meth:`Topology.build` returns once every link is operationally up and those
 reports have passed, so a capture opened afterwards sees only the traffic the test sends. An endpoint without IPv6 has IPv6 disabled entirely.
 Every addressed endpoint has permanent (``NUD_PERMANENT``) ARP and ND entries for the other
-addressed endpoints of its segment, so sending to a partner starts no ARP/ND exchange.
+addressed endpoints of its segment, so sending to a partner starts no ARP/ND exchange, and each
+bridge has a static FDB entry for the MAC at the far end of each port (a receiver that never
+sends is never learned otherwise, and frames to it would be flooded to every port).
 :meth:`Topology.quiet_replies` (the scenario engine calls it) also stops the stacks' ICMP errors
 and echo replies.
 
@@ -104,7 +106,8 @@ _READY_POLL_S = 0.001
 _RTM_NEWLINK, _RTM_GETLINK, _NLMSG_ERROR, _NLMSG_DONE = 16, 18, 2, 3
 _NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
 _IFLA_IFNAME, _IFLA_OPERSTATE, _IF_OPER_UP = 3, 16, 6
-_NUD_PERMANENT = 0x80            # include/uapi/linux/neighbour.h
+_NUD_NOARP, _NUD_PERMANENT = 0x40, 0x80   # include/uapi/linux/neighbour.h (NOARP on a bridge FDB entry: "static")
+_NTF_MASTER = 0x04               # the FDB entry goes to the port's master (the bridge)
 _MAF_TIMER_RUNNING = 0x01        # include/net/if_inet6.h: an MLD report is still scheduled for the group
 _SOLICITED_PREFIX = "ff0200000000000000000001ff"   # ff02::1:ffXX:XXXX in /proc/net/igmp6
 
@@ -553,6 +556,10 @@ class Topology:
         receiver of a stream would otherwise resolve the sender before answering it). The partners
         of an endpoint are the other addressed endpoints of its segment: the veth peer, and on a
         bridge segment every other endpoint there, the bridge device included.
+
+        Each bridge also gets a static FDB entry for the MAC at the far end of each of its ports: a
+        receiver that never sends (nothing to resolve, nothing to answer) would otherwise never be
+        learned, and every frame to it would be flooded to every port.
         """
         for seg in topospec.segments(self._eps, self._bridges):
             eps = [self.endpoints[s.name] for s in seg]
@@ -570,6 +577,15 @@ class Topology:
                         except Exception as exc:
                             raise self._nl_error(exc, "adding neighbour %s (%s) on %s" % (addr, other.name, ep.name),
                                                  self._eps[ep.name].field) from None
+        for b in self._bridges:
+            for port in b.ports:
+                ep, far = self.endpoints[port.name], self.endpoints[port.link.name]
+                try:
+                    self._ipr[b.node].neigh("replace", family=socket.AF_BRIDGE, ifindex=ep.ifindex, lladdr=far.mac,
+                                            flags=_NTF_MASTER, state=_NUD_NOARP)
+                except Exception as exc:
+                    raise self._nl_error(exc, "adding FDB entry %s (%s) on %s" % (far.mac, far.name, b.name),
+                                         b.field) from None
 
     @staticmethod
     def _nl_error(exc, what, field):
