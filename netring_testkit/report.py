@@ -185,11 +185,11 @@ def write_artifacts(directory, result):
             ifaces.append((ep, description))
         return index[key]
 
-    for smp in getattr(result, "sent_samples", ()):
+    for smp in result.sent_samples:
         i = iface(smp.at, "sent", "sent by %s (first and last frames of each stream)" % smp.at)
         packets.append((i, smp.timestamp_ns, smp.data, "sent stream %s seq %d" % (smp.stream, smp.seq)))
         counts["sent"] += 1
-    for ep, frames in sorted(getattr(result, "arrived_samples", {}).items()):
+    for ep, frames in sorted(result.arrived_samples.items()):
         i = iface(ep, "arrived", "arrived at %s (first and last frames of the capture)" % ep)
         for ts, fr in frames:
             st = _stamp_of(fr)

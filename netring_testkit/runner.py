@@ -253,7 +253,6 @@ class _Sender(threading.Thread):
             self.finished_at = time.monotonic()
             self.exited.set()
 
-
     def sample(self, n=SAMPLE_FRAMES):
         """The first and last ``n`` frames this stream sent, rebuilt exactly as the C stamper built them."""
         from netring.check import stamp_frame
@@ -407,8 +406,9 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
     ``progress(text)`` is called every couple of seconds while traffic flows. ``keep=True``
     builds named namespaces and leaves them in place when the scenario fails (for
     ``ip netns exec`` debugging), with the scenario's XDP programs still attached (handed over to
-    netlink attachments that last as long as the interface; ``result.kept_hint`` says how to see them). ``artifacts_dir``: where a failed scenario's JSON and pcapng go (and then the
-    first and last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it).
+    netlink attachments that last as long as the interface; ``result.kept_hint`` says how to see
+    them). ``artifacts_dir``: where a failed scenario's JSON and pcapng go (and then the first and
+    last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it).
     Any exception while running (a kernel refusing something, a missing program, a bug) is
     reported as ``status="error"`` with a one-line message, its traceback kept in
     ``result.traceback`` (and the JSON artifact); ``KeyboardInterrupt`` tears everything down
@@ -474,7 +474,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             topo.close(failed=failed)
             if topo.kept:
                 result.kept = list(topo.kept)
-                result.kept_hint = topo.enter_hint() + _xdp_hint(topo, kept_xdp)
+                result.kept_hint = topo.enter_hint() + _xdp_hint(kept_xdp)
 
         topo.build()
         stack.callback(close_topology)
@@ -567,7 +567,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
         failed = bool(evaluate(scenario, result))
 
 
-def _xdp_hint(topo, kept_xdp):
+def _xdp_hint(kept_xdp):
     """Lines telling how to see the XDP programs left attached in kept namespaces."""
     return "".join("\n" + xdp_hint(info, ep.netns.name, ep.ifname, ep.name) for ep, info in kept_xdp)
 
