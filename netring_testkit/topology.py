@@ -630,6 +630,8 @@ class Topology:
         protocol unreachable, for IPv4 and IPv6) and no echo replies. The scenario engine calls it,
         so that what a capture or an XDP program sees is what the streams sent. TCP resets are not
         covered (no sysctl turns them off): a TCP stream to a closed port is answered by one RST per frame.
+        Call it before traffic flows: ICMP credit the kernel has already granted a namespace (up to
+        ``net.ipv4.icmp_msgs_burst``, 50 messages) is still spent afterwards.
         """
         self._check_open()
         for ns in self.nodes.values():

@@ -346,3 +346,31 @@ def test_bridge_knows_every_ports_far_end_so_nothing_is_flooded(topology):
         time.sleep(0.01)
     assert h2.stats()["rx_packets"] - before2 == 20
     assert h3.stats()["rx_packets"] - before3 == 0    # not flooded
+
+
+def _refused(a, fam, dst):
+    """True when a UDP datagram from endpoint ``a`` to ``dst`` port 9 (closed) draws ICMP port unreachable."""
+    with a.netns.socket(fam, socket.SOCK_DGRAM, 0) as s:
+        s.settimeout(0.3)
+        s.connect((dst, 9))
+        s.send(b"x")
+        try:
+            s.recv(10)
+        except ConnectionRefusedError:
+            return True
+        except socket.timeout:
+            return False
+        return False
+
+
+@pytest.mark.privileged
+def test_quiet_replies_stops_port_unreachable_and_echo_replies(topology):
+    loud, quiet = topology(PAIR), topology(PAIR)
+    quiet.quiet_replies()       # before any traffic: ICMP credit the kernel already granted would be spent first
+    assert _refused(loud["a:eth0"], socket.AF_INET, loud["b:eth0"].ipv4)
+    assert _refused(loud["a:eth0"], socket.AF_INET6, loud["b:eth0"].ipv6)
+    assert not _refused(quiet["a:eth0"], socket.AF_INET, quiet["b:eth0"].ipv4)
+    assert not _refused(quiet["a:eth0"], socket.AF_INET6, quiet["b:eth0"].ipv6)
+    b = quiet["b:eth0"]
+    assert int(b.netns.sysctl("net.ipv4.icmp_echo_ignore_all")) == 1
+    assert int(b.netns.sysctl("net.ipv6.icmp.echo_ignore_all")) == 1
