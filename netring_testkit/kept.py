@@ -1,10 +1,11 @@
 """What ``--netring-keep`` leaves behind for debugging besides the namespaces: XDP attachments.
 
 A namespace kept from a failed drop test reproduces nothing without its program, so the scenario
-engine hands a failed scenario's programs over to attachments that outlive the process
-(:func:`leave_attached`), and says how to look at them (:func:`xdp_hint`). (The ``xdp`` fixture
-does not yet: its teardown cannot tell whether an endpoint's namespace will be kept or is shared
-with later tests, e.g. a module-scoped topology.)
+engine and the ``xdp`` fixture hand a failed test's programs over to attachments that outlive the
+process (:func:`leave_attached`), and say how to look at them (:func:`xdp_hint`). The fixture
+decides after all of the test's fixtures are torn down (``pytest_runtest_teardown``), when the
+kept namespaces are known: a program in a namespace that stays for later tests (a module-scoped
+topology) is detached as usual.
 """
 __all__ = ["leave_attached", "xdp_hint"]
 

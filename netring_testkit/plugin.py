@@ -18,8 +18,9 @@ Fixtures (the public contract):
 
 Everything these create is torn down after the test (also on failure and Ctrl-C); with
 ``--netring-keep`` namespaces are named ``nrt-<pid>-<serial>-<node>`` and those of failed tests stay
-for ``ip netns exec`` debugging — the terminal summary prints how to enter them, once (the failed
-YAML scenarios' XDP programs stay attached there; see ``runner.run(keep=True)``).
+for ``ip netns exec`` debugging — the terminal summary prints how to enter them, once (the XDP
+programs a failed scenario or ``xdp`` fixture attached there stay attached; see
+:mod:`netring_testkit.kept`).
 
 Reaper: when a session first uses the toolkit (a netring fixture or a YAML scenario item; as
 root), kept ``nrt-<pid>-…`` namespaces are removed once their creating process has exited
@@ -166,6 +167,7 @@ class NetringFactory:
         #: Names of earlier sessions' namespaces the reaper removed (None until it ran).
         self.reaped = None
         self._pending = []
+        self._deferred_xdp = []
 
     def prepare(self):
         """Called by every fixture and scenario item before it builds anything: why the toolkit cannot
@@ -203,6 +205,25 @@ class NetringFactory:
         that close a ``Topology(keep=True)`` themselves."""
         self.kept.extend(names)
         self._pending.append(hint)
+
+    def defer_xdp(self, nodeid, xdp_factory):
+        """Close ``xdp_factory`` (the ``xdp`` fixture's) after the test's teardown, once it is known which
+        namespaces stay: its programs in kept namespaces stay attached (the hint says how to see them)."""
+        self._deferred_xdp.append((nodeid, xdp_factory))
+
+    def _settle_xdp(self):
+        deferred, self._deferred_xdp = self._deferred_xdp, []
+        first = None
+        for nodeid, f in deferred:
+            try:
+                hints = f.close(keep_in=set(self.kept))
+            except Exception as exc:  # close the others too
+                first = first or exc
+                continue
+            if hints:
+                self._pending.append("%s\n%s" % (nodeid, "\n".join(hints)))
+        if first is not None:
+            raise first
 
     def _take_pending(self):
         out, self._pending = self._pending, []
@@ -327,6 +348,15 @@ def requires_privileges(config):
     if os.environ.get(_REQUIRE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
         return True
     return bool(config.getini("netring_require_privileges"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the test's fixtures are torn down: close the ``xdp`` fixtures deferred by ``--netring-keep``."""
+    yield
+    factory = item.config.stash.get(_FACTORY, None)
+    if factory is not None and factory._deferred_xdp:
+        factory._settle_xdp()
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)   # innermost: other wrappers see the final outcome
