@@ -205,6 +205,8 @@ def write_artifacts(directory, result):
         for fr in frames:
             packets.append((i, end_ns, fr, "unexpected at %s" % ep))
             counts["unexpected"] += 1
+    if not ifaces:  # a run that ended before sending: still a file readers open (tcpdump wants an IDB)
+        ifaces.append(("none", "no frame was sent or seen"))
     pcap = write_pcapng(base + ".pcapng", ifaces, packets)
     result.artifacts = [pcap, base + ".json"]
     doc = result.as_dict()
