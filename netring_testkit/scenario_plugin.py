@@ -24,7 +24,8 @@ Options (group ``netring``):
 ``--netring-report FILE``
     JSON report of every scenario run (status, per-stream counts, pps, duration, counters).
 ``--netring-artifacts DIR``
-    per failed scenario: ``<id>.json`` (full result) and ``<id>.pcap`` (unexpected frames).
+    per failed scenario: ``<id>.json`` (full result) and ``<id>.pcapng`` (the first/last frames
+    sent and arrived, and the unexpected frames, each commented); see :mod:`netring_testkit.report`.
 
 pps and loss are also attached to each item as ``user_properties`` (JUnit ``<property>``).
 Load with ``pytest -p netring_testkit.scenario_plugin`` (the ``netring_testkit`` plugin
@@ -56,8 +57,8 @@ def pytest_addoption(parser):
                     help="write a JSON report of every YAML scenario run (status, per-stream counts, pps, "
                          "duration, XDP and interface counters) to FILE")
     group.addoption("--netring-artifacts", metavar="DIR", default=None,
-                    help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcap "
-                         "(unexpected or corrupt frames)")
+                    help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcapng "
+                         "(first/last frames sent and arrived, and the unexpected frames, each commented)")
 
 
 def pytest_configure(config):
@@ -137,7 +138,7 @@ class ScenarioItem(pytest.Item):
         if r.status == "skipped":
             skip_unmet(r.skip_reason or "a requirement of the scenario is not met")
         if r.kept:
-            factory.record_kept(r.kept, r.kept_hint)
+            factory.record_kept(r.kept, "%s\n%s" % (self.nodeid, r.kept_hint))
         self.user_properties.append(("pps", round(r.pps, 1)))
         self.user_properties.append(("loss", round(r.loss, 6)))
         self.user_properties.append(("sent", r.sent))

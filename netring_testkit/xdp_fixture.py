@@ -15,7 +15,7 @@ for a clang-built ELF object loaded through libbpf. ``endpoint`` is any object w
 """
 import pytest
 
-from .plugin import require
+from .plugin import get_factory, require
 
 __all__ = ["XdpFactory", "XdpHandle", "xdp"]
 
@@ -100,25 +100,47 @@ class XdpFactory:
         self._handles.append(handle)
         return handle
 
-    def close(self):
-        """Detach every attachment (newest first) and close what was loaded; report the first error."""
-        first = None
+    def close(self, keep_in=()):
+        """Detach every attachment (newest first) and close what was loaded; report the first error.
+
+        ``keep_in``: names of namespaces kept for debugging (``--netring-keep``, a failed test); a
+        program attached in one of them stays attached (see :func:`netring_testkit.kept.leave_attached`).
+        Returns one hint line per program left attached.
+        """
+        from .kept import leave_attached, xdp_hint
+
+        first, hints = None, []
         while self._handles:
+            h = self._handles.pop()
             try:
-                self._handles.pop().detach()
+                att = h.attachment
+                name = att.netns.name if att.netns is not None else None
+                if name and name in keep_in and att.attached:
+                    info = leave_attached(att)
+                    if info is not None:
+                        hints.append(xdp_hint(info, name, att.ifname))
+                h.detach()
             except Exception as exc:  # keep cleaning up the rest
                 first = first or exc
         if first is not None:
             raise first
+        return hints
 
 
 @pytest.fixture
-def xdp():
+def xdp(request):
     """``xdp`` → a factory: ``xdp.attach(endpoint, program, mode="native", **options)`` returns a handle with
-    ``counters()`` and ``map(name)``; everything is detached (before the endpoints' namespaces go) after the test."""
+    ``counters()`` and ``map(name)``; everything is detached (before the endpoints' namespaces go) after the test
+    — except, under ``--netring-keep``, in the namespaces a failed test leaves for debugging."""
     require()   # CAP_SYS_ADMIN (part of what every netring fixture needs) also grants bpf(2)
     factory = XdpFactory()
+    before = request.session.testsfailed
     try:
         yield factory
     finally:
-        factory.close()
+        netring = get_factory(request.config)
+        if netring.keep and request.session.testsfailed > before:
+            # Which namespaces stay is known once every fixture of the test is torn down.
+            netring.defer_xdp(request.node.nodeid, factory)
+        else:
+            factory.close()
