@@ -1,0 +1,134 @@
+"""Jumbo frames: the built-ins are multi-buffer aware (BPF_F_XDP_HAS_FRAGS), so they attach in native
+mode to a veth whose MTU does not fit one page, count whole fragmented frames and filter them by stream."""
+import pytest
+
+from netring_testkit.plugin import require
+
+from netring import xdp
+from netring.bpf import builtin, load_program
+from netring.bpf.asm import XDP_DROP, XDP_PASS, Asm
+
+import frames_util as fu
+from conftest import quiet_ns, veth
+
+pytestmark = pytest.mark.privileged
+
+JUMBO = 9014          # an MTU-9000 frame: larger than one page, so XDP sees it in fragments
+MTU = 9000
+N = 100
+_HDRS = {"ipv4": 14 + 20 + 8 + 20, "ipv6": 14 + 40 + 8 + 20}   # Ethernet + IP + UDP + stamp
+
+
+def jumbo(stream, seq=0, l3="ipv4", size=JUMBO, vlan=None):
+    f = fu.frame(stream=stream, seq=seq, l3=l3, payload=size - _HDRS[l3] - (4 if vlan else 0), vlan=vlan)
+    assert len(f) == size
+    return f
+
+
+@pytest.fixture
+def jumbo_pair():
+    """``(a, b)``: veth ends ``a0``/``b0`` in two fresh namespaces, both with MTU 9000."""
+    require("CAP_BPF")
+    na, nb = quiet_ns(), quiet_ns()
+    try:
+        a, b = veth(na, "a0", nb, "b0")
+        for end in (a, b):
+            with end.netns.iproute() as ipr:
+                ipr.link("set", index=end.ifindex, mtu=MTU)
+        yield a, b
+    finally:
+        na.close()
+        nb.close()
+
+
+def test_builtins_are_loaded_frags_aware_and_user_programs_are_not_by_default():
+    require("CAP_BPF")
+    for name in ("pass", "drop", "aborted", "tx", "xsk"):
+        with builtin(name) as p:
+            assert p.frags is True, name
+    with builtin("filter", rules=[{"match": {"stream": 1}, "action": "drop"}]) as p:
+        assert p.frags is True
+    a = Asm().ret(XDP_PASS)
+    with load_program(a) as p:
+        assert p.frags is False
+    with load_program(a, frags=True) as p:
+        assert p.frags is True
+
+
+@pytest.mark.parametrize("size", [64, 3000, 4096, JUMBO])
+@pytest.mark.parametrize("verdict, code", [("pass", XDP_PASS), ("drop", XDP_DROP)])
+def test_counters_count_the_whole_fragmented_frame(size, verdict, code):
+    require("CAP_BPF")
+    with builtin(verdict) as p:
+        ret, out = p.test_run(jumbo(3, size=size))   # > ~3.5 KiB: BPF_PROG_TEST_RUN builds fragments
+        assert ret == code and len(out) == size
+        assert p.counters()[verdict] == {"packets": 1, "bytes": size}
+
+
+@pytest.mark.parametrize("l3, vlan", [("ipv4", None), ("ipv6", None), ("ipv4", 42), ("ipv6", 42)])
+def test_filter_reads_the_stamp_of_a_fragmented_frame(l3, vlan):
+    """The stamp ends the L3 packet, so in a 9014 B frame it lies in the last fragment."""
+    require("CAP_BPF")
+    rules = [{"match": {"stream": 7}, "action": "drop"}, {"match": {"udp": {"dport": 9}}, "action": "aborted"}]
+    with builtin("filter", rules=rules, default="pass") as p:
+        assert p.test_run(jumbo(7, l3=l3, vlan=vlan))[0] == XDP_DROP
+        # stream 8 falls through to the header rule: the headers are read from the first buffer
+        assert p.test_run(jumbo(8, l3=l3, vlan=vlan))[0] == 0
+        c = p.counters()
+    assert c["drop"] == {"packets": 1, "bytes": JUMBO}
+    assert c["rules"] == [{"packets": 1, "bytes": JUMBO}, {"packets": 1, "bytes": JUMBO}]
+
+
+def test_filter_ignores_a_stamp_offset_past_the_frame():
+    """An IPv4 total length larger than the frame points the stamp read past the end: no stream, no match."""
+    require("CAP_BPF")
+    f = bytearray(jumbo(7))
+    f[16:18] = (0xFFF0).to_bytes(2, "big")
+    with builtin("filter", rules=[{"match": {"stream": 7}, "action": "drop"}]) as p:
+        assert p.test_run(bytes(f))[0] == XDP_PASS
+        assert p.test_run(jumbo(7))[0] == XDP_DROP
+
+
+def _blast(a, b, frames, stream, timeout=0.5):
+    with fu.receiver(b.netns, b.ifname) as rx, fu.sender(a.netns, a.ifname) as tx:
+        sent = fu.send(tx, frames)
+        got = fu.receive(rx, stream=stream, count=len(frames), timeout=timeout)
+    return sent, got
+
+
+def test_pass_attaches_natively_at_mtu_9000_and_counts_jumbo_frames(jumbo_pair):
+    a, b = jumbo_pair
+    frames = [jumbo(5, i) for i in range(N)]
+    with builtin("pass") as prog, xdp.attach(b.ifname, prog, netns=b.netns, mode="native") as att:
+        assert xdp.query(b.ifname, netns=b.netns).mode == "native"
+        sent, got = _blast(a, b, frames, 5)
+        c = att.counters()
+    assert sent == N * JUMBO
+    assert sorted(got) == sorted(frames)
+    assert c["pass"] == {"packets": N, "bytes": sent}
+
+
+def test_drop_drops_jumbo_frames_natively_and_counts_their_bytes(jumbo_pair):
+    a, b = jumbo_pair
+    frames = [jumbo(5, i) for i in range(N)]
+    with builtin("drop") as prog, xdp.attach(b.ifname, prog, netns=b.netns, mode="native") as att:
+        sent, got = _blast(a, b, frames, 5)
+        c = att.counters()
+    assert got == []
+    assert c["drop"] == {"packets": N, "bytes": sent} and c["pass"]["packets"] == 0
+
+
+def test_filter_drops_one_jumbo_stream_by_its_stamp_natively(jumbo_pair):
+    a, b = jumbo_pair
+    frames = [jumbo(7 if i % 2 else 8, i) for i in range(2 * N)]
+    kept = frames[0::2]   # stream 8
+    with builtin("filter", rules=[{"match": {"stream": 7}, "action": "drop"}]) as prog, \
+            xdp.attach(b.ifname, prog, netns=b.netns, mode="native") as att:
+        with fu.receiver(b.netns, b.ifname) as rx, fu.sender(a.netns, a.ifname) as tx:
+            fu.send(tx, frames)
+            got = fu.receive(rx, count=2 * N, timeout=0.5)
+        c = att.counters()
+    assert sorted(got) == sorted(kept)
+    assert c["drop"] == {"packets": N, "bytes": N * JUMBO}
+    assert c["rules"] == [{"packets": N, "bytes": N * JUMBO}]
+    assert c["pass"]["packets"] >= N
