@@ -5,13 +5,19 @@ is loaded, so a misspelt program name is located in the YAML instead of failing 
 """
 import struct
 
-__all__ = ["bpf_object_programs"]
+__all__ = ["bpf_object_programs", "bpf_object_sections", "FRAGS_SECTIONS"]
 
 _ELF_MAX = 64 << 20   # larger "objects" are not BPF programs anyone compiled for a scenario
 _EM_BPF = 247
 _SHT_PROGBITS, _SHT_SYMTAB = 1, 2
 _SHF_EXECINSTR = 0x4
 _STT_FUNC = 2
+
+
+#: Section names for which libbpf loads an XDP program multi-buffer aware (``BPF_F_XDP_HAS_FRAGS``):
+#: only those attach natively to a veth with a jumbo MTU. The same as ``netring.bpf.libbpf.FRAGS_SECTIONS``
+#: (not imported: this module reads ELF files without loading netring's C core).
+FRAGS_SECTIONS = ("xdp.frags", "xdp.frags/devmap", "xdp.frags/cpumap")
 
 
 def bpf_object_programs(path):
@@ -22,6 +28,12 @@ def bpf_object_programs(path):
     Raises :class:`ValueError` naming what is wrong for a file that is not a 64-bit BPF ELF
     object, :class:`OSError` when it cannot be read.
     """
+    return sorted(bpf_object_sections(path))
+
+
+def bpf_object_sections(path):
+    """``{program name: section name}`` of the BPF ELF object at ``path`` (see :func:`bpf_object_programs`);
+    a section in :data:`FRAGS_SECTIONS` (``SEC("xdp.frags")``) marks a multi-buffer aware program."""
     with open(path, "rb") as f:
         data = f.read(_ELF_MAX + 1)
     if len(data) > _ELF_MAX:
@@ -53,7 +65,7 @@ def bpf_object_programs(path):
             return table[off:stop if stop >= 0 else len(table)].decode("utf-8", "replace")
 
         shstr = body(secs[shstrndx]) if shstrndx < shnum else b""
-        names = set()
+        names = {}
         for sec in secs:
             if sec[1] != _SHT_SYMTAB or sec[9] < 24 or sec[6] >= shnum:
                 continue
@@ -67,9 +79,9 @@ def bpf_object_programs(path):
                     continue
                 if cstr(shstr, target[0]) == ".text":
                     continue
-                names.add(cstr(strtab, st_name))
+                names[cstr(strtab, st_name)] = cstr(shstr, target[0])
     except (struct.error, IndexError, OverflowError):
         raise ValueError("truncated or malformed ELF file") from None
-    return sorted(n for n in names if n)
+    return {n: sec for n, sec in names.items() if n}
 
 

@@ -14,7 +14,7 @@ import os
 import re
 
 from .. import topospec
-from .elf import bpf_object_programs
+from .elf import FRAGS_SECTIONS, bpf_object_programs, bpf_object_sections
 from .matrix import scenario_id
 from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
                     XdpSpec)
@@ -69,6 +69,7 @@ class _Builder:
         self.attached = {}    # endpoint -> index of its xdp entry
         self.names = {}       # stream name -> index in traffic
         self.cap_on = {}      # captured endpoint -> index in captures
+        self.veth_peer = {}   # veth endpoint -> the other end of its link
 
     def err(self, rel, message):
         self.problems.append(self.doc.problem(self.base + tuple(rel), message))
@@ -107,6 +108,7 @@ class _Builder:
             self.endpoints[name] = ep.mtu or 1500  # a bridge without `mtu` gets the kernel's 1500
             if ep.link is not None:
                 self._link(name, ep.link.name)
+                self.veth_peer[name] = ep.link.name
         for b in parsed.bridges:
             members = [p.name for p in b.ports] + [b.name]
             for a in members:
@@ -162,6 +164,7 @@ class _Builder:
                 objpath = obj if os.path.isabs(obj) else os.path.join(os.path.dirname(self.doc.filename), obj)
                 prog = {"object": os.path.normpath(objpath), "program": prog["program"]}
                 self._check_object(prog["object"], prog["program"], rel + ("program",))
+                self._check_frags(prog["object"], prog["program"], x["attach"], x.get("mode", "auto"), rel)
             xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts))
         return xdp
 
@@ -320,6 +323,26 @@ class _Builder:
         if name not in names:
             self.err(rel + ("program",), "%s has no program %r%s; its programs: %s"
                      % (path, name, _did_you_mean(name, names), ", ".join(names) or "none"))
+
+    def _check_frags(self, path, name, attach, mode, rel):
+        """Native XDP on a veth whose peer's MTU does not fit a page takes only a multi-buffer aware
+        program (libbpf: ``SEC("xdp.frags")``); the kernel would refuse the attach with ERANGE."""
+        peer = self.veth_peer.get(attach)
+        if mode != "native" or peer is None:
+            return
+        from netring.xdp import veth_single_buffer_max_mtu
+
+        limit, mtu = veth_single_buffer_max_mtu(), self.endpoints.get(peer, 1500)
+        try:
+            section = bpf_object_sections(path).get(name)
+        except (OSError, ValueError):
+            return  # reported by _check_object
+        if mtu <= limit or section is None or section in FRAGS_SECTIONS:
+            return
+        self.err(rel + ("program", "program"),
+                 "program %r (SEC(\"%s\")) is not frags-aware and MTU %d > %d (the largest MTU a single-buffer XDP "
+                 "program accepts on veth with a %d KiB page); load it with SEC(\"xdp.frags\") or lower the MTU "
+                 "(or attach it with mode: generic)" % (name, section, mtu, limit, os.sysconf("SC_PAGE_SIZE") >> 10))
 
     def _check_rules(self, x, rel):
         """Let the filter compiler validate the rules now, so a bad match field is located in the file."""

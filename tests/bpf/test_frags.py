@@ -1,5 +1,7 @@
 """Jumbo frames: the built-ins are multi-buffer aware (BPF_F_XDP_HAS_FRAGS), so they attach in native
 mode to a veth whose MTU does not fit one page, count whole fragmented frames and filter them by stream."""
+import errno
+
 import pytest
 
 from netring_testkit.plugin import require
@@ -7,6 +9,7 @@ from netring_testkit.plugin import require
 from netring import xdp
 from netring.bpf import builtin, load_program
 from netring.bpf.asm import XDP_DROP, XDP_PASS, Asm
+from netring.errors import UnsupportedError
 
 import frames_util as fu
 from conftest import quiet_ns, veth
@@ -132,3 +135,49 @@ def test_filter_drops_one_jumbo_stream_by_its_stamp_natively(jumbo_pair):
     assert c["drop"] == {"packets": N, "bytes": N * JUMBO}
     assert c["rules"] == [{"packets": N, "bytes": N * JUMBO}]
     assert c["pass"]["packets"] >= N
+
+
+# -- programs that are not frags-aware: the error says why and what to do ----------------------
+def _not_frags_aware(name, mtu=MTU):
+    return ("program %r is not frags-aware and MTU %d > 3506 (the largest MTU a single-buffer XDP program accepts "
+            "on veth with a 4 KiB page); load it with SEC(\"xdp.frags\") (netring: load_program(..., frags=True)) "
+            "or lower the MTU, or use mode='generic'" % (name, mtu))
+
+
+def test_single_buffer_limit_is_computed_from_the_page_size():
+    assert xdp.veth_single_buffer_max_mtu(4096) == 3506     # measured: 3506 attaches, 3507 gets ERANGE
+    assert xdp.veth_single_buffer_max_mtu(16384) == 16384 - 256 - 320 - 14
+
+
+def test_single_buffer_program_on_a_jumbo_veth_is_explained(jumbo_pair):
+    a, b = jumbo_pair
+    with load_program(Asm().ret(XDP_PASS), name="single") as prog:
+        for method in ("link", "netlink"):
+            with pytest.raises(UnsupportedError) as ei:
+                xdp.attach(b.ifname, prog, netns=b.netns, mode="native", method=method)
+            assert ei.value.errno == errno.ERANGE
+            assert str(ei.value) == "attaching XDP program 'single' to b0 in namespace %s (native mode) failed: %s" \
+                % (b.netns, _not_frags_aware("single"))
+        # auto falls back to generic, where the MTU does not matter
+        with xdp.attach(b.ifname, prog, netns=b.netns, mode="auto") as att:
+            assert att.mode == "generic"
+    with load_program(Asm().ret(XDP_PASS), name="multi", frags=True) as prog, \
+            xdp.attach(b.ifname, prog, netns=b.netns, mode="native") as att:
+        assert att.mode == "native"
+
+
+def test_libbpf_sections_decide_frags_awareness(jumbo_pair, tmp_path):
+    from test_libbpf import _compile
+    from netring.bpf.libbpf import load_object
+    a, b = jumbo_pair
+    with load_object(_compile(tmp_path, "xdp_frags")) as obj:
+        single, multi = obj.program("xdp_single"), obj.program("xdp_multi")
+        assert (single.frags, multi.frags) == (False, True)
+        assert obj.sections == {"xdp_single": "xdp", "xdp_multi": "xdp.frags"}
+        with pytest.raises(UnsupportedError) as ei:
+            xdp.attach(b.ifname, single, netns=b.netns, mode="native")
+        assert _not_frags_aware("xdp_single") in str(ei.value)
+        with xdp.attach(b.ifname, multi, netns=b.netns, mode="native") as att:
+            assert att.mode == "native"
+            _, got = _blast(a, b, [jumbo(2, i) for i in range(10)], 2)
+            assert len(got) == 10
