@@ -139,8 +139,9 @@ def _attr(ep, name):
 # --------------------------------------------------------------------------------------------
 def _attach_xdp(stack, topo, spec):
     """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds."""
-    import netring.xdp as xdp
     from netring.bpf import programs
+
+    from .xdp_fixture import attach_endpoint
 
     ep = topo[spec.attach]
     if spec.builtin:
@@ -157,8 +158,9 @@ def _attach_xdp(stack, topo, spec):
             prog = obj.program(name)
         except KeyError as exc:  # the file changed since it was validated
             raise ScenarioError("xdp %s: %s" % (spec.attach, exc.args[0] if exc.args else exc)) from None
-    # Entered after the program: detached before the program is closed (ExitStack is LIFO).
-    return stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode))
+    # Registered after the program: detached before the program is closed (ExitStack is LIFO).
+    # Errors name the endpoint (node:ifname): every node may have an eth0.
+    return attach_endpoint(stack, spec.attach, ep.ifname, ep.netns, prog, spec.mode)
 
 
 def _xdp_counters(att):
