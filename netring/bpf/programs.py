@@ -25,6 +25,15 @@ verdict (0 aborted, 1 drop, 2 pass, 3 tx, 4 redirect — the XDP action codes) w
 ``{u64 packets, u64 bytes}``; ``filter`` also counts each rule's matches in slot 5 + index.
 The verdict counted is the one returned (for ``redirect``/``xsk``, what
 ``bpf_redirect_map`` returned), so counters and kernel behaviour agree.
+
+Jumbo frames: where the kernel has multi-buffer XDP (5.18+, :func:`frags_supported`) every built-in
+is loaded with ``BPF_F_XDP_HAS_FRAGS`` (``program.frags``), so it attaches natively to a veth of any
+MTU. A frame larger than a page then arrives in fragments and ``data``..``data_end`` spans only the
+first buffer (about 3.5 KiB, so it always holds the headers the rules read). The byte counters count
+the whole frame (``bpf_xdp_get_buff_len``); ``filter`` reads the stamp at the end of the L3 packet
+with ``bpf_xdp_load_bytes``, wherever it lies (a length field pointing past the frame: no stamp, no
+``stream`` match). On older kernels the programs are single-buffer: bytes are ``data_end - data``
+and the stamp is read only from the first buffer.
 """
 import ipaddress
 
