@@ -99,11 +99,12 @@ def _blast(a, b, frames, stream, timeout=0.5):
     return sent, got
 
 
-def test_pass_attaches_natively_at_mtu_9000_and_counts_jumbo_frames(jumbo_pair):
+@pytest.mark.parametrize("mode", ["native", "generic"])
+def test_pass_attaches_at_mtu_9000_and_counts_jumbo_frames(jumbo_pair, mode):
     a, b = jumbo_pair
     frames = [jumbo(5, i) for i in range(N)]
-    with builtin("pass") as prog, xdp.attach(b.ifname, prog, netns=b.netns, mode="native") as att:
-        assert xdp.query(b.ifname, netns=b.netns).mode == "native"
+    with builtin("pass") as prog, xdp.attach(b.ifname, prog, netns=b.netns, mode=mode) as att:
+        assert xdp.query(b.ifname, netns=b.netns).mode == mode
         sent, got = _blast(a, b, frames, 5)
         c = att.counters()
     assert sent == N * JUMBO
@@ -111,22 +112,24 @@ def test_pass_attaches_natively_at_mtu_9000_and_counts_jumbo_frames(jumbo_pair):
     assert c["pass"] == {"packets": N, "bytes": sent}
 
 
-def test_drop_drops_jumbo_frames_natively_and_counts_their_bytes(jumbo_pair):
+@pytest.mark.parametrize("mode", ["native", "generic"])
+def test_drop_drops_jumbo_frames_and_counts_their_bytes(jumbo_pair, mode):
     a, b = jumbo_pair
     frames = [jumbo(5, i) for i in range(N)]
-    with builtin("drop") as prog, xdp.attach(b.ifname, prog, netns=b.netns, mode="native") as att:
+    with builtin("drop") as prog, xdp.attach(b.ifname, prog, netns=b.netns, mode=mode) as att:
         sent, got = _blast(a, b, frames, 5)
         c = att.counters()
     assert got == []
     assert c["drop"] == {"packets": N, "bytes": sent} and c["pass"]["packets"] == 0
 
 
-def test_filter_drops_one_jumbo_stream_by_its_stamp_natively(jumbo_pair):
+@pytest.mark.parametrize("mode", ["native", "generic"])
+def test_filter_drops_one_jumbo_stream_by_its_stamp(jumbo_pair, mode):
     a, b = jumbo_pair
     frames = [jumbo(7 if i % 2 else 8, i) for i in range(2 * N)]
     kept = frames[0::2]   # stream 8
     with builtin("filter", rules=[{"match": {"stream": 7}, "action": "drop"}]) as prog, \
-            xdp.attach(b.ifname, prog, netns=b.netns, mode="native") as att:
+            xdp.attach(b.ifname, prog, netns=b.netns, mode=mode) as att:
         with fu.receiver(b.netns, b.ifname) as rx, fu.sender(a.netns, a.ifname) as tx:
             fu.send(tx, frames)
             got = fu.receive(rx, count=2 * N, timeout=0.5)
