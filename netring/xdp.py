@@ -391,16 +391,34 @@ def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
         raise _mtu_error(program, ifindex, where, ns, mode) from None
 
 
+def _link_mtus_here(ifindex):
+    """Inside the namespace: ``(kind, MTU, MTU of the veth peer or None)`` of ``ifindex``.
+
+    The peer may live in another namespace: it is asked for by its ifindex (IFLA_LINK) in the
+    namespace IFLA_LINK_NETNSID names, with IFLA_IF_NETNSID (kernel 4.20+; None where that fails).
+    """
+    msg = _netlink.links(ifindex)[0]
+    info = msg.get_attr("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    peer_mtu = None
+    peer, nsid = msg.get_attr("IFLA_LINK"), msg.get_attr("IFLA_LINK_NETNSID")
+    if kind == "veth" and peer:
+        try:
+            got = _netlink.links(peer, nsid)
+            peer_mtu = got[0].get_attr("IFLA_MTU") if got else None
+        except OSError:
+            pass
+    return kind, msg.get_attr("IFLA_MTU"), peer_mtu
+
+
 def _mtu_error(program, ifindex, where, ns, mode):
-    """The kernel said ERANGE: on a veth, a single-buffer program and an MTU that does not fit a page."""
+    """The kernel said ERANGE: on a veth, a single-buffer program and an MTU (the peer's) that does not fit a page."""
     action = "attaching XDP program %r to %s (%s mode)" % (program.name, where, mode)
     try:
-        msgs = _run(ns, _netlink.links, ifindex)
-        mtu = msgs[0].get_attr("IFLA_MTU")
-        info = msgs[0].get_attr("IFLA_LINKINFO")
-        kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+        kind, own_mtu, peer_mtu = _run(ns, _link_mtus_here, ifindex)
     except (OSError, IndexError, NetringError):
-        mtu = kind = None
+        kind = own_mtu = peer_mtu = None
+    mtu = peer_mtu or own_mtu
     remedy = "load it with SEC(\"xdp.frags\") (netring: load_program(..., frags=True)) or lower the MTU"
     if kind != "veth":
         why = "[errno %d] %s; the driver%s refuses this program at MTU %s" % (
@@ -412,8 +430,11 @@ def _mtu_error(program, ifindex, where, ns, mode):
         limit = veth_single_buffer_max_mtu()
         aware = "is not frags-aware" if program.frags is False else \
             "may not be frags-aware (netring did not load it, so cannot tell)"
-        size = ("MTU %d > %d" % (mtu, limit)) if mtu and mtu > limit else \
-            "the MTU of the veth peer is above %d" % limit
+        if mtu and mtu > limit:
+            size = "MTU %d > %d" % (mtu, limit) if mtu == own_mtu else \
+                "the veth peer's MTU %d > %d (the veth checks its peer's)" % (mtu, limit)
+        else:
+            size = "the veth peer's MTU is above %d" % limit
         why = "program %r %s and %s (the largest MTU a single-buffer XDP program accepts on veth with a %d KiB page)" \
             % (program.name, aware, size, os.sysconf("SC_PAGE_SIZE") >> 10)
     err = UnsupportedError("%s failed: %s; %s, or use mode='generic'" % (action, why, remedy))

@@ -45,7 +45,8 @@ from .asm import (FP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, XDP_ABORTED, XDP_D
 from .maps import create_map
 from .objects import Program, load_program
 
-__all__ = ["builtin", "compile_rules", "validate_rules", "read_counters", "BuiltinProgram", "RedirectProgram",
+__all__ = ["builtin", "compile_rules", "validate_rules", "read_counters", "frags_supported", "BuiltinProgram",
+           "RedirectProgram",
            "ACTIONS", "BUILTINS", "MAX_RULES"]
 
 #: Verdict names and their XDP action codes (= counter slots).

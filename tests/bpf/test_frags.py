@@ -152,6 +152,25 @@ def test_single_buffer_limit_is_computed_from_the_page_size():
     assert xdp.veth_single_buffer_max_mtu(16384) == 16384 - 256 - 320 - 14
 
 
+def test_computed_limit_is_the_kernels(jumbo_pair):
+    """At the limit a single-buffer program attaches natively; one byte more and the kernel refuses."""
+    a, b = jumbo_pair
+    limit = xdp.veth_single_buffer_max_mtu()
+    with load_program(Asm().ret(XDP_PASS), name="single") as prog:
+        for mtu, ok in ((limit, True), (limit + 1, False)):
+            with a.netns.iproute() as ipr:   # the veth checks its peer's MTU
+                ipr.link("set", index=a.ifindex, mtu=mtu)
+            if ok:
+                with xdp.attach(b.ifname, prog, netns=b.netns, mode="native") as att:
+                    assert att.mode == "native"
+            else:
+                with pytest.raises(UnsupportedError) as ei:
+                    xdp.attach(b.ifname, prog, netns=b.netns, mode="native")
+                # b0's own MTU stays 9000: the message names the peer's, which the kernel checked
+                assert "is not frags-aware and the veth peer's MTU %d > %d (the veth checks its peer's)" \
+                    % (limit + 1, limit) in str(ei.value)
+
+
 def test_single_buffer_program_on_a_jumbo_veth_is_explained(jumbo_pair):
     a, b = jumbo_pair
     with load_program(Asm().ret(XDP_PASS), name="single") as prog:
