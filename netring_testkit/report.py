@@ -13,9 +13,11 @@ import re
 import struct
 import time
 
-__all__ = ["write_pcap", "read_pcap", "write_artifacts", "write_report", "safe_name", "REPORT_VERSION"]
+__all__ = ["write_pcap", "read_pcap", "write_artifacts", "write_report", "safe_name", "REPORT_VERSION", "STATUSES"]
 
 REPORT_VERSION = 1
+#: Every status a scenario record can have; the report's ``summary`` counts each, zeros included.
+STATUSES = ("passed", "failed", "error", "skipped")
 _PCAP_MAGIC = 0xA1B2C3D4  # microsecond timestamps
 _LINKTYPE_ETHERNET = 1
 
@@ -73,9 +75,14 @@ def write_artifacts(directory, result):
 
 
 def write_report(path, records, duration=None):
-    """Write the ``--netring-report`` JSON: environment, summary and one record per scenario."""
+    """Write the ``--netring-report`` JSON: environment, summary and one record per scenario.
+
+    ``summary`` counts the records of every status in :data:`STATUSES`, zeros included, so a
+    consumer can read ``summary["error"]`` without guessing; a record with another status (none
+    today) adds its own key.
+    """
     path = os.fspath(path)
-    summary = {}
+    summary = dict.fromkeys(STATUSES, 0)
     for r in records:
         summary[r.get("status", "unknown")] = summary.get(r.get("status", "unknown"), 0) + 1
     doc = {

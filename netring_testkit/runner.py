@@ -138,7 +138,11 @@ def _attr(ep, name):
 # XDP
 # --------------------------------------------------------------------------------------------
 def _attach_xdp(stack, topo, spec):
-    """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds."""
+    """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds.
+
+    Returns ``(attachment, object)``: ``object`` is the loaded user ELF object (its maps are read
+    for ``expect.maps``), None for a built-in.
+    """
     from netring.bpf import programs
 
     from .xdp_fixture import attach_endpoint
@@ -149,6 +153,7 @@ def _attach_xdp(stack, topo, spec):
         if spec.program == "redirect":
             opts["target_ifindex"] = topo[spec.options["target"]].ifindex
         prog = stack.enter_context(programs.builtin(spec.program, **opts))
+        obj = None
     else:
         from netring.bpf.libbpf import load_object
 
@@ -160,7 +165,40 @@ def _attach_xdp(stack, topo, spec):
             raise ScenarioError("xdp %s: %s" % (spec.attach, exc.args[0] if exc.args else exc)) from None
     # Registered after the program: detached before the program is closed (ExitStack is LIFO).
     # Errors name the endpoint (node:ifname): every node may have an eth0.
-    return attach_endpoint(stack, spec.attach, ep.ifname, ep.netns, prog, spec.mode)
+    return attach_endpoint(stack, spec.attach, ep.ifname, ep.netns, prog, spec.mode), obj
+
+
+def _map_values(obj, wanted):
+    """``{map: {key: value}}`` for the keys ``wanted`` (``{map: {key: …}}``) in the maps of a user object.
+
+    Keys are unsigned integers of the map's key size, values unsigned integers of its value size
+    (little-endian, at most 8 bytes: the loader checked both against the ELF); a per-CPU value
+    is the sum over the CPUs; a key absent from a hash map reads 0 (nothing was counted there).
+    """
+    out = {}
+    for name, keys in wanted.items():
+        try:
+            m = obj.map(name)
+        except KeyError as exc:  # the file changed since it was validated
+            raise ScenarioError("expect.maps: %s" % (exc.args[0] if exc.args else exc)) from None
+        if m.value_size > 8:
+            raise ScenarioError("expect.maps: map %r of %s has %d-byte values now (at most 8 can be read as an "
+                                "integer)" % (name, obj.path, m.value_size))
+        out[name] = {}
+        for key in keys:
+            value = m.lookup(key.to_bytes(m.key_size, "little"), default=None)
+            if value is None:
+                value = 0
+            elif isinstance(value, list):  # per CPU
+                value = sum(_as_uint(v) for v in value)
+            else:
+                value = _as_uint(value)
+            out[name][key] = value
+    return out
+
+
+def _as_uint(v):
+    return int.from_bytes(v, "little") if isinstance(v, (bytes, bytearray)) else int(v)
 
 
 def _xdp_counters(att):
@@ -411,7 +449,14 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
             failed = False
             return
 
-        atts = {x.attach: _attach_xdp(stack, topo, x) for x in scenario.xdp}
+        loaded = {}
+        for x in scenario.xdp:
+            loaded[x.attach] = _attach_xdp(stack, topo, x)
+            # What was asked and what the kernel gave: an `auto` attach may have fallen back to generic.
+            result.xdp_attachments.append({
+                "at": x.attach, "program": x.program if x.builtin else x.program["program"],
+                "requested": x.mode, "obtained": loaded[x.attach][0].mode})
+        atts = {ep: att for ep, (att, _obj) in loaded.items()}
 
         expected = {s.stream_id: s.count for s in scenario.streams}
         caps = []
@@ -456,6 +501,8 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
             counters = _xdp_counters(att)
             if counters is not None:
                 result.xdp[ep] = counters
+        for ep, wanted in scenario.expect_maps.items():
+            result.maps[ep] = _map_values(loaded[ep][1], wanted)
         for ep, b in before.items():
             a = _stats(topo[ep])
             if a is not None and b is not None:

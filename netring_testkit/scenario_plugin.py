@@ -178,7 +178,15 @@ def _progress_writer(config):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach the scenario's JSON record to its report (it travels to the xdist controller)."""
+    """Attach the scenario's JSON record to its report (it travels to the xdist controller).
+
+    A run that could not finish — result status ``"error"`` (a kernel refusal, a set-up failure,
+    an internal error) or an exception other than a verdict — is reported to pytest as an error,
+    as a failing fixture is, so pytest's summary (``1 error``), ``-x``, xdist and JUnit
+    (``<error>``, not ``<failure>``) agree with the JSON. pytest counts a failed report as an
+    error only outside the call phase, so the call report is relabelled ``when="setup"``: the
+    scenario's set-up is what failed, not one of its expectations.
+    """
     outcome = yield
     if not isinstance(item, ScenarioItem):
         return
@@ -192,6 +200,12 @@ def pytest_runtest_makereport(item, call):
         rep.netring = _stub(item, "skipped", reason)
     elif call.when == "setup" and rep.failed:
         rep.netring = _stub(item, "error", str(call.excinfo.value) if call.excinfo else "")
+    if call.when == "call" and rep.failed:
+        exc = call.excinfo.value if call.excinfo else None
+        if not (isinstance(exc, ScenarioFailed) and exc.result.status == "failed"):  # not an unmet expectation
+            if rep.netring["status"] != "error":  # raised after a result was made (a bug): still an error
+                rep.netring = dict(rep.netring, status="error", error="%s: %s" % (type(exc).__name__, exc))
+            rep.when = "setup"
 
 
 def _stub(item, status, message):

@@ -257,33 +257,53 @@ class Endpoint:
         """The :class:`Topology` this endpoint belongs to."""
         return self._topology
 
-    def capture(self, **kw):
+    def capture(self, *, outgoing=False, **kw):
         """Open a ``netring.Capture`` on this interface inside its namespace; closed with the topology.
 
-        Keyword arguments go to ``netring.Capture`` unchanged (``block_size``, ``bpf_filter``, …);
-        ``frame_size`` defaults to one that fits this endpoint's MTU (``Capture.frame_size_for_mtu``).
+        Like a YAML scenario's ``capture:``, it sees only frames arriving at this endpoint: the
+        frames the endpoint itself sends (direction OUTGOING) are left out in the kernel
+        (``ignore_outgoing=True``, ``PACKET_IGNORE_OUTGOING``), so a capture on a reflector counts
+        what came in, not that plus its replies. ``outgoing=True`` sees both directions, as a
+        plain ``netring.Capture`` does. Other keyword arguments go to ``netring.Capture``
+        unchanged (``block_size``, ``bpf_filter``, …; an ``ignore_outgoing`` that contradicts
+        ``outgoing`` is a ConfigurationError); ``frame_size`` defaults to one that fits this
+        endpoint's MTU (``Capture.frame_size_for_mtu``).
         """
         import netring
 
         self._topology._check_open()
+        if not isinstance(outgoing, bool):
+            raise netring.ConfigurationError("outgoing must be True or False, not %r" % (outgoing,),
+                                             field="outgoing", value=outgoing)
+        ignore = kw.pop("ignore_outgoing", not outgoing)
+        if ignore is outgoing:
+            raise netring.ConfigurationError(
+                "ignore_outgoing=%r contradicts outgoing=%r; pass only outgoing= (outgoing=True also sees the "
+                "frames %s sends)" % (ignore, outgoing, self.name), field="ignore_outgoing", value=ignore)
         if self.mtu is not None and "frame_size" not in kw:
             sized = {} if "block_size" not in kw else {"block_size": kw["block_size"]}
             kw["frame_size"] = netring.Capture.frame_size_for_mtu(self.mtu, **sized)
-        return self._topology._adopt(netring.Capture(self.ifname, netns=self.netns, **kw))
+        return self._topology._adopt(netring.Capture(self.ifname, netns=self.netns, ignore_outgoing=ignore, **kw))
 
     def injector(self, **kw):
         """Open a ``netring.Injector`` on this interface inside its namespace; closed with the topology.
 
         Keyword arguments go to ``netring.Injector`` unchanged; ``frame_size`` defaults to one whose
         capacity holds a whole frame of this endpoint's MTU (``Injector.frame_size_for_mtu``), so a
-        jumbo-MTU endpoint sends jumbo frames.
+        jumbo-MTU endpoint sends jumbo frames and the link's MTU is the limit: a longer frame's
+        ``FrameTooLargeError`` (``limit="mtu"``) says to raise the link's ``mtu`` (the
+        ``veth_pair`` marker's or the topology spec's), one over an explicit ``frame_size``
+        (``limit="frame_size"``) to raise that.
         """
         import netring
 
         self._topology._check_open()
         if self.mtu is not None and "frame_size" not in kw:
             kw["frame_size"] = netring.Injector.frame_size_for_mtu(self.mtu)
-        return self._topology._adopt(netring.Injector(self.ifname, netns=self.netns, **kw))
+        inj = netring.Injector(self.ifname, netns=self.netns, **kw)
+        inj.mtu_remedy = ("raise the link's mtu (`@pytest.mark.veth_pair(mtu=N)`, or `mtu: N` on the link in "
+                          "the topology spec)")
+        return self._topology._adopt(inj)
 
     def packet_socket(self, protocol=0x0003, timeout=None):
         """A plain ``AF_PACKET``/``SOCK_RAW`` socket bound to this interface (ETH_P_ALL by default).

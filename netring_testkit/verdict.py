@@ -67,6 +67,11 @@ class ScenarioResult:
         self.unexpected = {}
         self.unexpected_frames = {}
         self.captures = {}
+        #: One record per attached XDP program, in ``xdp:`` order: ``{"at", "program", "requested", "obtained"}``
+        #: (the mode asked for — native, generic or auto — and the one the attachment got).
+        self.xdp_attachments = []
+        #: ``expect.maps`` values read from user programs' maps: endpoint → map → key → value.
+        self.maps = {}
         self.failures = []
         self.error = None
         self.duration = 0.0
@@ -116,7 +121,10 @@ class ScenarioResult:
             "duration_s": round(self.duration, 4), "tx_seconds": round(self.tx_seconds, 4),
             "sent": self.sent, "pps": round(self.pps, 1), "loss": self.loss,
             "streams": [s.as_dict() for s in self.streams],
+            "xdp_attachments": [dict(a) for a in self.xdp_attachments],
             "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
+            "maps": {ep: {m: {str(k): v for k, v in keys.items()} for m, keys in maps.items()}
+                     for ep, maps in self.maps.items()},
             "unexpected": self.unexpected,
             "artifacts": list(self.artifacts), "kept": list(self.kept),
             "skip_reason": self.skip_reason, "traceback": self.traceback,
@@ -144,11 +152,30 @@ class ScenarioResult:
                 rows.append((s.name, s.at or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
                              s.reordered, s.corrupted, want))
             lines.extend(_table(rows))
-        if self.xdp:
+        if self.xdp_attachments:
             lines.append("")
+            lines.append("XDP programs:")
+            rows = [("at", "program", "mode", "obtained")]
+            rows += [(a["at"], a["program"], a["requested"], a["obtained"]) for a in self.xdp_attachments]
+            lines.extend(_table(rows, left=4))
+        if self.xdp:
+            if not self.xdp_attachments:
+                lines.append("")
             lines.append("XDP counters (packets):")
             for ep, counters in self.xdp.items():
                 lines.append("  %s: %s" % (ep, ", ".join("%s=%s" % (k, v) for k, v in counters.items())))
+        if sc.expect_maps:
+            lines.append("")
+            lines.append("BPF map values (expect.maps):")
+            total = sc.total_frames
+            rows = [("at", "map", "key", "value", "check", "want")]
+            for ep, maps in sc.expect_maps.items():
+                for name, keys in maps.items():
+                    for key, expr in keys.items():
+                        got = self.maps.get(ep, {}).get(name, {}).get(key)
+                        check = "-" if got is None else ("ok" if expr.check(got, total) else "FAIL")
+                        rows.append((ep, name, key, "-" if got is None else got, check, expr.describe(total)))
+            lines.extend(_table(rows))
         if self.interfaces:
             lines.append("interface counters (delta over the run):")
             for ep, counters in self.interfaces.items():
@@ -180,11 +207,12 @@ class ScenarioResult:
         return "\n".join(lines)
 
 
-def _table(rows):
+def _table(rows, left=2):
+    """Rows as aligned text: the first ``left`` columns and the last flush left, numbers between flush right."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     out = []
     for n, r in enumerate(rows):
-        cells = [str(c).ljust(w) if i < 2 or i == len(r) - 1 else str(c).rjust(w)
+        cells = [str(c).ljust(w) if i < left or i == len(r) - 1 else str(c).rjust(w)
                  for i, (c, w) in enumerate(zip(r, widths))]
         out.append("  " + "  ".join(cells).rstrip())
         if n == 0:
@@ -229,6 +257,15 @@ def evaluate(scenario, result):
             got = have.get(action, 0)
             if not expr.check(got, total):
                 failures.append("xdp %s: %s counted %d, expected %s" % (ep, action, got, expr.describe(total)))
+    for ep, maps in scenario.expect_maps.items():
+        for name, keys in maps.items():
+            have = result.maps.get(ep, {}).get(name, {})
+            for key, expr in keys.items():
+                if key not in have:
+                    failures.append("map %s %s[%d]: not read" % (ep, name, key))
+                elif not expr.check(have[key], total):
+                    failures.append("map %s %s[%d]: value %d, expected %s"
+                                    % (ep, name, key, have[key], expr.describe(total)))
     for ep, exprs in scenario.expect_interface.items():
         have = result.interfaces.get(ep, {})
         for counter, expr in exprs.items():

@@ -22,11 +22,11 @@ The modules, one job each:
 
 - :mod:`.loader` — YAML with locations, :class:`Problem`, :class:`ScenarioSpecError`, :func:`load`, :func:`load_text`;
 - :mod:`.messages` — the JSON Schema (:func:`schema`, :data:`SCHEMA_PATH`) and its errors as located messages;
-- :mod:`.values` — durations, rates, :class:`CountExpr`, frame sizes;
+- :mod:`.values` — durations, rates, frame counts (:func:`parse_count`), :class:`CountExpr`, frame sizes;
 - :mod:`.model` — :class:`Scenario` and its parts (dataclasses);
 - :mod:`.matrix` — matrix combinations, ids, placeholder substitution;
 - :mod:`.semantics` — the semantic checks that build a :class:`Scenario`;
-- :mod:`.elf` — :func:`bpf_object_programs`;
+- :mod:`.elf` — :func:`bpf_object_programs`, :func:`bpf_object_maps`;
 - :mod:`.collect` — which files are scenario files (:func:`is_scenario_file`, :func:`find_scenario_files`);
 - :mod:`.requires` — :func:`check_requires`, :func:`check_runtime_requires`.
 
@@ -36,8 +36,8 @@ The names below are re-exported here and imported on first use, so importing thi
 __all__ = [
     "SCHEMA_PATH", "schema", "Problem", "ScenarioSpecError", "CountExpr", "Stream", "XdpSpec",
     "CaptureSpec", "StreamExpect", "Scenario", "load", "load_text", "is_scenario_file", "scenario_file_status",
-    "find_scenario_files", "parse_duration", "parse_rate", "min_frame_size", "BUILTIN_PROGRAMS",
-    "check_requires", "check_runtime_requires", "bpf_object_programs", "MATRIX_MAX", "COUNT_MAX", "STREAMS_MAX",
+    "find_scenario_files", "parse_duration", "parse_rate", "parse_count", "min_frame_size", "BUILTIN_PROGRAMS",
+    "check_requires", "check_runtime_requires", "bpf_object_programs", "bpf_object_maps", "MATRIX_MAX", "COUNT_MAX", "STREAMS_MAX",
     "CAPABILITIES",
 ]
 
@@ -46,13 +46,13 @@ _EXPORTS = {
     "format_path": "loader", "Problem": "loader", "ScenarioSpecError": "loader", "Document": "loader",
     "load_document": "loader", "load": "loader", "load_text": "loader", "STREAMS_MAX": "loader",
     "SCHEMA_PATH": "messages", "schema": "messages",
-    "parse_duration": "values", "parse_rate": "values", "CountExpr": "values", "min_frame_size": "values",
+    "parse_duration": "values", "parse_rate": "values", "parse_count": "values", "CountExpr": "values", "min_frame_size": "values",
     "frame_sizes": "values", "STAMP_LEN": "values", "COUNT_MAX": "values",
     "Stream": "model", "XdpSpec": "model", "CaptureSpec": "model", "StreamExpect": "model",
     "Scenario": "model", "BUILTIN_PROGRAMS": "model", "DEFAULT_COUNT": "model", "DEFAULT_TIMEOUT": "model",
     "DEFAULT_QUIET": "model",
     "MATRIX_MAX": "matrix", "matrix_combinations": "matrix", "scenario_id": "matrix",
-    "bpf_object_programs": "elf",
+    "bpf_object_programs": "elf", "bpf_object_maps": "elf",
     "is_scenario_file": "collect", "scenario_file_status": "collect", "find_scenario_files": "collect",
     "check_requires": "requires", "check_runtime_requires": "requires",
     "CAPABILITIES": "caps",

@@ -108,7 +108,8 @@ class Scenario:
     :class:`CaptureSpec`), ``expect`` (dict stream name → :class:`StreamExpect`),
     ``expect_xdp`` / ``expect_interface`` (endpoint → {counter: :class:`CountExpr`}),
     ``expect_unexpected`` (:class:`CountExpr` or None), ``timeout``/``quiet`` (seconds),
-    ``seed``, ``spec`` (the substituted mapping).
+    ``seed``, ``spec`` (the substituted mapping), ``expect_maps`` (endpoint → map name →
+    {integer key: :class:`CountExpr`}, for programs of the user's own objects).
     """
 
     name: str
@@ -131,6 +132,7 @@ class Scenario:
     quiet: float
     seed: int
     spec: Dict[str, Any]
+    expect_maps: Dict[str, Dict[str, Dict[int, CountExpr]]] = dataclasses.field(default_factory=dict)
 
     @property
     def total_frames(self):

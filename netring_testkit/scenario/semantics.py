@@ -4,8 +4,8 @@ Run on one expanded, schema-valid scenario mapping, one YAML section at a time: 
 (nodes, links, bridges — the rules of :mod:`netring_testkit.topospec`), ``xdp`` (endpoints,
 redirect targets, filter rules, ELF object and program names), ``traffic`` (endpoints exist
 and are connected by links, bridges or XDP redirects; one L3 and one L4 header; frame sizes
-fit the headers, the 20-byte stamp and the link MTU), ``capture``, ``expect`` and the
-timeouts. Every problem is located (the document knows the line of each field path) and
+fit the headers, the 20-byte stamp and the link MTU), ``capture``, ``expect`` (``expect.xdp``
+only on built-ins, ``expect.maps`` against the maps the ELF object declares) and the timeouts. Every problem is located (the document knows the line of each field path) and
 all of them are reported together.
 """
 import copy
@@ -14,11 +14,12 @@ import os
 import re
 
 from .. import topospec
-from .elf import FRAGS_SECTIONS, bpf_object_programs, bpf_object_sections
+from .elf import (ARRAY_MAP_TYPES, FRAGS_SECTIONS, bpf_object_maps, bpf_object_programs, bpf_object_sections,
+                  map_type_name)
 from .matrix import scenario_id
 from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
                     XdpSpec)
-from .values import STAMP_LEN, CountExpr, frame_sizes, min_frame_size, parse_duration, parse_rate
+from .values import STAMP_LEN, CountExpr, frame_sizes, min_frame_size, parse_count, parse_duration, parse_rate
 
 __all__ = ["build_scenario"]
 
@@ -67,6 +68,8 @@ class _Builder:
         self.endpoints = {}   # endpoint -> MTU
         self.adjacency = {}   # endpoint -> endpoints it reaches at once (link, bridge, redirect)
         self.attached = {}    # endpoint -> index of its xdp entry
+        self.xdp_specs = {}   # endpoint -> its XdpSpec
+        self.object_maps = {}  # object path -> {map name: MapDef}, or the reason they cannot be read
         self.names = {}       # stream name -> index in traffic
         self.cap_on = {}      # captured endpoint -> index in captures
         self.veth_peer = {}   # veth endpoint -> the other end of its link
@@ -77,12 +80,17 @@ class _Builder:
     def build(self):
         s = self.s
         self._topology(s["topology"])
+        # Filter rules may name a stream (`match: {stream: main}`): its id is its position in `traffic`.
+        self.stream_ids = {}
+        for ti, t in enumerate(s["traffic"]):
+            self.stream_ids.setdefault(t.get("name", "s%d" % ti), ti)
         xdp = self._xdp(s.get("xdp") or [])
         streams = self._traffic(s["traffic"])
         captures = self._captures(s, streams)
         ex = s.get("expect") or {}
         expect = self._expect_streams(ex, streams, captures)
         expect_xdp, expect_if, unexpected = self._expect_counters(ex)
+        expect_maps = self._expect_maps(ex)
         timeout, quiet = self._timeouts()
         line, _ = self.doc.where(self.base)
         return Scenario(
@@ -91,7 +99,7 @@ class _Builder:
             markers=list(s.get("markers") or []), requires=dict(s.get("requires") or {}),
             topology=s["topology"], xdp=xdp, streams=streams, captures=captures, expect=expect,
             expect_xdp=expect_xdp, expect_interface=expect_if, expect_unexpected=unexpected,
-            timeout=timeout, quiet=quiet, seed=s.get("seed", 0), spec=s,
+            timeout=timeout, quiet=quiet, seed=s.get("seed", 0), spec=s, expect_maps=expect_maps,
         )
 
     # -- sections ---------------------------------------------------------------------------
@@ -149,11 +157,12 @@ class _Builder:
             elif "target" in x:
                 self.err(rel + ("target",), "`target` only applies to program redirect")
             if prog == "filter":
-                if not x.get("rules"):
+                rules = self._stream_names_to_ids(x.get("rules") or [], rel + ("rules",))
+                if not rules:
                     self.err(rel, "program filter needs `rules: [{match: {...}, action: drop}]`")
                 else:
-                    self._check_rules(x, rel)
-                opts["rules"] = x.get("rules") or []
+                    self._check_rules(rules, x.get("default", "pass"), rel)
+                opts["rules"] = rules
                 opts["default"] = x.get("default", "pass")
             else:
                 for k in ("rules", "default"):
@@ -166,6 +175,7 @@ class _Builder:
                 self._check_object(prog["object"], prog["program"], rel + ("program",))
                 self._check_frags(prog["object"], prog["program"], x["attach"], x.get("mode", "auto"), rel)
             xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts))
+            self.xdp_specs.setdefault(x["attach"], xdp[-1])
         return xdp
 
     def _traffic(self, entries):
@@ -206,7 +216,12 @@ class _Builder:
             except ValueError as exc:
                 self.err(rel + ("rate",), str(exc))
                 rate = None
-            st = Stream(name, ti, t["from"], t["to"], t.get("count", DEFAULT_COUNT), rate, frame, sizes)
+            try:
+                count = parse_count(t.get("count", DEFAULT_COUNT))
+            except ValueError as exc:
+                self.err(rel + ("count",), str(exc))
+                count = DEFAULT_COUNT
+            st = Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes)
             if ok and sizes:
                 self._check_sizes(st, rel)
             streams.append(st)
@@ -286,6 +301,13 @@ class _Builder:
             if ep not in self.attached:
                 self.err(("expect", "xdp", ep), "no XDP program is attached to %r; attached: %s"
                          % (ep, ", ".join(self.attached) or "none"))
+            elif ep in self.xdp_specs and not self.xdp_specs[ep].builtin:
+                x = self.xdp_specs[ep]
+                maps = self.object_maps.get(x.program["object"])
+                known = "; its maps: %s" % (", ".join(sorted(maps)) or "none") if isinstance(maps, dict) else ""
+                self.err(("expect", "xdp", ep), "the program on %r (%s in %s) is not a built-in, so it keeps no "
+                         "netring counters for expect.xdp; check its own maps with `expect.maps: {%s: {MAP: "
+                         "{KEY: COUNT}}}`%s" % (ep, x.program["program"], x.program["object"], ep, known))
             expect_xdp[ep] = self._exprs(counters, ("expect", "xdp", ep))
         expect_if = {}
         for ep, counters in (ex.get("interface") or {}).items():
@@ -298,6 +320,57 @@ class _Builder:
             except ValueError as exc:
                 self.err(("expect", "unexpected"), str(exc))
         return expect_xdp, expect_if, unexpected
+
+    def _expect_maps(self, ex):
+        """``expect.maps``: values in the maps of a user object, checked against the maps its ELF declares."""
+        out = {}
+        for ep, maps in (ex.get("maps") or {}).items():
+            rel = ("expect", "maps", ep)
+            x = self.xdp_specs.get(ep)
+            if x is None:
+                self.err(rel, "no XDP program is attached to %r; attached: %s"
+                         % (ep, ", ".join(self.attached) or "none"))
+                continue
+            if x.builtin:
+                self.err(rel, "the program on %r is the built-in %r: check its counters with `expect.xdp`; "
+                         "expect.maps reads the maps of a program of your own ({object: FILE.o, program: NAME})"
+                         % (ep, x.program))
+                continue
+            path = x.program["object"]
+            declared = self.object_maps.get(path)
+            if declared is None:
+                continue  # the object itself is reported (missing, not a BPF object, no such program)
+            if isinstance(declared, str):
+                self.err(rel, "cannot read the maps of %s: %s" % (path, declared))
+                continue
+            out[ep] = {}
+            for name, keys in maps.items():
+                m = declared.get(name)
+                if m is None:
+                    self.err(rel + (name,), "%s has no map %r%s; its maps: %s"
+                             % (path, name, _did_you_mean(name, declared), ", ".join(sorted(declared)) or "none"))
+                    continue
+                if m.value_size is None or m.value_size > 8:
+                    self.err(rel + (name,), "map %r has %s values; expect.maps reads values of at most 8 bytes "
+                             "(an unsigned integer of the value's size)"
+                             % (name, "%d-byte" % m.value_size if m.value_size else "unsized"))
+                    continue
+                out[ep][name] = {}
+                for key, want in keys.items():
+                    k = int(key)
+                    if m.key_size is None or k >= 1 << (8 * m.key_size):
+                        self.err(rel + (name, key), "key %d does not fit the %s-byte keys of map %r"
+                                 % (k, m.key_size, name))
+                        continue
+                    if m.type in ARRAY_MAP_TYPES and m.max_entries is not None and k >= m.max_entries:
+                        self.err(rel + (name, key), "key %d is outside %s map %r: max_entries %d, keys 0..%d"
+                                 % (k, map_type_name(m.type), name, m.max_entries, m.max_entries - 1))
+                        continue
+                    try:
+                        out[ep][name][k] = CountExpr(want)
+                    except ValueError as exc:
+                        self.err(rel + (name, key), str(exc))
+        return out
 
     def _timeouts(self):
         """``timeout`` and ``quiet`` in seconds; the quiet period must end before the timeout."""
@@ -323,6 +396,12 @@ class _Builder:
         if name not in names:
             self.err(rel + ("program",), "%s has no program %r%s; its programs: %s"
                      % (path, name, _did_you_mean(name, names), ", ".join(names) or "none"))
+            return
+        if path not in self.object_maps:
+            try:
+                self.object_maps[path] = bpf_object_maps(path)
+            except (OSError, ValueError) as exc:
+                self.object_maps[path] = str(exc)
 
     def _check_frags(self, path, name, attach, mode, rel):
         """Native XDP on a veth whose peer's MTU does not fit a page takes only a multi-buffer aware
@@ -344,7 +423,23 @@ class _Builder:
                  "program accepts on veth with a %d KiB page); load it with SEC(\"xdp.frags\") or lower the MTU "
                  "(or attach it with mode: generic)" % (name, section, mtu, limit, os.sysconf("SC_PAGE_SIZE") >> 10))
 
-    def _check_rules(self, x, rel):
+    def _stream_names_to_ids(self, rules, rel):
+        """``rules`` with every ``match: {stream: NAME}`` replaced by that stream's id (a copy; ids stay)."""
+        out = copy.deepcopy(rules)
+        for ri, rule in enumerate(out):
+            match = rule.get("match") if isinstance(rule, dict) else None
+            name = match.get("stream") if isinstance(match, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in self.stream_ids:
+                match["stream"] = self.stream_ids[name]
+            else:
+                self.err(rel + (ri, "match", "stream"), "no stream named %r%s; streams: %s (or give a stream id "
+                         "0..65535)" % (name, _did_you_mean(name, self.stream_ids), ", ".join(self.stream_ids)))
+                match["stream"] = 0  # reported; keeps the rule checkable
+        return out
+
+    def _check_rules(self, rules, default, rel):
         """Let the filter compiler validate the rules now, so a bad match field is located in the file."""
         try:
             from netring.bpf.programs import validate_rules
@@ -353,7 +448,7 @@ class _Builder:
         from netring.errors import ConfigurationError
 
         try:
-            validate_rules(x["rules"], x.get("default", "pass"))
+            validate_rules(rules, default)
         except ConfigurationError as exc:
             where = rel
             for name, idx in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?", str(exc.field or "rules")):

@@ -1,11 +1,12 @@
 """Scenario values: durations, rates, expected counts (:class:`CountExpr`), frame sizes and their limits."""
+import decimal
 import random
 import re
 import zlib
 
 from netring import stamp as _stamp
 
-__all__ = ["parse_duration", "parse_rate", "CountExpr", "min_frame_size", "frame_sizes", "STAMP_LEN", "COUNT_MAX",
+__all__ = ["parse_duration", "parse_rate", "parse_count", "CountExpr", "min_frame_size", "frame_sizes", "STAMP_LEN", "COUNT_MAX",
            "DEFAULT_SIZE", "DEFAULT_VARIANTS"]
 
 #: Bytes of the stamp at the end of every generated frame's L3 packet (:mod:`netring.stamp`).
@@ -50,6 +51,33 @@ def parse_rate(value):
     if pps < 1:
         raise ValueError("rate must be at least 1 pps")
     return int(pps)
+
+
+_SUFFIX = {"k": 1000, "K": 1000, "m": 1000000, "M": 1000000}
+
+
+def parse_count(value):
+    """Frames to send from ``20000``, ``"5k"`` (5000) or ``"1.5M"`` (1500000): an integer 1..:data:`COUNT_MAX`.
+
+    The suffixes are the ones ``rate`` takes (k = 1000, M = 1000000). The product must be a
+    whole number (``"1.0005k"`` is not); computed in decimal, so ``"1.1k"`` is exactly 1100.
+    Raises :class:`ValueError` saying what is wrong.
+    """
+    if isinstance(value, bool):
+        raise ValueError("not a frame count: %r" % (value,))
+    if isinstance(value, int):
+        n = value
+    else:
+        m = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM])\s*$", str(value))
+        if not m:
+            raise ValueError("not a frame count: %r (expected e.g. 20000, 5k, 1.5M)" % (value,))
+        exact = decimal.Decimal(m.group(1)) * _SUFFIX[m.group(2)]
+        if exact != exact.to_integral_value():
+            raise ValueError("frame count %s is %s frames, not a whole number" % (value.strip(), _num(float(exact))))
+        n = int(exact)
+    if not 1 <= n <= COUNT_MAX:
+        raise ValueError("frame count %s is %d, outside 1..%d" % (str(value).strip(), n, COUNT_MAX))
+    return n
 
 
 class CountExpr:

@@ -41,7 +41,7 @@ def test_validate_ok_and_broken(tmp_path):
     assert rc == 1
     lines = out.splitlines()
     assert "%s:9:30: scenarios[1].traffic[0].to: stream destination 'b:eth9' is not an endpoint" % bad in out
-    assert any(l.startswith("%s:5:" % bad) and "expected a frame count 1..4294967295, got -3" in l for l in lines)
+    assert any(l.startswith("%s:5:" % bad) and "expected a frame count 1..4294967295 (or with a suffix: 5k, 1.5M), got -3" in l for l in lines)
     assert lines[-1] == "1 of 2 files invalid"
     assert "Traceback" not in out
 
@@ -100,7 +100,7 @@ def test_broken_file_fails_collection_with_located_message(tmp_path):
     p = pytest_child(tmp_path, "-q", ".")
     assert p.returncode != 0
     assert "\n  bad.yaml:9:30: scenarios[1].traffic[0].to: stream destination 'b:eth9'" in p.stdout
-    assert "\n  bad.yaml:5:42: scenarios[0].traffic[0].count: expected a frame count 1..4294967295, got -3" in p.stdout
+    assert "\n  bad.yaml:5:42: scenarios[0].traffic[0].count: expected a frame count 1..4294967295 (or with a suffix: 5k, 1.5M), got -3" in p.stdout
     assert "Traceback" not in p.stdout and "scenario.py" not in p.stdout
 
 
@@ -123,7 +123,7 @@ def test_report_records_skips_unprivileged(tmp_path):
     assert "3 skipped" in p.stdout, p.stdout + p.stderr
     assert "SKIPPED [3] s.yaml:2: needs CAP_NET_ADMIN" in p.stdout or "s.yaml:2: needs CAP_NET_ADMIN" in p.stdout
     rep = __import__("json").loads((tmp_path / "r.json").read_text())
-    assert rep["summary"] == {"skipped": 3}
+    assert rep["summary"] == {"passed": 0, "failed": 0, "error": 0, "skipped": 3}
     assert all("needs CAP_NET_ADMIN" in r["reason"] for r in rep["scenarios"])
 
 

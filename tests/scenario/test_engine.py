@@ -5,6 +5,7 @@ Needs root (namespaces, packet sockets); skipped otherwise.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -193,13 +194,15 @@ def test_plugin_run_reports_failure_artifacts_json_and_junit(tmp_path):
     assert "FAIL: stream main: delivered 0 at rx:eth0, expected all (2000)" in out
     assert "FAIL: xdp rx:eth0: pass counted 0, expected all (2000)" in out
     assert "rx:eth0: aborted=0, drop=2000, pass=0" in out
+    assert "XDP programs:\n  at       program  mode     obtained\n  -------  -------  -------  --------\n" \
+           "  rx:eth0  drop     generic  generic\n" in out  # as the README's "What a failure looks like" shows
     assert "Traceback" not in out
     rep = json.loads((tmp_path / "r.json").read_text())
     by_id = {r["id"]: r for r in rep["scenarios"]}
     assert set(by_id) == {"good[size=64]", "good[size=1000]", "wrong-expectation"}
     assert by_id["good[size=64]"]["status"] == "passed" and by_id["good[size=64]"]["streams"][0]["delivered"] == 2000
     assert by_id["wrong-expectation"]["status"] == "failed" and by_id["wrong-expectation"]["xdp"]["rx:eth0"]["drop"] == 2000
-    assert rep["summary"] == {"passed": 2, "failed": 1}
+    assert rep["summary"] == {"passed": 2, "failed": 1, "error": 0, "skipped": 0}
     assert (tmp_path / "art" / "wrong-expectation.json").exists()
     props = {}
     for case in ET.parse(tmp_path / "j.xml").getroot().iter("testcase"):
@@ -240,9 +243,9 @@ TRACE_CONFTEST = textwrap.dedent("""\
     def attach(stack, topo, spec):
         for node, ns in topo.nodes.items():
             _write(node=node, inode=os.fstat(ns.fileno()).st_ino, cookie=_cookie(ns))
-        att = _attach(stack, topo, spec)
+        att, obj = _attach(stack, topo, spec)
         _write(prog_id=att.program.id)
-        return att
+        return att, obj
 
     def drain(scenario, caps, senders, *args):
         end = time.monotonic() + 30
@@ -405,3 +408,114 @@ def test_user_object_without_the_program_is_an_error_not_a_traceback(tmp_path):
     assert r.error.startswith("ScenarioError: xdp rx:eth0: %s has no program ['nosuchprog']" % out), r.error
     assert "Traceback" not in r.render()
     assert "Traceback" in json.loads((tmp_path / "art" / "faults.json").read_text())["traceback"]
+
+
+def test_filter_rule_by_stream_name_drops_that_stream():
+    text = textwrap.dedent("""\
+        scenarios:
+          - name: by-name
+            topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+            xdp: [{attach: rx:eth0, program: filter, mode: generic, rules: [{match: {stream: dropped}, action: drop}]}]
+            traffic:
+              - {name: kept, from: tx:eth0, to: rx:eth0, count: 300}
+              - {name: dropped, from: tx:eth0, to: rx:eth0, count: 200}
+            expect: {streams: {dropped: {delivered: none}}, xdp: {rx:eth0: {drop: 200}}}
+            quiet: 300ms
+        """)
+    r = runner.run(sc.load_text(text, "f.yaml")[0])
+    assert r.status == "passed", r.render()
+    assert [(s.name, s.delivered) for s in r.streams] == [("kept", 300), ("dropped", 0)]
+    assert r.xdp["rx:eth0"]["drop"] == 200
+
+
+MODES = textwrap.dedent("""\
+    scenarios:
+      - name: modes
+        topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        xdp:
+          - {attach: rx:eth0, program: pass, mode: auto}
+          - {attach: tx:eth0, program: pass, mode: generic}
+        traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 100}]
+        expect: {delivered: none}
+        quiet: 200ms
+    """)
+
+
+def test_result_records_requested_and_obtained_xdp_mode(monkeypatch, tmp_path):
+    """An `auto` attach that fell back to generic shows in the JSON and the verdict (as one on a NIC without native XDP)."""
+    import netring.xdp as xdp
+
+    real = xdp.attach
+    monkeypatch.setattr(xdp, "attach", lambda target, program, netns=None, mode="native", **kw:
+                        real(target, program, netns=netns, mode="generic" if mode == "auto" else mode, **kw))
+    r = runner.run(sc.load_text(MODES, "m.yaml")[0], artifacts_dir=str(tmp_path))
+    assert r.status == "failed", r.render()  # delivered: none is wrong: the verdict is rendered
+    want = [{"at": "rx:eth0", "program": "pass", "requested": "auto", "obtained": "generic"},
+            {"at": "tx:eth0", "program": "pass", "requested": "generic", "obtained": "generic"}]
+    assert r.as_dict()["xdp_attachments"] == want
+    assert json.loads((tmp_path / "modes.json").read_text())["xdp_attachments"] == want
+    lines = r.render().splitlines()
+    i = lines.index("XDP programs:")
+    assert [l.split() for l in lines[i + 1:i + 5]] == [
+        ["at", "program", "mode", "obtained"], ["-------", "-------", "-------", "--------"],
+        ["rx:eth0", "pass", "auto", "generic"], ["tx:eth0", "pass", "generic", "generic"]]
+    monkeypatch.setattr(xdp, "attach", real)
+    r = runner.run(sc.load_text(MODES, "m.yaml")[0])
+    assert r.xdp_attachments[0]["obtained"] == "native"  # veth has native XDP: auto gets it
+
+
+def test_an_error_is_an_error_in_pytest_json_and_junit(tmp_path):
+    """A run that could not finish (here: the verifier refuses the program) counts as a pytest error, not a failure."""
+    import platform
+    import shutil
+
+    clang = shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang is not installed (Debian package `clang`)")
+    pytest.importorskip("netring.bpf.libbpf")
+    res = subprocess.run([clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/%s-linux-gnu" % platform.machine(),
+                          "-c", os.path.join(ROOT, "tests", "data", "xdp_bad.c"), "-o", str(tmp_path / "bad.o")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    (tmp_path / "s.yaml").write_text(BAD.replace("program: drop,", "program: {object: bad.o, program: xdp_unchecked},")
+                                     .replace("xdp: {rx:eth0: {pass: all}}", "interface: {rx:eth0: {rx_packets: 0}}"))
+    p = child(tmp_path, "-q", "-rA", "--netring-report", "r.json", "--junitxml", "j.xml", ".")
+    out = p.stdout
+    assert p.returncode == 1, out + p.stderr
+    assert re.search(r"^2 passed, 1 error in ", out.splitlines()[-1]), out
+    assert "ERROR s.yaml::wrong-expectation" in out and "FAILED" not in out, out
+    assert "error: VerifierError" in out and "Traceback" not in out, out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["summary"] == {"passed": 2, "failed": 0, "error": 1, "skipped": 0}
+    assert {r["id"]: r["status"] for r in rep["scenarios"]}["wrong-expectation"] == "error"
+    case = next(c for c in ET.parse(tmp_path / "j.xml").getroot().iter("testcase") if c.get("name") == "wrong-expectation")
+    assert [e.tag for e in case if e.tag in ("error", "failure")] == ["error"]
+    assert "VerifierError" in case.find("error").get("message")
+    suite = next(ET.parse(tmp_path / "j.xml").getroot().iter("testsuite"))
+    assert (suite.get("errors"), suite.get("failures"), suite.get("tests")) == ("1", "0", "3")
+    try:
+        import xdist  # noqa: F401
+    except ImportError:
+        return
+    p = child(tmp_path, "-q", "-n", "2", "--netring-report", "r2.json", ".")
+    assert re.search(r"^2 passed, 1 error in ", p.stdout.splitlines()[-1]), p.stdout + p.stderr
+    assert json.loads((tmp_path / "r2.json").read_text())["summary"]["error"] == 1
+
+
+def test_an_exception_outside_the_verdict_is_an_error_too(tmp_path):
+    """A bug below the item (here: the engine raising) is an error in pytest's summary, as in the JSON."""
+    (tmp_path / "conftest.py").write_text(textwrap.dedent("""\
+        from netring_testkit import runner
+
+        def _boom(*args, **kw):
+            raise RuntimeError("boom")
+
+        runner.run = _boom
+        """))
+    (tmp_path / "s.yaml").write_text(PAIR)
+    p = child(tmp_path, "-q", "--netring-report", "r.json", "--junitxml", "j.xml", ".")
+    assert re.search(r"^1 error in ", p.stdout.splitlines()[-1]), p.stdout + p.stderr
+    rec = json.loads((tmp_path / "r.json").read_text())["scenarios"][0]
+    assert rec["status"] == "error" and "boom" in rec["error"]
+    case = next(ET.parse(tmp_path / "j.xml").getroot().iter("testcase"))
+    assert [e.tag for e in case if e.tag in ("error", "failure")] == ["error"]

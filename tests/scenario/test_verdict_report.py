@@ -134,7 +134,7 @@ def test_artifacts_and_report(tmp_path):
     assert report.read_pcap(tmp_path / "art" / "filt.pcap") == [b"\xaa" * 64]
     out = report.write_report(tmp_path / "r" / "report.json", [r.as_dict()], duration=1.5)
     rep = json.loads(open(out).read())
-    assert rep["summary"] == {"failed": 1} and rep["scenarios"][0]["id"] == "filt"
+    assert rep["summary"] == {"passed": 0, "failed": 1, "error": 0, "skipped": 0} and rep["scenarios"][0]["id"] == "filt"
     assert rep["scenarios"][0]["pps"] == 20000.0
 
 
@@ -176,3 +176,13 @@ def test_build_frame_too_small():
         runner.build_frame(61, 0, src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02")
     with pytest.raises(ScenarioError, match="minimum 94 B"):
         runner.build_frame(93, 0, src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02", l3="ipv6", l4="tcp")
+
+
+def test_report_summary_lists_every_status_with_zeros(tmp_path):
+    """A consumer reads summary["error"] without guessing: every status is there, zero or not."""
+    rep = json.loads(open(report.write_report(tmp_path / "empty.json", [])).read())
+    assert rep["summary"] == {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+    recs = [{"id": "a", "status": "error"}, {"id": "b", "status": "passed"}, {"id": "c", "status": "error"}]
+    rep = json.loads(open(report.write_report(tmp_path / "two.json", recs)).read())
+    assert rep["summary"] == {"passed": 1, "failed": 0, "error": 2, "skipped": 0}
+    assert list(rep["summary"]) == list(report.STATUSES)

@@ -238,18 +238,14 @@ def test_packet_socket_and_adopted_objects_close_with_topology():
 
 @pytest.mark.privileged
 def test_capture_and_injector_open_in_the_endpoint_namespace(veth_pair):
-    import netring
-
-    if not hasattr(netring, "Capture"):
-        pytest.skip("netring.Capture is not in this build yet (core not merged)")
     a, b = veth_pair
     cap = b.capture(block_timeout_ms=10)
     tx = a.injector()
     f = frames.build(ipv4={}, udp={}, size=128, stamp=(1, 1))
     tx.send(f)
     tx.flush()
-    got = cap.recv(8, timeout=2.0)
-    assert [bytes(p.data) for p in got if bytes(p.data) == f] == [f]
+    got = cap.recv(1, timeout=2.0)   # a topology's links are quiet: the one frame sent is all there is
+    assert [bytes(p.data) for p in got] == [f]
     a.topology.close()
     with pytest.raises(Exception):
         cap.fileno()
@@ -277,7 +273,8 @@ def test_endpoint_rings_fit_a_jumbo_mtu_by_default_and_explicit_sizes_win(veth_p
     assert tx.capacity >= 9000 + 14 + 4  # an MTU-sized frame, VLAN tag included
     f = frames.build(ipv4={"src": a.ipv4, "dst": b.ipv4}, udp={}, size=9014, stamp=(0, 9001))
     assert tx.send(f) == 1
-    got = [p for p in cap.recv(16, timeout=3.0) if bytes(p.data) == f]
+    got = cap.recv(1, timeout=3.0)
+    assert [bytes(p.data) for p in got] == [f]
     assert len(got) == 1 and not got[0].truncated and got[0].wire_len == 9014
     assert a.injector(frame_size=2048).capacity == 2048 - 32
     assert b.capture(frame_size=2048).frame_size == 2048
