@@ -307,8 +307,9 @@ class XdpAttachment:
         self.detach()
 
     def __repr__(self):
+        where = _where(self.ifname, self._ns) if self._attached else self.ifname  # the namespace fd goes on detach
         return "<XdpAttachment %s on %s (ifindex %d) mode=%s via %s%s>" % (
-            self.program.name, self.ifname, self.ifindex, self.mode, self.method, "" if self._attached else " detached")
+            self.program.name, where, self.ifindex, self.mode, self.method, "" if self._attached else " detached")
 
 
 def attach(target, program, netns=None, mode="native", replace=False, method="auto"):

@@ -37,6 +37,8 @@ def test_busy_interface_is_named_with_its_namespace(two_eth0):
                 msgs.append(str(ei.value))
                 assert str(ei.value).startswith("eth0 in namespace %s already has XDP program 'nr_pass'" % e.netns)
             assert msgs[0] != msgs[1] and str(two_eth0[0].netns) != str(two_eth0[1].netns)
+            for att, e in zip(atts, two_eth0):
+                assert "nr_pass on eth0 in namespace %s (ifindex" % e.netns in repr(att)
         finally:
             for att in atts:
                 att.detach()
