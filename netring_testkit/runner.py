@@ -151,8 +151,9 @@ def _attach_xdp(stack, topo, spec, keeping=None):
     list makes the program stay attached instead (see :func:`netring_testkit.kept.leave_attached`);
     ``(endpoint, XdpInfo)`` is appended to that list.
     """
-    import netring.xdp as xdp
     from netring.bpf import programs
+
+    from .xdp_fixture import attach_endpoint
 
     ep = topo[spec.attach]
     if spec.builtin:
@@ -170,8 +171,9 @@ def _attach_xdp(stack, topo, spec, keeping=None):
             prog = obj.program(name)
         except KeyError as exc:  # the file changed since it was validated
             raise ScenarioError("xdp %s: %s" % (spec.attach, exc.args[0] if exc.args else exc)) from None
-    # Entered after the program: detached before the program is closed (ExitStack is LIFO).
-    att = stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode))
+    # Registered after the program: detached before the program is closed (ExitStack is LIFO).
+    # Errors name the endpoint (node:ifname): every node may have an eth0.
+    att = attach_endpoint(stack, spec.attach, ep.ifname, ep.netns, prog, spec.mode)
     if keeping is not None:
         def maybe_leave():
             kept = keeping()
