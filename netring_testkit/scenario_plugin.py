@@ -121,6 +121,8 @@ class ScenarioItem(pytest.Item):
         self.keywords[scenario.name] = True
 
     def setup(self):
+        """Skip (an error under ``--netring-require-privileges``) when the toolkit cannot build
+        topologies here or the scenario's static ``requires`` are not met."""
         from . import scenario as _scenario
 
         reason = get_factory(self.config).prepare() or _scenario.check_requires(self.scenario)
