@@ -235,7 +235,12 @@ _QUIET_REPLIES = (
 
 def _quiet_replies_here():
     for key, value in _QUIET_REPLIES:
-        _write_proc("/proc/sys/net/%s" % key, value)
+        try:
+            _write_proc("/proc/sys/net/%s" % key, value)
+        except FileNotFoundError:
+            # A kernel where the ICMP rate limit is still global shows no such file inside a
+            # namespace (only the initial one has it): leave it — never change the host's limit.
+            pass
 
 
 def _disable_ipv6(ifname):
