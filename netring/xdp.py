@@ -131,7 +131,7 @@ def _query_here(ifindex):
     except OSError as exc:
         if exc.errno == errno.ENODEV:
             raise InterfaceNotFoundError("ifindex %d" % ifindex) from None
-        raise
+        raise from_oserror(exc, "reading IFLA_XDP of ifindex %d (netlink RTM_GETLINK)" % ifindex) from None
     xdp = msgs[0].get_attr("IFLA_XDP") if msgs else None
     if xdp is None:
         return []
@@ -363,7 +363,7 @@ def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
             pid, emode = existing[0]
             if emode == mode:  # atomic replacement, netlink only (links never replace)
                 _netlink_set(ns, ifindex, ifname, program.fd, flags, "replacing XDP program on %s" % where)
-                return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode), "netlink")
+                return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, program=program), "netlink")
             # Native and generic cannot coexist: remove the old one first.
             _netlink_set(ns, ifindex, ifname, -1, _FLAGS.get(emode, 0), "removing the old XDP program from %s" % where)
         if method in ("auto", "link"):
@@ -385,7 +385,7 @@ def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
             # EINVAL/E2BIG: this kernel has no XDP links — fall back to netlink.
         _netlink_set(ns, ifindex, ifname, program.fd, flags | lib.XDP_FLAGS_UPDATE_IF_NOEXIST,
                      "attaching XDP program %r to %s (%s mode)" % (program.name, where, mode))
-        return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode), "netlink")
+        return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, program=program), "netlink")
     except NetringError as exc:
         if getattr(exc, "errno", None) != errno.ERANGE:
             raise
@@ -431,11 +431,12 @@ def _mtu_error(program, ifindex, where, ns, mode):
         limit = veth_single_buffer_max_mtu()
         aware = "is not frags-aware" if program.frags is False else \
             "may not be frags-aware (netring did not load it, so cannot tell)"
-        if mtu and mtu > limit:
-            size = "MTU %d > %d" % (mtu, limit) if mtu == own_mtu else \
-                "the veth peer's MTU %d > %d (the veth checks its peer's)" % (mtu, limit)
-        else:
-            size = "the veth peer's MTU is above %d" % limit
+        if peer_mtu and peer_mtu > limit:
+            size = "MTU %d > %d" % (peer_mtu, limit) if peer_mtu == own_mtu else \
+                "the veth peer's MTU %d > %d (the veth checks its peer's)" % (peer_mtu, limit)
+        else:   # the peer's MTU could not be read (or fits): say what is known, not a guess
+            size = "the kernel refused it with ERANGE (this end's MTU %s, the veth peer's %s; a single-buffer " \
+                   "program needs the peer's MTU <= %d)" % (own_mtu or "?", peer_mtu or "unknown", limit)
         why = "program %r %s and %s (the largest MTU a single-buffer XDP program accepts on veth with a %d KiB page)" \
             % (program.name, aware, size, os.sysconf("SC_PAGE_SIZE") >> 10)
     err = UnsupportedError("%s failed: %s; %s, or use mode='generic'" % (action, why, remedy))
@@ -457,14 +458,21 @@ def _netlink_set(ns, ifindex, ifname, fd, flags, action):
         raise _netlink_error(exc, action, ifname, ns) from None
 
 
-def _check_mode(ns, ifindex, wanted, link=None):
+def _check_mode(ns, ifindex, wanted, link=None, program=None):
+    """``wanted`` if IFLA_XDP shows a program in that mode; else undo the attach (``link``, or the
+    netlink attachment of ``program``) and raise — an attach that raised leaves nothing behind."""
     got = _run(ns, _query_here, ifindex)
     modes = [m for _, m in got]
     if wanted not in modes:
+        name = _run(ns, _name_of, ifindex)
         if link is not None:
             link.close()
+        elif program is not None:
+            for pid, mode in got:
+                if pid == program.id and mode in _FLAGS:
+                    _netlink_remove(ns, ifindex, name, mode, program.fd)
         raise NetringError("XDP attach reported success but IFLA_XDP of %s shows %s instead of %s mode"
-                           % (_where(_run(ns, _name_of, ifindex), ns), modes or "nothing", wanted))
+                           % (_where(name, ns), modes or "nothing", wanted))
     return wanted
 
 
