@@ -236,12 +236,16 @@ class Injector(RingSocket):
             self._teardown()
             raise
 
-    def _mtu(self):
+    def _mtu(self, fallback=None):
+        """The link's MTU (SIOCGIFMTU); ``fallback`` (the last one known) if the kernel cannot say,
+        else a NetringError — a made-up MTU would silently disable the frame-length check."""
         req = struct.pack("16si12x", self.ifname.encode(), 0)
         try:
             res = fcntl.ioctl(self._sock.fileno(), _SIOCGIFMTU, req)
-        except OSError:
-            return 65535 - _ETH_HLEN - _VLAN_HLEN
+        except OSError as exc:
+            if fallback is not None:
+                return fallback
+            raise from_oserror(exc, "reading the MTU of %s (SIOCGIFMTU)" % self.ifname) from None
         return struct.unpack_from("16si", res)[1]
 
     # -- set-up / tear-down -------------------------------------------------------------------
@@ -350,7 +354,7 @@ class Injector(RingSocket):
                 break
         if refused or self._refusal_pending:
             if self._refusal_pending == -errno.EMSGSIZE or any(x[2] == -errno.EMSGSIZE for x in refused):
-                self._set_mtu(self._mtu())  # the usual cause: the MTU dropped since we read it
+                self._set_mtu(self._mtu(fallback=self.mtu))  # the usual cause: the MTU dropped since we read it
             return refused
         raise_errno(rc, "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
 

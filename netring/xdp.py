@@ -300,6 +300,35 @@ class XdpAttachment:
 
     close = detach
 
+    def leave_attached(self):
+        """Hand the program over to a plain netlink (IFLA_XDP) attachment that nothing here removes, and
+        return its :class:`XdpInfo` — or None, the program then detached, if the hand-over failed.
+
+        For debugging (the testkit's ``--netring-keep``): a bpf_link is detached by the kernel when its
+        last fd closes, at the latest when this process exits, and a netlink attachment made by
+        :func:`attach` by its finalizer; this one holds the program (and its maps) in the kernel for as
+        long as the interface exists — in a namespace kept by name, until ``ip netns del``. Call it
+        before the program is closed; afterwards this object is detached.
+        """
+        if not self._attached:
+            return None
+        ns, prog_fd = self._ns, self.program.fd
+        keep_ns = NetNS.open(ns) if ns is not None else None   # detach() releases the attachment's own
+        try:
+            self.detach()
+            try:
+                _netlink_set(keep_ns, self.ifindex, self.ifname, prog_fd,
+                             _FLAGS[self.mode] | lib.XDP_FLAGS_UPDATE_IF_NOEXIST,
+                             "re-attaching XDP program %r to %s" % (self.program.name, self.ifname))
+                got = _run(keep_ns, _query_here, self.ifindex)
+            except NetringError:
+                return None
+        finally:
+            if keep_ns is not None:
+                keep_ns.close()
+        pid = next((p for p, m in got if m == self.mode), None)
+        return XdpInfo(pid, self.mode, self.program.name, None) if pid else None
+
     def __enter__(self):
         return self
 

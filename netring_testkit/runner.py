@@ -35,7 +35,7 @@ from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
 from . import frames
-from .kept import leave_attached, xdp_hint
+from .xdpattach import attach_endpoint, xdp_hint
 from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
 __all__ = ["run", "parse_cpus", "CPUS_ENV", "build_templates", "build_frame", "ScenarioAborted"]
@@ -148,12 +148,11 @@ def _attach_xdp(stack, topo, spec, keeping=None):
 
     Returns ``(attachment, object)``: ``object`` is the loaded user ELF object (its maps are read
     for ``expect.maps``), None for a built-in. ``keeping()``, called at unwind time, returning a
-    list makes the program stay attached instead (see :func:`netring_testkit.kept.leave_attached`);
+    list makes the program stay attached instead (see :meth:`netring.xdp.XdpAttachment.leave_attached`);
     ``(endpoint, XdpInfo)`` is appended to that list.
     """
     from netring.bpf import programs
 
-    from .xdp_fixture import attach_endpoint
 
     ep = topo[spec.attach]
     if spec.builtin:
@@ -178,7 +177,7 @@ def _attach_xdp(stack, topo, spec, keeping=None):
         def maybe_leave():
             kept = keeping()
             if kept is not None:
-                info = leave_attached(att)
+                info = att.leave_attached()
                 if info is not None:
                     kept.append((ep, info))
 
@@ -529,7 +528,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             return
 
         # A failed run's programs stay attached in the namespaces --netring-keep keeps.
-        keeping = (lambda: kept_xdp if failed else None) if keep and getattr(topo, "keep", False) else None
+        keeping = (lambda: kept_xdp if failed else None) if keep and topo.keep else None
         loaded = {}
         for x in scenario.xdp:
             loaded[x.attach] = _attach_xdp(stack, topo, x, keeping)

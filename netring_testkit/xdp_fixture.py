@@ -13,47 +13,12 @@ Register this module in the plugin (``pytest_plugins`` or the plugin's imports).
 for a clang-built ELF object loaded through libbpf. ``endpoint`` is any object with
 ``.netns``, ``.ifname`` (and ``.ifindex``), or a ``(netns, ifname)`` tuple.
 """
-import contextlib
-
 import pytest
 
 from .plugin import get_factory, require
+from .xdpattach import endpoint_errors, xdp_hint
 
-__all__ = ["XdpFactory", "XdpHandle", "xdp", "endpoint_errors", "attach_endpoint"]
-
-
-@contextlib.contextmanager
-def endpoint_errors(name):
-    """A netring error raised inside gets the endpoint ``name`` (``node:ifname``) in front of its message.
-
-    netring names the interface and its namespace, but the testkit's namespaces are unnamed
-    (``net:[4026532…]``) and every node may have an ``eth0``: the endpoint name says which one.
-    The exception keeps its type and attributes; ``name`` (None: nothing) is added once.
-    """
-    from netring.errors import NetringError
-
-    try:
-        yield
-    except NetringError as exc:
-        if name and exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith(name + ": "):
-            exc.args = ("%s: %s" % (name, exc.args[0]),) + exc.args[1:]
-        raise
-
-
-def _detach(attachment, name):
-    with endpoint_errors(name):
-        attachment.detach()
-
-
-def attach_endpoint(stack, name, ifname, netns, program, mode):
-    """Attach ``program`` to ``ifname`` in ``netns`` (the endpoint ``name``) and detach it when ``stack``
-    (an ExitStack) unwinds; errors of both name the endpoint. Returns the :class:`netring.xdp.XdpAttachment`."""
-    from netring import xdp as xdp_mod
-
-    with endpoint_errors(name):
-        att = xdp_mod.attach(ifname, program, netns=netns, mode=mode)
-    stack.callback(_detach, att, name)
-    return att
+__all__ = ["XdpFactory", "XdpHandle", "xdp"]
 
 
 class XdpHandle:
@@ -80,7 +45,8 @@ class XdpHandle:
     def detach(self):
         """Detach now and release what the fixture loaded (idempotent; also done after the test)."""
         # Order: detach from the interface before closing the program and its maps.
-        _detach(self.attachment, self._name)
+        with endpoint_errors(self._name):
+            self.attachment.detach()
         for o in self._owned:
             o.close()
         self._owned = []
@@ -144,11 +110,9 @@ class XdpFactory:
         """Detach every attachment (newest first) and close what was loaded; report the first error.
 
         ``keep_in``: names of namespaces kept for debugging (``--netring-keep``, a failed test); a
-        program attached in one of them stays attached (see :func:`netring_testkit.kept.leave_attached`).
+        program attached in one of them stays attached (:meth:`netring.xdp.XdpAttachment.leave_attached`).
         Returns one hint line per program left attached.
         """
-        from .kept import leave_attached, xdp_hint
-
         first, hints = None, []
         while self._handles:
             h = self._handles.pop()
@@ -156,7 +120,7 @@ class XdpFactory:
                 att = h.attachment
                 name = att.netns.name if att.netns is not None else None
                 if name and name in keep_in and att.attached:
-                    info = leave_attached(att)
+                    info = att.leave_attached()
                     if info is not None:
                         hints.append(xdp_hint(info, name, att.ifname))
                 h.detach()
