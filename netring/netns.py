@@ -29,7 +29,7 @@ import weakref
 from .errors import (ConfigurationError, InterfaceNotFoundError, NamespaceNotFoundError, NetringError,
                      NetringPermissionError, from_oserror)
 
-__all__ = ["NetNS", "resolve", "run_in", "socket_in", "check_ifname", "NETNS_RUN_DIR", "IFNAMSIZ"]
+__all__ = ["NetNS", "resolve", "run_in", "socket_in", "check_ifname", "is_provisional", "NETNS_RUN_DIR", "IFNAMSIZ"]
 
 #: Where ``ip netns`` keeps named namespaces.
 NETNS_RUN_DIR = "/run/netns"
@@ -40,7 +40,7 @@ IFNAMSIZ = 15
 NAME_MAX = 255
 
 _CLONE_NEWNET = 0x40000000
-_MS_BIND = 4096
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND = 1, 2, 4, 8, 32, 4096
 _MNT_DETACH = 2
 _NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
 _SIOCGIFINDEX = 0x8933   # linux/sockios.h
@@ -150,12 +150,17 @@ class NetNS:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def create(cls, name=None):
+    def create(cls, name=None, provisional=False):
         """Create a new network namespace, with loopback up.
 
         Unnamed (default): lives as long as some fd or process holds it — nothing to clean up
         after a crash. Named: bind-mounted at ``/run/netns/NAME`` (visible to ``ip netns``);
         call :meth:`delete` to remove it.
+
+        ``provisional=True`` (named only) marks the name as one the creator means to delete unless
+        it later calls :meth:`keep`: the bind mount is made read-only (``ro`` in ``findmnt``, which
+        changes nothing for ``ip netns exec``), so should the creator die first — SIGKILL runs no
+        clean-up — a reaper can tell it from a kept one (:func:`is_provisional`) and remove it at once.
         """
         if name is not None:
             _validate_name(name)
@@ -166,6 +171,12 @@ class NetNS:
             if name is not None:
                 _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", _MS_BIND, None),
                        "bind-mounting the namespace at %s" % path)
+                if provisional:
+                    try:
+                        _remount(path, _MS_RDONLY)
+                    except BaseException:
+                        _libc.umount2(path.encode(), _MNT_DETACH)
+                        raise
             try:
                 fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             except OSError as exc:
@@ -231,6 +242,14 @@ class NetNS:
         raise ConfigurationError(
             "netns must be a namespace name, a path, an fd or an object with fileno(), not %r" % (spec,),
             field="netns", value=spec)
+
+    def keep(self):
+        """Make a :meth:`create` ``(provisional=True)`` namespace permanent: it stays until deleted (a
+        reaper no longer treats it as provisional). No-op for one that is not provisional."""
+        if not self.path:
+            raise NetringError("namespace %s has no name to keep; create it with name=" % self._label())
+        if is_provisional(self.path):
+            _remount(self.path, 0)
 
     def _verify(self, desc=None):
         # NS_GET_NSTYPE answers for any nsfs fd, also one opened through a bind mount in
@@ -390,6 +409,22 @@ def _release(cell):
             os.close(fd)
         except OSError:
             pass
+
+
+def _remount(path, flags):
+    """Set the per-mount flags of the bind mount at ``path``: ``flags`` (MS_RDONLY or 0) plus the ones it has."""
+    keep = os.statvfs(path).f_flag & (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC)  # same bits as MS_*
+    _check(_libc.mount(None, path.encode(), None, _MS_REMOUNT | _MS_BIND | keep | flags, None),
+           "remounting %s %s" % (path, "read-only (provisional)" if flags else "read-write (kept)"))
+
+
+def is_provisional(path):
+    """True when ``path`` is the bind mount of a namespace created with ``provisional=True`` and not kept
+    since (its mount is read-only); False for anything else, also a missing path."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _make_mount_point(name):
