@@ -13,7 +13,7 @@ import threading
 import time
 
 from ._core import lib
-from .errors import ConfigurationError, InterfaceNotFoundError, NetringError, from_oserror
+from .errors import ConfigurationError, NetringError, from_oserror
 from .netns import check_ifname, ifindex_here, resolve
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
