@@ -13,7 +13,9 @@ Namespaces made by :meth:`NetNS.create` are *unnamed* by default: only the fd ke
 alive, so when the process dies (even by SIGKILL) the kernel destroys them together with
 every veth inside. A named namespace (``create(name=...)``) is bind-mounted at
 ``/run/netns/NAME`` like ``ip netns add`` does, so ``ip netns exec NAME ...`` can enter it;
-it outlives the process until :meth:`NetNS.delete`.
+it outlives the process until :meth:`NetNS.delete`. A *provisional* named namespace
+(``create(name=..., provisional=True)``, until :meth:`NetNS.keep`) is one its creator means to
+delete: its bind mount is read-only, so a reaper can remove it at once if the creator died.
 
 Python 3.11 has no ``os.setns``/``os.unshare``, so this module calls libc through ctypes.
 """
