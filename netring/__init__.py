@@ -21,6 +21,7 @@ from .errors import (  # noqa: F401
     NetringPermissionError,
     ResourceBusyError,
     ScenarioError,
+    TooManyOpenFilesError,
     UnsupportedError,
     ViewsAliveError,
 )
@@ -39,7 +40,7 @@ _LAZY = {
 
 __all__ = sorted(["ConfigurationError", "FrameTooLargeError", "InterfaceNotFoundError", "NamespaceNotFoundError",
                   "NetringError", "NetringPermissionError", "ResourceBusyError", "ScenarioError",
-                  "UnsupportedError", "ViewsAliveError", *_LAZY])
+                  "TooManyOpenFilesError", "UnsupportedError", "ViewsAliveError", *_LAZY])
 
 
 def __getattr__(name):

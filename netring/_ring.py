@@ -13,8 +13,8 @@ import threading
 import time
 
 from ._core import lib
-from .errors import ConfigurationError, InterfaceNotFoundError, NetringError, from_oserror
-from .netns import resolve
+from .errors import ConfigurationError, NetringError, from_oserror
+from .netns import check_ifname, ifindex_here, resolve
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -43,17 +43,12 @@ def open_packet_socket(ifname, netns, role):
     Returns ``(sock, ifindex, ns_label)``. The interface is resolved inside the namespace first,
     so a wrong name is an :class:`InterfaceNotFoundError` naming interface and namespace.
     """
-    if not isinstance(ifname, str) or not ifname or len(ifname) > 15 or "/" in ifname:
-        raise ConfigurationError("ifname must be an interface name of 1..15 characters, not %r" % (ifname,),
-                                 field="ifname", value=ifname)
+    check_ifname("ifname", ifname)
     ns, owned = resolve(netns)
     try:
         label = None if ns is None else str(ns)
         if ns is None:
-            try:
-                ifindex = socket.if_nametoindex(ifname)
-            except OSError:
-                raise InterfaceNotFoundError(ifname, None) from None
+            ifindex = ifindex_here(ifname, None)
         else:
             ifindex = ns.ifindex(ifname)
         try:
@@ -155,7 +150,11 @@ class RingGuard:
         #: e.g. "capture on eth0": used in the "closed" error.
         self.what = what
         #: eventfd written by begin_close(): blocking waits poll it next to the socket.
-        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        try:
+            self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        except OSError as exc:
+            self.wake_fd = -1
+            raise from_oserror(exc, "eventfd() for the %s" % what) from None
 
     def __enter__(self):
         me = threading.get_ident()
@@ -188,6 +187,14 @@ class RingGuard:
 
     def __del__(self):
         fd, self.wake_fd = getattr(self, "wake_fd", -1), -1
+        if fd >= 0:
+            os.close(fd)
+
+    def dispose(self):
+        """Mark closed and close :attr:`wake_fd` at once: for an owner whose set-up failed, before any call."""
+        with self._lock:
+            self._state = self.CLOSED
+            fd, self.wake_fd = self.wake_fd, -1
         if fd >= 0:
             os.close(fd)
 

@@ -19,6 +19,7 @@ __all__ = [
     "ResourceBusyError",
     "ScenarioError",
     "ViewsAliveError",
+    "TooManyOpenFilesError",
     "from_oserror",
 ]
 
@@ -104,6 +105,11 @@ class ViewsAliveError(NetringError, BufferError):
     """
 
 
+class TooManyOpenFilesError(NetringError, OSError):
+    """The process (EMFILE) or the system (ENFILE) ran out of file descriptors; the message says which
+    limit and how to raise it. ``errno`` is EMFILE or ENFILE."""
+
+
 class ScenarioError(NetringError):
     """A scenario (YAML or Python) is invalid or failed to run; the message locates the problem."""
 
@@ -118,6 +124,19 @@ _CAPS = {
     "bpf": "CAP_BPF (and CAP_NET_ADMIN to attach to an interface)",
     "netlink": "CAP_NET_ADMIN",
 }
+
+
+def fd_limit_message(action, code=_errno.EMFILE):
+    """The message of a :class:`TooManyOpenFilesError`: what failed, which limit, and the remedy."""
+    if code == _errno.ENFILE:
+        return ("%s failed: the system's file table is full (ENFILE): raise fs.file-max (`sysctl fs.file-max`) or "
+                "close file descriptors (rings, namespaces, sockets) that are no longer needed" % action)
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return ("%s failed: too many open files (EMFILE): raise `ulimit -n` (RLIMIT_NOFILE, now %s) or close "
+            "file descriptors (rings, namespaces, sockets) that are no longer needed"
+            % (action, "unlimited" if soft == resource.RLIM_INFINITY else soft))
 
 
 def from_oserror(exc, action, ifname=None, netns=None, capability=None):
@@ -135,6 +154,8 @@ def from_oserror(exc, action, ifname=None, netns=None, capability=None):
             % (action, _os.strerror(code), cap),
             capability=cap,
         )
+    elif code in (_errno.EMFILE, _errno.ENFILE):
+        err = TooManyOpenFilesError(fd_limit_message(action, code))
     elif code == _errno.ENODEV and ifname is not None:
         err = InterfaceNotFoundError(ifname, netns)
     elif code in (_errno.EOPNOTSUPP, _errno.ENOPROTOOPT, _errno.EAFNOSUPPORT, _errno.EPROTONOSUPPORT):

@@ -22,10 +22,12 @@ are sent, in order — counts it in ``rejected_frames`` and raises :class:`Frame
 naming the frame, so one bad frame costs one frame, never the ring.
 """
 import array
+import ctypes
 import errno
 import fcntl
 import os
 import struct
+import sys
 import time
 
 from ._core import ffi, lib
@@ -65,13 +67,37 @@ class TxSlot:
     ``data`` is a writable memoryview of the requested length. :meth:`send` hands it to the
     kernel (transmitted at the next :meth:`Injector.flush`); leaving a ``with`` block without
     sending discards it. The view is released either way.
+
+    What is protected — no byte reaches the slot after :meth:`send` or :meth:`discard` through
+    anything made from ``data``: both refuse, with :class:`~netring.ViewsAliveError` (the slot
+    stays open and usable, ``data`` is a fresh view), while any of these is alive:
+
+    - an *export* of ``data`` (``numpy.frombuffer(slot.data)``, ``ffi.from_buffer(slot.data)``);
+    - a view *derived* from it: ``memoryview(slot.data)``, a slice ``slot.data[2:8]`` kept in a
+      variable, ``slot.data.cast("H")``, and ``ctypes.c_char.from_buffer(slot.data)``-style
+      objects (ctypes takes a derived view, not an export);
+    - ``slot.data.obj`` (the per-slot object the views are made over).
+
+    A derived view cannot be revoked (Python's buffer protocol has none), so the slot detects
+    it instead: ``data`` is a view over a per-slot object that nothing else references, and
+    after releasing ``data`` the slot checks that this object's last view is gone. ``data``
+    itself (and every name bound to it) raises ``ValueError: operation forbidden on released
+    memoryview object`` after the send. Temporaries (``slot.data[0:6] = mac``) cost nothing:
+    they are gone by the time :meth:`send` runs. Copies (``bytes(slot.data)``) are not views:
+    writing to them never touches the ring. Not covered: raw addresses taken out of Python's
+    object model (``ctypes.addressof`` of such an object, cffi pointer arithmetic kept past its
+    owner) — like any C pointer, those are the caller's responsibility; the ring itself is
+    never unmapped under them while the objects are alive.
     """
 
-    __slots__ = ("_inj", "_data", "_done")
+    __slots__ = ("_inj", "_data", "_base", "_done")
 
     def __init__(self, inj, view):
         self._inj = inj
-        self._data = view
+        # A per-slot exporter: views derived from `data` share its managed buffer, which holds the
+        # one reference to `_base` besides ours — so a reference count tells whether any is alive.
+        self._base = (ctypes.c_char * len(view)).from_buffer(view)
+        self._data = memoryview(self._base).cast("B")
         self._done = False
 
     @property
@@ -86,7 +112,10 @@ class TxSlot:
         return NetringError("this slot was already sent or discarded (or its injector closed); allocate a new one")
 
     def send(self, length=None):
-        """Queue the slot's first ``length`` bytes (default: all of ``data``) for transmission."""
+        """Queue the slot's first ``length`` bytes (default: all of ``data``) for transmission.
+
+        ViewsAliveError — the slot stays open — while a view made from ``data`` is alive (see the class doc).
+        """
         inj = self._inj
         with inj._guard:  # the "closed" error if the injector closed; no unmap during the commit
             if self._done:
@@ -98,7 +127,7 @@ class TxSlot:
             lib.nr_tx_commit(inj._ring, n)
 
     def discard(self):
-        """Give the slot back without sending it (idempotent)."""
+        """Give the slot back without sending it (idempotent); ViewsAliveError while a view made from ``data`` is alive."""
         if not self._done:
             self._finish()
 
@@ -111,6 +140,15 @@ class TxSlot:
             raise ViewsAliveError(
                 "slot.data is still exported (e.g. a numpy array or ctypes object made from it); drop those "
                 "objects, then send or discard the slot again") from None
+        # Our reference, getrefcount's argument, and nothing else: the managed buffer of `data` (shared by
+        # every view derived from it) released its reference to _base, so no such view is left.
+        if sys.getrefcount(self._base) > 2:
+            self._data = memoryview(self._base).cast("B")  # the slot stays open: a fresh view to use
+            raise ViewsAliveError(
+                "a view derived from slot.data is still alive (memoryview(slot.data), a slice of it kept, a "
+                "ctypes object made from it, or slot.data.obj): bytes written through it after send() would reach "
+                "the wire; drop it, then send or discard the slot again (use the fresh slot.data)")
+        self._base = None
         self._done = True
         if self._inj._open_slot is self:
             self._inj._open_slot = None

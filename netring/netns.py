@@ -13,7 +13,9 @@ Namespaces made by :meth:`NetNS.create` are *unnamed* by default: only the fd ke
 alive, so when the process dies (even by SIGKILL) the kernel destroys them together with
 every veth inside. A named namespace (``create(name=...)``) is bind-mounted at
 ``/run/netns/NAME`` like ``ip netns add`` does, so ``ip netns exec NAME ...`` can enter it;
-it outlives the process until :meth:`NetNS.delete`.
+it outlives the process until :meth:`NetNS.delete`. A *provisional* named namespace
+(``create(name=..., provisional=True)``, until :meth:`NetNS.keep`) is one its creator means to
+delete: its bind mount is read-only, so a reaper can remove it at once if the creator died.
 
 Python 3.11 has no ``os.setns``/``os.unshare``, so this module calls libc through ctypes.
 """
@@ -26,17 +28,24 @@ import socket
 import threading
 import weakref
 
-from .errors import ConfigurationError, NamespaceNotFoundError, NetringError, from_oserror, InterfaceNotFoundError
+from .errors import (ConfigurationError, InterfaceNotFoundError, NamespaceNotFoundError, NetringError,
+                     NetringPermissionError, from_oserror)
 
-__all__ = ["NetNS", "resolve", "run_in", "socket_in", "NETNS_RUN_DIR"]
+__all__ = ["NetNS", "resolve", "run_in", "socket_in", "check_ifname", "is_provisional", "NETNS_RUN_DIR", "IFNAMSIZ"]
 
 #: Where ``ip netns`` keeps named namespaces.
 NETNS_RUN_DIR = "/run/netns"
 
+#: Longest interface name the kernel accepts, in bytes (IFNAMSIZ 16 includes the terminating NUL).
+IFNAMSIZ = 15
+#: Longest namespace name: one file name in ``/run/netns`` (NAME_MAX).
+NAME_MAX = 255
+
 _CLONE_NEWNET = 0x40000000
-_MS_BIND = 4096
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND = 1, 2, 4, 8, 32, 4096
 _MNT_DETACH = 2
 _NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), linux/nsfs.h
+_SIOCGIFINDEX = 0x8933   # linux/sockios.h
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -143,31 +152,37 @@ class NetNS:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def create(cls, name=None):
+    def create(cls, name=None, provisional=False):
         """Create a new network namespace, with loopback up.
 
         Unnamed (default): lives as long as some fd or process holds it — nothing to clean up
         after a crash. Named: bind-mounted at ``/run/netns/NAME`` (visible to ``ip netns``);
         call :meth:`delete` to remove it.
+
+        ``provisional=True`` (named only) marks the name as one the creator means to delete unless
+        it later calls :meth:`keep`: the bind mount is made read-only (``ro`` in ``findmnt``, which
+        changes nothing for ``ip netns exec``), so should the creator die first — SIGKILL runs no
+        clean-up — a reaper can tell it from a kept one (:func:`is_provisional`) and remove it at once.
         """
         if name is not None:
             _validate_name(name)
-            os.makedirs(NETNS_RUN_DIR, exist_ok=True)
-            path = os.path.join(NETNS_RUN_DIR, name)
-            try:
-                fd0 = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            except FileExistsError:
-                raise ConfigurationError(
-                    "network namespace %r already exists; choose another name or remove it with `ip netns del %s`"
-                    % (name, name), field="name", value=name) from None
-            os.close(fd0)
+            path = _make_mount_point(name)
 
         def make():
             _check(_libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
             if name is not None:
                 _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", _MS_BIND, None),
                        "bind-mounting the namespace at %s" % path)
-            fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                if provisional:
+                    try:
+                        _remount(path, _MS_RDONLY)
+                    except BaseException:
+                        _libc.umount2(path.encode(), _MNT_DETACH)
+                        raise
+            try:
+                fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise from_oserror(exc, "opening the new namespace") from None
             try:
                 _set_link_up_here("lo")
             except BaseException:
@@ -193,12 +208,14 @@ class NetNS:
         The fd is duplicated, so the caller keeps ownership of what it passed.
         """
         if isinstance(spec, NetNS):
-            return cls(os.dup(spec.fileno()), name=spec.name, path=spec.path)
+            return cls(_dup(spec.fileno(), "namespace %s" % spec._label()), name=spec.name, path=spec.path)
         if isinstance(spec, int) or hasattr(spec, "fileno"):
             fd = spec if isinstance(spec, int) else spec.fileno()
             try:
                 new = os.dup(fd)
             except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    raise from_oserror(exc, "duplicating namespace fd %d" % fd) from None
                 raise NamespaceNotFoundError("namespace fd %r is not open (%s)" % (spec, exc.strerror)) from None
             ns = cls(new)
             ns._verify("fd %d" % fd)
@@ -207,6 +224,11 @@ class NetNS:
             s = os.fsdecode(spec)
             if not s:
                 raise NamespaceNotFoundError("empty namespace name; pass a name from `ip netns list`, a path or an fd")
+            if "\0" in s:
+                raise ConfigurationError("netns=%r contains a NUL byte; pass a name from `ip netns list`, a path or "
+                                         "an fd" % (spec,), field="netns", value=spec)
+            if "/" not in s:
+                _validate_name(s, "netns")
             path = s if "/" in s else os.path.join(NETNS_RUN_DIR, s)
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -214,7 +236,7 @@ class NetNS:
                 raise NamespaceNotFoundError(
                     "network namespace %r not found (looked at %s); list them with `ip netns list`" % (s, path)
                 ) from None
-            except PermissionError as exc:
+            except OSError as exc:  # EACCES, EMFILE...
                 raise from_oserror(exc, "opening namespace %s" % path, capability="CAP_SYS_ADMIN") from None
             ns = cls(fd, name=None if "/" in s else s, path=path)
             ns._verify()
@@ -222,6 +244,14 @@ class NetNS:
         raise ConfigurationError(
             "netns must be a namespace name, a path, an fd or an object with fileno(), not %r" % (spec,),
             field="netns", value=spec)
+
+    def keep(self):
+        """Make a :meth:`create` ``(provisional=True)`` namespace permanent: it stays until deleted (a
+        reaper no longer treats it as provisional). No-op for one that is not provisional."""
+        if not self.path:
+            raise NetringError("namespace %s has no name to keep; create it with name=" % self._label())
+        if is_provisional(self.path):
+            _remount(self.path, 0)
 
     def _verify(self, desc=None):
         # NS_GET_NSTYPE answers for any nsfs fd, also one opened through a bind mount in
@@ -282,7 +312,7 @@ class NetNS:
         with self._lock:
             if self._fd is None:
                 raise NetringError("namespace %s is closed" % self._label())
-            own = os.dup(self._fd)
+            own = _dup(self._fd, "namespace %s" % self._label())
         label = self._label()
 
         def inside():
@@ -300,7 +330,8 @@ class NetNS:
 
     def ifindex(self, ifname):
         """Resolve an interface name inside this namespace; :class:`InterfaceNotFoundError` if absent."""
-        return self.run(_ifindex_here, ifname, self._label())
+        check_ifname("ifname", ifname)
+        return self.run(ifindex_here, ifname, self._label())
 
     def sysctl(self, key, value=None):
         """Read (or write, when ``value`` is given) a ``net.*`` sysctl of this namespace, e.g. ``net.ipv6.conf.all.disable_ipv6``."""
@@ -363,6 +394,13 @@ class NetNS:
         return self._label()
 
 
+def _dup(fd, what):
+    try:
+        return os.dup(fd)
+    except OSError as exc:
+        raise from_oserror(exc, "duplicating the fd of %s" % what) from None
+
+
 def _release(cell):
     """Finalizer of a garbage-collected :class:`NetNS`: stop its worker thread and close its fd."""
     fd, w = cell
@@ -373,6 +411,71 @@ def _release(cell):
             os.close(fd)
         except OSError:
             pass
+
+
+def _remount(path, flags):
+    """Set the per-mount flags of the bind mount at ``path``: ``flags`` (MS_RDONLY or 0) plus the ones it has."""
+    keep = os.statvfs(path).f_flag & (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC)  # same bits as MS_*
+    _check(_libc.mount(None, path.encode(), None, _MS_REMOUNT | _MS_BIND | keep | flags, None),
+           "remounting %s %s" % (path, "read-only (provisional)" if flags else "read-write (kept)"))
+
+
+def is_provisional(path):
+    """True when ``path`` is the bind mount of a namespace created with ``provisional=True`` and not kept
+    since (its mount is read-only); False for anything else, also a missing path."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _make_mount_point(name):
+    """Create the empty file ``/run/netns/NAME`` a named namespace is bind-mounted on; return its path."""
+    path = os.path.join(NETNS_RUN_DIR, name)
+    try:
+        os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    except FileExistsError:
+        raise ConfigurationError(
+            "network namespace %r already exists; choose another name or remove it with `ip netns del %s`"
+            % (name, name), field="name", value=name) from None
+    except OSError as exc:
+        raise run_dir_error(exc, path) from None
+    return path
+
+
+def run_dir_error(exc, path):
+    """The netring error for an ``OSError`` creating ``path`` in :data:`NETNS_RUN_DIR`: a directory that is
+    not writable here names its owner, mode and what to do; anything else goes through ``from_oserror``."""
+    code = exc.errno
+    if code not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return from_oserror(exc, "creating %s" % path)
+    d = NETNS_RUN_DIR
+    try:
+        st = os.stat(d)
+        import pwd
+        import stat
+
+        try:
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            owner = "uid %d" % st.st_uid
+        desc = "%s, owner %s" % (stat.filemode(st.st_mode), owner)
+    except OSError:
+        desc = "not creatable"
+    if code == errno.EROFS:
+        why, fix = ("%s is on a read-only file system (%s)" % (d, desc),
+                    "mount a writable one (`mount -t tmpfs tmpfs %s`)" % d)
+    else:
+        why = "%s is not writable by this process (%s; uid %d, without CAP_DAC_OVERRIDE)" % (d, desc, os.geteuid())
+        fix = "run as root, grant CAP_DAC_OVERRIDE, or give uid %d write access (`sudo chown %d %s`)" % (
+            os.geteuid(), os.geteuid(), d)
+    err = NetringPermissionError(
+        "cannot name a network namespace: creating %s failed: %s; %s — or use unnamed namespaces (no name=; "
+        "without --netring-keep)" % (path, why, fix), capability=None if code == errno.EROFS else "CAP_DAC_OVERRIDE")
+    err.errno = code
+    err.__cause__ = exc
+    return err
 
 
 def _remove_named(path):
@@ -386,27 +489,63 @@ def _remove_named(path):
         pass
 
 
-def _validate_name(name):
-    if not isinstance(name, str) or not name or "/" in name or name in (".", "..") or len(name) > 200:
-        raise ConfigurationError("invalid namespace name %r: use a non-empty name without '/'" % (name,),
-                                 field="name", value=name)
+def _validate_name(name, field="name"):
+    """A ``/run/netns`` name: a non-empty file name (no '/', no NUL, not '.' or '..', at most NAME_MAX bytes)."""
+    if not isinstance(name, str) or not name or "/" in name or "\0" in name or name in (".", "..") \
+            or len(os.fsencode(name)) > NAME_MAX:
+        raise ConfigurationError(
+            "%s=%r is not a valid namespace name: use 1..%d bytes without '/' or NUL (and not '.' or '..')"
+            % (field, name, NAME_MAX), field=field, value=name)
 
 
-def _ifindex_here(ifname, label):
+def check_ifname(field, value):
+    """Validate an interface name as the kernel does (``dev_valid_name``): 1..15 bytes (IFNAMSIZ), no '/',
+    ':', whitespace or NUL, not '.' or '..'. ConfigurationError naming ``field`` and the value otherwise."""
+    if isinstance(value, str) and value and value not in (".", "..") \
+            and len(value.encode("utf-8", "surrogateescape")) <= IFNAMSIZ \
+            and not any(c in "/:\0" or c.isspace() for c in value):
+        return value
+    raise ConfigurationError(
+        "%s=%r is not a valid interface name: use 1..%d bytes (IFNAMSIZ) without '/', ':', whitespace or NUL"
+        % (field, value, IFNAMSIZ), field=field, value=value)
+
+
+def ifindex_here(ifname, label):
+    """Resolve ``ifname`` in the calling thread's namespace (``label``: its name in errors, None: the current one)."""
+    # SIOCGIFINDEX on a socket of our own rather than socket.if_nametoindex, which says "no interface
+    # with this name" for every failure, also for the socket it could not open (EMFILE): not a missing
+    # interface (and glibc leaves an unrelated errno behind).
+    import fcntl
+    import struct
+
+    where = "the current namespace" if label is None else "namespace %s" % label
     try:
-        return socket.if_nametoindex(ifname)
-    except OSError:
-        raise InterfaceNotFoundError(ifname, label) from None
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    except OSError as exc:
+        raise from_oserror(exc, "resolving interface %r in %s (socket)" % (ifname, where)) from None
+    with s:
+        try:
+            res = fcntl.ioctl(s, _SIOCGIFINDEX, struct.pack("16si20x", os.fsencode(ifname), 0))
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                raise InterfaceNotFoundError(ifname, label) from None
+            raise from_oserror(exc, "resolving interface %r in %s (SIOCGIFINDEX)" % (ifname, where)) from None
+    return struct.unpack_from("16si", res)[1]
 
 
 def _set_link_up_here(ifname):
     import fcntl
     import struct
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH22x", ifname.encode(), 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", ifname.encode(), flags | IFF_UP))
+    what = "bringing %s up in the new namespace (SIOCSIFFLAGS)" % ifname
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            req = struct.pack("16sH22x", ifname.encode(), 0)
+            flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", ifname.encode(), flags | IFF_UP))
+    except OSError as exc:
+        # EPERM here means CAP_NET_ADMIN is missing (unshare itself needed only CAP_SYS_ADMIN)
+        raise from_oserror(exc, what, capability="CAP_NET_ADMIN") from None
 
 
 def _sysctl_here(key, value):
@@ -422,6 +561,9 @@ def _sysctl_here(key, value):
         return str(value)
     except FileNotFoundError:
         raise ConfigurationError("sysctl %s does not exist in this namespace" % key, field="sysctl", value=key) from None
+    except OSError as exc:  # EPERM/EACCES writing a net.* sysctl: CAP_NET_ADMIN (over the namespace) is missing
+        raise from_oserror(exc, "%s sysctl %s" % ("reading" if value is None else "writing", key),
+                           capability="CAP_NET_ADMIN") from None
 
 
 def resolve(spec):

@@ -11,7 +11,8 @@ import mmap
 
 from ._core import ffi
 from ._ring import RingGuard, open_packet_socket
-from .errors import ViewsAliveError
+from .netns import check_ifname
+from .errors import ViewsAliveError, from_oserror
 
 __all__ = ["RingSocket", "RingMapping"]
 
@@ -46,8 +47,11 @@ class RingMapping:
         if self.mm is None:
             # For a socket, Python's mmap dups the fd: until this mapping is closed the socket
             # (and its ring) stays open.
-            self.mm = mmap.mmap(self.fd, self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
-                                offset=self.offset)
+            try:
+                self.mm = mmap.mmap(self.fd, self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                                    offset=self.offset)
+            except OSError as exc:  # EMFILE (the dup), ENOMEM...
+                raise from_oserror(exc, "mapping the %d-byte ring (mmap)" % self.size) from None
         view = memoryview(self.mm)
         self.view = view.toreadonly() if self.readonly else view
         self.ptr = ffi.from_buffer("uint8_t[]", self.mm)
@@ -101,10 +105,15 @@ class RingSocket:
     def _open_ring_socket(self, ifname, netns, opener=open_packet_socket):
         """Create the guard, then the socket inside ``netns`` with ``opener(ifname, netns, role)``,
         which returns ``(socket, ifindex, namespace label)`` (AF_PACKET by default)."""
+        check_ifname("ifname", ifname)  # before any fd exists: a bad name costs nothing to undo
         self.ifname = ifname
         self._maps = []
         self._guard = RingGuard("%s on %s" % (self._kind, ifname))
-        self._sock, self.ifindex, self.netns = opener(ifname, netns, self._role)
+        try:
+            self._sock, self.ifindex, self.netns = opener(ifname, netns, self._role)
+        except BaseException:
+            self._guard.dispose()  # its eventfd now, not whenever the half-built object is collected
+            raise
         self._fd = self._sock.fileno()
 
     def _map(self, size, offset=0, readonly=False, fd=None):
@@ -160,6 +169,9 @@ class RingSocket:
             if not self._maps and self._sock is not None:
                 self._sock.close()
                 self._sock = None
+            g = self._guard
+            if not self._maps and g is not None and not (g.closing or g.closed):
+                g.dispose()  # a failed __init__ (close() has its own protocol): its eventfd goes too
 
     def _do_close(self):
         # Runs with the guard closing and nothing in flight: no other thread touches the ring now.

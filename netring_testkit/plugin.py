@@ -29,6 +29,9 @@ root), kept ``nrt-<pid>-…`` namespaces are removed once their creating process
 So a namespace someone is still debugging on a shared machine survives other sessions for a
 day; ``ip netns del NAME`` removes it sooner, ``netring_reap_after = 0`` restores "as soon as
 the creator exited", ``--netring-no-reap`` / ``netring_reap = false`` turn the reaper off.
+Namespaces are named *provisionally* while their test runs and kept only once it failed, so if the
+session is killed (SIGKILL: no teardown runs), the next session removes those of the tests that had
+not failed at once, at any age, while a failed test's kept namespaces still get their day.
 
 The plugin is auto-loaded in every pytest session of an environment where netring is installed,
 so until a test asks for it, it costs nothing and creates nothing: importing it loads neither
@@ -116,7 +119,9 @@ def _umount_and_unlink(path):
 
 def reap(run_dir="/run/netns", max_age=parse_age(DEFAULT_REAP_AFTER), now=None):
     """Remove ``nrt-<pid>-…`` namespaces left by ``--netring-keep`` runs: those whose ``<pid>`` has
-    exited and that are at least ``max_age`` seconds old.
+    exited and that are at least ``max_age`` seconds old — or *provisional* at any age: a namespace
+    of a test that had not failed when its process died (SIGKILL) was never kept
+    (:func:`netring.netns.is_provisional`).
 
     The age is measured from the mtime of the ``/run/netns/NAME`` bind mount — the namespace's
     creation time (``now`` defaults to ``time.time()``). Namespaces of live processes (e.g.
@@ -124,6 +129,8 @@ def reap(run_dir="/run/netns", max_age=parse_age(DEFAULT_REAP_AFTER), now=None):
     machine possibly another user) are left alone. Returns the names removed. Errors on
     single entries are skipped (another reaper may race us).
     """
+    from netring.netns import is_provisional
+
     from .topology import NAME_PREFIX
 
     name_re = re.compile(r"^%s(\d+)-" % re.escape(NAME_PREFIX))
@@ -139,7 +146,7 @@ def reap(run_dir="/run/netns", max_age=parse_age(DEFAULT_REAP_AFTER), now=None):
             continue
         path = os.path.join(run_dir, name)
         try:
-            if now - os.stat(path).st_mtime < max_age:
+            if not is_provisional(path) and now - os.stat(path).st_mtime < max_age:
                 continue
             _umount_and_unlink(path)
         except OSError:
@@ -192,12 +199,15 @@ class NetringFactory:
         return self.topology(veth_pair_spec(**link))
 
     def netns(self):
-        """A fresh namespace (named ``nrt-…`` when ``keep``); close/delete it yourself."""
+        """A fresh namespace (named ``nrt-…`` when ``keep``, provisionally: ``keep()`` it to keep it past a
+        crash of this process, see :func:`reap`); close/delete it yourself."""
         from netring.netns import NetNS
 
         from .topology import namespace_name
 
-        return NetNS.create(name=namespace_name("ns") if self.keep else None)
+        # Provisional: the netns fixture calls keep() on those of a failed test; the rest, should this
+        # process die before deleting them, the next session's reaper removes at once.
+        return NetNS.create(name=namespace_name("ns") if self.keep else None, provisional=self.keep)
 
     def record_kept(self, names, hint):
         """Record namespaces left for debugging; ``hint`` (text) is attached to the current test's
@@ -439,6 +449,7 @@ def netns(request, netring_factory):
     failed = request.session.testsfailed > before
     for ns in reversed(made):
         if ns.name and netring_factory.keep and failed:
+            ns.keep()
             ns.close()
             netring_factory.record_kept([ns.name], "%s\nip netns exec %s bash" % (request.node.nodeid, ns.name))
         else:

@@ -57,7 +57,9 @@ and echo replies.
 Namespaces are unnamed (held by fd) unless ``keep=True``: then each is bind-mounted as
 ``/run/netns/nrt-<pid>-<serial>-<node>`` so it can be entered with ``ip netns exec`` and,
 when :meth:`Topology.close` is told the test failed, it is left in place (the plugin's reaper
-removes it in a later session once pid ``<pid>`` is gone). Veth pairs are created inside one
+removes it in a later session once pid ``<pid>`` is gone and it is old enough). Until then the
+name is *provisional* (:meth:`netring.netns.NetNS.create`): if the process dies before closing
+the topology (SIGKILL), a later session's reaper removes it at once, whatever its age. Veth pairs are created inside one
 namespace with the peer placed directly in the other: no interface ever appears in the root
 namespace, and when the process dies — even by SIGKILL — the kernel destroys unnamed
 namespaces together with their links (and any XDP program attached to them).
@@ -426,7 +428,9 @@ class Topology:
         serial = next(_serial)
         for node in self._nodes:
             if self.keep:
-                ns = NetNS.create(name=namespace_name(node, serial=serial))
+                # Provisional until close() decides to keep it: should this process die first (SIGKILL),
+                # the next session's reaper removes it at once instead of keeping it for a day.
+                ns = NetNS.create(name=namespace_name(node, serial=serial), provisional=True)
                 self._stack.callback(self._release_ns, ns)
             else:
                 ns = NetNS.create()
@@ -604,6 +608,7 @@ class Topology:
 
     def _release_ns(self, ns):
         if self._keep_now:
+            ns.keep()
             self.kept.append(ns.name)
             ns.close()
         else:
