@@ -30,6 +30,14 @@ def check_int(field, value, lo, hi, extra=""):
     return value
 
 
+def frame_size_for(header, mtu, align, lo, hi):
+    """A ring ``frame_size`` for ``mtu``: ``header`` + MTU + 18 B (Ethernet header and one VLAN tag),
+    rounded up to ``align``, kept within ``lo``..``hi`` (what Capture and Injector size for an MTU)."""
+    check_int("mtu", mtu, 68, 1 << 16)
+    need = (header + mtu + 18 + align - 1) // align * align
+    return min(max(need, lo), hi)
+
+
 def check_bool(field, value):
     """Validate a bool keyword argument."""
     if not isinstance(value, bool):

@@ -23,7 +23,7 @@ from collections import deque, namedtuple
 
 from . import cbpf
 from ._core import ffi, lib
-from ._ring import PAGE_SIZE, check_bool, check_int, check_timeout, raise_errno
+from ._ring import PAGE_SIZE, check_bool, check_int, frame_size_for, check_timeout, raise_errno
 from .check import SeqChecker
 from .errors import ConfigurationError, NetringError, ViewsAliveError, from_oserror
 from .ringsock import RingSocket
@@ -360,11 +360,9 @@ class Capture(RingSocket):
         2048 and at most ``block_size`` (default: the default block size, which already holds a
         whole frame of any MTU up to 65535). ``Endpoint.capture()`` of the test kit uses it.
         """
-        check_int("mtu", mtu, 68, 1 << 16)
         check_int("block_size", block_size, PAGE_SIZE, 1 << 24)
-        align = lib.NR_RX_TPACKET_ALIGNMENT
-        need = (lib.NR_RX_TPACKET3_HDRLEN + mtu + _L2_HLEN + align - 1) // align * align
-        return min(max(need, _DEFAULT_FRAME_SIZE), block_size)
+        return frame_size_for(lib.NR_RX_TPACKET3_HDRLEN, mtu, lib.NR_RX_TPACKET_ALIGNMENT, _DEFAULT_FRAME_SIZE,
+                              block_size)
 
     def __init__(self, ifname, *, netns=None, block_size=_DEFAULT_BLOCK_SIZE, block_count=32,
                  frame_size=_DEFAULT_FRAME_SIZE, block_timeout_ms=10, promiscuous=False, ignore_outgoing=False,

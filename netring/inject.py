@@ -31,7 +31,7 @@ import sys
 import time
 
 from ._core import ffi, lib
-from ._ring import PAGE_SIZE, NotBytesError, byte_view, check_bool, check_int, check_timeout, raise_errno
+from ._ring import PAGE_SIZE, NotBytesError, byte_view, check_bool, check_int, frame_size_for, check_timeout, raise_errno
 from .check import prepare_templates
 from .errors import ConfigurationError, FrameTooLargeError, NetringError, ViewsAliveError, from_oserror
 from .ringsock import RingSocket
@@ -195,10 +195,8 @@ class Injector(RingSocket):
         to the ring's 16-byte alignment; never below the default 2048 nor above the 65536 limit
         (where capacity stays 65504 B). ``Endpoint.injector()`` of the test kit uses it.
         """
-        check_int("mtu", mtu, 68, 1 << 16)
-        align = lib.NR_TX_TPACKET_ALIGNMENT
-        need = (lib.NR_TX_DATA_OFF + mtu + _ETH_HLEN + _VLAN_HLEN + align - 1) // align * align
-        return min(max(need, _DEFAULT_FRAME_SIZE), _MAX_FRAME_SIZE)
+        return frame_size_for(lib.NR_TX_DATA_OFF, mtu, lib.NR_TX_TPACKET_ALIGNMENT, _DEFAULT_FRAME_SIZE,
+                              _MAX_FRAME_SIZE)
 
     def __init__(self, ifname, *, netns=None, frame_size=_DEFAULT_FRAME_SIZE, frame_count=1024, qdisc_bypass=False):
         align = lib.NR_TX_TPACKET_ALIGNMENT

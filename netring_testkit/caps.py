@@ -13,7 +13,7 @@ import os
 import platform
 import re
 
-__all__ = ["CAPABILITIES", "CAPS", "NEEDED", "effective", "has", "missing", "skip_reason", "kernel_version",
+__all__ = ["CAPABILITIES", "NEEDED", "effective", "has", "missing", "skip_reason", "kernel_version",
            "kernel_at_least", "core_available", "usable", "describe"]
 
 #: Linux capability names and bits (``linux/capability.h``); ``requires.capabilities`` and
@@ -29,8 +29,6 @@ CAPABILITIES = {
     "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37,
     "CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
 }
-#: Former name of :data:`CAPABILITIES`.
-CAPS = CAPABILITIES
 
 #: What topologies and rings need: links and namespaces (NET_ADMIN, SYS_ADMIN for setns/unshare),
 #: AF_PACKET sockets (NET_RAW).

@@ -35,7 +35,8 @@ not failed at once, at any age, while a failed test's kept namespaces still get 
 
 The plugin is auto-loaded in every pytest session of an environment where netring is installed,
 so until a test asks for it, it costs nothing and creates nothing: importing it loads neither
-pyroute2 nor the C core, and the report header reads facts only (:mod:`netring_testkit.caps`).
+pyroute2 nor the C core, and the report header reads facts only (:mod:`netring_testkit.caps`:
+kernel release, capabilities, whether the C core imports).
 """
 import errno
 import os

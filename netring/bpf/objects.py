@@ -24,7 +24,7 @@ PROG_TYPES = {"xdp": lib.BPF_PROG_TYPE_XDP}
 
 #: ``prog_flags`` bit of an XDP program that handles multi-buffer (fragmented) frames (kernel 5.18;
 #: what libbpf sets for ``SEC("xdp.frags")``). Only such a program attaches natively to a veth whose
-#: MTU does not fit one page (see :func:`netring.xdp.single_buffer_max_mtu`).
+#: MTU does not fit one page (see :func:`netring.xdp.veth_single_buffer_max_mtu`).
 XDP_HAS_FRAGS = lib.BPF_F_XDP_HAS_FRAGS
 
 _U32 = (1 << 32) - 1

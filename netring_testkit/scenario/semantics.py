@@ -441,10 +441,7 @@ class _Builder:
 
     def _check_rules(self, rules, default, rel):
         """Let the filter compiler validate the rules now, so a bad match field is located in the file."""
-        try:
-            from netring.bpf.programs import validate_rules
-        except ImportError:
-            return
+        from netring.bpf.programs import validate_rules
         from netring.errors import ConfigurationError
 
         try:
