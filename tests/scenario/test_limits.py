@@ -214,3 +214,64 @@ def test_pytest_option_and_ini_raise_a_limit(tmp_path):
     (tmp_path / "pytest.ini").write_text("[pytest]\nnetring_limits = nodes=65\n")
     p = subprocess.run(base, cwd=str(tmp_path), capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0 and "s.yaml::big" in p.stdout, p.stdout
+
+
+def _sparse(path, head, size):
+    """A file of ``size`` bytes: ``head``, then a hole (NUL bytes that cost no disk)."""
+    with open(path, "wb") as f:
+        f.write(head.encode())
+        f.truncate(size)
+
+
+def test_collection_check_scans_a_bounded_prefix_and_never_parses(tmp_path, monkeypatch):
+    import yaml
+
+    def boom(*a, **k):
+        raise AssertionError("parsed")
+
+    for name in ("safe_load", "load", "compose", "SafeLoader"):
+        monkeypatch.setattr(yaml, name, boom)
+    (tmp_path / "one.yaml").write_text(GOOD1)
+    _sparse(tmp_path / "big.yaml", "x-a: &a 1\nscenarios:\n", 50 << 20)
+    _sparse(tmp_path / "late.yaml", "", 50 << 20)
+    with open(tmp_path / "late.yaml", "r+b") as f:  # `scenarios:` only after the scanned prefix
+        f.seek(2 << 20)
+        f.write(b"\nscenarios:\n")
+    (tmp_path / "artillery.yml").write_text("config: {target: x}\nscenarios: [{flow: []}]\n")
+    status = collect.scenario_file_status
+    assert status(tmp_path / "one.yaml") == (True, "")
+    assert status(tmp_path / "big.yaml") == (True, "")
+    assert status(tmp_path / "late.yaml") == (False, "no line starts with 'scenarios:'")
+    assert status(tmp_path / "artillery.yml") == (False, "top-level key config besides 'scenarios'")
+    assert status(tmp_path / "late.yaml", limits=Limits(file_size=4 << 20)) == (True, "")
+    reads = []
+    real_open = open
+
+    def counting_open(*a, **k):
+        f = real_open(*a, **k)
+        real_read = f.read
+        f.read = lambda n=-1: reads.append(n) or real_read(n)
+        return f
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    assert status(tmp_path / "big.yaml") == (True, "")
+    assert reads == [1 << 20]
+
+
+def test_pytest_one_file_does_not_load_its_big_siblings(tmp_path):
+    (tmp_path / "one.yaml").write_text(GOOD1)
+    _sparse(tmp_path / "big.yaml", "scenarios:\n", 50 << 20)
+    env = dict(os.environ, PYTEST_ADDOPTS="")
+    base = [sys.executable, "-m", "pytest", "-p", "netring_testkit", "-p", "no:cacheprovider", "--collect-only", "-q"]
+    t0 = time.monotonic()
+    p = subprocess.run(base + ["one.yaml"], cwd=str(tmp_path), capture_output=True, text=True, timeout=120, env=env,
+                       preexec_fn=_limit_memory)
+    assert p.returncode == 0 and "one.yaml::udp" in p.stdout and "big.yaml" not in p.stdout, p.stdout + p.stderr
+    assert time.monotonic() - t0 < 30
+    # found under a directory, the big file is collected (its first line says it is a scenario
+    # file) and reports the size limit, without being read
+    p = subprocess.run(base + ["."], cwd=str(tmp_path), capture_output=True, text=True, timeout=120, env=env,
+                       preexec_fn=_limit_memory)
+    assert p.returncode != 0 and "one.yaml::udp" in p.stdout
+    assert ("big.yaml:1:1: (top level): 52428800 bytes in the file; the limit is 1048576 (file_size: raise it "
+            "with --netring-limits file_size=N" in p.stdout), p.stdout
