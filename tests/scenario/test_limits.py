@@ -275,3 +275,64 @@ def test_pytest_one_file_does_not_load_its_big_siblings(tmp_path):
     assert p.returncode != 0 and "one.yaml::udp" in p.stdout
     assert ("big.yaml:1:1: (top level): 52428800 bytes in the file; the limit is 1048576 (file_size: raise it "
             "with --netring-limits file_size=N" in p.stdout), p.stdout
+
+
+@pytest.mark.parametrize("field,value", [
+    ("timeout", ".nan"), ("timeout", ".inf"), ("timeout", "-1"), ("timeout", "0"), ("timeout", "1e300"),
+    ("timeout", "100000m"), ("quiet", ".nan"), ("quiet", "-.inf"),
+])
+def test_durations_are_finite_and_positive(field, value):
+    text = GOOD1.replace("timeout: 10s", "timeout: %s\n    quiet: 100ms" % value if field == "timeout"
+                         else "timeout: 10s\n    quiet: %s" % value)
+    ps = problems(text)
+    assert [p.path for p in ps] == [("scenarios", 0, field)], [str(p) for p in ps]
+    assert ps[0].line is not None
+    assert "finite" in ps[0].message or "expected a duration" in ps[0].message, ps[0].message
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "-5", "0", "10000000000", "5000Mpps", "1e12"])
+def test_rates_are_finite_and_in_range(value):
+    ps = problems(GOOD1.replace("rate: 20kpps", "rate: %s" % value))
+    assert [p.path for p in ps] == [("scenarios", 0, "traffic", 0, "rate")], [str(p) for p in ps]
+    assert ps[0].line == 13
+
+
+def test_duration_and_rate_values():
+    assert sc.parse_duration(86400) == 86400.0
+    for bad in (float("nan"), float("inf"), -1, 0, 86401, "1441m"):
+        with pytest.raises(ValueError, match="finite number of seconds above 0 and at most 86400"):
+            sc.parse_duration(bad)
+    assert sc.parse_rate(10 ** 9) == 10 ** 9 and sc.parse_rate("1000Mpps") == 10 ** 9
+    for bad in (0, -3, 10 ** 9 + 1, "1001Mpps", float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="rate"):
+            sc.parse_rate(bad)
+
+
+def test_recursive_alias_is_located():
+    p = one(GOOD1.replace("timeout: 10s", "timeout: 10s\n    description: &d [1, [2, *d]]"))
+    assert (p.line, p.column) == (22, 29)  # the alias
+    assert p.message == ("YAML syntax error: recursive alias *d: it refers to a node that contains it, which would "
+                         "expand forever")
+    # a recursive merge key too
+    p = one(GOOD1 + "x-m: &m {a: 1, b: {<<: *m}}\n")
+    assert p.line == 23 and "recursive alias *m" in p.message
+
+
+def test_nul_and_control_characters_are_located():
+    p = one(GOOD1.replace("count: 100", "count: 1\x0000"))
+    assert (p.line, p.column) == (12, 17) and p.message == "character '\\x00' (U+0000) is not allowed in YAML"
+    p = one(GOOD1.replace("rate: 20kpps", "rate: 20\x07kpps"))
+    assert (p.line, p.column) == (13, 17) and "(U+0007)" in p.message
+
+
+def test_bytes_that_are_not_utf8_are_located(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(GOOD1.replace("timeout: 10s", "timeout: 10s\n    description: caf\u00e9 \u00e9t\u00e9").encode(
+        "latin-1"))
+    with pytest.raises(sc.ScenarioSpecError) as ei:
+        sc.load(path)
+    (p,) = ei.value.problems
+    assert (p.line, p.column) == (22, 21)
+    assert p.message == "byte 0xe9 is not UTF-8 (invalid continuation byte); save the file as UTF-8"
+    # found under a directory it is still recognised (by its lines) and reports this problem
+    assert sc.find_scenario_files([tmp_path]) == [str(path)]
