@@ -27,7 +27,8 @@ Options (group ``netring``):
     per failed scenario: ``<id>.json`` (full result) and ``<id>.pcap`` (unexpected frames).
 ``--netring-limits "NAME=N ..."`` / ini ``netring_limits``
     raise the limits on scenario files (:mod:`netring_testkit.scenario.limits`: file size, depth,
-    YAML nodes, string length, topology nodes and links, streams, matrix combinations x streams);
+    YAML nodes, string length, topology nodes and links, streams, matrix combinations x streams
+    and x YAML nodes);
     the option adds to (and overrides) the ini value.
 
 pps and loss are also attached to each item as ``user_properties`` (JUnit ``<property>``).
@@ -43,9 +44,10 @@ import pytest
 from netring.errors import NetringError
 
 from .plugin import get_factory, skip_unmet
+from .scenario.limits import LIMITS_HELP, Limits
 
 # ``scenario`` (YAML, JSON Schema) is imported only when a YAML file is met: this module is loaded
-# in every pytest session of the environment.
+# in every pytest session of the environment (``scenario.limits`` is plain data, imported here).
 
 __all__ = ["ScenarioFile", "ScenarioItem", "ScenarioFailed"]
 
@@ -62,9 +64,7 @@ def pytest_addoption(parser):
     group.addoption("--netring-artifacts", metavar="DIR", default=None,
                     help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcap "
                          "(unexpected or corrupt frames)")
-    limits_help = ("raise the limits on YAML scenario files, e.g. 'streams=4096 file_size=4MiB'; names: file_size "
-                   "(1MiB), depth (64), yaml_nodes (100000, after alias expansion), string (4096), nodes (64), "
-                   "links (256), streams (1024), matrix_streams (10000: matrix combinations x streams)")
+    limits_help = "raise the " + LIMITS_HELP
     group.addoption("--netring-limits", metavar="NAME=N ...", default=None, help=limits_help)
     parser.addini("netring_limits", limits_help + " (--netring-limits adds to these)", default="")
 
@@ -77,8 +77,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "netring_scenario: a YAML scenario item (netring_testkit)")
     text = " ".join(filter(None, [config.getini("netring_limits"), config.getoption("netring_limits", None)]))
     if text:
-        from .scenario.limits import Limits
-
         try:
             config.stash[_LIMITS_KEY] = Limits.parse(text)
         except ValueError as exc:

@@ -27,6 +27,7 @@ _DEFAULTS = {
     "links": (256, "topology links (veth pairs) in one scenario"),
     "streams": (1024, "streams in one scenario"),
     "matrix_streams": (10_000, "matrix combinations x streams of one scenario"),
+    "matrix_nodes": (200_000, "matrix combinations x YAML nodes of one scenario"),
 }
 
 LIMITS_HELP = ("limits on scenario files as NAME=VALUE, separated by spaces or commas; names: %s (sizes "

@@ -112,7 +112,12 @@ def test_nesting_depth_is_located():
     assert p.message.startswith("more than 64 levels of nesting; the limit is 64 (depth:")
     # nesting deeper than Python's recursion limit: still located, no RecursionError
     p = one(GOOD1.replace("timeout: 10s", "timeout: 10s\n    description: " + "[" * 5000 + "]" * 5000))
-    assert p.line == 22 and "(depth:" in p.message
+    # (libyaml's scanner, which reads ahead of the events, stops at its own limit of 1000 flow levels)
+    assert p.line == 22 and ("(depth:" in p.message or "exceeded maximum nesting depth" in p.message), str(p)
+    # block nesting, which the scanner does not bound: our limit
+    block = "".join("\n" + "  " * (i + 3) + "k%d:" % i for i in range(300)) + " 1"
+    p = one(GOOD1.replace("timeout: 10s", "timeout: 10s\n    description:" + block))
+    assert p.line == 22 + 62 and "(depth:" in p.message
 
 
 def test_long_strings_are_located():
@@ -336,3 +341,23 @@ def test_bytes_that_are_not_utf8_are_located(tmp_path):
     assert p.message == "byte 0xe9 is not UTF-8 (invalid continuation byte); save the file as UTF-8"
     # found under a directory it is still recognised (by its lines) and reports this problem
     assert sc.find_scenario_files([tmp_path]) == [str(path)]
+
+
+def test_matrix_times_scenario_size_is_limited_before_expanding(monkeypatch):
+    """A 170 KB file, 1000 combinations of a scenario with 3000 filter rules, took over a minute."""
+    from netring_testkit.scenario import loader
+
+    rules = "".join("          - {match: {udp: {dport: %d}}, action: drop}\n" % (i + 1) for i in range(3000))
+    text = GOOD1.replace("      - {attach: rx:eth0, program: pass, mode: native}\n",
+                         "      - attach: rx:eth0\n        program: filter\n        rules:\n" + rules).replace(
+        "timeout: 10s", "timeout: 10s\n    description: n${n}\n    matrix: {n: [%s]}"
+        % ", ".join(str(i) for i in range(1000)))
+
+    def boom(*a, **k):
+        raise AssertionError("the matrix was expanded")
+
+    monkeypatch.setattr(loader, "matrix_combinations", boom)
+    p = one(text)
+    assert p.path == ("scenarios", 0, "matrix") and p.line == 3025
+    assert p.message.startswith("1000 combinations x 15043 YAML nodes = 15043000 matrix combinations x YAML nodes "
+                                "of one scenario; the limit is 200000 (matrix_nodes:")
