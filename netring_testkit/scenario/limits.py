@@ -65,11 +65,12 @@ class Limits:
             overrides[m.group(1)] = int(m.group(2)) * {None: 1, "KiB": _KIB, "MiB": _KIB * _KIB}[m.group(3)]
         return cls(**overrides)
 
-    def exceeded(self, name, actual):
-        """The message for ``actual`` over limit ``name``: the count, the limit and how to raise it."""
-        what = _DEFAULTS[name][1]
+    def exceeded(self, name, actual, when=""):
+        """The message for ``actual`` (a count, or text such as ``"more than 64"``) over limit ``name``:
+        the count, what it counts (``when`` qualifies it), the limit and how to raise it."""
+        what = _DEFAULTS[name][1] + (" " + when if when else "")
         return ("%s %s; the limit is %d (%s: raise it with --netring-limits %s=N or the netring_limits ini option)"
-                % ("%d" % actual if isinstance(actual, int) else actual, what, getattr(self, name), name, name))
+                % (actual, what, getattr(self, name), name, name))
 
     def __eq__(self, other):
         return isinstance(other, Limits) and all(getattr(self, k) == getattr(other, k) for k in _DEFAULTS)

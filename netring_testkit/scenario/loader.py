@@ -3,7 +3,9 @@
 :func:`load_text` runs the passes in order and reports every problem found at once, each
 located as ``FILE:LINE:COL: FIELD.PATH: what is wrong and what was expected``:
 
-1. YAML syntax (the parser's own position), duplicate keys;
+1. YAML syntax (the parser's own position), duplicate keys, and the :mod:`.limits` that bound the
+   work — the file size before reading, depth, alias expansion and string lengths while composing,
+   topology, stream and matrix sizes before the schema pass;
 2. the published JSON Schema (:mod:`.messages`) on the raw file, then on each expanded scenario;
 3. the matrix (:mod:`.matrix`): its size, repeated values, unused keys, unresolved placeholders;
 4. the semantic checks (:mod:`.semantics`) that build each :class:`~.model.Scenario`.
@@ -19,7 +21,7 @@ from netring import stamp as _stamp
 from netring.errors import ScenarioError
 
 from .limits import DEFAULT_LIMITS, Limits
-from .matrix import MATRIX_MAX, matrix_combinations, matrix_problems, substitute
+from .matrix import _PLACEHOLDER, MATRIX_MAX, matrix_combinations, matrix_problems, substitute
 from .messages import schema_problems
 from .semantics import build_scenario
 
@@ -445,19 +447,50 @@ def _oversize_problems(doc, data, limits):
         matrix = raw.get("matrix")
         if isinstance(matrix, dict) and all(isinstance(v, list) for v in matrix.values()):
             n_combos = math.prod(len(v) for v in matrix.values())
-            # more than MATRIX_MAX combinations is the matrix check's message
-            if n_combos <= MATRIX_MAX and n_combos * n_streams > limits.matrix_streams:
-                out.append(doc.problem(base + ("matrix",), limits.exceeded(
-                    "matrix_streams", "%d combinations x %d streams = %d" % (n_combos, n_streams,
-                                                                             n_combos * n_streams))))
-            elif 1 < n_combos <= MATRIX_MAX:
-                # every combination is substituted, validated and built: its cost is the scenario's size
-                n_nodes = _count_nodes({k: v for k, v in raw.items() if k != "matrix"})
-                if n_combos * n_nodes > limits.matrix_nodes:
-                    out.append(doc.problem(base + ("matrix",), limits.exceeded(
-                        "matrix_nodes", "%d combinations x %d YAML nodes = %d" % (n_combos, n_nodes,
-                                                                                  n_combos * n_nodes))))
+            if n_combos <= MATRIX_MAX:  # more than MATRIX_MAX combinations is the matrix check's message
+                out.extend(_matrix_size_problems(doc, raw, base, matrix, n_combos, n_streams, limits))
     return out
+
+
+def _matrix_size_problems(doc, raw, base, matrix, n_combos, n_streams, limits):
+    """What expanding ``matrix`` would cost: combinations x streams, x the scenario's YAML nodes (each
+    combination is substituted, validated and built), and the strings placeholders would grow."""
+    if n_combos * n_streams > limits.matrix_streams:
+        return [doc.problem(base + ("matrix",), limits.exceeded(
+            "matrix_streams", "%d combinations x %d streams = %d" % (n_combos, n_streams, n_combos * n_streams)))]
+    out = []
+    if n_combos > 1:
+        n_nodes = _count_nodes({k: v for k, v in raw.items() if k != "matrix"})
+        if n_combos * n_nodes > limits.matrix_nodes:
+            out.append(doc.problem(base + ("matrix",), limits.exceeded(
+                "matrix_nodes", "%d combinations x %d YAML nodes = %d" % (n_combos, n_nodes, n_combos * n_nodes))))
+    return out + _expanded_string_problems(doc, raw, base, matrix, limits)
+
+
+def _expanded_string_problems(doc, raw, base, matrix, limits):
+    """Strings whose ``${key}`` placeholders can expand past ``limits.string`` (600 placeholders of a
+    1 KB matrix value make each of a thousand combinations hold a 600 KB string), found before expanding."""
+    longest = {k: max((len(_placeholder_text(v)) for v in vals), default=0) for k, vals in matrix.items()}
+    out = []
+    stack = [(base + (k,), v) for k, v in raw.items() if k != "matrix"]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((path + (k,), x) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((path + (i,), x) for i, x in enumerate(v))
+        elif isinstance(v, str) and "${" in v:
+            size = len(v)
+            for m in _PLACEHOLDER.finditer(v):
+                size += longest.get(m.group(1), 0) - len(m.group(0))
+            if size > limits.string:
+                out.append(doc.problem(path, limits.exceeded("string", "up to %d" % size,
+                                                             "once the matrix values are substituted")))
+    return sorted(out, key=lambda p: p.path)
+
+
+def _placeholder_text(value):
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _count_nodes(value):

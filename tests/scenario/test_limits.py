@@ -361,3 +361,22 @@ def test_matrix_times_scenario_size_is_limited_before_expanding(monkeypatch):
     assert p.path == ("scenarios", 0, "matrix") and p.line == 3025
     assert p.message.startswith("1000 combinations x 15043 YAML nodes = 15043000 matrix combinations x YAML nodes "
                                 "of one scenario; the limit is 200000 (matrix_nodes:")
+
+
+def test_strings_grown_by_placeholders_are_limited_before_expanding(monkeypatch):
+    """600 placeholders of a 1 KB matrix value: a thousand combinations would each hold a 600 KB string."""
+    from netring_testkit.scenario import loader
+
+    values = ", ".join("v%04d%s" % (i, "x" * 995) for i in range(1000))
+    text = GOOD1.replace("timeout: 10s", "timeout: 10s\n    description: \"%s\"\n    matrix: {k: [%s]}"
+                         % ("${k}" * 600, values))
+    assert len(text) < 1 << 20
+
+    def boom(*a, **k):
+        raise AssertionError("the matrix was expanded")
+
+    monkeypatch.setattr(loader, "matrix_combinations", boom)
+    p = one(text)
+    assert p.path == ("scenarios", 0, "description") and p.line == 22
+    assert p.message.startswith("up to 600000 characters in one string once the matrix values are "
+                                "substituted; the limit is 4096 (string:")
