@@ -6,11 +6,11 @@ collected when
 
 - it was named on the command line (``pytest scenarios/mine.yaml``): always, and an invalid
   file then fails collection listing every problem; or
-- it was found under a directory (``pytest``, ``pytest scenarios/``) and its top level is a
-  mapping with a ``scenarios:`` key and no other keys except ``x-*`` (and ``.*``) extension
-  keys. Files without a line starting with ``scenarios:`` are not even parsed. A file that
-  does not parse is collected (so its syntax error is reported) when no column-0 line holds
-  another top-level key.
+- it was found under a directory (``pytest``, ``pytest scenarios/``) and a line starts with
+  ``scenarios:`` while no other column-0 line starts with a key except ``x-*`` (and ``.*``)
+  extension keys — a line scan of the first ``file_size`` bytes, never a YAML parse, since
+  pytest asks this of every YAML file next to the ones it collects. Only a collected file is
+  parsed; one that does not parse or is too big then fails collection with that problem.
 
 Other YAML — CI configs, docker-compose files, an Artillery load test with top-level
 ``config:`` and ``scenarios:`` — is left alone, because the plugin loads in every project
@@ -44,10 +44,9 @@ import pytest
 from netring.errors import NetringError
 
 from .plugin import get_factory, skip_unmet
-from .scenario.limits import LIMITS_HELP, Limits
 
 # ``scenario`` (YAML, JSON Schema) is imported only when a YAML file is met: this module is loaded
-# in every pytest session of the environment (``scenario.limits`` is plain data, imported here).
+# in every pytest session of the environment.
 
 __all__ = ["ScenarioFile", "ScenarioItem", "ScenarioFailed"]
 
@@ -64,7 +63,9 @@ def pytest_addoption(parser):
     group.addoption("--netring-artifacts", metavar="DIR", default=None,
                     help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcap "
                          "(unexpected or corrupt frames)")
-    limits_help = "raise the " + LIMITS_HELP
+    limits_help = ("raise the limits on YAML scenario files, as NAME=N separated by spaces or commas (sizes also "
+                   "as 4KiB, 2MiB), e.g. 'streams=4096 file_size=4MiB'; names: file_size, depth, yaml_nodes, "
+                   "string, nodes, links, streams, matrix_streams, matrix_nodes (README: YAML scenarios, Limits)")
     group.addoption("--netring-limits", metavar="NAME=N ...", default=None, help=limits_help)
     parser.addini("netring_limits", limits_help + " (--netring-limits adds to these)", default="")
 
@@ -77,6 +78,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "netring_scenario: a YAML scenario item (netring_testkit)")
     text = " ".join(filter(None, [config.getini("netring_limits"), config.getoption("netring_limits", None)]))
     if text:
+        from .scenario.limits import Limits
+
         try:
             config.stash[_LIMITS_KEY] = Limits.parse(text)
         except ValueError as exc:
