@@ -91,13 +91,21 @@ def exchange(protocol, data, flags, replies=None, marshal=None):
                     return out
 
 
-def links(ifindex=0):
+def links(ifindex=0, nsid=None):
     """RTM_GETLINK here: ``[ifinfmsg]`` of ``ifindex``, or of every link (a dump) when it is 0.
 
-    ``OSError(ENODEV)`` for a missing ifindex.
+    ``nsid``: ask the namespace with that id as seen from here instead (IFLA_IF_NETNSID, kernel
+    4.20+), e.g. for a veth's peer (its IFLA_LINK and IFLA_LINK_NETNSID). ``OSError(ENODEV)`` for a
+    missing ifindex.
     """
     flags = NLM_F_REQUEST | (0 if ifindex else NLM_F_DUMP)
-    return exchange(socket.NETLINK_ROUTE, _getlink(ifindex), flags, {RTM_NEWLINK: ifinfmsg})
+    if nsid is None:
+        return exchange(socket.NETLINK_ROUTE, _getlink(ifindex), flags, {RTM_NEWLINK: ifinfmsg})
+    msg = ifinfmsg()
+    msg["family"] = socket.AF_UNSPEC
+    msg["index"] = ifindex
+    msg["attrs"] = [("IFLA_IF_NETNSID", nsid)]
+    return request(socket.NETLINK_ROUTE, msg, RTM_GETLINK, flags, {RTM_NEWLINK: ifinfmsg})
 
 
 # Encoding an ifinfmsg costs about as much as the kernel's answer; the readiness poll asks for the

@@ -333,9 +333,10 @@ class Capture(RingSocket):
 
     - ``block_size`` (bytes; power of two, multiple of the page size, 4 KiB..16 MiB; default 128 KiB)
     - ``block_count`` (1..65536; default 32 — a 4 MiB ring; the ring must stay ≤ 1 GiB)
-    - ``frame_size`` (multiple of 16, ≥ 80, ≤ block_size; default 2048 — V3 packs frames of any
-      size into blocks, this only sets the kernel's frame accounting; a frame is truncated only
-      beyond the block; :meth:`frame_size_for_mtu` sizes it for an MTU)
+    - ``frame_size`` (80..block_size, rounded up to a multiple of 16, TPACKET_ALIGNMENT — the
+      ``frame_size`` attribute and the repr show the value used; default 2048 — V3 packs frames
+      of any size into blocks, this only sets the kernel's frame accounting; a frame is
+      truncated only beyond the block; :meth:`frame_size_for_mtu` sizes it for an MTU)
     - ``block_timeout_ms`` (0..60000; a non-empty block is retired after this long; 0 = kernel default)
     - ``promiscuous`` (bool), ``ignore_outgoing`` (bool: skip frames this host sends, Linux ≥ 4.20)
     - ``fanout``: None, :class:`Fanout`, ``(mode, group_id[, flags])`` or a dict
@@ -377,12 +378,13 @@ class Capture(RingSocket):
             raise ConfigurationError("block_size*block_count=%d exceeds the ring limit of %d bytes (1 GiB)"
                                      % (block_size * block_count, MAX_RING_BYTES), field="block_count",
                                      value=block_count)
-        hdr = lib.NR_RX_TPACKET3_HDRLEN
-        min_frame = (hdr + 15) & ~15
-        check_int("frame_size", frame_size, min_frame, block_size, ", a multiple of 16")
-        if frame_size % lib.NR_RX_TPACKET_ALIGNMENT:
-            raise ConfigurationError("frame_size=%d must be a multiple of 16 (TPACKET_ALIGNMENT)" % frame_size,
-                                     field="frame_size", value=frame_size)
+        align = lib.NR_RX_TPACKET_ALIGNMENT
+        min_frame = (lib.NR_RX_TPACKET3_HDRLEN + align - 1) // align * align
+        check_int("frame_size", frame_size, min_frame, block_size,
+                  "; rounded up to a multiple of %d (TPACKET_ALIGNMENT)" % align)
+        # The kernel wants a multiple of TPACKET_ALIGNMENT: round up (block_size is a multiple of
+        # the page size, so the result still fits the block) and show the real value.
+        frame_size = (frame_size + align - 1) // align * align
         check_int("block_timeout_ms", block_timeout_ms, 0, 60000)
         check_bool("promiscuous", promiscuous)
         check_bool("ignore_outgoing", ignore_outgoing)
@@ -468,8 +470,9 @@ class Capture(RingSocket):
             "derived from pkt.data); delete them or copy with bytes() first, then close again" % self.ifname)
 
     def _repr_ring(self):
-        return "ring=%dx%d B%s" % (self.block_count, self.block_size, "" if self.fanout is None
-                                   else " fanout=%s/%d" % (self.fanout.mode, self.fanout.group_id))
+        return "ring=%dx%d B frame_size=%d%s" % (self.block_count, self.block_size, self.frame_size,
+                                                 "" if self.fanout is None
+                                                 else " fanout=%s/%d" % (self.fanout.mode, self.fanout.group_id))
 
     def close(self):
         """Return outstanding batches, unmap the ring, close the socket (idempotent, thread-safe).
@@ -575,27 +578,31 @@ class Capture(RingSocket):
                 prev.release()
 
     def recv(self, max_packets=64, timeout=None):
-        """Up to ``max_packets`` packets as owned copies (``data`` is ``bytes``); [] on timeout.
+        """Up to ``max_packets`` packets as owned copies (``data`` is ``bytes``), waiting up to ``timeout`` s for them.
 
-        Returns as soon as at least one packet is available; packets of a block beyond
-        ``max_packets`` are kept for the next call.
+        Returns once ``max_packets`` packets have arrived, or when ``timeout`` s have passed
+        with what arrived by then (``[]`` if nothing did) — like scapy's ``sniff(count=,
+        timeout=)``. ``timeout=None`` waits until ``max_packets`` arrived, however long that
+        takes; ``timeout=0`` takes what is ready now without waiting. Packets beyond
+        ``max_packets`` (the rest of a block) are kept, in order, for the next call.
+        For "whatever one retired block holds, as soon as there is one", use
+        :meth:`next_batch` (zero-copy views).
         """
         check_int("max_packets", max_packets, 1, 1 << 30)
         timeout = check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._pending:
+        pending = self._pending
+        while len(pending) < max_packets:
+            # After the deadline, left is 0: next_batch still hands out blocks that are already
+            # retired (at most max_packets more), it just stops waiting for new ones.
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             b = self.next_batch(left)
             if b is None:
-                return []
-            with b:
-                self._pending.extend(p.to_owned() for p in b)
-            if deadline is not None and time.monotonic() >= deadline:
                 break
-        out = []
-        while self._pending and len(out) < max_packets:
-            out.append(self._pending.popleft())
-        return out
+            with b:
+                pending.extend(p.to_owned() for p in b)
+        n = min(max_packets, len(pending))
+        return [pending.popleft() for _ in range(n)]
 
     def drain(self, checker, timeout, quiet=0.2):
         """Feed batches to ``checker`` (a :class:`netring.check.SeqChecker`) until it is done,

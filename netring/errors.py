@@ -63,17 +63,27 @@ class ConfigurationError(NetringError, ValueError):
 
 
 class FrameTooLargeError(ConfigurationError):
-    """A frame does not fit a ring slot; the message names its length and the capacity."""
+    """A frame is longer than a limit allows; the message names its length, the limit and the remedy.
 
-    def __init__(self, length, capacity, field="frame"):
+    Attributes: ``length`` (bytes), ``capacity`` (the limit that applied, bytes), ``limit``
+    (which one: ``"frame_size"`` — the ring's slot, raise ``frame_size`` — or ``"mtu"`` — what
+    the link carries, raise the link's MTU), ``index`` (the frame's position in the batch sent,
+    or None) and ``sent`` (frames of that batch handed to the kernel anyway, or None).
+    """
+
+    def __init__(self, length, capacity, field="frame", *, limit="frame_size", message=None, index=None,
+                 sent=None):
         super().__init__(
-            "frame of %d B exceeds the frame capacity of %d B; raise frame_size or send a shorter frame"
+            message or "frame of %d B exceeds the frame capacity of %d B; raise frame_size or send a shorter frame"
             % (length, capacity),
             field=field,
             value=length,
         )
         self.length = length
         self.capacity = capacity
+        self.limit = limit
+        self.index = index
+        self.sent = sent
 
 
 class UnsupportedError(NetringError):

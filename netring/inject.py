@@ -11,10 +11,20 @@ supports; the slot header differs only in name.
 
 Slot order is strict: the kernel transmits slots in ring order and stops at the first slot
 that is not requested, so at most one :meth:`Injector.allocate` slot may be open at a time.
+
+Frame limits are the kernel's own: a frame may be MTU + 14 B (Ethernet header) long, MTU + 18 B
+only when it carries an 802.1Q tag (ethertype 0x8100; the kernel allows no extra room for
+0x88a8), and never more than a slot holds (``frame_size`` − 32 B). Frames are checked against
+them before the kernel sees them. Should the kernel refuse a slot anyway (the link's MTU dropped
+after the injector opened, say), it marks it ``TP_STATUS_WRONG_FORMAT`` and stops its walk there
+for good; the injector recovers that slot at once — the frames behind it move up one slot and
+are sent, in order — counts it in ``rejected_frames`` and raises :class:`FrameTooLargeError`
+naming the frame, so one bad frame costs one frame, never the ring.
 """
 import array
 import errno
 import fcntl
+import os
 import struct
 import time
 
@@ -30,6 +40,7 @@ __all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
 _SIOCGIFMTU = 0x8921
 _ETH_HLEN = 14
 _VLAN_HLEN = 4
+_TPID_8021Q = b"\x81\x00"  # the one outer ethertype the kernel allows 4 bytes beyond MTU + 14 for
 _DEFAULT_FRAME_SIZE = 2048
 _MAX_FRAME_SIZE = 65536
 _STALL_S = 5.0
@@ -82,6 +93,7 @@ class TxSlot:
                 raise self._done_error()
             n = len(self._data) if length is None else length
             check_int("length", n, _ETH_HLEN, len(self._data))
+            inj._check_len(n, "length", bytes(self._data[:_ETH_HLEN]))  # the slot stays open if it does not fit
             self._finish()
             lib.nr_tx_commit(inj._ring, n)
 
@@ -115,18 +127,23 @@ class Injector(RingSocket):
 
     Keyword configuration (validated; ConfigurationError names field, value and range):
 
-    - ``frame_size`` (bytes per slot; multiple of 16, 128..65536; default 2048). A frame may be
-      up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at most MTU + 18;
-      :meth:`frame_size_for_mtu` gives the one a jumbo MTU needs.
+    - ``frame_size`` (bytes per slot; 128..65536, rounded up to a multiple of 16,
+      TPACKET_ALIGNMENT — the ``frame_size`` attribute and the repr show the value used; default
+      2048). A frame may be up to ``capacity`` bytes: ``frame_size`` − 32 (slot header), and at
+      most MTU + 18 — MTU + 14 unless it carries an 802.1Q tag, as the kernel requires;
+      :meth:`frame_size_for_mtu` gives the one a jumbo MTU needs. A FrameTooLargeError says
+      which limit applied (``limit``: ``"frame_size"`` or ``"mtu"``) and what to raise.
     - ``frame_count`` (1..1048576; default 1024 — a 2 MiB ring; rounded up to fill whole ring
       blocks, see ``frame_count`` after construction)
     - ``qdisc_bypass`` (bool: ``PACKET_QDISC_BYPASS``, hand frames straight to the driver)
     - ``netns`` (name, path, fd, NetNS or None)
 
     Attributes: ``ifname``, ``ifindex``, ``netns`` (the namespace's label or None), ``frame_size``,
-    ``frame_count``, ``capacity``, ``mtu``, ``sent_frames``. A context manager; :meth:`close` is
-    idempotent; :meth:`fileno` is writable when the kernel has a free slot at its head. One
-    thread at a time may send through an Injector.
+    ``frame_count``, ``capacity``, ``mtu``, ``sent_frames``, ``rejected_frames`` (frames the kernel
+    refused, see the module doc), ``mtu_remedy`` (what an MTU-limit error tells the user to do; the
+    test kit names its own knob). A context manager; :meth:`close` is idempotent; :meth:`fileno`
+    is writable when the kernel has a free slot at its head. One thread at a time may send
+    through an Injector.
     """
 
     _kind = "Injector"
@@ -141,14 +158,16 @@ class Injector(RingSocket):
         (where capacity stays 65504 B). ``Endpoint.injector()`` of the test kit uses it.
         """
         check_int("mtu", mtu, 68, 1 << 16)
-        need = (lib.NR_TX_DATA_OFF + mtu + _ETH_HLEN + _VLAN_HLEN + 15) // 16 * 16
+        align = lib.NR_TX_TPACKET_ALIGNMENT
+        need = (lib.NR_TX_DATA_OFF + mtu + _ETH_HLEN + _VLAN_HLEN + align - 1) // align * align
         return min(max(need, _DEFAULT_FRAME_SIZE), _MAX_FRAME_SIZE)
 
     def __init__(self, ifname, *, netns=None, frame_size=_DEFAULT_FRAME_SIZE, frame_count=1024, qdisc_bypass=False):
-        check_int("frame_size", frame_size, 128, _MAX_FRAME_SIZE, ", a multiple of 16")
-        if frame_size % 16:
-            raise ConfigurationError("frame_size=%d must be a multiple of 16 (TPACKET_ALIGNMENT)" % frame_size,
-                                     field="frame_size", value=frame_size)
+        align = lib.NR_TX_TPACKET_ALIGNMENT
+        check_int("frame_size", frame_size, 128, _MAX_FRAME_SIZE,
+                  "; rounded up to a multiple of %d (TPACKET_ALIGNMENT)" % align)
+        # The kernel wants a multiple of TPACKET_ALIGNMENT: round up (65536 is one) and show the real value.
+        frame_size = (frame_size + align - 1) // align * align
         check_int("frame_count", frame_count, 1, 1 << 20)
         check_bool("qdisc_bypass", qdisc_bypass)
         block_size = (frame_size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
@@ -165,8 +184,13 @@ class Injector(RingSocket):
         self._tx = None
         self._ring = None
         self._open_slot = None
-        #: Frames handed to the kernel so far, by every send method.
+        #: Frames handed to the kernel so far, by every send method (frames it refused not included).
         self.sent_frames = 0
+        #: Frames the kernel refused after our checks passed (each one's slot was recovered).
+        self.rejected_frames = 0
+        #: The remedy an MTU-limit FrameTooLargeError names (the test kit sets its own).
+        self.mtu_remedy = "raise the MTU of %s (`ip link set dev %s mtu N`)" % (ifname, ifname)
+        self._refusal_pending = 0  # a kick's -errno when the kernel refused a slot we could not recover yet
         # Every C call that touches the ring or the socket runs inside self._guard (see close()).
         self._open_ring_socket(ifname, netns)
         try:
@@ -184,7 +208,7 @@ class Injector(RingSocket):
                     raise NetringError("the kernel could not allocate a %d-byte TX ring (ENOMEM); use a smaller "
                                        "frame_count" % (block_nr * block_size))
                 raise_errno(rc, "setting up the TPACKET_V2 TX ring", **where)
-            #: Largest frame accepted, in bytes.
+            #: Largest frame accepted, in bytes (an 802.1Q-tagged one; untagged: MTU + 14 at most).
             self.capacity = min(frame_size - lib.NR_TX_DATA_OFF, self.mtu + _ETH_HLEN + _VLAN_HLEN)
             self._tx = self._map(block_size * block_nr)
             r = self._ring = ffi.new("struct nr_tx_ring *")
@@ -195,6 +219,7 @@ class Injector(RingSocket):
             r.frame_nr = self.frame_count
             r.head = 0
             r.capacity = self.capacity
+            r.link_max = self.mtu + _ETH_HLEN
             r.fd = fd
             # Which template each slot still holds (send_stream skips re-copying it); see tx.h.
             self._tags = ffi.new("uint64_t[]", self.frame_count)
@@ -202,6 +227,7 @@ class Injector(RingSocket):
             r.gen = 0
             self._err = ffi.new("int32_t *")
             self._bad = ffi.new("uint32_t *")
+            self._rec = ffi.new("uint32_t[3]")
             # Protocol 0: the socket transmits but never receives (no copy of every frame queued to it).
             rc = lib.nr_sock_bind_packet(fd, self.ifindex, 0)
             if rc < 0:
@@ -258,12 +284,94 @@ class Injector(RingSocket):
         self._guard.check_open()
 
     # -- slots ------------------------------------------------------------------------------------
-    def _check_len(self, n, field="frame"):
-        if n > self.capacity:
-            raise FrameTooLargeError(n, self.capacity, field=field)
+    def _check_len(self, n, field="frame", head=None, index=None):
+        """FrameTooLargeError (naming the limit that applies) unless an ``n``-byte frame fits.
+
+        ``head``: the frame's first bytes, to tell an 802.1Q-tagged frame (which may be 4 B
+        longer) from an untagged one; None: not known yet (``allocate``), allow the tagged limit.
+        """
         if n < _ETH_HLEN:
             raise ConfigurationError("%s of %d B is shorter than an Ethernet header (14 B)" % (field, n),
                                      field=field, value=n)
+        slot = self.frame_size - lib.NR_TX_DATA_OFF
+        tagged = head is None or bytes(head[12:14]) == _TPID_8021Q
+        link = self.mtu + _ETH_HLEN + (_VLAN_HLEN if tagged else 0)
+        if n <= min(slot, link):
+            return
+        if slot < link:
+            raise FrameTooLargeError(n, slot, field=field, limit="frame_size", index=index, message=(
+                "%s%s B exceeds the TX ring's frame capacity of %d B (frame_size %d - %d B slot header); raise "
+                "frame_size (Injector.frame_size_for_mtu(%d) fits this link) or send a shorter frame"
+                % ("frame of " if field in ("frame", "length") else "%s: frame of " % field, n, slot,
+                   self.frame_size, lib.NR_TX_DATA_OFF, self.mtu)))
+        raise FrameTooLargeError(n, link, field=field, limit="mtu", index=index, message=(
+            "%sframe of %d B exceeds what %s carries: %s; %s or send a shorter frame"
+            % ("" if field in ("frame", "length") else "%s: " % field, n, self.ifname, self._link_limits(),
+               self.mtu_remedy)))
+
+    def _link_limits(self):
+        return "MTU %d + 14 B Ethernet header = %d B (%d B only with an 802.1Q tag)" % (
+            self.mtu, self.mtu + _ETH_HLEN, self.mtu + _ETH_HLEN + _VLAN_HLEN)
+
+    def _set_mtu(self, mtu):
+        # Inside the guard.
+        self.mtu = mtu
+        self.capacity = min(self.frame_size - lib.NR_TX_DATA_OFF, mtu + _ETH_HLEN + _VLAN_HLEN)
+        self._ring.capacity = self.capacity
+        self._ring.link_max = mtu + _ETH_HLEN
+
+    # -- slots the kernel refused ----------------------------------------------------------------
+    def _recover(self, rc, queued):
+        """After a kick failed with ``rc``: recover every slot the kernel refused and kick on.
+
+        Call inside the guard. ``queued``: frames the current call queued so far (the refused
+        frame's index in it follows from how many requested slots were behind it), 0 if none.
+        Returns ``[(index or None, length, rc), ...]``, one per refused frame, and leaves the
+        ring kicked; raises the plain errno error if ``rc`` was no refusal (no slot is marked).
+        With an allocate() slot open (our head, which recovery moves) it only notes the refusal
+        (``_refusal_pending``): the next kick without an open slot recovers it.
+        """
+        refused = []
+        r = self._ring
+        out = self._rec
+        while lib.nr_tx_recover(r, out, 0) == 0:
+            if self._open_slot is not None:
+                self._refusal_pending = rc
+                break
+            lib.nr_tx_recover(r, out, 1)
+            self._refusal_pending = 0
+            self.rejected_frames += 1
+            self.sent_frames -= 1
+            idx = queued - out[2] - 1
+            refused.append((idx if idx >= 0 else None, out[1], rc))
+            rc = lib.nr_tx_kick(r)
+            if rc >= 0 or rc in (-errno.EAGAIN, -errno.ENOBUFS):
+                rc = 0
+                break
+        if refused or self._refusal_pending:
+            if self._refusal_pending == -errno.EMSGSIZE or any(x[2] == -errno.EMSGSIZE for x in refused):
+                self._set_mtu(self._mtu())  # the usual cause: the MTU dropped since we read it
+            return refused
+        raise_errno(rc, "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
+
+    def _refusal_error(self, refused, what, sent):
+        """The error for the first of ``refused`` (from :meth:`_recover`); ``what(index)`` names a frame."""
+        idx, length, rc = refused[0]
+        name = what(idx)
+        rest = ("; %d other frame(s) were refused too" % (len(refused) - 1)) if len(refused) > 1 else ""
+        kept = ", the %d other(s) sent" % sent if sent else ""
+        if self._open_slot is not None and self._refusal_pending:
+            kept = "; the frames after it wait until the open allocate() slot is sent or discarded"
+        if rc == -errno.EMSGSIZE:
+            return FrameTooLargeError(length, self.mtu + _ETH_HLEN, field=name, limit="mtu", index=idx, sent=sent,
+                                      message=(
+                "the kernel refused %s (%d B, EMSGSIZE): longer than %s carries now — %s (did the MTU change "
+                "after the injector opened?); that frame was dropped%s%s. %s, or send shorter frames"
+                % (name, length, self.ifname, self._link_limits(), kept, rest,
+                   self.mtu_remedy[0].upper() + self.mtu_remedy[1:])))
+        code = -rc
+        return NetringError("the kernel refused %s (%d B) with %s (%s); that frame was dropped%s%s"
+                            % (name, length, errno.errorcode.get(code, str(code)), os.strerror(code), kept, rest))
 
     def allocate(self, length):
         """A writable :class:`TxSlot` of ``length`` bytes, or None when the ring is full (never blocks).
@@ -277,6 +385,8 @@ class Injector(RingSocket):
             if self._open_slot is not None:
                 raise NetringError("a slot from allocate() is still open; send() or discard() it first "
                                    "(the kernel transmits slots strictly in ring order)")
+            if self._refusal_pending:
+                self._kick()
             r = self._ring
             if lib.nr_tx_status(r, r.head) != lib.NR_TX_TP_STATUS_AVAILABLE:
                 return None
@@ -286,11 +396,24 @@ class Injector(RingSocket):
             self._open_slot = slot
             return slot
 
-    def _kick(self):
-        # Call inside the guard.
-        rc = lib.nr_tx_kick(self._ring)
-        if rc < 0 and rc not in (-errno.EAGAIN, -errno.ENOBUFS):  # the slots stay requested; retried later
-            raise_errno(rc, "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
+    def _kick(self, refused=None, queued=0):
+        """Kick the kernel (call inside the guard). A refused slot is recovered (see :meth:`_recover`):
+        appended to ``refused`` if given, else raised."""
+        if self._refusal_pending and self._open_slot is None:
+            rc = self._refusal_pending  # a refusal seen while a slot was open: recover it now
+        else:
+            rc = lib.nr_tx_kick(self._ring)
+        if rc < 0 and rc not in (-errno.EAGAIN, -errno.ENOBUFS):  # those two: the slots stay requested, retried
+            got = self._recover(rc, queued)
+            if refused is not None:
+                refused.extend(got)
+                return 0
+            if got:
+                raise self._refusal_error(got, lambda i: "a queued frame", None)
+            if self._refusal_pending:
+                raise NetringError("the kernel refused a queued frame on %s; send() or discard() the open "
+                                   "allocate() slot, then flush() again to send the frames after it" % self.ifname)
+            return 0
         return rc
 
     def flush(self):
@@ -299,11 +422,17 @@ class Injector(RingSocket):
         Returns 0 (and the slots stay requested, for the next flush) if the kernel answered
         ENOBUFS/EAGAIN.
         """
+        refused = []
         with self._guard:
             n = self._ring.queued
-            if self._kick() < 0:
+            if self._kick(refused) < 0:
                 return 0
         self.sent_frames += n
+        if refused:
+            raise self._refusal_error(refused, lambda i: "a queued frame", None)
+        if self._refusal_pending:
+            raise NetringError("the kernel refused a queued frame on %s; send() or discard() the open allocate() "
+                               "slot, then flush() again to send the frames after it" % self.ifname)
         return n
 
     def _head_free(self):
@@ -376,9 +505,15 @@ class Injector(RingSocket):
             with g:
                 n = lib.nr_tx_send(r, ffi.from_buffer(buf), len(buf), ffi.from_buffer("uint32_t[]", lens), total,
                                    _ETH_HLEN, 1, _KICK_EVERY, err, bad)
+        if strict:
+            name = lambda i: "frame"  # noqa: E731
+        else:
+            name = lambda i: "a frame queued earlier" if i is None else "frames[%d]" % i  # noqa: E731
         if n == -errno.EMSGSIZE:
             i = bad[0]
-            self._check_len(lens[i], "frames[%d]" % i)
+            off = sum(lens[:i])
+            self._check_len(lens[i], name(i), buf[off:off + _ETH_HLEN], index=i)
+            raise NetringError("%s (%d B) was refused by the length check" % (name(i), lens[i]))  # not reached
         cbuf = ffi.from_buffer(buf)
         clens = ffi.from_buffer("uint32_t[]", lens)
         nbytes = len(buf)
@@ -386,10 +521,16 @@ class Injector(RingSocket):
         done = 0
         pos = 0
         last_progress = None
+        refused = []  # frames the kernel refused (their slots recovered): reported once the rest is sent
         while True:
-            if err[0]:
-                self.sent_frames += n
-                raise_errno(err[0], "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
+            if err[0]:  # a kick inside nr_tx_send failed: a refused slot is recovered (and counted), else raise
+                rc, err[0] = err[0], 0
+                try:
+                    with g:
+                        refused.extend(self._recover(rc, done + n))
+                except NetringError:
+                    self.sent_frames += n
+                    raise
             if n:
                 self.sent_frames += n
                 if done + n >= total:
@@ -409,11 +550,14 @@ class Injector(RingSocket):
                                      "queued" % (self.ifname, _STALL_S, done, total))
             with g:
                 if r.queued:
-                    self._kick()  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
+                    self._kick(refused, done)  # an earlier kick hit ENOBUFS/EAGAIN: those slots are still requested
             self._wait_space(deadline)
             with g:
                 n = lib.nr_tx_send(r, cbuf + pos, nbytes - pos, clens + done, total - done, _ETH_HLEN, 0,
                                    _KICK_EVERY, err, bad)
+        if refused:
+            mine = sum(1 for x in refused if x[0] is not None)
+            raise self._refusal_error(refused, name, done - mine)
         if strict and done < total:
             raise NetringError("no free TX slot on %s within %s s; the kernel is not draining the ring"
                                % (self.ifname, timeout))
@@ -438,7 +582,8 @@ class Injector(RingSocket):
 
     @property
     def rejected(self):
-        """Slots the kernel refused (``TP_STATUS_WRONG_FORMAT``); normally 0 since lengths are validated first."""
+        """Slots the kernel refused (``TP_STATUS_WRONG_FORMAT``) and not yet recovered: normally 0 — lengths
+        are checked first, and a refused slot is recovered at once (counted in ``rejected_frames``)."""
         return self.counts()[2]
 
     def wait_drained(self, timeout=1.0):
@@ -479,7 +624,10 @@ class Injector(RingSocket):
                 raise ConfigurationError("rate_pps=%r must be a number in [0.001, 1e9] or None" % (rate_pps,),
                                          field="rate_pps", value=rate_pps)
         timeout = check_timeout("timeout", timeout)
-        tm = prepare_templates(templates, csum_offsets, self.capacity)
+        tm = prepare_templates(templates, csum_offsets)
+        for i in range(tm.n):
+            t = tm.arr[i]
+            self._check_len(t.len, "templates[%d]" % i, bytes(ffi.buffer(t.data, min(t.len, _ETH_HLEN))), index=i)
         if count == 0:
             return 0
         j = ffi.new("struct nr_st_job *")
@@ -506,9 +654,12 @@ class Injector(RingSocket):
             while j.done < count:
                 with g:
                     n = lib.nr_st_send(self._ring, j)
-                if j.last_err:
-                    raise_errno(j.last_err, "transmitting the stream from the TX ring (sendto)", ifname=self.ifname,
-                                netns=self.netns)
+                    rc = j.last_err
+                    refused = self._recover(rc, j.done) if rc else None  # raises if rc was no refusal
+                if refused:  # recovered: the frames behind it go out; the rest of the stream would not fit either
+                    raise self._refusal_error(
+                        refused, lambda i: "stream frame %s" % ("(queued earlier)" if i is None
+                                                                else "%d (seq %d)" % (i, first_seq + i)), None)
                 now = time.monotonic()
                 if j.done >= count or (deadline is not None and now >= deadline):
                     break

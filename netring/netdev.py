@@ -79,7 +79,7 @@ def _family_id():
         if exc.errno == errno.ENOENT:
             raise UnsupportedError("this kernel (%s) has no 'netdev' generic-netlink family; XDP feature queries "
                                    "need Linux 6.3 or newer" % os.uname().release) from None
-        raise
+        raise from_oserror(exc, "resolving the 'netdev' generic-netlink family") from None
 
 
 def _dev_get(ifindex=None):
@@ -144,4 +144,7 @@ def operstates():
     """``{ifname: (ifindex, operstate)}`` of every link in the calling thread's namespace (``"UP"``,
     ``"DOWN"``, ``"UNKNOWN"``…, IFLA_OPERSTATE), from one RTM_GETLINK dump that reads three fields per
     link — cheap enough to poll. Run it inside a namespace with :meth:`netring.netns.NetNS.run`."""
-    return _netlink.operstates()
+    try:
+        return _netlink.operstates()
+    except OSError as exc:   # incl. TimeoutError: no answer from the kernel
+        raise from_oserror(exc, "reading link states (netlink RTM_GETLINK)") from None

@@ -22,8 +22,8 @@ class RingMapping:
     ``mm`` is the ``mmap``; ``view`` the one memoryview (read-only if ``readonly``) and ``ptr``
     the one cffi ``uint8_t[]`` the socket keeps; everything else it hands out derives from those
     two. ``fd`` -1 makes an anonymous shared mapping (e.g. an AF_XDP UMEM): re-mapping one
-    would give fresh memory, so a socket adds it first and :meth:`RingSocket._unmap`, which
-    tries mappings in that order, never closes it while another mapping refuses.
+    would give fresh memory, so :meth:`RingSocket._unmap` closes anonymous mappings last — only
+    once every socket-backed one (which maps the same kernel memory again) has closed.
     """
 
     __slots__ = ("fd", "size", "offset", "readonly", "mm", "view", "ptr")
@@ -81,7 +81,7 @@ class RingSocket:
     - sets ``_kind`` (``"Capture"``: the class's name in messages and ``repr``) and ``_role``
       (``"capture"``: what the socket is for, in open errors);
     - validates its keyword arguments, then calls :meth:`_open_ring_socket` and :meth:`_map`
-      (adding first the mapping that user-visible views point into, see :meth:`_unmap`);
+      (in any order: :meth:`_unmap` closes anonymous memory last);
     - overrides :meth:`_drop_pointers` / :meth:`_rearm_pointers` for pointers it derived from
       a mapping, :meth:`_views_alive_error` for its message, :meth:`_repr_ring` for its
       geometry, and extends :meth:`_do_close` for what must be undone before the unmap;
@@ -132,15 +132,17 @@ class RingSocket:
 
     # -- tear-down ---------------------------------------------------------------------------
     def _unmap(self):
-        """Unmap every mapping, or none: drop our pointers and views, close the mappings in the order
-        they were added; if one refuses (a view derived from it is alive), map the ones already closed
-        again, re-derive the pointers and raise :meth:`_views_alive_error`."""
+        """Unmap every mapping, or none: drop our pointers and views, close the socket-backed mappings,
+        then the anonymous ones; if one refuses (a view derived from it is alive), map the ones already
+        closed again — only socket-backed ones can have been, and they map the same kernel memory
+        again — re-derive the pointers and raise :meth:`_views_alive_error`."""
         if not self._maps:
             return
         self._drop_pointers()
         for m in self._maps:
             m.disarm()
-        if all(m.close() for m in self._maps):  # all() stops at the first refusal
+        order = sorted(self._maps, key=lambda m: m.fd == -1)  # stable: anonymous memory last
+        if all(m.close() for m in order):  # all() stops at the first refusal
             self._maps = []
             return
         for m in self._maps:

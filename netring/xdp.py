@@ -9,6 +9,14 @@ is removed by :meth:`XdpAttachment.detach` (only if our program is still the one
 
 Modes: ``native`` (driver, ``XDP_FLAGS_DRV_MODE``), ``generic`` (skb, ``XDP_FLAGS_SKB_MODE``),
 ``auto`` (native, else generic; ``attachment.mode`` says which it got).
+
+Jumbo frames: native XDP on a veth whose MTU exceeds :func:`veth_single_buffer_max_mtu` (3506 with
+4 KiB pages) takes only a multi-buffer aware program (``program.frags``; every built-in, libbpf's
+``SEC("xdp.frags")``, ``load_program(..., frags=True)``); otherwise the kernel says ERANGE and
+:func:`attach` raises :class:`UnsupportedError` saying so (``auto`` then falls back to generic).
+
+Every error names the interface together with its namespace (``eth0 in namespace 'rx'``), since the
+same name usually exists in several namespaces.
 """
 import collections
 import errno
@@ -25,7 +33,7 @@ from .errors import (ENOTSUPP, ConfigurationError, InterfaceNotFoundError, Netri
                      UnsupportedError, from_oserror)
 from .netns import NetNS, resolve
 
-__all__ = ["attach", "query", "detach_all", "XdpAttachment", "XdpInfo", "MODES"]
+__all__ = ["attach", "query", "detach_all", "XdpAttachment", "XdpInfo", "MODES", "veth_single_buffer_max_mtu"]
 
 #: Accepted ``mode=`` values.
 MODES = ("native", "generic", "auto")
@@ -35,6 +43,29 @@ _ATTACHED = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}
 
 #: What :func:`query` reports: kernel program ``id``, ``mode`` (native/generic/offload), program ``name`` and ``tag``.
 XdpInfo = collections.namedtuple("XdpInfo", "id mode name tag")
+
+
+# What a veth keeps around a single-buffer XDP frame in its one page (drivers/net/veth.c,
+# veth_xdp_set): XDP_PACKET_HEADROOM in front, the skb_shared_info (SKB_DATA_ALIGN'ed: 320 B on
+# 64-bit kernels with 64 B cache lines) behind, and the peer's Ethernet header.
+_XDP_PACKET_HEADROOM = 256
+_SKB_SHARED_INFO = 320
+_ETH_HLEN = 14
+
+
+def veth_single_buffer_max_mtu(page_size=None):
+    """The largest MTU at which a veth accepts a native XDP program that is not multi-buffer aware:
+    a page (default this machine's) less XDP headroom, ``skb_shared_info`` and the Ethernet header
+    — 3506 with 4 KiB pages (a 3520 B frame). Above it the kernel refuses with ERANGE unless the
+    program was loaded with ``BPF_F_XDP_HAS_FRAGS`` (``program.frags``). The veth checks its *peer's* MTU."""
+    if page_size is None:
+        page_size = os.sysconf("SC_PAGE_SIZE")
+    return page_size - _XDP_PACKET_HEADROOM - _SKB_SHARED_INFO - _ETH_HLEN
+
+
+def _where(ifname, ns):
+    """How errors name an interface: with its namespace, as the same name is often in several."""
+    return ifname if ns is None else "%s in namespace %s" % (ifname, ns)
 
 
 def _open_ns(netns):
@@ -84,7 +115,7 @@ def _netlink_error(exc, action, ifname, ns):
     if code == errno.EBUSY:
         return ResourceBusyError(
             "%s failed: an XDP program held by a bpf_link (or attached with UPDATE_IF_NOEXIST) occupies %s; "
-            "it goes away when its owner closes the link — detach it there" % (action, ifname))
+            "it goes away when its owner closes the link — detach it there" % (action, _where(ifname, ns)))
     return from_oserror(OSError(code, os.strerror(code)), action, ifname=ifname, netns=ns,
                         capability="CAP_NET_ADMIN and CAP_BPF")
 
@@ -100,7 +131,7 @@ def _query_here(ifindex):
     except OSError as exc:
         if exc.errno == errno.ENODEV:
             raise InterfaceNotFoundError("ifindex %d" % ifindex) from None
-        raise
+        raise from_oserror(exc, "reading IFLA_XDP of ifindex %d (netlink RTM_GETLINK)" % ifindex) from None
     xdp = msgs[0].get_attr("IFLA_XDP") if msgs else None
     if xdp is None:
         return []
@@ -157,7 +188,7 @@ def _netlink_remove(ns, ifindex, ifname, mode, expected_fd):
         code = getattr(exc, "code", None)
         if code in (errno.ENODEV, errno.EEXIST):  # link gone, or someone replaced our program
             return
-        raise _netlink_error(exc, "detaching XDP from %s" % ifname, ifname, ns) from None
+        raise _netlink_error(exc, "detaching XDP from %s" % _where(ifname, ns), ifname, ns) from None
 
 
 def _release(ns, fd):
@@ -276,8 +307,9 @@ class XdpAttachment:
         self.detach()
 
     def __repr__(self):
+        where = _where(self.ifname, self._ns) if self._attached else self.ifname  # the namespace fd goes on detach
         return "<XdpAttachment %s on %s (ifindex %d) mode=%s via %s%s>" % (
-            self.program.name, self.ifname, self.ifindex, self.mode, self.method, "" if self._attached else " detached")
+            self.program.name, where, self.ifindex, self.mode, self.method, "" if self._attached else " detached")
 
 
 def attach(target, program, netns=None, mode="native", replace=False, method="auto"):
@@ -305,7 +337,8 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
                 info = _describe(pid, emode)
                 raise ResourceBusyError(
                     "%s already has XDP program %r (id %d, %s mode) attached; pass replace=True to take it over, "
-                    "or detach it first (`ip link set dev %s xdp off`)" % (ifname, info.name, pid, emode, ifname))
+                    "or detach it first (`ip link set dev %s xdp off`)"
+                    % (_where(ifname, ns), info.name, pid, emode, ifname))
         modes = ["native", "generic"] if mode == "auto" else [mode]
         last = None
         for m in modes:
@@ -324,32 +357,91 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
 
 def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
     flags = _FLAGS[mode]
-    if existing:
-        pid, emode = existing[0]
-        if emode == mode:  # atomic replacement, netlink only (links never replace)
-            _netlink_set(ns, ifindex, ifname, program.fd, flags, "replacing XDP program on %s" % ifname)
-            return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode), "netlink")
-        # Native and generic cannot coexist: remove the old one first.
-        _netlink_set(ns, ifindex, ifname, -1, _FLAGS.get(emode, 0), "removing the old XDP program from %s" % ifname)
-    if method in ("auto", "link"):
-        fd = _run(ns, lib.nr_bpf_link_create_xdp, program.fd, ifindex, flags)
-        if fd >= 0:
-            link = Link(fd)
-            return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, link), "link", link)
-        if fd in (-errno.EOPNOTSUPP, -ENOTSUPP) and mode == "native":
-            raise UnsupportedError("%s does not support native XDP (driver has no XDP support); use mode='generic' or 'auto'" % ifname)
-        if fd in (-errno.EBUSY, -errno.EEXIST):
-            raise ResourceBusyError("attaching XDP to %s failed: %s; an XDP program is already attached — "
-                                    "pass replace=True or detach it" % (ifname, os.strerror(-fd)))
-        if fd == -errno.ENODEV:
-            raise InterfaceNotFoundError(ifname, ns)
-        if method == "link" or fd not in (-errno.EINVAL, -errno.E2BIG):
-            raise bpf_error(fd, "attaching XDP program %r to %s (%s mode, bpf_link)" % (program.name, ifname, mode),
-                            ifname=ifname, netns=ns)
-        # EINVAL/E2BIG: this kernel has no XDP links — fall back to netlink.
-    _netlink_set(ns, ifindex, ifname, program.fd, flags | lib.XDP_FLAGS_UPDATE_IF_NOEXIST,
-                 "attaching XDP program %r to %s (%s mode)" % (program.name, ifname, mode))
-    return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode), "netlink")
+    where = _where(ifname, ns)
+    try:
+        if existing:
+            pid, emode = existing[0]
+            if emode == mode:  # atomic replacement, netlink only (links never replace)
+                _netlink_set(ns, ifindex, ifname, program.fd, flags, "replacing XDP program on %s" % where)
+                return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, program=program), "netlink")
+            # Native and generic cannot coexist: remove the old one first.
+            _netlink_set(ns, ifindex, ifname, -1, _FLAGS.get(emode, 0), "removing the old XDP program from %s" % where)
+        if method in ("auto", "link"):
+            fd = _run(ns, lib.nr_bpf_link_create_xdp, program.fd, ifindex, flags)
+            if fd >= 0:
+                link = Link(fd)
+                return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, link), "link", link)
+            if fd in (-errno.EOPNOTSUPP, -ENOTSUPP) and mode == "native":
+                raise UnsupportedError("%s does not support native XDP (driver has no XDP support); "
+                                       "use mode='generic' or 'auto'" % where)
+            if fd in (-errno.EBUSY, -errno.EEXIST):
+                raise ResourceBusyError("attaching XDP to %s failed: %s; an XDP program is already attached — "
+                                        "pass replace=True or detach it" % (where, os.strerror(-fd)))
+            if fd == -errno.ENODEV:
+                raise InterfaceNotFoundError(ifname, ns)
+            if method == "link" or fd not in (-errno.EINVAL, -errno.E2BIG):
+                raise bpf_error(fd, "attaching XDP program %r to %s (%s mode, bpf_link)" % (program.name, where, mode),
+                                ifname=ifname, netns=ns)
+            # EINVAL/E2BIG: this kernel has no XDP links — fall back to netlink.
+        _netlink_set(ns, ifindex, ifname, program.fd, flags | lib.XDP_FLAGS_UPDATE_IF_NOEXIST,
+                     "attaching XDP program %r to %s (%s mode)" % (program.name, where, mode))
+        return XdpAttachment(program, ifindex, ifname, ns, _check_mode(ns, ifindex, mode, program=program), "netlink")
+    except NetringError as exc:
+        if getattr(exc, "errno", None) != errno.ERANGE:
+            raise
+        raise _mtu_error(program, ifindex, where, ns, mode) from None
+
+
+def _link_mtus_here(ifindex):
+    """Inside the namespace: ``(kind, MTU, MTU of the veth peer or None)`` of ``ifindex``.
+
+    The peer may live in another namespace: it is asked for by its ifindex (IFLA_LINK) in the
+    namespace IFLA_LINK_NETNSID names, with IFLA_IF_NETNSID (kernel 4.20+; None where that fails).
+    """
+    msg = _netlink.links(ifindex)[0]
+    info = msg.get_attr("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    peer_mtu = None
+    peer, nsid = msg.get_attr("IFLA_LINK"), msg.get_attr("IFLA_LINK_NETNSID")
+    if kind == "veth" and peer:
+        try:
+            got = _netlink.links(peer, nsid)
+            peer_mtu = got[0].get_attr("IFLA_MTU") if got else None
+        except OSError:
+            pass
+    return kind, msg.get_attr("IFLA_MTU"), peer_mtu
+
+
+def _mtu_error(program, ifindex, where, ns, mode):
+    """The kernel said ERANGE: on a veth, a single-buffer program and an MTU (the peer's) that does not fit a page."""
+    action = "attaching XDP program %r to %s (%s mode)" % (program.name, where, mode)
+    try:
+        kind, own_mtu, peer_mtu = _run(ns, _link_mtus_here, ifindex)
+    except (OSError, IndexError, NetringError):
+        kind = own_mtu = peer_mtu = None
+    mtu = peer_mtu or own_mtu
+    remedy = "load it with SEC(\"xdp.frags\") (netring: load_program(..., frags=True)) or lower the MTU"
+    if kind != "veth":
+        why = "[errno %d] %s; the driver%s refuses this program at MTU %s" % (
+            errno.ERANGE, os.strerror(errno.ERANGE), " (%s)" % kind if kind else "", mtu or "?")
+    elif program.frags:
+        why = "the veth refuses frags-aware program %r at MTU %s" % (program.name, mtu)
+        remedy = "lower the MTU"
+    else:
+        limit = veth_single_buffer_max_mtu()
+        aware = "is not frags-aware" if program.frags is False else \
+            "may not be frags-aware (netring did not load it, so cannot tell)"
+        if peer_mtu and peer_mtu > limit:
+            size = "MTU %d > %d" % (peer_mtu, limit) if peer_mtu == own_mtu else \
+                "the veth peer's MTU %d > %d (the veth checks its peer's)" % (peer_mtu, limit)
+        else:   # the peer's MTU could not be read (or fits): say what is known, not a guess
+            size = "the kernel refused it with ERANGE (this end's MTU %s, the veth peer's %s; a single-buffer " \
+                   "program needs the peer's MTU <= %d)" % (own_mtu or "?", peer_mtu or "unknown", limit)
+        why = "program %r %s and %s (the largest MTU a single-buffer XDP program accepts on veth with a %d KiB page)" \
+            % (program.name, aware, size, os.sysconf("SC_PAGE_SIZE") >> 10)
+    err = UnsupportedError("%s failed: %s; %s, or use mode='generic'" % (action, why, remedy))
+    err.errno = errno.ERANGE
+    return err
 
 
 def _netlink_set(ns, ifindex, ifname, fd, flags, action):
@@ -366,13 +458,21 @@ def _netlink_set(ns, ifindex, ifname, fd, flags, action):
         raise _netlink_error(exc, action, ifname, ns) from None
 
 
-def _check_mode(ns, ifindex, wanted, link=None):
+def _check_mode(ns, ifindex, wanted, link=None, program=None):
+    """``wanted`` if IFLA_XDP shows a program in that mode; else undo the attach (``link``, or the
+    netlink attachment of ``program``) and raise — an attach that raised leaves nothing behind."""
     got = _run(ns, _query_here, ifindex)
     modes = [m for _, m in got]
     if wanted not in modes:
+        name = _run(ns, _name_of, ifindex)
         if link is not None:
             link.close()
-        raise NetringError("XDP attach reported success but IFLA_XDP shows %s instead of %s mode" % (modes or "nothing", wanted))
+        elif program is not None:
+            for pid, mode in got:
+                if pid == program.id and mode in _FLAGS:
+                    _netlink_remove(ns, ifindex, name, mode, program.fd)
+        raise NetringError("XDP attach reported success but IFLA_XDP of %s shows %s instead of %s mode"
+                           % (_where(name, ns), modes or "nothing", wanted))
     return wanted
 
 
@@ -384,7 +484,7 @@ def detach_all(ifname, netns=None):
         existing = _run(ns, _query_here, ifindex)
         for _, mode in existing:
             try:
-                _netlink_set(ns, ifindex, name, -1, _FLAGS.get(mode, 0), "detaching XDP from %s" % name)
+                _netlink_set(ns, ifindex, name, -1, _FLAGS.get(mode, 0), "detaching XDP from %s" % _where(name, ns))
             except ResourceBusyError:
                 pass
     finally:

@@ -18,7 +18,9 @@ Fixtures (the public contract):
 
 Everything these create is torn down after the test (also on failure and Ctrl-C); with
 ``--netring-keep`` namespaces are named ``nrt-<pid>-<serial>-<node>`` and those of failed tests stay
-for ``ip netns exec`` debugging — the summary prints how to enter them.
+for ``ip netns exec`` debugging — the terminal summary prints how to enter them, once (the XDP
+programs a failed scenario or ``xdp`` fixture attached there stay attached; see
+:mod:`netring_testkit.kept`).
 
 Reaper: when a session first uses the toolkit (a netring fixture or a YAML scenario item; as
 root), kept ``nrt-<pid>-…`` namespaces are removed once their creating process has exited
@@ -45,7 +47,10 @@ from . import caps as _caps
 
 __all__ = ["NetringFactory", "get_factory", "require", "skip_unmet", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
 
-_KEPT_SECTION = "netring: kept namespaces"
+#: Report attribute carrying a phase's kept-namespace hints to the terminal summary (also from xdist
+#: workers: extra report attributes travel with the report). Not a report section: pytest would print
+#: a section with every failure, and the summary prints the hints once.
+_KEPT_ATTR = "netring_kept"
 _PRIVILEGE_GAP = pytest.StashKey()
 _REQUIRE_ENV = "NETRING_REQUIRE_PRIVILEGES"
 
@@ -162,6 +167,7 @@ class NetringFactory:
         #: Names of earlier sessions' namespaces the reaper removed (None until it ran).
         self.reaped = None
         self._pending = []
+        self._deferred_xdp = []
 
     def prepare(self):
         """Called by every fixture and scenario item before it builds anything: why the toolkit cannot
@@ -199,6 +205,25 @@ class NetringFactory:
         that close a ``Topology(keep=True)`` themselves."""
         self.kept.extend(names)
         self._pending.append(hint)
+
+    def defer_xdp(self, nodeid, xdp_factory):
+        """Close ``xdp_factory`` (the ``xdp`` fixture's) after the test's teardown, once it is known which
+        namespaces stay: its programs in kept namespaces stay attached (the hint says how to see them)."""
+        self._deferred_xdp.append((nodeid, xdp_factory))
+
+    def _settle_xdp(self):
+        deferred, self._deferred_xdp = self._deferred_xdp, []
+        first = None
+        for nodeid, f in deferred:
+            try:
+                hints = f.close(keep_in=set(self.kept))
+            except Exception as exc:  # close the others too
+                first = first or exc
+                continue
+            if hints:
+                self._pending.append("%s\n%s" % (nodeid, "\n".join(hints)))
+        if first is not None:
+            raise first
 
     def _take_pending(self):
         out, self._pending = self._pending, []
@@ -325,6 +350,15 @@ def requires_privileges(config):
     return bool(config.getini("netring_require_privileges"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the test's fixtures are torn down: close the ``xdp`` fixtures deferred by ``--netring-keep``."""
+    yield
+    factory = item.config.stash.get(_FACTORY, None)
+    if factory is not None and factory._deferred_xdp:
+        factory._settle_xdp()
+
+
 @pytest.hookimpl(hookwrapper=True, trylast=True)   # innermost: other wrappers see the final outcome
 def pytest_runtest_makereport(item, call):
     """Turn unmet requirements into errors under ``--netring-require-privileges``; attach "how to enter" hints for namespaces kept during this phase to the report."""
@@ -337,7 +371,8 @@ def pytest_runtest_makereport(item, call):
                         % call.excinfo.value.msg)
     hints = get_factory(item.config)._take_pending()
     if hints:
-        outcome.get_result().sections.append((_KEPT_SECTION, "\n".join(hints)))
+        rep = outcome.get_result()
+        setattr(rep, _KEPT_ATTR, list(getattr(rep, _KEPT_ATTR, None) or ()) + hints)
 
 
 class _KeptSummary:
@@ -347,8 +382,8 @@ class _KeptSummary:
         self.hints = []
 
     def pytest_runtest_logreport(self, report):
-        for title, text in getattr(report, "sections", ()):
-            if title == _KEPT_SECTION and text not in self.hints:
+        for text in getattr(report, _KEPT_ATTR, None) or ():
+            if text not in self.hints:
                 self.hints.append(text)
 
     def pytest_terminal_summary(self, terminalreporter):

@@ -22,9 +22,11 @@ drain loop of step 5 to CPU RX for the run (see :func:`run`).
 The detach of XDP programs happens before the topology's namespaces go (the ExitStack
 unwinds in reverse order of step 1–3), captures and injectors close before their namespaces.
 """
+import collections
 import contextlib
 import os
 import select
+import socket
 import threading
 import time
 import traceback
@@ -33,7 +35,8 @@ from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
 from . import frames
-from .verdict import ScenarioResult, StreamResult, evaluate
+from .kept import leave_attached, xdp_hint
+from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
 __all__ = ["run", "parse_cpus", "CPUS_ENV", "build_templates", "build_frame", "ScenarioAborted"]
 
@@ -46,6 +49,9 @@ _CALL_S = 0.25
 #: Environment variable naming the CPUs to pin the engine's threads to: "TX,RX" (e.g. "0,1").
 CPUS_ENV = "NETRING_CPUS"
 _PROGRESS_EVERY = 2.0    # seconds between progress callbacks
+#: Frames kept for a failure's pcapng (only with ``artifacts_dir``): the first and the last this many
+#: of each stream (rebuilt from its templates) and of each capture (copied once per block).
+SAMPLE_FRAMES = 16
 _DEFAULT_V4 = ("198.18.255.1", "198.18.255.2")
 _DEFAULT_V6 = ("2001:2:0:ff::1", "2001:2:0:ff::2")
 
@@ -137,14 +143,17 @@ def _attr(ep, name):
 # --------------------------------------------------------------------------------------------
 # XDP
 # --------------------------------------------------------------------------------------------
-def _attach_xdp(stack, topo, spec):
+def _attach_xdp(stack, topo, spec, keeping=None):
     """Load and attach one XDP program; it is detached, then closed, when ``stack`` unwinds.
 
     Returns ``(attachment, object)``: ``object`` is the loaded user ELF object (its maps are read
-    for ``expect.maps``), None for a built-in.
+    for ``expect.maps``), None for a built-in. ``keeping()``, called at unwind time, returning a
+    list makes the program stay attached instead (see :func:`netring_testkit.kept.leave_attached`);
+    ``(endpoint, XdpInfo)`` is appended to that list.
     """
-    import netring.xdp as xdp
     from netring.bpf import programs
+
+    from .xdp_fixture import attach_endpoint
 
     ep = topo[spec.attach]
     if spec.builtin:
@@ -162,8 +171,19 @@ def _attach_xdp(stack, topo, spec):
             prog = obj.program(name)
         except KeyError as exc:  # the file changed since it was validated
             raise ScenarioError("xdp %s: %s" % (spec.attach, exc.args[0] if exc.args else exc)) from None
-    # Entered after the program: detached before the program is closed (ExitStack is LIFO).
-    return stack.enter_context(xdp.attach(ep.ifname, prog, netns=ep.netns, mode=spec.mode)), obj
+    # Registered after the program: detached before the program is closed (ExitStack is LIFO).
+    # Errors name the endpoint (node:ifname): every node may have an eth0.
+    att = attach_endpoint(stack, spec.attach, ep.ifname, ep.netns, prog, spec.mode)
+    if keeping is not None:
+        def maybe_leave():
+            kept = keeping()
+            if kept is not None:
+                info = leave_attached(att)
+                if info is not None:
+                    kept.append((ep, info))
+
+        stack.callback(maybe_leave)   # runs before the detach above
+    return att, obj
 
 
 def _map_values(obj, wanted):
@@ -254,8 +274,11 @@ class _Sender(threading.Thread):
                 # are noticed quickly and the injector is never closed under a running C call.
                 chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
                 n = min(chunk, st.count - self.sent)
-                done = self.injector.send_stream(self.templates, st.stream_id, self.sent, n,
-                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets,
+                # send_stream starts every call at its first template: rotate them so that frame
+                # ``seq`` always uses template ``seq % len`` ("cycled frame by frame", and rebuildable).
+                k = self.sent % len(self.templates)
+                done = self.injector.send_stream(self.templates[k:] + self.templates[:k], st.stream_id, self.sent, n,
+                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets[k:] + self.offsets[:k],
                                                  timeout=min(left, 1.0 if st.rate_pps else _CALL_S))
                 self.sent += done
                 if done < n and time.monotonic() >= self.deadline:
@@ -267,6 +290,58 @@ class _Sender(threading.Thread):
         finally:
             self.finished_at = time.monotonic()
             self.exited.set()
+
+    def sample(self, n=SAMPLE_FRAMES):
+        """The first and last ``n`` frames this stream sent, rebuilt exactly as the C stamper built them."""
+        from netring.check import stamp_frame
+
+        st, t = self.stream, self.templates
+        seqs = sorted(set(range(min(n, self.sent))) | set(range(max(0, self.sent - n), self.sent)))
+        wall = time.time() - time.monotonic()
+        first = int(((self.started_at or 0) + wall) * 1e9)
+        last = int(((self.finished_at or self.started_at or 0) + wall) * 1e9)
+        return [SentFrame(st.name, st.src, seq, first if seq < n else last,
+                          stamp_frame(t[seq % len(t)], st.stream_id, seq, self.offsets[seq % len(t)]))
+                for seq in seqs]
+
+
+class _ArrivalSample:
+    """The first and last ``n`` frames a capture saw (not those its endpoint sent), for artifacts.
+
+    Fed once per retired block after the checker: the block's descriptors (one C walk), then a
+    look at no more than ``4 n`` packets at each end of the block — bounded work per block, no
+    Python per packet beyond that. (Incoming frames in the middle of a block that is mostly the
+    endpoint's own outgoing frames can be missed: it is a sample.)
+    """
+
+    def __init__(self, n=SAMPLE_FRAMES):
+        self.n = n
+        self.first = []
+        self.last = collections.deque(maxlen=n)
+
+    def feed(self, batch):
+        arr, got = batch.descriptors()
+        if not got:
+            return
+        block, n, out = batch.block, self.n, socket.PACKET_OUTGOING
+
+        def take(i):
+            p = arr[i]
+            return (batch.seq_num, i), int(p.ts_ns), bytes(block[p.off:p.off + p.snaplen])
+
+        if len(self.first) < n:
+            for i in range(min(got, 4 * n)):
+                if arr[i].pkttype != out:
+                    self.first.append(take(i))
+                    if len(self.first) == n:
+                        break
+        tail = [i for i in range(got - 1, max(-1, got - 1 - 4 * n), -1) if arr[i].pkttype != out][:n]
+        self.last.extend(take(i) for i in reversed(tail))
+
+    def frames(self):
+        """``[(timestamp_ns, bytes), ...]`` in arrival order, none twice."""
+        seen = {key for key, _, _ in self.first}
+        return [(ts, fr) for _, ts, fr in self.first] + [(ts, fr) for key, ts, fr in self.last if key not in seen]
 
 
 def _stop_senders(senders, stop):
@@ -368,7 +443,10 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
 
     ``progress(text)`` is called every couple of seconds while traffic flows. ``keep=True``
     builds named namespaces and leaves them in place when the scenario fails (for
-    ``ip netns exec`` debugging). ``artifacts_dir``: where a failed scenario's JSON and pcap go.
+    ``ip netns exec`` debugging), with the scenario's XDP programs still attached (handed over to
+    netlink attachments that last as long as the interface; ``result.kept_hint`` says how to see
+    them). ``artifacts_dir``: where a failed scenario's JSON and pcapng go (and then the first and
+    last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it).
     Any exception while running (a kernel refusing something, a missing program, a bug) is
     reported as ``status="error"`` with a one-line message, its traceback kept in
     ``result.traceback`` (and the JSON artifact); ``KeyboardInterrupt`` tears everything down
@@ -384,7 +462,7 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
     result = ScenarioResult(scenario)
     t0 = time.monotonic()
     try:
-        _run(scenario, result, progress, keep, topology_factory, parse_cpus(cpus))
+        _run(scenario, result, progress, keep, topology_factory, parse_cpus(cpus), sample=bool(artifacts_dir))
         if result.status != "skipped":
             result.failures = evaluate(scenario, result)
             result.status = "failed" if result.failures else "passed"
@@ -418,7 +496,7 @@ def _topology(scenario, keep, factory):
     return Topology(scenario.topology, keep=keep)
 
 
-def _run(scenario, result, progress, keep, topology_factory, cpus=None):
+def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=False):
     from netring.check import SeqChecker
 
     deadline = time.monotonic() + scenario.timeout
@@ -428,14 +506,17 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
     topo = _topology(scenario, keep, topology_factory)
     with contextlib.ExitStack() as stack:
         # Closing the topology last: namespaces go only after XDP, captures and injectors.
+        kept_xdp = []
+
         def close_topology():
             topo.close(failed=failed)
             if topo.kept:
                 result.kept = list(topo.kept)
-                result.kept_hint = topo.enter_hint()
+                result.kept_hint = topo.enter_hint() + _xdp_hint(kept_xdp)
 
         topo.build()
         stack.callback(close_topology)
+        topo.quiet_replies()   # the receivers' stacks answer nothing the streams send (but TCP RSTs)
         stack.callback(stop.set)
 
         from .scenario.requires import check_runtime_requires
@@ -447,9 +528,11 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
             failed = False
             return
 
+        # A failed run's programs stay attached in the namespaces --netring-keep keeps.
+        keeping = (lambda: kept_xdp if failed else None) if keep and getattr(topo, "keep", False) else None
         loaded = {}
         for x in scenario.xdp:
-            loaded[x.attach] = _attach_xdp(stack, topo, x)
+            loaded[x.attach] = _attach_xdp(stack, topo, x, keeping)
             # What was asked and what the kernel gave: an `auto` attach may have fallen back to generic.
             result.xdp_attachments.append({
                 "at": x.attach, "program": x.program if x.builtin else x.program["program"],
@@ -463,6 +546,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
             ep = topo[c.on]
             cap = stack.enter_context(ep.capture(**_capture_options(c.options, biggest)))
             caps.append((c.on, cap, SeqChecker(expected, keep_unexpected=8)))
+        samplers = {c.on: _ArrivalSample() for c in scenario.captures} if sample else {}
 
         watched = set(c.on for c in scenario.captures) | set(scenario.expect_interface) | set(atts)
         watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
@@ -483,9 +567,12 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
             with _pinned(cpus and cpus[1]):
                 for s in senders:
                     s.start()
-                _drain(scenario, caps, senders, deadline, progress, tx_start)
+                _drain(scenario, caps, senders, deadline, progress, tx_start, samplers)
         finally:
             _stop_senders(senders, stop)
+        if sample:
+            result.sent_samples = [f for s in senders for f in s.sample()]
+            result.arrived_samples = {on: smp.frames() for on, smp in samplers.items()}
         tx_end = max((s.finished_at or time.monotonic()) for s in senders) if senders else tx_start
         result.tx_seconds = max(tx_end - tx_start, 1e-9)
         for s in senders:
@@ -527,6 +614,11 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None):
         failed = bool(evaluate(scenario, result))
 
 
+def _xdp_hint(kept_xdp):
+    """Lines telling how to see the XDP programs left attached in kept namespaces."""
+    return "".join("\n" + xdp_hint(info, ep.netns.name, ep.ifname, ep.name) for ep, info in kept_xdp)
+
+
 def _full_delivery_targets(scenario, caps):
     """(checker, stream_id, count) for every stream expected to arrive in full: drain may stop when all are in."""
     by_ep = {on: chk for on, _, chk in caps}
@@ -540,7 +632,7 @@ def _full_delivery_targets(scenario, caps):
     return out
 
 
-def _drain(scenario, caps, senders, deadline, progress, tx_start):
+def _drain(scenario, caps, senders, deadline, progress, tx_start, samplers=None):
     targets = _full_delivery_targets(scenario, caps)
     poller = select.poll()
     fds = {}
@@ -569,6 +661,8 @@ def _drain(scenario, caps, senders, deadline, progress, tx_start):
             if batch is not None:
                 with batch:
                     chk.feed(batch)
+                    if samplers:
+                        samplers[on].feed(batch)
                 got = True
         else:
             for fd, _ in poller.poll(wait_ms):
@@ -577,6 +671,8 @@ def _drain(scenario, caps, senders, deadline, progress, tx_start):
                 if batch is not None:
                     with batch:
                         chk.feed(batch)
+                        if samplers:
+                            samplers[on].feed(batch)
                     got = True
         if got:
             last_rx = time.monotonic()

@@ -24,12 +24,12 @@ Options (group ``netring``):
 ``--netring-report FILE``
     JSON report of every scenario run (status, per-stream counts, pps, duration, counters).
 ``--netring-artifacts DIR``
-    per failed scenario: ``<id>.json`` (full result) and ``<id>.pcap`` (unexpected frames).
+    per failed scenario: ``<id>.json`` (full result) and ``<id>.pcapng`` (the first/last frames
+    sent and arrived, and the unexpected frames, each commented); see :mod:`netring_testkit.report`.
 ``--netring-limits "NAME=N ..."`` / ini ``netring_limits``
     raise the limits on scenario files (:mod:`netring_testkit.scenario.limits`: file size, depth,
     YAML nodes, string length, topology nodes and links, streams, matrix combinations x streams
-    and x YAML nodes);
-    the option adds to (and overrides) the ini value.
+    and x YAML nodes); the option adds to (and overrides) the ini value.
 
 pps and loss are also attached to each item as ``user_properties`` (JUnit ``<property>``).
 Load with ``pytest -p netring_testkit.scenario_plugin`` (the ``netring_testkit`` plugin
@@ -61,8 +61,8 @@ def pytest_addoption(parser):
                     help="write a JSON report of every YAML scenario run (status, per-stream counts, pps, "
                          "duration, XDP and interface counters) to FILE")
     group.addoption("--netring-artifacts", metavar="DIR", default=None,
-                    help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcap "
-                         "(unexpected or corrupt frames)")
+                    help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcapng "
+                         "(first/last frames sent and arrived, and the unexpected frames, each commented)")
     limits_help = ("raise the limits on YAML scenario files, as NAME=N separated by spaces or commas (sizes also "
                    "as 4KiB, 2MiB), e.g. 'streams=4096 file_size=4MiB'; names: file_size, depth, yaml_nodes, "
                    "string, nodes, links, streams, matrix_streams, matrix_nodes (README: YAML scenarios, Limits)")
@@ -147,6 +147,8 @@ class ScenarioItem(pytest.Item):
         self.keywords[scenario.name] = True
 
     def setup(self):
+        """Skip (an error under ``--netring-require-privileges``) when the toolkit cannot build
+        topologies here or the scenario's static ``requires`` are not met."""
         from . import scenario as _scenario
 
         reason = get_factory(self.config).prepare() or _scenario.check_requires(self.scenario)
@@ -164,7 +166,7 @@ class ScenarioItem(pytest.Item):
         if r.status == "skipped":
             skip_unmet(r.skip_reason or "a requirement of the scenario is not met")
         if r.kept:
-            factory.record_kept(r.kept, r.kept_hint)
+            factory.record_kept(r.kept, "%s\n%s" % (self.nodeid, r.kept_hint))
         self.user_properties.append(("pps", round(r.pps, 1)))
         self.user_properties.append(("loss", round(r.loss, 6)))
         self.user_properties.append(("sent", r.sent))

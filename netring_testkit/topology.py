@@ -47,6 +47,12 @@ Quiet links: in every namespace IPv6 address generation, DAD, router solicitatio
 processing are off, and MLD's unsolicited reports are compressed into the first milliseconds
 after link-up; :meth:`Topology.build` returns once every link is operationally up and those
 reports have passed, so a capture opened afterwards sees only the traffic the test sends. An endpoint without IPv6 has IPv6 disabled entirely.
+Every addressed endpoint has permanent (``NUD_PERMANENT``) ARP and ND entries for the other
+addressed endpoints of its segment, so sending to a partner starts no ARP/ND exchange, and each
+bridge has a static FDB entry for the MAC at the far end of each port (a receiver that never
+sends is never learned otherwise, and frames to it would be flooded to every port).
+:meth:`Topology.quiet_replies` (the scenario engine calls it) also stops the stacks' ICMP errors
+and echo replies.
 
 Namespaces are unnamed (held by fd) unless ``keep=True``: then each is bind-mounted as
 ``/run/netns/nrt-<pid>-<serial>-<node>`` so it can be entered with ``ip netns exec`` and,
@@ -99,6 +105,8 @@ _QUIET_IPV6 = (
 _READY_TIMEOUT_S = 5.0
 _READY_POLL_S = 0.001
 _OPER_UP = "UP"                  # IFLA_OPERSTATE IF_OPER_UP, as pyroute2's ifinfmsg names it
+_NUD_NOARP, _NUD_PERMANENT = 0x40, 0x80   # include/uapi/linux/neighbour.h (NOARP on a bridge FDB entry: "static")
+_NTF_MASTER = 0x04               # the FDB entry goes to the port's master (the bridge)
 _MAF_TIMER_RUNNING = 0x01        # include/net/if_inet6.h: an MLD report is still scheduled for the group
 _SOLICITED_PREFIX = "ff0200000000000000000001ff"   # ff02::1:ffXX:XXXX in /proc/net/igmp6
 
@@ -216,6 +224,25 @@ def _ready_here(running, v6):
     return frozenset(), frozenset()
 
 
+# Replies the receiving stacks would send to a stream's frames (see Topology.quiet_replies).
+_QUIET_REPLIES = (
+    ("ipv4/icmp_msgs_per_sec", 0),     # no credit for rate-limited ICMP (v4 and v6 errors share it)
+    ("ipv4/icmp_msgs_burst", 0),
+    ("ipv4/icmp_echo_ignore_all", 1),
+    ("ipv6/icmp/echo_ignore_all", 1),
+)
+
+
+def _quiet_replies_here():
+    for key, value in _QUIET_REPLIES:
+        try:
+            _write_proc("/proc/sys/net/%s" % key, value)
+        except FileNotFoundError:
+            # A kernel where the ICMP rate limit is still global shows no such file inside a
+            # namespace (only the initial one has it): leave it — never change the host's limit.
+            pass
+
+
 def _disable_ipv6(ifname):
     _write_proc("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % ifname, 1)
 
@@ -257,33 +284,53 @@ class Endpoint:
         """The :class:`Topology` this endpoint belongs to."""
         return self._topology
 
-    def capture(self, **kw):
+    def capture(self, *, outgoing=False, **kw):
         """Open a ``netring.Capture`` on this interface inside its namespace; closed with the topology.
 
-        Keyword arguments go to ``netring.Capture`` unchanged (``block_size``, ``bpf_filter``, …);
-        ``frame_size`` defaults to one that fits this endpoint's MTU (``Capture.frame_size_for_mtu``).
+        Like a YAML scenario's ``capture:``, it sees only frames arriving at this endpoint: the
+        frames the endpoint itself sends (direction OUTGOING) are left out in the kernel
+        (``ignore_outgoing=True``, ``PACKET_IGNORE_OUTGOING``), so a capture on a reflector counts
+        what came in, not that plus its replies. ``outgoing=True`` sees both directions, as a
+        plain ``netring.Capture`` does. Other keyword arguments go to ``netring.Capture``
+        unchanged (``block_size``, ``bpf_filter``, …; an ``ignore_outgoing`` that contradicts
+        ``outgoing`` is a ConfigurationError); ``frame_size`` defaults to one that fits this
+        endpoint's MTU (``Capture.frame_size_for_mtu``).
         """
         import netring
 
         self._topology._check_open()
+        if not isinstance(outgoing, bool):
+            raise netring.ConfigurationError("outgoing must be True or False, not %r" % (outgoing,),
+                                             field="outgoing", value=outgoing)
+        ignore = kw.pop("ignore_outgoing", not outgoing)
+        if ignore is outgoing:
+            raise netring.ConfigurationError(
+                "ignore_outgoing=%r contradicts outgoing=%r; pass only outgoing= (outgoing=True also sees the "
+                "frames %s sends)" % (ignore, outgoing, self.name), field="ignore_outgoing", value=ignore)
         if self.mtu is not None and "frame_size" not in kw:
             sized = {} if "block_size" not in kw else {"block_size": kw["block_size"]}
             kw["frame_size"] = netring.Capture.frame_size_for_mtu(self.mtu, **sized)
-        return self._topology._adopt(netring.Capture(self.ifname, netns=self.netns, **kw))
+        return self._topology._adopt(netring.Capture(self.ifname, netns=self.netns, ignore_outgoing=ignore, **kw))
 
     def injector(self, **kw):
         """Open a ``netring.Injector`` on this interface inside its namespace; closed with the topology.
 
         Keyword arguments go to ``netring.Injector`` unchanged; ``frame_size`` defaults to one whose
         capacity holds a whole frame of this endpoint's MTU (``Injector.frame_size_for_mtu``), so a
-        jumbo-MTU endpoint sends jumbo frames.
+        jumbo-MTU endpoint sends jumbo frames and the link's MTU is the limit: a longer frame's
+        ``FrameTooLargeError`` (``limit="mtu"``) says to raise the link's ``mtu`` (the
+        ``veth_pair`` marker's or the topology spec's), one over an explicit ``frame_size``
+        (``limit="frame_size"``) to raise that.
         """
         import netring
 
         self._topology._check_open()
         if self.mtu is not None and "frame_size" not in kw:
             kw["frame_size"] = netring.Injector.frame_size_for_mtu(self.mtu)
-        return self._topology._adopt(netring.Injector(self.ifname, netns=self.netns, **kw))
+        inj = netring.Injector(self.ifname, netns=self.netns, **kw)
+        inj.mtu_remedy = ("raise the link's mtu (`@pytest.mark.veth_pair(mtu=N)`, or `mtu: N` on the link in "
+                          "the topology spec)")
+        return self._topology._adopt(inj)
 
     def packet_socket(self, protocol=0x0003, timeout=None):
         """A plain ``AF_PACKET``/``SOCK_RAW`` socket bound to this interface (ETH_P_ALL by default).
@@ -410,6 +457,7 @@ class Topology:
                 ep.ifindex = idx
         for name, spec in self._eps.items():
             self._configure(self.endpoints[name], spec)
+        self._add_neighbours()
         for ep in self.endpoints.values():
             if ep.peer is None and ep.kind == "veth":
                 ep.peer = self.endpoints[self._eps[ep.name].link.name]
@@ -506,6 +554,45 @@ class Topology:
         except Exception as exc:
             raise self._nl_error(exc, what, spec.field) from None
 
+    def _add_neighbours(self):
+        """Permanent ARP/ND entries for every layer-2 partner of every addressed endpoint.
+
+        A frame to a partner's address then needs no ARP/ND exchange: no stack sends a request the
+        test did not ask for, and no reply lands in a capture or an XDP program's counters (the
+        receiver of a stream would otherwise resolve the sender before answering it). The partners
+        of an endpoint are the other addressed endpoints of its segment: the veth peer, and on a
+        bridge segment every other endpoint there, the bridge device included.
+
+        Each bridge also gets a static FDB entry for the MAC at the far end of each of its ports: a
+        receiver that never sends (nothing to resolve, nothing to answer) would otherwise never be
+        learned, and every frame to it would be flooded to every port.
+        """
+        for seg in topospec.segments(self._eps, self._bridges):
+            eps = [self.endpoints[s.name] for s in seg]
+            for ep in eps:
+                for other in eps:
+                    if other is ep:
+                        continue
+                    for fam, addr in ((socket.AF_INET, ep.ipv4 and other.ipv4),
+                                      (socket.AF_INET6, ep.ipv6 and other.ipv6)):
+                        if not addr:
+                            continue
+                        try:
+                            self._ipr[ep.node].neigh("replace", family=fam, dst=addr, lladdr=other.mac,
+                                                     ifindex=ep.ifindex, state=_NUD_PERMANENT)
+                        except Exception as exc:
+                            raise self._nl_error(exc, "adding neighbour %s (%s) on %s" % (addr, other.name, ep.name),
+                                                 self._eps[ep.name].field) from None
+        for b in self._bridges:
+            for port in b.ports:
+                ep, far = self.endpoints[port.name], self.endpoints[port.link.name]
+                try:
+                    self._ipr[b.node].neigh("replace", family=socket.AF_BRIDGE, ifindex=ep.ifindex, lladdr=far.mac,
+                                            flags=_NTF_MASTER, state=_NUD_NOARP)
+                except Exception as exc:
+                    raise self._nl_error(exc, "adding FDB entry %s (%s) on %s" % (far.mac, far.name, b.name),
+                                         b.field) from None
+
     @staticmethod
     def _nl_error(exc, what, field):
         code = getattr(exc, "code", None) or getattr(exc, "errno", None)
@@ -543,6 +630,18 @@ class Topology:
         if s is None:
             raise NetringError("no IFLA_STATS64 for %s" % ep.name)
         return {k: int(v) for k, v in dict(s).items()}
+
+    def quiet_replies(self):
+        """Stop every node's IP stack from answering frames sent to it: no ICMP errors (port or
+        protocol unreachable, for IPv4 and IPv6) and no echo replies. The scenario engine calls it,
+        so that what a capture or an XDP program sees is what the streams sent. TCP resets are not
+        covered (no sysctl turns them off): a TCP stream to a closed port is answered by one RST per frame.
+        Call it before traffic flows: ICMP credit the kernel has already granted a namespace (up to
+        ``net.ipv4.icmp_msgs_burst``, 50 messages) is still spent afterwards.
+        """
+        self._check_open()
+        for ns in self.nodes.values():
+            ns.run(_quiet_replies_here)
 
     def mark_failed(self):
         """Record that the test using this topology failed (with ``keep=True``, :meth:`close` keeps it)."""

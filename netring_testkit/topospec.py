@@ -20,6 +20,7 @@ import re
 from netring.errors import ConfigurationError
 
 __all__ = ["analyse", "problems", "field_name", "value_at", "error", "EndpointSpec", "Parsed", "assign_addresses",
+           "segments",
            "IPV4_POOL", "IPV6_POOL", "MAX_SEGMENTS"]
 
 IPV4_POOL = ipaddress.ip_network("198.18.0.0/15")
@@ -333,8 +334,9 @@ class _Checker:
 # --------------------------------------------------------------------------------------------
 # addressing
 # --------------------------------------------------------------------------------------------
-def _segments(eps, bridges):
-    """Union endpoints joined at layer 2; return a list of segments (lists of EndpointSpec, spec order)."""
+def segments(eps, bridges):
+    """Endpoints joined at layer 2 (a link's two ends; a bridge and its ports): a list of segments,
+    each a list of EndpointSpec in spec order (bridge devices included)."""
     parent = {name: name for name in eps}
 
     def find(x):
@@ -372,7 +374,7 @@ def assign_addresses(eps, bridges):
     """
     taken4 = {ep.ipv4.ip for ep in eps.values() if isinstance(ep.ipv4, ipaddress.IPv4Interface)}
     taken6 = {ep.ipv6.ip for ep in eps.values() if isinstance(ep.ipv6, ipaddress.IPv6Interface)}
-    segs = _segments(eps, bridges)
+    segs = segments(eps, bridges)
     if len(segs) > MAX_SEGMENTS:
         raise _SpecProblem(("links",), "at most %d layer-2 segments can be auto-addressed, got %d"
                            % (MAX_SEGMENTS, len(segs)))

@@ -6,11 +6,16 @@ compares it with the scenario's ``expect:`` section and returns the list of fail
 (expected vs delivered/lost/duplicated/reordered/corrupted), the XDP and interface counters,
 and the first few unexpected frames decoded — enough to act on without rerunning.
 """
+import collections
 import time
 
 from . import frames as _frames
 
-__all__ = ["StreamResult", "ScenarioResult", "evaluate", "decode_frame", "DROP_ACTIONS"]
+__all__ = ["StreamResult", "ScenarioResult", "SentFrame", "evaluate", "decode_frame", "DROP_ACTIONS"]
+
+#: A frame of a stream's sample as it was sent: ``stream`` (name), ``at`` (the sending endpoint),
+#: ``seq``, ``timestamp_ns`` (wall clock, approximate: when its stream started or finished) and ``data``.
+SentFrame = collections.namedtuple("SentFrame", "stream at seq timestamp_ns data")
 
 #: XDP actions that prove a drop when counted by the program.
 DROP_ACTIONS = ("drop", "aborted")
@@ -85,6 +90,10 @@ class ScenarioResult:
         self.skip_reason = None
         #: The formatted traceback of an ``"error"`` run (kept for the JSON artifact, not rendered).
         self.traceback = None
+        #: With artifacts: the first and last frames each stream sent (:class:`SentFrame` list) ...
+        self.sent_samples = []
+        #: ... and capture endpoint → ``[(timestamp_ns, bytes), ...]``, the first and last frames it saw.
+        self.arrived_samples = {}
 
     @property
     def passed(self):
@@ -200,9 +209,9 @@ class ScenarioResult:
                 shown += 1
         if self.artifacts:
             lines.append("artifacts: %s" % ", ".join(self.artifacts))
-        if self.kept:
-            lines.append("namespaces kept for debugging:")
-            lines.extend("  " + l for l in (self.kept_hint or "\n".join(self.kept)).splitlines())
+        if self.kept:   # how to enter them (and see their XDP programs): kept_hint, printed once at the end
+            lines.append("namespaces kept for debugging: %s (how to enter them: at the end of the run)"
+                         % " ".join(self.kept))
         lines.append("duration %.2fs, injected %d frames at %.0f pps" % (self.duration, self.sent, self.pps))
         return "\n".join(lines)
 

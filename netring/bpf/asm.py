@@ -46,6 +46,8 @@ HELPERS = {
     "trace_printk": 6, "get_prandom_u32": 7, "get_smp_processor_id": 8, "redirect": 23,
     "perf_event_output": 25, "xdp_adjust_head": 44, "redirect_map": 51, "xdp_adjust_meta": 54,
     "fib_lookup": 69, "xdp_adjust_tail": 65, "ktime_get_boot_ns": 125, "ringbuf_output": 130,
+    # Multi-buffer XDP (kernel 5.18): whole frame length; copy bytes from any fragment.
+    "xdp_get_buff_len": 188, "xdp_load_bytes": 189, "xdp_store_bytes": 190,
 }
 
 _INSN = struct.Struct("<BBhi")

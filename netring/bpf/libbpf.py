@@ -19,9 +19,13 @@ from cffi import FFI
 from ..errors import ConfigurationError, NetringError, UnsupportedError, from_oserror
 from .fd import record_created
 from .maps import map_from_fd
-from .objects import Program, VerifierError, program_info
+from .objects import XDP_HAS_FRAGS, Program, VerifierError, program_info
 
-__all__ = ["load_object", "UserObject", "LibbpfNotFoundError", "libbpf_version"]
+__all__ = ["load_object", "UserObject", "LibbpfNotFoundError", "libbpf_version", "FRAGS_SECTIONS"]
+
+#: Sections for which libbpf loads an XDP program multi-buffer aware (``BPF_F_XDP_HAS_FRAGS``; its
+#: ``SEC_XDP_FRAGS`` section definitions): ``program.frags`` is True for these.
+FRAGS_SECTIONS = ("xdp.frags", "xdp.frags/devmap", "xdp.frags/cpumap")
 
 _ffi = FFI()
 _ffi.cdef("""
@@ -35,6 +39,7 @@ struct bpf_program *bpf_object__next_program(const struct bpf_object *obj, struc
 const char *bpf_program__name(const struct bpf_program *prog);
 const char *bpf_program__section_name(const struct bpf_program *prog);
 int bpf_program__fd(const struct bpf_program *prog);
+uint32_t bpf_program__flags(const struct bpf_program *prog);
 int bpf_program__set_autoload(struct bpf_program *prog, _Bool autoload);
 int bpf_program__set_log_buf(struct bpf_program *prog, char *log_buf, size_t log_size);
 int bpf_program__set_log_level(struct bpf_program *prog, uint32_t log_level);
@@ -249,6 +254,8 @@ def _load_locked(lib, path, wanted):
                 programs[n] = Program(fd, n, info.type, maps=maps, owns_maps=False)
                 record_created("prog", info.id)
                 sections[n] = _ffi.string(lib.bpf_program__section_name(p)).decode()
+                # libbpf adds the flag at load time for these sections (not to bpf_program__flags)
+                programs[n].frags = sections[n] in FRAGS_SECTIONS or bool(lib.bpf_program__flags(p) & XDP_HAS_FRAGS)
         except BaseException:
             for o in list(programs.values()) + list(maps.values()):
                 o.close()

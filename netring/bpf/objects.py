@@ -16,11 +16,16 @@ from ..errors import ConfigurationError, NetringError, UnsupportedError
 from .fd import BpfFd, BpfObjectNotFoundError, bpf_error, check_int, check_name, created_ids, record_created
 
 __all__ = ["BpfFd", "Program", "Link", "ProgramInfo", "VerifierError", "load_program", "program_info",
-           "PROG_TYPES", "bpf_error", "program_from_id", "created_ids", "check_int", "check_name",
+           "PROG_TYPES", "XDP_HAS_FRAGS", "bpf_error", "program_from_id", "created_ids", "check_int", "check_name",
            "BpfObjectNotFoundError"]
 
 #: Program types by name (extend as needed; ints are accepted everywhere too).
 PROG_TYPES = {"xdp": lib.BPF_PROG_TYPE_XDP}
+
+#: ``prog_flags`` bit of an XDP program that handles multi-buffer (fragmented) frames (kernel 5.18;
+#: what libbpf sets for ``SEC("xdp.frags")``). Only such a program attaches natively to a veth whose
+#: MTU does not fit one page (see :func:`netring.xdp.single_buffer_max_mtu`).
+XDP_HAS_FRAGS = lib.BPF_F_XDP_HAS_FRAGS
 
 _U32 = (1 << 32) - 1
 
@@ -84,20 +89,25 @@ class Program(BpfFd):
         self._maps = dict(maps or {})
         #: True if :meth:`close` closes :attr:`maps` too (False for programs of a libbpf object).
         self.owns_maps = owns_maps
+        #: True if loaded multi-buffer aware (:data:`XDP_HAS_FRAGS`), False if not, None if unknown
+        #: (a program opened by id: the kernel does not report the flag).
+        self.frags = None
 
     @classmethod
-    def load(cls, insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20, **init):
+    def load(cls, insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20,
+             frags=False, **init):
         """Load ``insns`` like :func:`load_program` and return an instance of ``cls``.
 
         ``init``: further keyword arguments of ``cls``'s constructor (a subclass's own state, e.g.
         the rules of a built-in ``filter``); they are passed after the fd, name, type and maps.
         """
-        fd, ptype = _load(insns, name, prog_type, license, maps, log_size)
+        fd, ptype = _load(insns, name, prog_type, license, maps, log_size, frags)
         try:
             prog = cls(fd, name, ptype, maps=maps, **init)
         except BaseException:
             os.close(fd)  # nobody owns it yet
             raise
+        prog.frags = bool(frags)
         record_created("prog", prog.id)
         return prog
 
@@ -188,19 +198,22 @@ def program_from_id(prog_id):
     return Program(fd, info.name, info.type)
 
 
-def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20):
+def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20, frags=False):
     """Load ``insns`` (bytes of ``struct bpf_insn``, or an :class:`~netring.bpf.asm.Asm`) and return a :class:`Program`.
 
     ``maps`` (role name → Map) are handed to the program, which closes them with itself.
     ``name``: at most 15 characters of ``[A-Za-z0-9_.]`` (the kernel's rule); ``license``: an
     ASCII string ("GPL" unlocks GPL-only helpers); ``log_size``: verifier log bytes to start with.
+    ``frags=True`` loads an XDP program multi-buffer aware (:data:`XDP_HAS_FRAGS`, kernel 5.18+):
+    it then sees fragmented frames — ``data``..``data_end`` covers only the first buffer; read
+    the rest with the ``xdp_load_bytes`` helper, the whole length with ``xdp_get_buff_len``.
     On rejection raises :class:`VerifierError` carrying the verifier log; the load is first
     tried without a log (fast) and repeated with one to explain a failure.
     """
-    return Program.load(insns, name, prog_type, license, maps, log_size)
+    return Program.load(insns, name, prog_type, license, maps, log_size, frags)
 
 
-def _load(insns, name, prog_type, license, maps, log_size):
+def _load(insns, name, prog_type, license, maps, log_size, frags=False):
     """Validate the arguments of :func:`load_program` and load the program: ``(fd, program type)``."""
     if hasattr(insns, "assemble"):
         insns = insns.assemble()
@@ -223,16 +236,19 @@ def _load(insns, name, prog_type, license, maps, log_size):
     if not isinstance(ptype, int) or isinstance(ptype, bool) or not 0 <= ptype <= _U32:
         raise ConfigurationError("unknown program type %r; use one of %s or a BPF_PROG_TYPE_* number"
                                  % (prog_type, sorted(PROG_TYPES)), field="prog_type", value=prog_type)
+    if not isinstance(frags, bool):
+        raise ConfigurationError("frags must be True or False, not %r" % (frags,), field="frags", value=frags)
+    flags = XDP_HAS_FRAGS if frags else 0
     lic = ffi.new("char[]", license.encode())
     cname = ffi.new("char[]", bname)
-    fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, ffi.NULL, 0, 0)
+    fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, flags, ffi.NULL, 0, 0)
     if fd < 0:
         if fd == -errno.EPERM:
             raise bpf_error(fd, "loading program %r" % name)
         size = log_size
         while True:
             buf = ffi.new("char[]", size)
-            fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, buf, size, 1)
+            fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, flags, buf, size, 1)
             if fd == -errno.ENOSPC and size < (1 << 26):
                 size *= 4
                 continue

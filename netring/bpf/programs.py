@@ -25,18 +25,28 @@ verdict (0 aborted, 1 drop, 2 pass, 3 tx, 4 redirect — the XDP action codes) w
 ``{u64 packets, u64 bytes}``; ``filter`` also counts each rule's matches in slot 5 + index.
 The verdict counted is the one returned (for ``redirect``/``xsk``, what
 ``bpf_redirect_map`` returned), so counters and kernel behaviour agree.
+
+Jumbo frames: where the kernel has multi-buffer XDP (5.18+, :func:`frags_supported`) every built-in
+is loaded with ``BPF_F_XDP_HAS_FRAGS`` (``program.frags``), so it attaches natively to a veth of any
+MTU. A frame larger than a page then arrives in fragments and ``data``..``data_end`` spans only the
+first buffer (about 3.5 KiB, so it always holds the headers the rules read). The byte counters count
+the whole frame (``bpf_xdp_get_buff_len``); ``filter`` reads the stamp at the end of the L3 packet
+with ``bpf_xdp_load_bytes``, wherever it lies (a length field pointing past the frame: no stamp, no
+``stream`` match). On older kernels the programs are single-buffer: bytes are ``data_end - data``
+and the stamp is read only from the first buffer.
 """
 import ipaddress
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, NetringError, NetringPermissionError
 from ..netns import run_in
 from ..stamp import STAMP_LEN, STREAM_ID_MAX
 from .asm import (FP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, XDP_ABORTED, XDP_DROP, XDP_PASS,
                   XDP_REDIRECT, XDP_TX, Asm)
 from .maps import create_map
-from .objects import Program
+from .objects import Program, load_program
 
-__all__ = ["builtin", "compile_rules", "validate_rules", "read_counters", "BuiltinProgram", "RedirectProgram",
+__all__ = ["builtin", "compile_rules", "validate_rules", "read_counters", "frags_supported", "BuiltinProgram",
+           "RedirectProgram",
            "ACTIONS", "BUILTINS", "MAX_RULES"]
 
 #: Verdict names and their XDP action codes (= counter slots).
@@ -116,9 +126,34 @@ def _counters_map(nrules=0):
 
 
 # -- code fragments --------------------------------------------------------------------
+_FRAGS = []  # [bool] once probed
+
+
+def frags_supported():
+    """True if this kernel loads multi-buffer XDP programs (``BPF_F_XDP_HAS_FRAGS`` and the
+    ``xdp_get_buff_len``/``xdp_load_bytes`` helpers, kernel 5.18+). Probed once per process by
+    loading a two-instruction program; the built-ins are loaded frags-aware where it is True."""
+    if not _FRAGS:
+        a = Asm()
+        a.call("xdp_get_buff_len").ret(XDP_PASS)
+        try:
+            load_program(a, name="nr_frags_probe", frags=True).close()
+            _FRAGS.append(True)
+        except NetringPermissionError:
+            raise
+        except NetringError:  # EINVAL (unknown flag) or a verifier error (unknown helper)
+            _FRAGS.append(False)
+    return _FRAGS[0]
+
+
 def _prologue(a):
-    """r6 = ctx, r9 = frame length (data_end - data)."""
+    """r6 = ctx, r9 = frame length: the whole frame, all fragments (``xdp_get_buff_len``) where the
+    program is loaded frags-aware, else ``data_end - data``."""
     a.mov(R6, R1)
+    if frags_supported():
+        a.call("xdp_get_buff_len")  # r1 = ctx still
+        a.mov(R9, R0)
+        return
     a.ldx("w", R2, R6, _MD_DATA)
     a.ldx("w", R3, R6, _MD_DATA_END)
     a.mov(R9, R3).sub(R9, R2)
@@ -173,7 +208,7 @@ def _fixed(verdict, name):
         _prologue(a)
         a.mov(R7, verdict)
         _epilogue(a, cmap)
-        return BuiltinProgram.load(a, name=name, maps={"counters": cmap})
+        return BuiltinProgram.load(a, name=name, maps={"counters": cmap}, frags=frags_supported())
     except BaseException:
         cmap.close()
         raise
@@ -187,7 +222,7 @@ def _tx():
         a.mov(R7, XDP_TX)
         _swap_macs(a, "tx")
         _epilogue(a, cmap)
-        return BuiltinProgram.load(a, name="nr_tx", maps={"counters": cmap})
+        return BuiltinProgram.load(a, name="nr_tx", maps={"counters": cmap}, frags=frags_supported())
     except BaseException:
         cmap.close()
         raise
@@ -211,7 +246,8 @@ def _redirect(target_ifindex=None, fallback="aborted", netns=None):
         a.call("redirect_map")
         a.mov(R7, R0)
         _epilogue(a, maps["counters"])
-        return RedirectProgram.load(a, name="nr_redirect", maps=maps, target_ifindex=target_ifindex,
+        return RedirectProgram.load(a, name="nr_redirect", maps=maps, frags=frags_supported(),
+                                    target_ifindex=target_ifindex,
                                     filled=netns is not None)
     except BaseException:
         for m in maps.values():
@@ -232,7 +268,7 @@ def _xsk(queues=64):
         a.call("redirect_map")
         a.mov(R7, R0)
         _epilogue(a, maps["counters"])
-        return BuiltinProgram.load(a, name="nr_xsk", maps=maps)
+        return BuiltinProgram.load(a, name="nr_xsk", maps=maps, frags=frags_supported())
     except BaseException:
         for m in maps.values():
             m.close()
@@ -266,6 +302,7 @@ def _parse(a):
         a.stx("dw", FP, off, R1)
     a.ldx("w", R2, R6, _MD_DATA)
     a.ldx("w", R3, R6, _MD_DATA_END)
+    a.mov(R7, 14)  # L2 header length (the rules set r7 to their verdict only after parsing)
     a.mov(R4, R2).add(R4, 14)
     a.jmp(">", R4, R3, "parsed")
     a.ldx("h", R5, R2, 12).be(R5, 16)
@@ -280,6 +317,7 @@ def _parse(a):
     a.stx("dw", FP, _SLOTS["vlan"], R1)
     a.ldx("h", R5, R2, 16).be(R5, 16)
     a.add(R2, 4)  # from here on, offsets are as in an untagged frame
+    a.add(R7, 4)
     a.label("l3")
     a.stx("dw", FP, _SLOTS["etype"], R5)
     a.jmp("==", R5, 0x0800, "ipv4")
@@ -296,10 +334,14 @@ def _parse(a):
     # Stamp: last STAMP_LEN (20) bytes of the L3 packet -> stream id (u16) at l3 + tot_len - 16.
     a.ldx("h", R1, R2, 16).be(R1, 16)
     a.jmp("<", R1, 20 + STAMP_LEN, "l4_v4")
-    a.jmp(">", R1, _MAX_L3, "l4_v4")  # bounds the variable offset for the verifier (MAX_PACKET_OFF)
-    a.sub(R1, STAMP_LEN)
-    a.mov(R4, R2).add(R4, R1)
-    _stamp(a, "v4")
+    if frags_supported():
+        a.sub(R1, STAMP_LEN)
+        _stamp_anywhere(a, "v4")
+    else:
+        a.jmp(">", R1, _MAX_L3, "l4_v4")  # bounds the variable offset for the verifier (MAX_PACKET_OFF)
+        a.sub(R1, STAMP_LEN)
+        a.mov(R4, R2).add(R4, R1)
+        _stamp(a, "v4")
     a.label("l4_v4")
     a.ldx("b", R1, R2, 14).and_(R1, 0x0F).lsh(R1, 2)   # IHL in bytes (0..60)
     a.add(R2, R1)                                        # r2 + 14 + 20 = L4 for IHL 5
@@ -315,10 +357,14 @@ def _parse(a):
         a.ldx("w", R1, R2, 38 + 4 * i).stx("dw", FP, _SLOTS["dst6_%d" % i], R1)
     a.ldx("h", R1, R2, 18).be(R1, 16)   # payload length; L3 ends at l3 + 40 + plen
     a.jmp("<", R1, STAMP_LEN, "l4_v6")
-    a.jmp(">", R1, _MAX_L3, "l4_v6")
-    a.add(R1, 40 - STAMP_LEN)
-    a.mov(R4, R2).add(R4, R1)
-    _stamp(a, "v6")
+    if frags_supported():
+        a.add(R1, 40 - STAMP_LEN)
+        _stamp_anywhere(a, "v6")
+    else:
+        a.jmp(">", R1, _MAX_L3, "l4_v6")
+        a.add(R1, 40 - STAMP_LEN)
+        a.mov(R4, R2).add(R4, R1)
+        _stamp(a, "v6")
     a.label("l4_v6")
     a.add(R2, 40)                        # so L4 = r2 + 14 as for IPv4 below
 
@@ -334,6 +380,29 @@ def _parse(a):
     a.ldx("h", R1, R2, 14).be(R1, 16).stx("dw", FP, _SLOTS["sport"], R1)
     a.ldx("h", R1, R2, 16).be(R1, 16).stx("dw", FP, _SLOTS["dport"], R1)
     a.label("parsed")
+
+
+# Stack slots of the multi-buffer stamp read: the packet pointers kept across the helper call, and
+# the 8 bytes it copies (below the field slots, which end at -136).
+_SPILL_DATA, _SPILL_END, _STAMP_BUF = -144, -152, -160
+
+
+def _stamp_anywhere(a, tag):
+    """r1 = offset of the stamp in the L3 packet, r7 = L2 length: read the stamp's first 8 bytes with
+    ``xdp_load_bytes`` (they may lie in a later fragment of a multi-buffer frame), check the magic and
+    store the stream id. Keeps r2/r3 (data, data_end) across the call; an offset past the frame
+    (a lying length field) fails the copy, so no stream is recorded."""
+    a.add(R1, R7)
+    a.stx("dw", FP, _SPILL_DATA, R2).stx("dw", FP, _SPILL_END, R3)
+    a.mov(R2, R1).mov(R1, R6).mov(R3, FP).add(R3, _STAMP_BUF).mov(R4, 8)
+    a.call("xdp_load_bytes")
+    a.ldx("dw", R2, FP, _SPILL_DATA).ldx("dw", R3, FP, _SPILL_END)
+    a.jmp("!=", R0, 0, "nostamp_" + tag)
+    a.ldx("w", R1, FP, _STAMP_BUF)
+    a.jmp("!=", R1, _STAMP_MAGIC_LE, "nostamp_" + tag)
+    a.ldx("h", R1, FP, _STAMP_BUF + 4).be(R1, 16)
+    a.stx("dw", FP, _SLOTS["stream"], R1)
+    a.label("nostamp_" + tag)
 
 
 def _stamp(a, tag):
@@ -520,7 +589,7 @@ def _filter(rules=(), default="pass"):
     cmap = _counters_map(len(rules))
     try:
         a = compile_rules(rules, default, cmap)
-        return BuiltinProgram.load(a, name="nr_filter", maps={"counters": cmap}, rules=rules)
+        return BuiltinProgram.load(a, name="nr_filter", maps={"counters": cmap}, rules=rules, frags=frags_supported())
     except BaseException:
         cmap.close()
         raise

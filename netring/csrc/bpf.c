@@ -22,11 +22,12 @@ static void set_name(char dst[BPF_OBJ_NAME_LEN], const char *name)
 
 int nr_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
                      const char *license, const char *name, uint32_t expected_attach_type,
-                     char *log_buf, uint32_t log_size, uint32_t log_level)
+                     uint32_t prog_flags, char *log_buf, uint32_t log_size, uint32_t log_level)
 {
     union bpf_attr a;
     memset(&a, 0, sizeof(a));
     a.prog_type = prog_type;
+    a.prog_flags = prog_flags;  /* e.g. BPF_F_XDP_HAS_FRAGS: multi-buffer aware */
     a.insns = ptr(insns);
     a.insn_cnt = insn_cnt;
     a.license = ptr(license);

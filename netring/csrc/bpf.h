@@ -8,6 +8,11 @@
 #include <linux/if_link.h>
 #include "common.h"
 
+/* An XDP program that handles multi-buffer (fragmented) frames: kernel 5.18 (libbpf: SEC("xdp.frags")). */
+#ifndef BPF_F_XDP_HAS_FRAGS
+#define BPF_F_XDP_HAS_FRAGS (1U << 5)
+#endif
+
 /* Kinds for nr_bpf_get_fd_by_id / nr_bpf_next_id. */
 #define NR_BPF_KIND_PROG 0
 #define NR_BPF_KIND_MAP 1
@@ -15,7 +20,7 @@
 
 int nr_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
                      const char *license, const char *name, uint32_t expected_attach_type,
-                     char *log_buf, uint32_t log_size, uint32_t log_level);
+                     uint32_t prog_flags, char *log_buf, uint32_t log_size, uint32_t log_level);
 int nr_bpf_map_create(uint32_t map_type, uint32_t key_size, uint32_t value_size,
                       uint32_t max_entries, uint32_t map_flags, const char *name);
 int nr_bpf_map_lookup(int fd, const void *key, void *value, uint64_t flags);

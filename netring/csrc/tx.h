@@ -11,6 +11,7 @@
 #define NR_TX_TP_STATUS_SENDING TP_STATUS_SENDING
 #define NR_TX_TP_STATUS_WRONG_FORMAT TP_STATUS_WRONG_FORMAT
 #define NR_TX_PACKET_QDISC_BYPASS PACKET_QDISC_BYPASS
+#define NR_TX_TPACKET_ALIGNMENT TPACKET_ALIGNMENT
 /* Where frame data starts in a TX slot (no PACKET_TX_HAS_OFF): right after the aligned V2 header. */
 #define NR_TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
 
@@ -23,12 +24,14 @@ struct nr_tx_ring {
     uint32_t frames_per_block;
     uint32_t frame_nr;
     uint32_t head;
-    uint32_t capacity;  /* largest frame accepted (bytes) */
+    uint32_t capacity;  /* largest frame accepted (bytes): a tagged one, at most MTU + 18 */
     int fd;
     uint32_t queued;    /* slots committed since the last kick */
     uint32_t gen;       /* send_stream generation: names the templates in `tags` (Python bumps it per call) */
     uint64_t *tags;     /* per slot: (gen << 32 | template index + 1) of the template whose bytes the slot
                          * still holds, 0 if unknown; NULL disables the template-reuse shortcut */
+    uint32_t link_max;  /* largest untagged frame the link carries: MTU + 14. Longer ones, up to
+                         * `capacity`, only with an 802.1Q tag (the kernel's packet_extra_vlan_len_allowed) */
 };
 
 int nr_tx_setup(int fd, uint32_t block_size, uint32_t block_nr, uint32_t frame_size, uint32_t frame_nr);
@@ -39,6 +42,8 @@ int nr_tx_kick(struct nr_tx_ring *r);
 int64_t nr_tx_send(struct nr_tx_ring *r, const uint8_t *buf, uint64_t buflen, const uint32_t *lens, uint32_t n,
                    uint32_t min_len, int validate, uint32_t kick_every, int32_t *out_err, uint32_t *out_bad);
 void nr_tx_counts(const struct nr_tx_ring *r, uint32_t *out4);
+int nr_tx_frame_fits(const struct nr_tx_ring *r, const uint8_t *frame, uint32_t len);
+int nr_tx_recover(struct nr_tx_ring *r, uint32_t *out3, int apply);
 
 static inline uint8_t *nr_tx__slot(const struct nr_tx_ring *r, uint32_t idx)
 {

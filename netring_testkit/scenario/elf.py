@@ -7,8 +7,8 @@ is loaded, so a misspelt program name is located in the YAML instead of failing 
 import collections
 import struct
 
-__all__ = ["bpf_object_programs", "bpf_object_maps", "MapDef", "ARRAY_MAP_TYPES", "PERCPU_MAP_TYPES",
-           "map_type_name"]
+__all__ = ["bpf_object_programs", "bpf_object_sections", "FRAGS_SECTIONS", "bpf_object_maps", "MapDef",
+           "ARRAY_MAP_TYPES", "PERCPU_MAP_TYPES", "map_type_name"]
 
 _ELF_MAX = 64 << 20   # larger "objects" are not BPF programs anyone compiled for a scenario
 _EM_BPF = 247
@@ -90,6 +90,12 @@ def _cstr(table, off):
     return table[off:stop if stop >= 0 else len(table)].decode("utf-8", "replace")
 
 
+#: Section names for which libbpf loads an XDP program multi-buffer aware (``BPF_F_XDP_HAS_FRAGS``):
+#: only those attach natively to a veth with a jumbo MTU. The same as ``netring.bpf.libbpf.FRAGS_SECTIONS``
+#: (not imported: this module reads ELF files without loading netring's C core).
+FRAGS_SECTIONS = ("xdp.frags", "xdp.frags/devmap", "xdp.frags/cpumap")
+
+
 def bpf_object_programs(path):
     """Names of the programs in the BPF ELF object at ``path``, as libbpf names them (sorted).
 
@@ -98,10 +104,16 @@ def bpf_object_programs(path):
     Raises :class:`ValueError` naming what is wrong for a file that is not a 64-bit BPF ELF
     object, :class:`OSError` when it cannot be read.
     """
+    return sorted(bpf_object_sections(path))
+
+
+def bpf_object_sections(path):
+    """``{program name: section name}`` of the BPF ELF object at ``path`` (see :func:`bpf_object_programs`);
+    a section in :data:`FRAGS_SECTIONS` (``SEC("xdp.frags")``) marks a multi-buffer aware program."""
     elf = _Elf(path)
     secs, end = elf.secs, elf.end
     shnum = len(secs)
-    names = set()
+    names = {}
     try:
         for sec in secs:
             if sec[1] != _SHT_SYMTAB or sec[9] < 24 or sec[6] >= shnum:
@@ -116,10 +128,10 @@ def bpf_object_programs(path):
                     continue
                 if elf.name(target) == ".text":
                     continue
-                names.add(_cstr(strtab, st_name))
+                names[_cstr(strtab, st_name)] = elf.name(target)
     except (struct.error, IndexError, OverflowError):
         raise ValueError("truncated or malformed ELF file") from None
-    return sorted(n for n in names if n)
+    return {n: sec for n, sec in names.items() if n}
 
 
 # BTF kinds (linux/btf.h) and the bytes each adds after the 12-byte struct btf_type.

@@ -14,7 +14,8 @@ import os
 import re
 
 from .. import topospec
-from .elf import ARRAY_MAP_TYPES, bpf_object_maps, bpf_object_programs, map_type_name
+from .elf import (ARRAY_MAP_TYPES, FRAGS_SECTIONS, bpf_object_maps, bpf_object_programs, bpf_object_sections,
+                  map_type_name)
 from .matrix import scenario_id
 from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
                     XdpSpec)
@@ -71,6 +72,7 @@ class _Builder:
         self.object_maps = {}  # object path -> {map name: MapDef}, or the reason they cannot be read
         self.names = {}       # stream name -> index in traffic
         self.cap_on = {}      # captured endpoint -> index in captures
+        self.veth_peer = {}   # veth endpoint -> the other end of its link
 
     def err(self, rel, message):
         self.problems.append(self.doc.problem(self.base + tuple(rel), message))
@@ -114,6 +116,7 @@ class _Builder:
             self.endpoints[name] = ep.mtu or 1500  # a bridge without `mtu` gets the kernel's 1500
             if ep.link is not None:
                 self._link(name, ep.link.name)
+                self.veth_peer[name] = ep.link.name
         for b in parsed.bridges:
             members = [p.name for p in b.ports] + [b.name]
             for a in members:
@@ -170,6 +173,7 @@ class _Builder:
                 objpath = obj if os.path.isabs(obj) else os.path.join(os.path.dirname(self.doc.filename), obj)
                 prog = {"object": os.path.normpath(objpath), "program": prog["program"]}
                 self._check_object(prog["object"], prog["program"], rel + ("program",))
+                self._check_frags(prog["object"], prog["program"], x["attach"], x.get("mode", "auto"), rel)
             xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts))
             self.xdp_specs.setdefault(x["attach"], xdp[-1])
         return xdp
@@ -398,6 +402,26 @@ class _Builder:
                 self.object_maps[path] = bpf_object_maps(path)
             except (OSError, ValueError) as exc:
                 self.object_maps[path] = str(exc)
+
+    def _check_frags(self, path, name, attach, mode, rel):
+        """Native XDP on a veth whose peer's MTU does not fit a page takes only a multi-buffer aware
+        program (libbpf: ``SEC("xdp.frags")``); the kernel would refuse the attach with ERANGE."""
+        peer = self.veth_peer.get(attach)
+        if mode != "native" or peer is None:
+            return
+        from netring.xdp import veth_single_buffer_max_mtu
+
+        limit, mtu = veth_single_buffer_max_mtu(), self.endpoints.get(peer, 1500)
+        try:
+            section = bpf_object_sections(path).get(name)
+        except (OSError, ValueError):
+            return  # reported by _check_object
+        if mtu <= limit or section is None or section in FRAGS_SECTIONS:
+            return
+        self.err(rel + ("program", "program"),
+                 "program %r (SEC(\"%s\")) is not frags-aware and MTU %d > %d (the largest MTU a single-buffer XDP "
+                 "program accepts on veth with a %d KiB page); load it with SEC(\"xdp.frags\") or lower the MTU "
+                 "(or attach it with mode: generic)" % (name, section, mtu, limit, os.sysconf("SC_PAGE_SIZE") >> 10))
 
     def _stream_names_to_ids(self, rules, rel):
         """``rules`` with every ``match: {stream: NAME}`` replaced by that stream's id (a copy; ids stay)."""

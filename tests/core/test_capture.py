@@ -19,7 +19,7 @@ def test_frames(cap, n, timeout=3.0):
     out = []
     deadline = time.monotonic() + timeout
     while len(out) < n and time.monotonic() < deadline:
-        for p in cap.recv(256, timeout=0.2):
+        for p in cap.recv(n - len(out), timeout=max(0.0, deadline - time.monotonic())):
             if p.data[12:14] in (ETH_TEST.to_bytes(2, "big"), b"\x08\x00"):
                 out.append(p)
     return out

@@ -97,3 +97,38 @@ def test_frame_size_for_mtu_holds_a_whole_frame_and_keeps_the_defaults_below(mtu
     assert Capture.frame_size_for_mtu(mtu, block_size=8192) == min(rx, 8192)
     with pytest.raises(ConfigurationError, match="mtu"):
         Injector.frame_size_for_mtu(0)
+
+
+class _UmemAndRing(_TwoMaps):
+    """Anonymous memory (like a UMEM) added before a file-backed ring (a memfd stands in for the socket)."""
+
+    def __init__(self):
+        import os
+
+        super().__init__()
+        self._maps = []
+        self._memfd = os.memfd_create("nrt-ring")
+        os.ftruncate(self._memfd, 1 << 12)
+        self.data = self._map(1 << 16, fd=-1)
+        self.ring = self._map(1 << 12, fd=self._memfd)
+
+
+def test_a_refused_unmap_never_replaces_anonymous_memory():
+    """A view into the *later* (file-backed) mapping refuses the close: the anonymous mapping added first
+    must not have been closed meanwhile, or re-mapping it would hand out fresh, zeroed memory."""
+    import os
+
+    rs = _UmemAndRing()
+    try:
+        rs.data.view[100] = 0x5A
+        rs.ring.view[0] = 0x33
+        held = rs.ring.view[0:4]
+        with pytest.raises(ViewsAliveError):
+            rs.close()
+        assert rs.data.view[100] == 0x5A and rs.data.ptr[100] == 0x5A   # the same memory, not a fresh map
+        assert rs.ring.view[0] == 0x33 and held[0] == 0x33
+        del held
+        rs.close()
+        assert rs.closed
+    finally:
+        os.close(rs._memfd)

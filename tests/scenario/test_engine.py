@@ -144,10 +144,11 @@ def test_crafted_faults_are_counted_exactly(tmp_path):
     row = next(l for l in text.splitlines() if l.strip().startswith("main")).split()
     assert row[:9] == ["main", "rx:eth0", "100", "100", "98", "2", "1", "1", "1"]
     assert "ethertype 0x88b5" in text or "88b5" in text
-    # artifacts: JSON result and pcap of the unexpected frames
+    # artifacts: JSON result and a pcapng with the unexpected frames (and samples of sent/arrived)
     doc = json.loads((tmp_path / "faults.json").read_text())
     assert doc["status"] == "failed" and doc["streams"][0]["duplicated"] == 1
-    assert GARBAGE in report.read_pcap(tmp_path / "faults.pcap")
+    got = report.read_pcapng(tmp_path / "faults.pcapng")
+    assert (GARBAGE, "unexpected at rx:eth0") in [(p.data, p.comment) for p in got]
 
 
 def test_timeout_is_respected():
@@ -204,6 +205,8 @@ def test_plugin_run_reports_failure_artifacts_json_and_junit(tmp_path):
     assert by_id["wrong-expectation"]["status"] == "failed" and by_id["wrong-expectation"]["xdp"]["rx:eth0"]["drop"] == 2000
     assert rep["summary"] == {"passed": 2, "failed": 1, "error": 0, "skipped": 0}
     assert (tmp_path / "art" / "wrong-expectation.json").exists()
+    got = report.read_pcapng(tmp_path / "art" / "wrong-expectation.pcapng")   # pure loss: still a pcapng
+    assert [p.comment for p in got] == ["sent stream main seq %d" % q for q in list(range(16)) + list(range(1984, 2000))]
     props = {}
     for case in ET.parse(tmp_path / "j.xml").getroot().iter("testcase"):
         props[case.get("name")] = {p.get("name"): p.get("value") for p in case.iter("property")}
@@ -240,10 +243,10 @@ TRACE_CONFTEST = textwrap.dedent("""\
         finally:
             s.close()
 
-    def attach(stack, topo, spec):
+    def attach(stack, topo, spec, *args):
         for node, ns in topo.nodes.items():
             _write(node=node, inode=os.fstat(ns.fileno()).st_ino, cookie=_cookie(ns))
-        att, obj = _attach(stack, topo, spec)
+        att, obj = _attach(stack, topo, spec, *args)
         _write(prog_id=att.program.id)
         return att, obj
 
@@ -519,3 +522,76 @@ def test_an_exception_outside_the_verdict_is_an_error_too(tmp_path):
     assert rec["status"] == "error" and "boom" in rec["error"]
     case = next(ET.parse(tmp_path / "j.xml").getroot().iter("testcase"))
     assert [e.tag for e in case if e.tag in ("error", "failure")] == ["error"]
+
+
+QUIET = textwrap.dedent("""\
+    scenarios:
+      - name: quiet
+        topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        xdp: [{attach: rx:eth0, program: pass}]
+        traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 2000, frame: {%s}}]
+        capture: [{on: rx:eth0}, {on: tx:eth0}]
+        expect: {delivered: all, at: rx:eth0, xdp: {rx:eth0: {pass: all}}, unexpected: 0}
+        quiet: 300ms
+    """)
+
+
+@pytest.mark.parametrize("frame", ["udp: {dport: 9}", "ipv6: {}, udp: {dport: 9}", "icmp: {}", "ipv6: {}, icmp: {}"])
+def test_default_traffic_gets_no_answer_and_counts_are_exact(frame):
+    """Frames go to the receiver's own MAC and IP; its stack neither resolves the sender (permanent
+    neighbours) nor answers (no port unreachable, no echo reply): the receiver's program counts
+    exactly what was sent and the sender's capture sees nothing come back."""
+    s = sc.load_text(QUIET % frame, "q.yaml")[0]
+    r = runner.run(s)
+    assert r.status == "passed", r.render()
+    assert r.xdp["rx:eth0"]["pass"] == 2000
+    assert r.unexpected == {"rx:eth0": 0, "tx:eth0": 0}
+    assert r.interfaces["rx:eth0"]["tx_packets"] == 0 and r.interfaces["tx:eth0"]["rx_packets"] == 0, r.render()
+
+
+def test_tcp_to_a_closed_port_is_answered_by_resets():
+    """What still talks back (README, `xdp[]`): one RST per TCP frame, seen by the sender only."""
+    # ">= 100%": the run waits for the quiet period (not only until rx has every frame), so every RST is in
+    s = sc.load_text((QUIET % "tcp: {dport: 9}").replace("delivered: all", 'delivered: ">= 100%"'), "q.yaml")[0]
+    r = runner.run(s)
+    assert r.xdp["rx:eth0"]["pass"] == 2000 and r.unexpected["rx:eth0"] == 0
+    assert r.unexpected["tx:eth0"] == 2000
+    assert "[R]" in report_decode(r.unexpected_frames["tx:eth0"][0])
+
+
+def report_decode(frame):
+    from netring_testkit.verdict import decode_frame
+
+    return decode_frame(frame)
+
+
+SAMPLED = textwrap.dedent("""\
+    scenarios:
+      - name: sampled
+        topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+        traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 2000, rate: 4kpps, frame: {size: [64, 200, "${big}"]}}]
+        expect: {delivered: none}
+        quiet: 300ms
+        matrix: {big: [1514]}
+    """)
+
+
+def test_failure_pcapng_samples_what_was_sent_and_what_arrived(tmp_path):
+    """The first and last 16 frames sent are rebuilt byte for byte as the C stamper sent them (sizes
+    cycled by sequence number across send calls: 4 kpps sends in calls of 1000), and the first and
+    last 16 that arrived are copied from the capture (a pure-loss failure: see the plugin test)."""
+    passed = sc.load_text(SAMPLED, "s.yaml")[0]
+    seqs = list(range(16)) + list(range(1984, 2000))
+    r = runner.run(passed, artifacts_dir=str(tmp_path))
+    assert r.status == "failed" and r.streams[0].delivered == 2000, r.render()
+    pcap = tmp_path / "sampled_big=1514_.pcapng"
+    assert r.artifacts == [str(pcap), str(tmp_path / "sampled_big=1514_.json")]
+    got = report.read_pcapng(pcap)
+    sent = {int(p.comment.rsplit(" ", 1)[1]): p.data for p in got if p.comment.startswith("sent stream main seq ")}
+    arrived = {int(p.comment.rstrip(")").rsplit(" ", 1)[1]): p.data for p in got
+               if p.comment.startswith("arrived at rx:eth0 (stream main seq ")}
+    assert sorted(sent) == seqs and sorted(arrived) == seqs
+    assert all(arrived[q] == sent[q] for q in seqs)
+    assert [len(sent[q]) for q in (0, 1, 2, 1998, 1999)] == [64, 200, 1514, 64, 200]  # seq % 3
+    assert {p.interface for p in got} == {"tx:eth0", "rx:eth0"}
+    assert os.path.getsize(pcap) < 64 * 1024

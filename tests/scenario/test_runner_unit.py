@@ -1,14 +1,16 @@
 """The engine's failure paths that need no namespaces: unforeseen exceptions become error results,
 and the sender join survives repeated Ctrl-C."""
 import json
+import shutil
 import signal
+import subprocess
 import threading
 import textwrap
 import time
 
 import pytest
 
-from netring_testkit import runner, scenario as sc
+from netring_testkit import report, runner, scenario as sc
 
 PAIR = textwrap.dedent("""\
     scenarios:
@@ -37,6 +39,12 @@ def test_any_exception_is_an_error_result_with_its_traceback_in_the_artifact(tmp
     doc = json.loads((tmp_path / "pair.json").read_text())
     assert doc["status"] == "error"
     assert doc["traceback"].startswith("Traceback") and 'raise RuntimeError("boom from deep inside")' in doc["traceback"]
+    # nothing was sent: the pcapng is still there, empty but with an interface block (tcpdump wants one)
+    assert doc["pcapng"] == {"file": "pair.pcapng", "sent": 0, "arrived": 0, "unexpected": 0}
+    assert report.read_pcapng(tmp_path / "pair.pcapng") == []
+    if shutil.which("tcpdump"):
+        td = subprocess.run(["tcpdump", "-r", str(tmp_path / "pair.pcapng")], capture_output=True, text=True)
+        assert td.returncode == 0, td.stderr
 
 
 def test_keyboard_interrupt_still_propagates():

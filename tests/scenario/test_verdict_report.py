@@ -128,14 +128,105 @@ def test_artifacts_and_report(tmp_path):
     r.failures = evaluate(s, r)
     r.status = "failed"
     paths = report.write_artifacts(tmp_path / "art", r)
-    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["filt.json", "filt.pcap"]
+    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["filt.json", "filt.pcapng"]
     doc = json.loads((tmp_path / "art" / "filt.json").read_text())
     assert doc["status"] == "failed" and doc["streams"][1]["delivered"] == 90
-    assert report.read_pcap(tmp_path / "art" / "filt.pcap") == [b"\xaa" * 64]
+    assert doc["pcapng"] == {"file": "filt.pcapng", "sent": 0, "arrived": 0, "unexpected": 1}
+    assert doc["artifacts"] == [str(tmp_path / "art" / "filt.pcapng"), str(tmp_path / "art" / "filt.json")]
+    assert [(p.interface, p.data, p.comment) for p in report.read_pcapng(tmp_path / "art" / "filt.pcapng")] \
+        == [("rx:eth0", b"\xaa" * 64, "unexpected at rx:eth0")]
     out = report.write_report(tmp_path / "r" / "report.json", [r.as_dict()], duration=1.5)
     rep = json.loads(open(out).read())
     assert rep["summary"] == {"passed": 0, "failed": 1, "error": 0, "skipped": 0} and rep["scenarios"][0]["id"] == "filt"
     assert rep["scenarios"][0]["pps"] == 20000.0
+
+
+def _sampled_result():
+    from netring.check import stamp_frame
+    from netring_testkit.verdict import SentFrame
+
+    s, r = make()
+    t0 = 1_700_000_000_123_456_789
+    tmpl, off = runner.build_frame(100, 1, src_mac="02:4e:52:00:00:01", dst_mac="02:4e:52:00:00:02")
+    sent = [SentFrame("kept", "tx:eth0", q, t0 + q, stamp_frame(tmpl, 1, q, off)) for q in (0, 1, 99)]
+    r.sent_samples = sent
+    r.arrived_samples = {"rx:eth0": [(t0 + 1000, sent[0].data), (t0 + 1001, b"\x01" * 60)]}
+    r.unexpected_frames = {"rx:eth0": [b"\x01" * 60]}
+    r.status = "failed"
+    return r, t0
+
+
+def test_failure_pcapng_holds_sent_arrived_and_unexpected_frames_commented(tmp_path):
+    r, t0 = _sampled_result()
+    pcap, js = report.write_artifacts(tmp_path, r)
+    got = report.read_pcapng(pcap)
+    assert [(p.interface, p.comment) for p in got] == [
+        ("tx:eth0", "sent stream kept seq 0"), ("tx:eth0", "sent stream kept seq 1"),
+        ("tx:eth0", "sent stream kept seq 99"),
+        ("rx:eth0", "arrived at rx:eth0 (stream kept seq 0)"), ("rx:eth0", "arrived at rx:eth0"),
+        ("rx:eth0", "unexpected at rx:eth0")]
+    assert [p.data for p in got[:3]] == [f.data for f in r.sent_samples]
+    assert got[3].data == r.sent_samples[0].data and got[3].timestamp_ns == t0 + 1000
+    assert got[0].timestamp_ns == t0
+    assert len({p.description for p in got}) == 3          # one interface block per endpoint and role
+    assert json.loads(open(js).read())["pcapng"] == {"file": pcap.rsplit("/", 1)[1], "sent": 3, "arrived": 2,
+                                                     "unexpected": 1}
+
+
+def test_pcapng_roundtrip_and_layout(tmp_path):
+    frames_ = [b"\x01" * 60, b"\x02" * 1514, b"\x03" * 61]
+    p = report.write_pcapng(tmp_path / "x.pcapng", [("a:eth0", "sent"), ("b:eth0", None)],
+                            [(0, 5, frames_[0], "one"), (1, (1 << 40) + 7, frames_[1], None),
+                             (1, 9, frames_[2], "\u00fcber drei")], snaplen=1000)
+    raw = open(p, "rb").read()
+    assert struct.unpack_from("<IIIHHq", raw) == (0x0A0D0D0A, struct.unpack_from("<I", raw, 4)[0], 0x1A2B3C4D, 1, 0, -1)
+    off, types = 0, []
+    while off < len(raw):   # every block: 4-byte aligned, its length repeated at its end
+        btype, blen = struct.unpack_from("<II", raw, off)
+        assert blen % 4 == 0 and struct.unpack_from("<I", raw, off + blen - 4)[0] == blen
+        types.append(btype)
+        off += blen
+    assert off == len(raw) and types == [0x0A0D0D0A, 1, 1, 6, 6, 6]
+    got = report.read_pcapng(p)
+    assert [(g.interface, g.description, g.timestamp_ns, g.data, g.orig_len, g.comment) for g in got] == [
+        ("a:eth0", "sent", 5, frames_[0], 60, "one"),
+        ("b:eth0", None, (1 << 40) + 7, frames_[1][:1000], 1514, None),
+        ("b:eth0", None, 9, frames_[2], 61, "\u00fcber drei")]
+    with pytest.raises(ValueError):
+        report.write_pcapng(tmp_path / "y.pcapng", [("a", None)], [(1, 0, b"x", None)])
+    (tmp_path / "z.pcapng").write_bytes(raw[:-3])
+    with pytest.raises(ValueError, match="damaged"):
+        report.read_pcapng(tmp_path / "z.pcapng")
+
+
+def test_tshark_reads_the_failure_pcapng_and_its_comments(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("tshark") is None:
+        pytest.skip("needs tshark (Debian: apt-get install tshark)")
+    r, _ = _sampled_result()
+    pcap, _ = report.write_artifacts(tmp_path, r)
+    out = subprocess.run(["tshark", "-r", pcap, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.comment"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = [l.split("\t") for l in out.stdout.splitlines()]
+    assert rows == [["tx:eth0", "sent stream kept seq 0"], ["tx:eth0", "sent stream kept seq 1"],
+                    ["tx:eth0", "sent stream kept seq 99"], ["rx:eth0", "arrived at rx:eth0 (stream kept seq 0)"],
+                    ["rx:eth0", "arrived at rx:eth0"], ["rx:eth0", "unexpected at rx:eth0"]]
+
+
+def test_tcpdump_reads_the_failure_pcapng(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("tcpdump") is None:
+        pytest.skip("needs tcpdump (Debian: apt-get install tcpdump)")
+    r, _ = _sampled_result()
+    pcap, _ = report.write_artifacts(tmp_path, r)
+    td = subprocess.run(["tcpdump", "-nn", "-r", pcap], capture_output=True, text=True, timeout=60)
+    assert td.returncode == 0, td.stderr
+    assert td.stdout.count("198.18.255.1.1024 > 198.18.255.2.9: UDP") == 4, td.stdout
 
 
 def test_safe_name():

@@ -176,6 +176,82 @@ def test_keep_leaves_failed_namespaces_and_reaper_removes_them(tmp_path):
     assert re.search(r"^AFTER\s*$", out.stdout, re.M), out.stdout
 
 
+KEEP_XDP = """\
+scenarios:
+  - name: drops
+    topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+    xdp: [{attach: rx:eth0, program: drop, mode: "${mode}"}]
+    traffic: [{name: main, from: tx:eth0, to: rx:eth0, count: 100}]
+    expect: {delivered: "${want}"}
+    quiet: 200ms
+    matrix: {mode: [native, generic], want: [all, none]}
+"""
+
+
+@pytest.mark.privileged
+def test_keep_leaves_a_failed_scenarios_xdp_programs_attached_and_says_so_once(tmp_path):
+    (tmp_path / "keep.yaml").write_text(KEEP_XDP)
+    cmd = '"$PY" -m pytest -p netring_testkit -p no:cacheprovider keep.yaml --netring-keep'
+    out = run_isolated(tmp_path, cmd + " > run1.txt || true; for n in $(ls /run/netns); do echo NS $n; "
+                       "ip -n $n -o link show dev eth0; done")
+    assert out.returncode == 0, out.stdout + out.stderr
+    run1 = (tmp_path / "run1.txt").read_text()
+    assert re.search(r"2 failed, 2 passed", run1), run1
+    links = dict(re.findall(r"^NS (\S+)\n(.*)$", out.stdout, re.M))
+    assert len(links) == 4 and all(n.startswith("nrt-") for n in links)  # the failed ones' tx and rx only
+    rx = sorted(n for n in links if n.endswith("-rx"))
+    for n in rx:   # after the session ended, the kept program still sits on the interface
+        assert re.search(r"\bprog/xdp(generic)? id \d+ name nr_drop\b", links[n]), links[n]
+        assert run1.count("ip netns exec %s bash" % n) == 1, run1          # the notice is printed once
+        assert "`ip -n %s link show dev eth0`" % n in run1 and "`ip netns exec %s bpftool net`" % n in run1
+    modes = sorted("xdpgeneric" in links[n] for n in rx)
+    assert modes == [False, True], links                                   # each in its own mode
+    assert not any("prog/xdp" in links[n] for n in links if n.endswith("-tx"))
+    assert re.findall(r"left attached to rx:eth0", run1).__len__() == 2
+
+
+KEEP_XDP_FIXTURE = """\
+import pytest
+
+
+@pytest.fixture(scope="module")
+def shared(netring_factory):
+    with netring_factory.topology({"nodes": ["m1", "m2"], "links": [{"endpoints": ["m1:eth0", "m2:eth0"]}]}) as t:
+        yield t
+
+
+def test_drop_fails(veth_pair, xdp):
+    xdp.attach(veth_pair[1], "drop", mode="generic")
+    print("FAILNS", veth_pair[1].netns.name)
+    assert False
+
+
+def test_shared_fails(shared, xdp):
+    xdp.attach(shared["m2:eth0"], "drop", mode="native")
+    assert False
+
+
+def test_shared_is_free_again(shared, xdp):
+    xdp.attach(shared["m2:eth0"], "pass", mode="native")   # busy if the failed test's program had stayed
+"""
+
+
+@pytest.mark.privileged
+def test_keep_leaves_a_failed_tests_xdp_fixture_programs_attached_in_kept_namespaces_only(tmp_path):
+    (tmp_path / "test_child.py").write_text(KEEP_XDP_FIXTURE)
+    out = run_isolated(tmp_path, PYTEST + " --netring-keep -s > run1.txt || true; for n in $(ls /run/netns); do "
+                       "echo NS $n; ip -n $n -o link show dev eth0; done")
+    assert out.returncode == 0, out.stdout + out.stderr
+    run1 = (tmp_path / "run1.txt").read_text()
+    assert re.search(r"2 failed, 1 passed", run1), run1
+    links = dict(re.findall(r"^NS (\S+)\n(.*)$", out.stdout, re.M))
+    failed_rx = re.search(r"FAILNS (\S+)", run1).group(1)
+    assert re.search(r"\bprog/xdp(generic)? id \d+ name nr_drop\b", links[failed_rx]), links
+    assert not [n for n in links if n != failed_rx and "prog/xdp" in links[n]], links   # the module's: detached
+    assert run1.count("left attached to eth0 in %s" % failed_rx) == 1, run1
+    assert "`ip -n %s link show dev eth0`" % failed_rx in run1
+
+
 @pytest.mark.privileged
 def test_keep_via_ini_and_no_reap_option(tmp_path):
     (tmp_path / "pytest.ini").write_text("[pytest]\nnetring_keep = true\n")

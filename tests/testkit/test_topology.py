@@ -1,7 +1,9 @@
 """Topology: spec validation, addressing, building, connectivity, counters, teardown."""
+import contextlib
 import os
 import socket
 import struct
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -238,18 +240,14 @@ def test_packet_socket_and_adopted_objects_close_with_topology():
 
 @pytest.mark.privileged
 def test_capture_and_injector_open_in_the_endpoint_namespace(veth_pair):
-    import netring
-
-    if not hasattr(netring, "Capture"):
-        pytest.skip("netring.Capture is not in this build yet (core not merged)")
     a, b = veth_pair
     cap = b.capture(block_timeout_ms=10)
     tx = a.injector()
     f = frames.build(ipv4={}, udp={}, size=128, stamp=(1, 1))
     tx.send(f)
     tx.flush()
-    got = cap.recv(8, timeout=2.0)
-    assert [bytes(p.data) for p in got if bytes(p.data) == f] == [f]
+    got = cap.recv(1, timeout=2.0)   # a topology's links are quiet: the one frame sent is all there is
+    assert [bytes(p.data) for p in got] == [f]
     a.topology.close()
     with pytest.raises(Exception):
         cap.fileno()
@@ -277,9 +275,115 @@ def test_endpoint_rings_fit_a_jumbo_mtu_by_default_and_explicit_sizes_win(veth_p
     assert tx.capacity >= 9000 + 14 + 4  # an MTU-sized frame, VLAN tag included
     f = frames.build(ipv4={"src": a.ipv4, "dst": b.ipv4}, udp={}, size=9014, stamp=(0, 9001))
     assert tx.send(f) == 1
-    got = [p for p in cap.recv(16, timeout=3.0) if bytes(p.data) == f]
+    got = cap.recv(1, timeout=3.0)
+    assert [bytes(p.data) for p in got] == [f]
     assert len(got) == 1 and not got[0].truncated and got[0].wire_len == 9014
     assert a.injector(frame_size=2048).capacity == 2048 - 32
     assert b.capture(frame_size=2048).frame_size == 2048
     small = b.capture(block_size=8192)  # an explicit block wins; the frame_size default fits inside it
     assert small.block_size == 8192 and small.frame_size <= 8192
+
+
+def _neighbours(ns):
+    """{(ifindex, ip): (lladdr, state)} of a namespace's neighbour table (IPv4 and IPv6)."""
+    out = {}
+    with ns.iproute() as ipr:
+        for m in ipr.get_neighbours():
+            dst = m.get_attr("NDA_DST")
+            if dst is not None:
+                out[(m["ifindex"], dst)] = (m.get_attr("NDA_LLADDR"), m["state"])
+    return out
+
+
+@pytest.mark.privileged
+def test_link_partners_have_permanent_neighbour_entries(topology):
+    topo = topology({"nodes": ["a", "b", "c", "sw"],
+                     "links": [{"endpoints": ["a:eth0", "b:eth0"]},
+                               {"endpoints": ["a:eth1", "sw:p0"]}, {"endpoints": ["c:eth0", "sw:p1"]},
+                               {"endpoints": ["b:eth1", "sw:p2"], "ipv6": False}],
+                     "bridges": [{"name": "sw:br0", "ports": ["sw:p0", "sw:p1", "sw:p2"],
+                                  "ipv4": "198.18.1.100/24"}]})
+    perm = 0x80  # NUD_PERMANENT
+    a0, b0, a1, c0, b1, br = (topo[n] for n in ("a:eth0", "b:eth0", "a:eth1", "c:eth0", "b:eth1", "sw:br0"))
+    na, nc = _neighbours(a0.netns), _neighbours(c0.netns)
+    # the veth peer, by IPv4 and IPv6
+    assert na[(a0.ifindex, b0.ipv4)] == (b0.mac, perm)
+    assert na[(a0.ifindex, b0.ipv6)] == (b0.mac, perm)
+    assert _neighbours(b0.netns)[(b0.ifindex, a0.ipv4)] == (a0.mac, perm)
+    # on the bridge segment: every other addressed endpoint, the bridge device included
+    assert na[(a1.ifindex, c0.ipv4)] == (c0.mac, perm) and na[(a1.ifindex, c0.ipv6)] == (c0.mac, perm)
+    assert na[(a1.ifindex, b1.ipv4)] == (b1.mac, perm) and na[(a1.ifindex, br.ipv4)] == (br.mac, perm)
+    assert nc[(c0.ifindex, a1.ipv4)] == (a1.mac, perm)
+    assert _neighbours(br.netns)[(br.ifindex, a1.ipv4)] == (a1.mac, perm)
+    assert (a1.ifindex, b0.ipv4) not in na      # another segment's address is not a neighbour here
+    ours = {ep.ipv4 for ep in topo} | {ep.ipv6 for ep in topo}
+    assert all(state == perm for (_, ip), (_, state) in na.items() if ip in ours)
+
+
+@pytest.mark.privileged
+def test_traffic_to_the_peer_needs_no_arp_or_nd(veth_pair):
+    a, b = veth_pair
+    rx = a.packet_socket(timeout=0.3)
+    for fam, dst in ((socket.AF_INET, b.ipv4), (socket.AF_INET6, b.ipv6)):
+        with a.netns.socket(fam, socket.SOCK_DGRAM, 0) as w:
+            w.sendto(b"x", (dst, 9))
+    sent = []
+    with contextlib.suppress(socket.timeout):
+        while True:
+            sent.append(rx.recv(2048))
+    kinds = [frames.decode(f) for f in sent]
+    assert len([k for k in kinds if "UDP" in k]) == 2, kinds
+    assert not [k for k in kinds if "0x0806" in k or "type 135" in k or "type 136" in k], kinds
+
+
+@pytest.mark.privileged
+def test_bridge_knows_every_ports_far_end_so_nothing_is_flooded(topology):
+    # ipv6: false: no MLD report at link-up that would teach the bridge a MAC by chance
+    topo = topology({"nodes": ["h1", "h2", "h3", "sw"],
+                     "links": [{"endpoints": ["h%d:eth0" % i, "sw:p%d" % i], "ipv6": False} for i in (1, 2, 3)],
+                     "bridges": [{"name": "sw:br0", "ports": ["sw:p1", "sw:p2", "sw:p3"]}]})
+    h1, h2, h3, br = topo["h1:eth0"], topo["h2:eth0"], topo["h3:eth0"], topo["sw:br0"]
+    with br.netns.iproute() as ipr:
+        fdb = {(m["ifindex"], m.get_attr("NDA_LLADDR")): m["state"]
+               for m in ipr.get_neighbours(family=socket.AF_BRIDGE)}
+    for i, h in ((1, h1), (2, h2), (3, h3)):
+        assert fdb.get((topo["sw:p%d" % i].ifindex, h.mac)) == 0x40   # static (NUD_NOARP)
+    before2, before3 = h2.stats()["rx_packets"], h3.stats()["rx_packets"]
+    frame = frames.build(eth={"src": h1.mac, "dst": h2.mac}, ipv4={"src": h1.ipv4, "dst": h2.ipv4}, udp={}, size=100)
+    with h1.injector() as tx:
+        tx.send_batch([frame] * 20)
+        tx.wait_drained(2.0)
+    for _ in range(100):   # delivery through the bridge is asynchronous: wait (bounded) for all 20
+        if h2.stats()["rx_packets"] - before2 >= 20:
+            break
+        time.sleep(0.01)
+    assert h2.stats()["rx_packets"] - before2 == 20
+    assert h3.stats()["rx_packets"] - before3 == 0    # not flooded
+
+
+def _refused(a, fam, dst):
+    """True when a UDP datagram from endpoint ``a`` to ``dst`` port 9 (closed) draws ICMP port unreachable."""
+    with a.netns.socket(fam, socket.SOCK_DGRAM, 0) as s:
+        s.settimeout(0.3)
+        s.connect((dst, 9))
+        s.send(b"x")
+        try:
+            s.recv(10)
+        except ConnectionRefusedError:
+            return True
+        except socket.timeout:
+            return False
+        return False
+
+
+@pytest.mark.privileged
+def test_quiet_replies_stops_port_unreachable_and_echo_replies(topology):
+    loud, quiet = topology(PAIR), topology(PAIR)
+    quiet.quiet_replies()       # before any traffic: ICMP credit the kernel already granted would be spent first
+    assert _refused(loud["a:eth0"], socket.AF_INET, loud["b:eth0"].ipv4)
+    assert _refused(loud["a:eth0"], socket.AF_INET6, loud["b:eth0"].ipv6)
+    assert not _refused(quiet["a:eth0"], socket.AF_INET, quiet["b:eth0"].ipv4)
+    assert not _refused(quiet["a:eth0"], socket.AF_INET6, quiet["b:eth0"].ipv6)
+    b = quiet["b:eth0"]
+    assert int(b.netns.sysctl("net.ipv4.icmp_echo_ignore_all")) == 1
+    assert int(b.netns.sysctl("net.ipv6.icmp.echo_ignore_all")) == 1
