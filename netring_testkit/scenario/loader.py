@@ -158,9 +158,13 @@ class _Composer(_Events):
         self._depth = 0
         self._count = 0
         self._open = set()  # anchors of the collections being composed: an alias to one is a cycle
+        self._path = []  # field path of the collection being composed
 
-    def _exceeded(self, mark, name, actual):
-        raise _Exceeded(Problem(self._filename, mark.line + 1, mark.column + 1, (), self._limits.exceeded(name, actual)))
+    def _exceeded(self, event, parent, index, name, actual):
+        path = tuple(self._path) + _path_part(parent, index)
+        mark = event.start_mark
+        raise _Exceeded(Problem(self._filename, mark.line + 1, mark.column + 1, path,
+                                self._limits.exceeded(name, actual)))
 
     def compose_node(self, parent, index):
         event = self.peek_event()
@@ -171,19 +175,32 @@ class _Composer(_Events):
             return super().compose_node(parent, index)
         self._count += 1
         if self._count > self._limits.yaml_nodes:
-            self._exceeded(event.start_mark, "yaml_nodes", "more than %d" % self._limits.yaml_nodes)
+            self._exceeded(event, parent, index, "yaml_nodes", "more than %d" % self._limits.yaml_nodes)
         if not isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             return super().compose_node(parent, index)
         if self._depth >= self._limits.depth:
-            self._exceeded(event.start_mark, "depth", "more than %d" % self._limits.depth)
+            self._exceeded(event, parent, index, "depth", "more than %d" % self._limits.depth)
         self._depth += 1
+        part = _path_part(parent, index)
+        self._path.extend(part)
         if event.anchor is not None:
             self._open.add(event.anchor)
         try:
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            del self._path[len(self._path) - len(part):]
             self._open.discard(event.anchor)
+
+
+def _path_part(parent, index):
+    """The field path component of a node PyYAML composes with ``(parent, index)``: a list position,
+    a mapping's key (for its value), nothing for the root or a key itself."""
+    if parent is None or index is None:
+        return ()
+    if isinstance(index, int):
+        return (index,)
+    return (index.value,) if isinstance(index, yaml.ScalarNode) else ("?",)
 
 
 def _compose(text, filename, limits):

@@ -118,6 +118,12 @@ def test_nesting_depth_is_located():
     block = "".join("\n" + "  " * (i + 3) + "k%d:" % i for i in range(300)) + " 1"
     p = one(GOOD1.replace("timeout: 10s", "timeout: 10s\n    description:" + block))
     assert p.line == 22 + 62 and "(depth:" in p.message
+    assert p.path == ("scenarios", 0, "description") + tuple("k%d" % i for i in range(61))
+
+
+def test_node_count_stops_composing_a_long_list_at_its_field():
+    p = one(GOOD1 + "x-l: [%s]\n" % ", ".join(["1"] * 1000), limits=Limits(yaml_nodes=500))
+    assert p.path[0] == "x-l" and p.line == 23 and "more than 500 YAML nodes" in p.message
 
 
 def test_long_strings_are_located():
