@@ -225,6 +225,10 @@ def test_pytest_option_and_ini_raise_a_limit(tmp_path):
     (tmp_path / "pytest.ini").write_text("[pytest]\nnetring_limits = nodes=65\n")
     p = subprocess.run(base, cwd=str(tmp_path), capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0 and "s.yaml::big" in p.stdout, p.stdout
+    p = subprocess.run(base + ["--netring-limits", "node=65"], cwd=str(tmp_path), capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert p.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "--netring-limits / netring_limits: unknown scenario limit 'node'; known: file_size" in p.stderr
 
 
 def _sparse(path, head, size):
