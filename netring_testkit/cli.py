@@ -13,6 +13,9 @@
 ``netring-testkit schema``
     Print the path of the published JSON Schema (for editors).
 
+``validate`` and ``list`` take ``--netring-limits "NAME=N ..."`` (the same as pytest's option) to
+raise the limits on scenario files.
+
 Running scenarios is pytest's job: ``pytest -p netring_testkit scenarios/``.
 """
 import argparse
@@ -20,6 +23,7 @@ import os
 import sys
 
 from . import scenario as _scenario
+from .scenario.limits import LIMITS_HELP, Limits
 
 __all__ = ["main"]
 
@@ -30,7 +34,7 @@ def _validate(args, out):
     files = []
     for path in args.files:
         if os.path.isdir(path):
-            found = _scenario.find_scenario_files([path])
+            found = _scenario.find_scenario_files([path], limits=args.limits)
             if not found:
                 out.write("%s: no scenario files in this directory\n" % path)
             files.extend(found)
@@ -42,7 +46,7 @@ def _validate(args, out):
             bad += 1
             continue
         try:
-            items = _scenario.load(path)
+            items = _scenario.load(path, limits=args.limits)
         except _scenario.ScenarioSpecError as exc:
             for p in exc.problems:
                 out.write("%s\n" % p)
@@ -62,12 +66,12 @@ def _list(args, out):
     missing = [p for p in paths if not os.path.exists(p)]
     for p in missing:
         out.write("%s: no such file or directory\n" % p)
-    files = _scenario.find_scenario_files([p for p in paths if os.path.exists(p)])
+    files = _scenario.find_scenario_files([p for p in paths if os.path.exists(p)], limits=args.limits)
     bad = bool(missing)
     count = 0
     for path in files:
         try:
-            items = _scenario.load(path)
+            items = _scenario.load(path, limits=args.limits)
         except _scenario.ScenarioSpecError as exc:
             for p in exc.problems:
                 out.write("%s\n" % p)
@@ -87,6 +91,17 @@ def _list(args, out):
     return 1 if bad else 0
 
 
+def _limits_option(parser):
+    def parse(text):
+        try:
+            return Limits.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parser.add_argument("--netring-limits", dest="limits", metavar="NAME=N ...", type=parse, default=None,
+                        help="raise " + LIMITS_HELP + " (as pytest's --netring-limits)")
+
+
 def main(argv=None, out=None):
     """Entry point of the ``netring-testkit`` console script; returns the exit status."""
     out = out or sys.stdout
@@ -95,9 +110,11 @@ def main(argv=None, out=None):
     p = sub.add_parser("validate", help="check scenario files (a FILE whatever it holds, a directory by the "
                                         "collection rule); print located problems; exit 1 if any")
     p.add_argument("files", nargs="+", metavar="PATH")
+    _limits_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     p = sub.add_parser("list", help="list the scenario items (pytest ids) under PATHS")
     p.add_argument("paths", nargs="*", metavar="PATH")
+    _limits_option(p)
     p.add_argument("-v", "--verbose", action="store_true", help="show streams, frame counts, XDP programs")
     sub.add_parser("schema", help="print the path of the JSON Schema for scenario files")
     args = parser.parse_args(argv)

@@ -6,11 +6,11 @@ collected when
 
 - it was named on the command line (``pytest scenarios/mine.yaml``): always, and an invalid
   file then fails collection listing every problem; or
-- it was found under a directory (``pytest``, ``pytest scenarios/``) and its top level is a
-  mapping with a ``scenarios:`` key and no other keys except ``x-*`` (and ``.*``) extension
-  keys. Files without a line starting with ``scenarios:`` are not even parsed. A file that
-  does not parse is collected (so its syntax error is reported) when no column-0 line holds
-  another top-level key.
+- it was found under a directory (``pytest``, ``pytest scenarios/``) and a line starts with
+  ``scenarios:`` while no other column-0 line starts with a key except ``x-*`` (and ``.*``)
+  extension keys — a line scan of the first ``file_size`` bytes, never a YAML parse, since
+  pytest asks this of every YAML file next to the ones it collects. Only a collected file is
+  parsed; one that does not parse or is too big then fails collection with that problem.
 
 Other YAML — CI configs, docker-compose files, an Artillery load test with top-level
 ``config:`` and ``scenarios:`` — is left alone, because the plugin loads in every project
@@ -26,6 +26,10 @@ Options (group ``netring``):
 ``--netring-artifacts DIR``
     per failed scenario: ``<id>.json`` (full result) and ``<id>.pcapng`` (the first/last frames
     sent and arrived, and the unexpected frames, each commented); see :mod:`netring_testkit.report`.
+``--netring-limits "NAME=N ..."`` / ini ``netring_limits``
+    raise the limits on scenario files (:mod:`netring_testkit.scenario.limits`: file size, depth,
+    YAML nodes, string length, topology nodes and links, streams, matrix combinations x streams
+    and x YAML nodes); the option adds to (and overrides) the ini value.
 
 pps and loss are also attached to each item as ``user_properties`` (JUnit ``<property>``).
 Load with ``pytest -p netring_testkit.scenario_plugin`` (the ``netring_testkit`` plugin
@@ -51,7 +55,7 @@ pytest_plugins = ["netring_testkit.plugin"]
 
 
 def pytest_addoption(parser):
-    """Register ``--netring-report`` and ``--netring-artifacts`` (group ``netring``)."""
+    """Register ``--netring-report``, ``--netring-artifacts`` and ``--netring-limits`` (group ``netring``)."""
     group = parser.getgroup("netring", "netring network testing")
     group.addoption("--netring-report", metavar="FILE", default=None,
                     help="write a JSON report of every YAML scenario run (status, per-stream counts, pps, "
@@ -59,11 +63,27 @@ def pytest_addoption(parser):
     group.addoption("--netring-artifacts", metavar="DIR", default=None,
                     help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcapng "
                          "(first/last frames sent and arrived, and the unexpected frames, each commented)")
+    limits_help = ("raise the limits on YAML scenario files, as NAME=N separated by spaces or commas (sizes also "
+                   "as 4KiB, 2MiB), e.g. 'streams=4096 file_size=4MiB'; names: file_size, depth, yaml_nodes, "
+                   "string, nodes, links, streams, matrix_streams, matrix_nodes (README: YAML scenarios, Limits)")
+    group.addoption("--netring-limits", metavar="NAME=N ...", default=None, help=limits_help)
+    parser.addini("netring_limits", limits_help + " (--netring-limits adds to these)", default="")
+
+
+_LIMITS_KEY = pytest.StashKey()
 
 
 def pytest_configure(config):
-    """Register the ``netring_scenario`` marker and start collecting results."""
+    """Register the ``netring_scenario`` marker, check ``--netring-limits`` and start collecting results."""
     config.addinivalue_line("markers", "netring_scenario: a YAML scenario item (netring_testkit)")
+    text = " ".join(filter(None, [config.getini("netring_limits"), config.getoption("netring_limits", None)]))
+    if text:
+        from .scenario.limits import Limits
+
+        try:
+            config.stash[_LIMITS_KEY] = Limits.parse(text)
+        except ValueError as exc:
+            raise pytest.UsageError("--netring-limits / netring_limits: %s" % exc) from None
     if not config.pluginmanager.has_plugin("netring-scenario-results"):
         config.pluginmanager.register(_Results(config), "netring-scenario-results")
 
@@ -75,9 +95,15 @@ def pytest_collect_file(file_path, parent):
         return None
     from . import scenario as _scenario
 
-    if _scenario.is_scenario_file(file_path, explicit=parent.session.isinitpath(file_path)):
+    explicit = parent.session.isinitpath(file_path)
+    if _scenario.scenario_file_status(file_path, explicit=explicit, limits=_limits(parent.config))[0]:
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+def _limits(config):
+    """The :class:`~netring_testkit.scenario.Limits` of this session (None: the defaults)."""
+    return config.stash.get(_LIMITS_KEY, None)
 
 
 class ScenarioFile(pytest.File):
@@ -87,7 +113,7 @@ class ScenarioFile(pytest.File):
         from . import scenario as _scenario
 
         try:
-            scenarios = _scenario.load(self.path, relative_to=os.getcwd())
+            scenarios = _scenario.load(self.path, relative_to=os.getcwd(), limits=_limits(self.config))
         except _scenario.ScenarioSpecError as exc:
             raise self.CollectError(str(exc)) from None
         registered = set(m.split(":", 1)[0].strip() for m in self.config.getini("markers"))

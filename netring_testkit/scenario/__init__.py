@@ -21,6 +21,7 @@ located as ``FILE:LINE:COL: FIELD.PATH: what is wrong and what was expected``:
 The modules, one job each:
 
 - :mod:`.loader` — YAML with locations, :class:`Problem`, :class:`ScenarioSpecError`, :func:`load`, :func:`load_text`;
+- :mod:`.limits` — :class:`Limits`: file size, depth, alias expansion, counts — bounds on the work a file may cause;
 - :mod:`.messages` — the JSON Schema (:func:`schema`, :data:`SCHEMA_PATH`) and its errors as located messages;
 - :mod:`.values` — durations, rates, frame counts (:func:`parse_count`), :class:`CountExpr`, frame sizes;
 - :mod:`.model` — :class:`Scenario` and its parts (dataclasses);
@@ -38,13 +39,14 @@ __all__ = [
     "CaptureSpec", "StreamExpect", "Scenario", "load", "load_text", "is_scenario_file", "scenario_file_status",
     "find_scenario_files", "parse_duration", "parse_rate", "parse_count", "min_frame_size", "BUILTIN_PROGRAMS",
     "check_requires", "check_runtime_requires", "bpf_object_programs", "bpf_object_maps", "MATRIX_MAX", "COUNT_MAX", "STREAMS_MAX",
-    "CAPABILITIES",
+    "CAPABILITIES", "load_bytes", "Limits", "DEFAULT_LIMITS",
 ]
 
 # public name -> module that defines it ("caps" is netring_testkit.caps)
 _EXPORTS = {
     "format_path": "loader", "Problem": "loader", "ScenarioSpecError": "loader", "Document": "loader",
     "load_document": "loader", "load": "loader", "load_text": "loader", "STREAMS_MAX": "loader",
+    "load_bytes": "loader", "Limits": "limits", "DEFAULT_LIMITS": "limits",
     "SCHEMA_PATH": "messages", "schema": "messages",
     "parse_duration": "values", "parse_rate": "values", "parse_count": "values", "CountExpr": "values", "min_frame_size": "values",
     "frame_sizes": "values", "STAMP_LEN": "values", "COUNT_MAX": "values",
@@ -67,6 +69,8 @@ def __getattr__(name):
     # One plain import per module, so the import graph (tests/test_layers.py) sees every edge.
     if where == "loader":
         from . import loader as module
+    elif where == "limits":
+        from . import limits as module
     elif where == "messages":
         from . import messages as module
     elif where == "values":

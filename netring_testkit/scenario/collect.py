@@ -1,22 +1,25 @@
 """Which files are scenario files: the collection rule, cheap enough for every pytest session.
 
 The plugin asks this for every ``*.yaml``/``*.yml`` file pytest walks past, in every project
-where netring is installed, so it reads lines before it parses, and imports only :mod:`yaml`
-and the schema (no jsonschema, no netlink, no C core).
+where netring is installed, so it judges a file by a line scan of a bounded prefix (never a YAML parse), and imports
+only :mod:`yaml` and the schema (no jsonschema, no netlink, no C core).
 """
 import os
 import re
 
 import yaml
 
+from .limits import DEFAULT_LIMITS
 from .messages import schema
 
 __all__ = ["scenario_file_status", "is_scenario_file", "find_scenario_files"]
 
 _SCENARIOS_LINE = re.compile(r"^scenarios\s*:", re.MULTILINE)
+_EXPLICIT_KEY_LINE = re.compile(r"^\?(?:[ \t]|$)", re.MULTILINE)
 
-# Column-0 "KEY:" lines: the top-level keys of a block-style mapping, found without parsing.
-_TOP_KEY_LINE = re.compile(r"""^(?!---|\.\.\.)("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^\s#%@`!&*|>{}\[\],?'"-][^:#\n]*?|-[^\s:#][^:#\n]*?)[ \t]*:(?:[ \t]|$)""",
+# Column-0 "KEY:" lines: the top-level keys of a block-style mapping, found without parsing
+# (an anchor or tag before the key is skipped: `&a config: …` is the key config).
+_TOP_KEY_LINE = re.compile(r"""^(?!---|\.\.\.)(?:[&!][^\s]*[ \t]+)*("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^\s#%@`!&*|>{}\[\],?'"-][^:#\n]*?|-[^\s:#][^:#\n]*?)[ \t]*:(?:[ \t]|$)""",
                            re.MULTILINE)
 
 
@@ -34,7 +37,7 @@ def _foreign_top_keys(keys):
     return sorted(str(k) for k in keys if not _top_level_key_allowed(k))
 
 
-def scenario_file_status(path, explicit=False):
+def scenario_file_status(path, explicit=False, limits=None):
     """Decide whether ``path`` is a scenario file; returns ``(is_scenario, reason)``.
 
     The collection rule (the README, "YAML scenarios → Collection rule"): a ``*.yaml``/``*.yml``
@@ -42,11 +45,12 @@ def scenario_file_status(path, explicit=False):
 
     a. ``explicit`` is true (the file was named on the command line): always — loading it
        then reports every problem; or
-    b. its top level is a mapping whose keys are ``scenarios`` plus only keys the schema
-       allows beside it (``x-*`` and ``.*`` anchor keys). Cheap pre-check first: a file with
-       no line starting with ``scenarios:`` is never parsed. A file that does not parse as
-       YAML is judged by its lines instead: it is a scenario file (so its syntax error gets
-       reported) when no other line at column 0 starts with a key outside that set.
+    b. a line starts with ``scenarios:`` and no other line at column 0 starts with a key the
+       schema does not allow beside it (only ``x-*`` and ``.*`` anchor keys), nor with an
+       explicit ``?`` key. Only the first ``limits.file_size`` bytes are read and nothing is
+       parsed as YAML: pytest asks this for every YAML file next to the ones it collects. A file
+       that is collected is parsed when it is loaded, which reports its problems — its syntax
+       error, or its size over the limit.
 
     ``reason`` says why a file is not one (``""`` when it is); useful for "why wasn't my file
     collected?" messages.
@@ -56,32 +60,27 @@ def scenario_file_status(path, explicit=False):
         return False, "not a *.yaml/*.yml file"
     if explicit:
         return True, ""
+    limits = limits or DEFAULT_LIMITS
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as f:
+            head = f.read(limits.file_size)
+    except OSError as exc:
         return False, "cannot read it (%s)" % exc
+    text = head.decode("utf-8", "replace")  # bytes that are not UTF-8 are the loader's located error
     if not _SCENARIOS_LINE.search(text):
         return False, "no line starts with 'scenarios:'"
+    if _EXPLICIT_KEY_LINE.search(text):
+        return False, "a top-level '?' key (an explicit key the line scan cannot judge)"
     line_keys = []
     for m in _TOP_KEY_LINE.finditer(text):
         k = m.group(1)
         if k[:1] in "\"'":
             try:
-                k = yaml.safe_load(k)
+                k = yaml.safe_load(k)  # one quoted scalar, not the file
             except yaml.YAMLError:
                 pass
         line_keys.append(k)
     foreign = _foreign_top_keys(line_keys)
-    if foreign:
-        return False, "top-level key%s %s besides 'scenarios'" % ("s" if len(foreign) > 1 else "", ", ".join(foreign))
-    try:
-        data = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
-        return True, ""  # meant as a scenario file: loading it reports the syntax error
-    if not isinstance(data, dict) or "scenarios" not in data:
-        return False, "its top level is not a mapping with a 'scenarios' key"
-    foreign = _foreign_top_keys(data)
     if foreign:
         return False, "top-level key%s %s besides 'scenarios'" % ("s" if len(foreign) > 1 else "", ", ".join(foreign))
     return True, ""
@@ -99,7 +98,7 @@ def is_scenario_file(path, explicit=False):
     return scenario_file_status(path, explicit=explicit)[0]
 
 
-def find_scenario_files(paths):
+def find_scenario_files(paths, limits=None):
     """Scenario files for ``paths``, in order: a ``*.yaml``/``*.yml`` file named directly counts
     (explicit); directories are searched recursively for files that pass the rule on their own
     (hidden directories, ``__pycache__`` and ``node_modules`` skipped), sorted."""
@@ -111,7 +110,7 @@ def find_scenario_files(paths):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "node_modules"))
                 for f in sorted(files):
                     full = os.path.join(root, f)
-                    if is_scenario_file(full):
+                    if scenario_file_status(full, limits=limits)[0]:
                         out.append(full)
         elif is_scenario_file(p, explicit=True):
             out.append(p)

@@ -1,5 +1,6 @@
 """Scenario values: durations, rates, expected counts (:class:`CountExpr`), frame sizes and their limits."""
 import decimal
+import math
 import random
 import re
 import zlib
@@ -7,12 +8,18 @@ import zlib
 from netring import stamp as _stamp
 
 __all__ = ["parse_duration", "parse_rate", "parse_count", "CountExpr", "min_frame_size", "frame_sizes", "STAMP_LEN", "COUNT_MAX",
-           "DEFAULT_SIZE", "DEFAULT_VARIANTS"]
+           "DEFAULT_SIZE", "DEFAULT_VARIANTS",
+           "DURATION_MAX", "RATE_MAX"]
 
 #: Bytes of the stamp at the end of every generated frame's L3 packet (:mod:`netring.stamp`).
 STAMP_LEN = _stamp.STAMP_LEN
 #: Most frames one stream may send (``count``): the sequence checker (:mod:`netring.check`) tracks 2**32 per stream.
 COUNT_MAX = 0xFFFFFFFF
+#: Longest duration (``timeout``, ``quiet``) in seconds: one day; beyond it a run is unbounded in practice
+#: (and ``.inf``/``.nan`` would reach the C waits).
+DURATION_MAX = 86400.0
+#: Highest paced rate in frames per second, the bound :meth:`netring.Injector.send_stream` takes.
+RATE_MAX = 10 ** 9
 #: Frame size of a stream whose ``frame`` gives no ``size``.
 DEFAULT_SIZE = 128
 #: Sizes drawn for ``size: {min:, max:}`` without ``variants``.
@@ -20,37 +27,46 @@ DEFAULT_VARIANTS = 64
 
 
 def parse_duration(value):
-    """Seconds from ``10``, ``2.5``, ``"10s"``, ``"500ms"`` or ``"2m"``; ValueError otherwise."""
+    """Seconds from ``10``, ``2.5``, ``"10s"``, ``"500ms"`` or ``"2m"``: finite, above 0 and at most
+    :data:`DURATION_MAX`; ValueError otherwise."""
     if isinstance(value, bool):
         raise ValueError("not a duration: %r" % (value,))
     if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError("duration must be positive")
-        return float(value)
-    m = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)\s*$", str(value))
-    if not m:
-        raise ValueError("not a duration: %r (expected e.g. 10s, 500ms, 2m)" % (value,))
-    n = float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(2)]
-    if n <= 0:
-        raise ValueError("duration must be positive")
+        n = float(value)
+    else:
+        m = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)\s*$", str(value))
+        if not m:
+            raise ValueError("not a duration: %r (expected e.g. 10s, 500ms, 2m)" % (value,))
+        n = float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(2)]
+    if not math.isfinite(n) or not 0 < n <= DURATION_MAX:
+        raise ValueError("duration must be a finite number of seconds above 0 and at most %g (one day), got %s"
+                         % (DURATION_MAX, _shown(value)))
     return n
 
 
+def _shown(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"inf": ".inf", "-inf": "-.inf"}.get(str(value), ".nan")  # as written in YAML
+    return str(value).strip()
+
+
 def parse_rate(value):
-    """Frames per second from ``"max"`` (→ None), ``20000``, ``"20kpps"``, ``"1.5Mpps"``."""
+    """Frames per second from ``"max"`` (→ None), ``20000``, ``"20kpps"``, ``"1.5Mpps"``: 1..:data:`RATE_MAX`."""
     if value is None or value == "max":
         return None
-    if isinstance(value, bool):
-        raise ValueError("not a rate: %r" % (value,))
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("not a rate: %s (expected max, a whole number of frames per second, 20kpps, 1.5Mpps)"
+                         % _shown(value))
     if isinstance(value, int):
-        return value
-    m = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)pps\s*$", str(value))
-    if not m:
-        raise ValueError("not a rate: %r (expected max, 20kpps, 1.5Mpps)" % (value,))
-    pps = float(m.group(1)) * {"": 1, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}[m.group(2)]
-    if pps < 1:
-        raise ValueError("rate must be at least 1 pps")
-    return int(pps)
+        pps = value
+    else:
+        m = re.match(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)pps\s*$", str(value))
+        if not m:
+            raise ValueError("not a rate: %r (expected max, 20kpps, 1.5Mpps)" % (value,))
+        pps = int(float(m.group(1)) * {"": 1, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}[m.group(2)])
+    if not 1 <= pps <= RATE_MAX:
+        raise ValueError("rate %s is %d pps, outside 1..%d (1 Gpps)" % (str(value).strip(), pps, RATE_MAX))
+    return pps
 
 
 _SUFFIX = {"k": 1000, "K": 1000, "m": 1000000, "M": 1000000}
