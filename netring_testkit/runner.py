@@ -98,6 +98,8 @@ def build_frame(size, stream_id, *, src_mac, dst_mac, l3="ipv4", l4="udp", src_i
         if exc.field != "size":
             raise
         lo = frames.min_size(eth=eth, stamp=(stream_id, 0), **layers)
+        if size >= lo:  # too large (over frames.MAX_FRAME or a length field): the builder's message says which
+            raise ScenarioError("frame size %d B: %s" % (size, exc)) from None
         raise ScenarioError("frame size %d B cannot hold %s/%s headers and the %d B stamp (minimum %d B)"
                             % (size, l3, l4, _stamp.STAMP_LEN, lo)) from None
     return frame, frames.l4_checksum_offset(frame)
