@@ -46,6 +46,10 @@ _CHUNK = 4096            # frames per paced send_stream call: bounds the reactio
 # ring-full of each call is a full copy) and cut the per-call Python overhead.
 _CHUNK_MAX = 1 << 16
 _CALL_S = 0.25
+#: Sender threads a run uses at most, however many streams and source endpoints it has: streams are
+#: multiplexed over them (see :class:`_Sender`), each source endpoint's streams through one injector.
+MAX_SENDERS = 4
+_TURN_S = 0.05           # bound of one C call when streams share a sender: a turn never starves the others long
 #: Environment variable naming the CPUs to pin the engine's threads to: "TX,RX" (e.g. "0,1").
 CPUS_ENV = "NETRING_CPUS"
 _PROGRESS_EVERY = 2.0    # seconds between progress callbacks
@@ -237,59 +241,35 @@ def _xdp_counters(att):
 # --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
-class _Sender(threading.Thread):
-    """Injects one stream in chunks of :data:`_CHUNK` frames (one C call each)."""
+class _StreamTx:
+    """One stream's sending state: its templates, how far it got, when it started and finished."""
 
-    def __init__(self, injector, stream, templates, offsets, deadline, stop, cpu=None):
-        super().__init__(name="netring-tx-%s" % stream.name, daemon=True)
-        self.injector = injector
+    def __init__(self, stream, templates, offsets):
         self.stream = stream
         self.templates = templates
         self.offsets = offsets
-        self.deadline = deadline
-        self.stop = stop
-        self.cpu = cpu
         self.sent = 0
-        self.error = None
         self.started_at = None
         self.finished_at = None
-        #: Set first thing in :meth:`run`: from then on the thread may enter C until ``exited``.
-        self.begun = False
-        self.exited = threading.Event()
 
-    def run(self):
-        # begun is written before ``stop`` is first read: a joiner that sets ``stop`` and then
-        # sees begun False knows this thread will see ``stop`` and never call into C.
-        self.begun = True
-        st = self.stream
-        self.started_at = time.monotonic()
-        try:
-            if self.cpu is not None:
-                os.sched_setaffinity(0, {self.cpu})  # 0 = this thread on Linux
-            while self.sent < st.count and not self.stop.is_set():
-                left = self.deadline - time.monotonic()
-                if left <= 0:
-                    break
-                # Each call is bounded (~0.25 s of paced traffic, 1 s at most) so that stop/timeout
-                # are noticed quickly and the injector is never closed under a running C call.
-                chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
-                n = min(chunk, st.count - self.sent)
-                # send_stream starts every call at its first template: rotate them so that frame
-                # ``seq`` always uses template ``seq % len`` ("cycled frame by frame", and rebuildable).
-                k = self.sent % len(self.templates)
-                done = self.injector.send_stream(self.templates[k:] + self.templates[:k], st.stream_id, self.sent, n,
-                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets[k:] + self.offsets[:k],
-                                                 timeout=min(left, 1.0 if st.rate_pps else _CALL_S))
-                self.sent += done
-                if done < n and time.monotonic() >= self.deadline:
-                    break
-            if not self.stop.is_set():
-                self.injector.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-        finally:
+    @property
+    def done(self):
+        return self.sent >= self.stream.count
+
+    def send(self, injector, n, rate_pps, timeout):
+        """Queue the next ``n`` frames (one C call, bounded by ``timeout``); return how many went."""
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+        # send_stream starts every call at its first template: rotate them so that frame
+        # ``seq`` always uses template ``seq % len`` ("cycled frame by frame", and rebuildable).
+        k = self.sent % len(self.templates)
+        got = injector.send_stream(self.templates[k:] + self.templates[:k], self.stream.stream_id, self.sent, n,
+                                   rate_pps=rate_pps, csum_offsets=self.offsets[k:] + self.offsets[:k],
+                                   timeout=timeout)
+        self.sent += got
+        if self.done:
             self.finished_at = time.monotonic()
-            self.exited.set()
+        return got
 
     def sample(self, n=SAMPLE_FRAMES):
         """The first and last ``n`` frames this stream sent, rebuilt exactly as the C stamper built them."""
@@ -303,6 +283,120 @@ class _Sender(threading.Thread):
         return [SentFrame(st.name, st.src, seq, first if seq < n else last,
                           stamp_frame(t[seq % len(t)], st.stream_id, seq, self.offsets[seq % len(t)]))
                 for seq in seqs]
+
+
+class _Sender(threading.Thread):
+    """Sends its streams, each through its source endpoint's injector, in bounded C calls.
+
+    A run has at most :data:`MAX_SENDERS` of these however many streams it has (see
+    :func:`_plan_senders`). One stream alone on its sender is sent exactly as a stream always was:
+    chunks of :data:`_CHUNK_MAX` frames (unpaced) or ~0.25 s of frames paced in C. Several streams
+    share the sender by turns: each turn gives every unfinished stream one C call — an unpaced
+    stream the frames that fit a bounded call, a paced stream the frames due by now on its own
+    schedule (frame ``k`` at ``start + k / rate``), sent back to back — and sleeps until the next
+    paced frame is due when only paced streams are left. So each stream keeps its rate on
+    average and its frames their order; a paced stream sharing a sender goes out in bursts of the
+    frames due per turn rather than evenly spaced (turns are at most ~:data:`_TURN_S` apart).
+    """
+
+    def __init__(self, jobs, deadline, stop, cpu=None, index=0):
+        # Named for its stream when it has one (as every sender once was), else for its index.
+        super().__init__(name="netring-tx-%s" % (jobs[0][1].stream.name if len(jobs) == 1 else
+                                                 "%d-%dstreams" % (index, len(jobs))), daemon=True)
+        #: ``[(injector, _StreamTx), ...]`` in stream order.
+        self.jobs = jobs
+        self.deadline = deadline
+        self.stop = stop
+        self.cpu = cpu
+        self.error = None
+        #: The stream whose C call raised ``error``.
+        self.error_stream = None
+        self.started_at = None
+        self.finished_at = None
+        #: Set first thing in :meth:`run`: from then on the thread may enter C until ``exited``.
+        self.begun = False
+        self.exited = threading.Event()
+
+    @property
+    def sent(self):
+        return sum(tx.sent for _, tx in self.jobs)
+
+    def run(self):
+        # begun is written before ``stop`` is first read: a joiner that sets ``stop`` and then
+        # sees begun False knows this thread will see ``stop`` and never call into C.
+        self.begun = True
+        self.started_at = time.monotonic()
+        try:
+            if self.cpu is not None:
+                os.sched_setaffinity(0, {self.cpu})  # 0 = this thread on Linux
+            if len(self.jobs) == 1:
+                self._run_alone(*self.jobs[0])
+            else:
+                self._run_turns()
+            if not self.stop.is_set():
+                for inj in {id(inj): inj for inj, _ in self.jobs}.values():
+                    inj.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        finally:
+            self.finished_at = time.monotonic()
+            for _, tx in self.jobs:
+                if tx.started_at is not None and tx.finished_at is None:
+                    tx.finished_at = self.finished_at
+            self.exited.set()
+
+    def _run_alone(self, inj, tx):
+        st = tx.stream
+        while not tx.done and not self.stop.is_set():
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                break
+            # Each call is bounded (~0.25 s of paced traffic, 1 s at most) so that stop/timeout
+            # are noticed quickly and the injector is never closed under a running C call.
+            chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
+            n = min(chunk, st.count - tx.sent)
+            self.error_stream = st
+            done = tx.send(inj, n, st.rate_pps, min(left, 1.0 if st.rate_pps else _CALL_S))
+            if done < n and time.monotonic() >= self.deadline:
+                break
+
+    def _run_turns(self):
+        active = [(inj, tx) for inj, tx in self.jobs if not tx.done]
+        origin = {}  # paced stream -> monotonic time its frame 0 was due
+        while active and not self.stop.is_set():
+            now = time.monotonic()
+            if now >= self.deadline:
+                break
+            unpaced = any(tx.stream.rate_pps is None for _, tx in active)
+            next_due = None
+            for inj, tx in active:
+                if self.stop.is_set():
+                    break
+                st = tx.stream
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if st.rate_pps is None:
+                    n = min(_CHUNK_MAX, st.count - tx.sent)
+                else:
+                    t0 = origin.setdefault(id(tx), time.monotonic())
+                    due = int((time.monotonic() - t0) * st.rate_pps) + 1  # frames 0..due-1 are due by now
+                    n = min(_CHUNK, due - tx.sent, st.count - tx.sent)
+                    if n <= 0:
+                        at = t0 + tx.sent / st.rate_pps
+                        next_due = at if next_due is None else min(next_due, at)
+                        continue
+                self.error_stream = st
+                tx.send(inj, n, None, min(left, _TURN_S))
+                if st.rate_pps is not None and not tx.done:
+                    at = origin[id(tx)] + tx.sent / st.rate_pps
+                    next_due = at if next_due is None else min(next_due, at)
+            active = [(inj, tx) for inj, tx in active if not tx.done]
+            if active and not unpaced and next_due is not None:
+                # Only paced streams are left and none is due: sleep until the first one is (stop wakes it).
+                wait = min(next_due, self.deadline) - time.monotonic()
+                if wait > 0:
+                    self.stop.wait(wait)
 
 
 class _ArrivalSample:
@@ -342,6 +436,39 @@ class _ArrivalSample:
         """``[(timestamp_ns, bytes), ...]`` in arrival order, none twice."""
         seen = {key for key, _, _ in self.first}
         return [(ts, fr) for _, ts, fr in self.first] + [(ts, fr) for key, ts, fr in self.last if key not in seen]
+
+
+#: Test hook: called as ``_on_event(name, *details)`` at the engine's ordering points ("drain-started",
+#: "sender-starting"); None in normal runs.
+_on_event = None
+
+
+def _event(name, *details):
+    if _on_event is not None:
+        _on_event(name, *details)
+
+
+def _plan_senders(stack, topo, streams, deadline, stop, cpu):
+    """At most :data:`MAX_SENDERS` sender threads (not started) for ``streams`` (:class:`_StreamTx`).
+
+    One injector per source endpoint, sized for the largest frame of its streams (entered on
+    ``stack``), however many streams it sends: memory, file descriptors and threads grow with the
+    number of source endpoints (bounded threads), not with the number of streams. Endpoints are
+    dealt round-robin to the senders in the order their first stream appears.
+    """
+    by_src = {}
+    for tx in streams:
+        by_src.setdefault(tx.stream.src, []).append(tx)
+    nthreads = min(MAX_SENDERS, len(by_src))
+    plans = [[] for _ in range(nthreads)]
+    for i, (src, txs) in enumerate(by_src.items()):
+        fsize = max(_frame_size_for(tx.stream.sizes) for tx in txs)
+        inj = stack.enter_context(topo[src].injector(frame_size=fsize,
+                                                     frame_count=max(64, min(1024, (8 << 20) // fsize))))
+        plans[i % nthreads].extend((inj, tx) for tx in txs)
+    order = {id(tx): k for k, tx in enumerate(streams)}
+    return [_Sender(sorted(jobs, key=lambda j: order[id(j[1])]), deadline, stop, cpu=cpu, index=k)
+            for k, jobs in enumerate(plans)]
 
 
 def _stop_senders(senders, stop):
@@ -552,26 +679,24 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
         watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
         before = {ep: _stats(topo[ep]) for ep in sorted(watched)}
 
+        streams = []
         for st in scenario.streams:
-            src, dst = topo[st.src], topo[st.dst]
-            templates, offsets = build_templates(st, src, dst)
-            fsize = _frame_size_for(st.sizes)
-            inj = stack.enter_context(src.injector(frame_size=fsize,
-                                                   frame_count=max(64, min(1024, (8 << 20) // fsize))))
-            senders.append(_Sender(inj, st, templates, offsets, deadline, stop, cpu=cpus and cpus[0]))
+            templates, offsets = build_templates(st, topo[st.src], topo[st.dst])
+            streams.append(_StreamTx(st, templates, offsets))
+        senders.extend(_plan_senders(stack, topo, streams, deadline, stop, cpus and cpus[0]))
         # Registered after the injectors, so it runs before they close on every way out (LIFO).
         stack.callback(_stop_senders, senders, stop)
 
         tx_start = time.monotonic()
         try:
             with _pinned(cpus and cpus[1]):
-                for s in senders:
-                    s.start()
+                # The drain loop is running before the first sender starts (it starts them): a burst
+                # never meets a capture ring nobody empties.
                 _drain(scenario, caps, senders, deadline, progress, tx_start, samplers)
         finally:
             _stop_senders(senders, stop)
         if sample:
-            result.sent_samples = [f for s in senders for f in s.sample()]
+            result.sent_samples = [f for tx in streams for f in tx.sample()]
             result.arrived_samples = {on: smp.frames() for on, smp in samplers.items()}
         tx_end = max((s.finished_at or time.monotonic()) for s in senders) if senders else tx_start
         result.tx_seconds = max(tx_end - tx_start, 1e-9)
@@ -579,7 +704,8 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             if s.error is not None:
                 if isinstance(s.error, NetringError):
                     raise s.error
-                raise ScenarioError("stream %s: injection failed: %r" % (s.stream.name, s.error)) from s.error
+                name = s.error_stream.name if s.error_stream is not None else "?"
+                raise ScenarioError("stream %s: injection failed: %r" % (name, s.error)) from s.error
 
         # counters
         for ep, att in atts.items():
@@ -601,7 +727,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
                                        "freezes": int(cs.freezes)}
             result.unexpected[on] = int(chk.unexpected)
             result.unexpected_frames[on] = [bytes(f) for f in chk.unexpected_frames]
-        sent = {s.stream.stream_id: s.sent for s in senders}
+        sent = {tx.stream.stream_id: tx.sent for tx in streams}
         for st in scenario.streams:
             at = scenario.expect[st.name].at
             chk = by_ep.get(at)
@@ -642,6 +768,11 @@ def _drain(scenario, caps, senders, deadline, progress, tx_start, samplers=None)
         poller.register(fd, select.POLLIN)
     last_rx = time.monotonic()
     next_progress = tx_start + _PROGRESS_EVERY
+    _event("drain-started")
+    for s in senders:
+        if s.ident is None:  # not started yet
+            _event("sender-starting", s.name)
+            s.start()
     while True:
         now = time.monotonic()
         if now >= deadline:
