@@ -6,18 +6,26 @@ Order of a run (and of tear-down, in reverse, even on failure or Ctrl-C):
 2. attach the XDP programs (built-ins from :mod:`netring.bpf.programs`, or user objects);
 3. open the captures (:class:`netring.Capture`, TPACKET_V3) and a C sequence checker
    (:class:`netring.check.SeqChecker`) per capture, knowing every stream;
-4. read the interface counters, then inject every stream from its own thread
+4. read the interface counters and open one injector per source endpoint (however many streams
+   it sends), then start draining the captures on the calling thread — one C call per retired
+   block feeds the checker; nothing per packet happens in Python;
+5. only then, from that drain loop, start the senders: at most :data:`MAX_SENDERS` threads,
+   each endpoint's streams on one of them, interleaved in bounded C calls
    (:meth:`netring.Injector.send_stream`: C copies a template, stamps stream id + sequence +
-   check, patches the L4 checksum and paces when a rate is given — one C call per chunk);
-5. meanwhile drain the captures on the calling thread — one C call per retired block feeds
-   the checker; nothing per packet happens in Python — until every stream expected to be
+   check, patches the L4 checksum and paces when a rate is given — see :class:`_Sender` for how
+   streams sharing a sender keep their rates); drain until every stream expected to be
    delivered in full is in, or nothing arrived for ``quiet`` seconds after injection ended,
    or ``timeout``;
 6. read the XDP program counters and the interface counters again (deltas);
 7. build the :class:`~netring_testkit.verdict.ScenarioResult` and evaluate it.
 
-``cpus=(TX, RX)`` (or ``NETRING_CPUS=TX,RX``) pins the sender threads of step 4 to CPU TX and the
-drain loop of step 5 to CPU RX for the run (see :func:`run`).
+``cpus=(TX, RX)`` (or ``NETRING_CPUS=TX,RX``) pins the sender threads of step 5 to CPU TX and the
+drain loop of steps 4-5 to CPU RX for the run (see :func:`run`).
+
+Cost of a run: threads, TX rings (2 MiB each at the default frame size) and their fds grow with
+the number of *source endpoints* (threads capped at :data:`MAX_SENDERS`), not of streams — 2000
+streams from one endpoint use one sender thread and one ring. A ring that cannot be mapped is a
+:class:`netring.ringsock.RingMemoryError` naming its size and what shrinks it.
 
 The detach of XDP programs happens before the topology's namespaces go (the ExitStack
 unwinds in reverse order of step 1–3), captures and injectors close before their namespaces.
@@ -291,12 +299,14 @@ class _Sender(threading.Thread):
     A run has at most :data:`MAX_SENDERS` of these however many streams it has (see
     :func:`_plan_senders`). One stream alone on its sender is sent exactly as a stream always was:
     chunks of :data:`_CHUNK_MAX` frames (unpaced) or ~0.25 s of frames paced in C. Several streams
-    share the sender by turns: each turn gives every unfinished stream one C call — an unpaced
-    stream the frames that fit a bounded call, a paced stream the frames due by now on its own
-    schedule (frame ``k`` at ``start + k / rate``), sent back to back — and sleeps until the next
-    paced frame is due when only paced streams are left. So each stream keeps its rate on
-    average and its frames their order; a paced stream sharing a sender goes out in bursts of the
-    frames due per turn rather than evenly spaced (turns are at most ~:data:`_TURN_S` apart).
+    share the sender by turns: each unpaced stream gets one C call of at most :data:`_CHUNK_MAX`
+    frames or :data:`_TURN_S` per turn; before and after each of those calls, every paced stream
+    gets the frames due by now on its own schedule (frame ``k`` at ``start + k / rate``, ``start``
+    its first turn), sent back to back; with only paced streams left the sender sleeps until the
+    next frame is due. So each stream keeps its rate on average and its frames their order, and
+    ``rate`` still means frames per second of that stream; what changes for a paced stream that
+    shares its sender is the spacing: its frames go out in bursts of those due since the last pass
+    (passes at most ~:data:`_TURN_S` apart, typically far less) instead of one every ``1/rate`` s.
     """
 
     def __init__(self, jobs, deadline, stop, cpu=None, index=0):
@@ -361,42 +371,51 @@ class _Sender(threading.Thread):
                 break
 
     def _run_turns(self):
-        active = [(inj, tx) for inj, tx in self.jobs if not tx.done]
-        origin = {}  # paced stream -> monotonic time its frame 0 was due
-        while active and not self.stop.is_set():
-            now = time.monotonic()
-            if now >= self.deadline:
-                break
-            unpaced = any(tx.stream.rate_pps is None for _, tx in active)
-            next_due = None
-            for inj, tx in active:
-                if self.stop.is_set():
-                    break
-                st = tx.stream
+        jobs = [(inj, tx) for inj, tx in self.jobs if not tx.done]
+        paced = [(inj, tx) for inj, tx in jobs if tx.stream.rate_pps is not None]
+        unpaced = [(inj, tx) for inj, tx in jobs if tx.stream.rate_pps is None]
+        origin = {}  # paced stream -> monotonic time its frame 0 is due (its first turn)
+        while (paced or unpaced) and not self.stop.is_set() and time.monotonic() < self.deadline:
+            # Paced streams get a pass after every unpaced call, so their bursts stay ~_TURN_S apart
+            # however many unpaced streams share the sender.
+            next_due = self._paced_pass(paced, origin)
+            for inj, tx in unpaced:
                 left = self.deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or self.stop.is_set():
                     break
-                if st.rate_pps is None:
-                    n = min(_CHUNK_MAX, st.count - tx.sent)
-                else:
-                    t0 = origin.setdefault(id(tx), time.monotonic())
-                    due = int((time.monotonic() - t0) * st.rate_pps) + 1  # frames 0..due-1 are due by now
-                    n = min(_CHUNK, due - tx.sent, st.count - tx.sent)
-                    if n <= 0:
-                        at = t0 + tx.sent / st.rate_pps
-                        next_due = at if next_due is None else min(next_due, at)
-                        continue
-                self.error_stream = st
-                tx.send(inj, n, None, min(left, _TURN_S))
-                if st.rate_pps is not None and not tx.done:
-                    at = origin[id(tx)] + tx.sent / st.rate_pps
-                    next_due = at if next_due is None else min(next_due, at)
-            active = [(inj, tx) for inj, tx in active if not tx.done]
-            if active and not unpaced and next_due is not None:
+                self.error_stream = tx.stream
+                tx.send(inj, min(_CHUNK_MAX, tx.stream.count - tx.sent), None, min(left, _TURN_S))
+                if paced:
+                    next_due = self._paced_pass(paced, origin)
+            paced = [j for j in paced if not j[1].done]
+            unpaced = [j for j in unpaced if not j[1].done]
+            if paced and not unpaced and next_due is not None:
                 # Only paced streams are left and none is due: sleep until the first one is (stop wakes it).
                 wait = min(next_due, self.deadline) - time.monotonic()
                 if wait > 0:
                     self.stop.wait(wait)
+
+    def _paced_pass(self, paced, origin):
+        """Send every paced stream the frames due by now (back to back, unpaced C calls of at most
+        :data:`_CHUNK`); return when the next not yet due frame of any of them is due (None: none left)."""
+        next_due = None
+        for inj, tx in paced:
+            st = tx.stream
+            if tx.done or self.stop.is_set():
+                continue
+            t0 = origin.setdefault(id(tx), time.monotonic())
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                break
+            due = int((time.monotonic() - t0) * st.rate_pps) + 1  # frames 0..due-1 are due by now
+            n = min(_CHUNK, due - tx.sent, st.count - tx.sent)
+            if n > 0:
+                self.error_stream = st
+                tx.send(inj, n, None, min(left, _TURN_S))
+            if not tx.done:
+                at = t0 + tx.sent / st.rate_pps
+                next_due = at if next_due is None else min(next_due, at)
+        return next_due
 
 
 class _ArrivalSample:
