@@ -111,7 +111,7 @@ def build_frame(size, stream_id, *, src_mac, dst_mac, l3="ipv4", l4="udp", src_i
             raise
         lo = frames.min_size(eth=eth, stamp=(stream_id, 0), **layers)
         if size >= lo:  # too large (over frames.MAX_FRAME or a length field): the builder's message says which
-            raise ScenarioError("frame size %d B: %s" % (size, exc)) from None
+            raise ScenarioError(str(exc)) from None
         raise ScenarioError("frame size %d B cannot hold %s/%s headers and the %d B stamp (minimum %d B)"
                             % (size, l3, l4, _stamp.STAMP_LEN, lo)) from None
     return frame, frames.l4_checksum_offset(frame)
@@ -384,7 +384,8 @@ class _Sender(threading.Thread):
                 if left <= 0 or self.stop.is_set():
                     break
                 self.error_stream = tx.stream
-                tx.send(inj, min(_CHUNK_MAX, tx.stream.count - tx.sent), None, min(left, _TURN_S))
+                # Bounded tighter when paced streams wait for their pass; else as long as a lone stream's call.
+                tx.send(inj, min(_CHUNK_MAX, tx.stream.count - tx.sent), None, min(left, _TURN_S if paced else _CALL_S))
                 if paced:
                     next_due = self._paced_pass(paced, origin)
             paced = [j for j in paced if not j[1].done]
