@@ -125,8 +125,8 @@ class RingSocket:
         returns the :class:`RingMapping`, which :meth:`_teardown` unmaps."""
         try:
             m = RingMapping(self._fd if fd is None else fd, size, offset, readonly)
-        except OSError as exc:
-            if exc.errno != errno.ENOMEM:
+        except (OSError, NetringError) as exc:  # a raw OSError, or one RingMapping already translated
+            if getattr(exc, "errno", None) != errno.ENOMEM:
                 raise
             # Typed, with the size and the remedy: many rings at once (or a small RLIMIT_AS) end here.
             raise RingMemoryError(

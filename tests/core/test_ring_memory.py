@@ -68,3 +68,22 @@ def test_many_rings_under_an_address_space_limit_end_in_a_typed_error(tmp_path):
     out = p.stdout.strip()
     assert out.startswith("TYPED RingMemoryError cannot map the 134217728-byte ring of the injector on lo"), out
     assert "frame_count" in out
+
+
+def test_enomem_already_translated_by_the_mapping_still_names_the_remedy(veth, monkeypatch):
+    """A NetringError carrying errno ENOMEM (as a mapping that translates its own OSError raises) becomes
+    the same RingMemoryError; any other errno passes through unchanged."""
+    def translated(code):
+        def arm(self):
+            err = NetringError("mapping the %d-byte ring (mmap) failed: [errno %d]" % (self.size, code))
+            err.errno = code
+            raise err
+        return arm
+
+    monkeypatch.setattr(ringsock.RingMapping, "arm", translated(errno.ENOMEM))
+    with pytest.raises(RingMemoryError, match="frame_count or frame_size"):
+        Injector(veth.tx_if, netns=veth.a, frame_count=64)
+    monkeypatch.setattr(ringsock.RingMapping, "arm", translated(errno.EINVAL))
+    with pytest.raises(NetringError) as ei:
+        Injector(veth.tx_if, netns=veth.a, frame_count=64)
+    assert not isinstance(ei.value, RingMemoryError) and "[errno %d]" % errno.EINVAL in str(ei.value)
