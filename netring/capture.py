@@ -352,6 +352,7 @@ class Capture(RingSocket):
 
     _kind = "Capture"
     _role = "capture"
+    _ring_knobs = "block_count or block_size"
 
     @classmethod
     def frame_size_for_mtu(cls, mtu, block_size=_DEFAULT_BLOCK_SIZE):

@@ -186,6 +186,7 @@ class Injector(RingSocket):
 
     _kind = "Injector"
     _role = "injector"
+    _ring_knobs = "frame_count or frame_size"
 
     @classmethod
     def frame_size_for_mtu(cls, mtu):

@@ -7,14 +7,26 @@ before closing the socket), ``closed``, :meth:`~RingSocket.fileno`, the context 
 ``__repr__`` — and nothing about any particular ring format: a TPACKET RX or TX ring is one
 mapping, an AF_XDP socket (UMEM plus fill/completion/RX/TX rings) is several.
 """
+import errno
 import mmap
 
 from ._core import ffi
 from ._ring import RingGuard, open_packet_socket
 from .netns import check_ifname
-from .errors import ViewsAliveError, from_oserror
+from .errors import NetringError, ViewsAliveError, from_oserror
 
-__all__ = ["RingSocket", "RingMapping"]
+__all__ = ["RingSocket", "RingMapping", "RingMemoryError"]
+
+
+class RingMemoryError(NetringError, MemoryError):
+    """A ring could not be mapped into this process (mmap ENOMEM): out of address space or memory.
+
+    ``size`` is the mapping's size in bytes; the message names the knobs that shrink the ring.
+    """
+
+    def __init__(self, message, size):
+        super().__init__(message)
+        self.size = size
 
 
 class RingMapping:
@@ -94,6 +106,7 @@ class RingSocket:
 
     _kind = "RingSocket"
     _role = "ring socket"
+    _ring_knobs = "the ring geometry"  # what shrinks the ring, for RingMemoryError
     # Defaults for an object whose __init__ failed before the socket was opened.
     _guard = None
     _sock = None
@@ -119,7 +132,17 @@ class RingSocket:
     def _map(self, size, offset=0, readonly=False, fd=None):
         """Map ``size`` bytes of the socket at ``offset`` (``fd``: another fd, -1 for anonymous memory);
         returns the :class:`RingMapping`, which :meth:`_teardown` unmaps."""
-        m = RingMapping(self._fd if fd is None else fd, size, offset, readonly)
+        try:
+            m = RingMapping(self._fd if fd is None else fd, size, offset, readonly)
+        except (OSError, NetringError) as exc:  # a raw OSError, or one RingMapping already translated
+            if getattr(exc, "errno", None) != errno.ENOMEM:
+                raise
+            # Typed, with the size and the remedy: many rings at once (or a small RLIMIT_AS) end here.
+            raise RingMemoryError(
+                "cannot map the %d-byte ring of the %s on %s into this process (mmap: ENOMEM, out of address "
+                "space or memory); use a smaller ring (%s), fewer rings open at once, or raise the process's "
+                "memory limit (ulimit -v / RLIMIT_AS)" % (size, self._role, self.ifname, self._ring_knobs),
+                size) from None
         self._maps.append(m)
         return m
 

@@ -39,7 +39,7 @@ from netring.errors import ConfigurationError
 
 __all__ = [
     "build", "parse", "decode", "l4_checksum_offset", "restamp", "pattern", "checksum", "min_size",
-    "DEFAULT_SRC_MAC", "DEFAULT_DST_MAC", "ETH_P_EXPERIMENTAL", "MIN_FRAME",
+    "DEFAULT_SRC_MAC", "DEFAULT_DST_MAC", "ETH_P_EXPERIMENTAL", "MIN_FRAME", "MAX_FRAME",
 ]
 
 DEFAULT_SRC_MAC = "02:4e:52:00:00:01"
@@ -47,6 +47,9 @@ DEFAULT_DST_MAC = "02:4e:52:00:00:02"
 ETH_P_EXPERIMENTAL = 0x88B5
 #: The Ethernet minimum frame length without FCS; strategies never go below it.
 MIN_FRAME = 60
+#: The largest frame anything here can send or build: a 65535-byte L3 packet (the IPv4 total length
+#: and the largest non-jumbogram IPv6 packet are 16-bit) behind an Ethernet header and one 802.1Q tag.
+MAX_FRAME = 65535 + 18
 
 _ETH_IPV4, _ETH_IPV6 = 0x0800, 0x86DD
 _VLAN_TPIDS = (0x8100, 0x88A8)
@@ -57,16 +60,32 @@ _TCP_FLAGS = "FSRPAUEC"
 _CSUM_AT = {17: 6, 6: 16, 1: 2, 58: 2}
 _IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options: skippable to reach L4
 
-_PATTERN = bytes(range(256)) * 256
+_BYTES = bytes(range(256))
 
 
 def pattern(n, start=0):
-    """``n`` deterministic filler bytes (``(start + i) & 0xff``) — what builders pad payloads with."""
+    """``n`` deterministic filler bytes (``(start + i) & 0xff``) — what builders pad payloads with.
+
+    O(n): one 256-byte rotation repeated, then cut (``n`` up to :data:`MAX_FRAME`; ConfigurationError beyond).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_FRAME:
+        raise ConfigurationError("pattern length must be an integer in 0..%d (MAX_FRAME, the largest frame), got %r"
+                                 % (MAX_FRAME, n), field="n", value=n)
     start &= 0xFF
-    out = _PATTERN[start:start + n]
-    while len(out) < n:
-        out += _PATTERN[:n - len(out)]
-    return out
+    ring = _BYTES[start:] + _BYTES[:start]
+    return (ring * (n // 256 + 1))[:n]
+
+
+def _check_size(size):
+    """``size`` as given, or ConfigurationError unless it is an int in 0..MAX_FRAME (checked before any work)."""
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise ConfigurationError("frame size must be an integer, got %r" % (size,), field="size", value=size)
+    if size > MAX_FRAME:
+        raise ConfigurationError(
+            "frame size %d B exceeds the largest Ethernet frame anything here can send, %d B (MAX_FRAME: a "
+            "65535 B L3 packet + 14 B header + 4 B 802.1Q tag); use size <= %d" % (size, MAX_FRAME, MAX_FRAME),
+            field="size", value=size)
+    return size
 
 
 def checksum(data, initial=0):
@@ -176,6 +195,8 @@ def build(*, eth=None, ipv4=None, ipv6=None, udp=None, tcp=None, icmp=None, icmp
     :class:`~netring.errors.ConfigurationError` naming the field for bad values, for two L3 or
     two L4 layers, and for a ``size`` too small for the headers (the message gives the minimum).
     """
+    if size is not None:
+        _check_size(size)
     if raw is not None:
         frame = bytes(raw)
         if size is not None:
@@ -238,10 +259,12 @@ def build(*, eth=None, ipv4=None, ipv6=None, udp=None, tcp=None, icmp=None, icmp
         l4_len = 0
     stamp_len = _stamp.STAMP_LEN if stream else 0
     natural = l2_len + l3_len + l4_len + len(payload) + stamp_len
+    if natural > MAX_FRAME:
+        raise ConfigurationError("frame of %d B (a %d B payload) exceeds the largest Ethernet frame anything here can "
+                                 "send, %d B (MAX_FRAME); use a shorter payload" % (natural, len(payload), MAX_FRAME),
+                                 field="payload", value=len(payload))
     fill = trailer = 0
     if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise ConfigurationError("frame size must be an integer, got %r" % (size,), field="size", value=size)
         if size < natural:
             raise ConfigurationError(
                 "frame size %d B is too small: these headers%s need at least %d B; use size >= %d"
@@ -255,10 +278,11 @@ def build(*, eth=None, ipv4=None, ipv6=None, udp=None, tcp=None, icmp=None, icmp
 
     # L4 header (checksum filled after stamping).
     if l4name == "udp":
+        if 8 + l4_payload_len > 0xFFFF:  # checked before packing: struct would raise its own error
+            raise ConfigurationError("frame too large for a UDP datagram: %d B of UDP length, at most 65535"
+                                     % (8 + l4_payload_len), field="size", value=size)
         l4_hdr = bytearray(struct.pack("!HHHH", _uint(l4, "sport", 16, 1, "udp"), _uint(l4, "dport", 16, 9, "udp"),
                                        8 + l4_payload_len, 0))
-        if 8 + l4_payload_len > 0xFFFF:
-            raise ConfigurationError("frame too large for a UDP datagram", field="size", value=size)
     elif l4name == "tcp":
         off = (20 + len(tcp_opts)) // 4
         l4_hdr = bytearray(struct.pack(

@@ -6,18 +6,26 @@ Order of a run (and of tear-down, in reverse, even on failure or Ctrl-C):
 2. attach the XDP programs (built-ins from :mod:`netring.bpf.programs`, or user objects);
 3. open the captures (:class:`netring.Capture`, TPACKET_V3) and a C sequence checker
    (:class:`netring.check.SeqChecker`) per capture, knowing every stream;
-4. read the interface counters, then inject every stream from its own thread
+4. read the interface counters and open one injector per source endpoint (however many streams
+   it sends), then start draining the captures on the calling thread — one C call per retired
+   block feeds the checker; nothing per packet happens in Python;
+5. only then, from that drain loop, start the senders: at most :data:`MAX_SENDERS` threads,
+   each endpoint's streams on one of them, interleaved in bounded C calls
    (:meth:`netring.Injector.send_stream`: C copies a template, stamps stream id + sequence +
-   check, patches the L4 checksum and paces when a rate is given — one C call per chunk);
-5. meanwhile drain the captures on the calling thread — one C call per retired block feeds
-   the checker; nothing per packet happens in Python — until every stream expected to be
+   check, patches the L4 checksum and paces when a rate is given — see :class:`_Sender` for how
+   streams sharing a sender keep their rates); drain until every stream expected to be
    delivered in full is in, or nothing arrived for ``quiet`` seconds after injection ended,
    or ``timeout``;
 6. read the XDP program counters and the interface counters again (deltas);
 7. build the :class:`~netring_testkit.verdict.ScenarioResult` and evaluate it.
 
-``cpus=(TX, RX)`` (or ``NETRING_CPUS=TX,RX``) pins the sender threads of step 4 to CPU TX and the
-drain loop of step 5 to CPU RX for the run (see :func:`run`).
+``cpus=(TX, RX)`` (or ``NETRING_CPUS=TX,RX``) pins the sender threads of step 5 to CPU TX and the
+drain loop of steps 4-5 to CPU RX for the run (see :func:`run`).
+
+Cost of a run: threads, TX rings (2 MiB each at the default frame size) and their fds grow with
+the number of *source endpoints* (threads capped at :data:`MAX_SENDERS`), not of streams — 2000
+streams from one endpoint use one sender thread and one ring. A ring that cannot be mapped is a
+:class:`netring.ringsock.RingMemoryError` naming its size and what shrinks it.
 
 The detach of XDP programs happens before the topology's namespaces go (the ExitStack
 unwinds in reverse order of step 1–3), captures and injectors close before their namespaces.
@@ -46,6 +54,10 @@ _CHUNK = 4096            # frames per paced send_stream call: bounds the reactio
 # ring-full of each call is a full copy) and cut the per-call Python overhead.
 _CHUNK_MAX = 1 << 16
 _CALL_S = 0.25
+#: Sender threads a run uses at most, however many streams and source endpoints it has: streams are
+#: multiplexed over them (see :class:`_Sender`), each source endpoint's streams through one injector.
+MAX_SENDERS = 4
+_TURN_S = 0.05           # bound of one C call when streams share a sender: a turn never starves the others long
 #: Environment variable naming the CPUs to pin the engine's threads to: "TX,RX" (e.g. "0,1").
 CPUS_ENV = "NETRING_CPUS"
 _PROGRESS_EVERY = 2.0    # seconds between progress callbacks
@@ -98,6 +110,8 @@ def build_frame(size, stream_id, *, src_mac, dst_mac, l3="ipv4", l4="udp", src_i
         if exc.field != "size":
             raise
         lo = frames.min_size(eth=eth, stamp=(stream_id, 0), **layers)
+        if size >= lo:  # too large (over frames.MAX_FRAME or a length field): the builder's message says which
+            raise ScenarioError(str(exc)) from None
         raise ScenarioError("frame size %d B cannot hold %s/%s headers and the %d B stamp (minimum %d B)"
                             % (size, l3, l4, _stamp.STAMP_LEN, lo)) from None
     return frame, frames.l4_checksum_offset(frame)
@@ -236,59 +250,35 @@ def _xdp_counters(att):
 # --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
-class _Sender(threading.Thread):
-    """Injects one stream in chunks of :data:`_CHUNK` frames (one C call each)."""
+class _StreamTx:
+    """One stream's sending state: its templates, how far it got, when it started and finished."""
 
-    def __init__(self, injector, stream, templates, offsets, deadline, stop, cpu=None):
-        super().__init__(name="netring-tx-%s" % stream.name, daemon=True)
-        self.injector = injector
+    def __init__(self, stream, templates, offsets):
         self.stream = stream
         self.templates = templates
         self.offsets = offsets
-        self.deadline = deadline
-        self.stop = stop
-        self.cpu = cpu
         self.sent = 0
-        self.error = None
         self.started_at = None
         self.finished_at = None
-        #: Set first thing in :meth:`run`: from then on the thread may enter C until ``exited``.
-        self.begun = False
-        self.exited = threading.Event()
 
-    def run(self):
-        # begun is written before ``stop`` is first read: a joiner that sets ``stop`` and then
-        # sees begun False knows this thread will see ``stop`` and never call into C.
-        self.begun = True
-        st = self.stream
-        self.started_at = time.monotonic()
-        try:
-            if self.cpu is not None:
-                os.sched_setaffinity(0, {self.cpu})  # 0 = this thread on Linux
-            while self.sent < st.count and not self.stop.is_set():
-                left = self.deadline - time.monotonic()
-                if left <= 0:
-                    break
-                # Each call is bounded (~0.25 s of paced traffic, 1 s at most) so that stop/timeout
-                # are noticed quickly and the injector is never closed under a running C call.
-                chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
-                n = min(chunk, st.count - self.sent)
-                # send_stream starts every call at its first template: rotate them so that frame
-                # ``seq`` always uses template ``seq % len`` ("cycled frame by frame", and rebuildable).
-                k = self.sent % len(self.templates)
-                done = self.injector.send_stream(self.templates[k:] + self.templates[:k], st.stream_id, self.sent, n,
-                                                 rate_pps=st.rate_pps, csum_offsets=self.offsets[k:] + self.offsets[:k],
-                                                 timeout=min(left, 1.0 if st.rate_pps else _CALL_S))
-                self.sent += done
-                if done < n and time.monotonic() >= self.deadline:
-                    break
-            if not self.stop.is_set():
-                self.injector.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-        finally:
+    @property
+    def done(self):
+        return self.sent >= self.stream.count
+
+    def send(self, injector, n, rate_pps, timeout):
+        """Queue the next ``n`` frames (one C call, bounded by ``timeout``); return how many went."""
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+        # send_stream starts every call at its first template: rotate them so that frame
+        # ``seq`` always uses template ``seq % len`` ("cycled frame by frame", and rebuildable).
+        k = self.sent % len(self.templates)
+        got = injector.send_stream(self.templates[k:] + self.templates[:k], self.stream.stream_id, self.sent, n,
+                                   rate_pps=rate_pps, csum_offsets=self.offsets[k:] + self.offsets[:k],
+                                   timeout=timeout)
+        self.sent += got
+        if self.done:
             self.finished_at = time.monotonic()
-            self.exited.set()
+        return got
 
     def sample(self, n=SAMPLE_FRAMES):
         """The first and last ``n`` frames this stream sent, rebuilt exactly as the C stamper built them."""
@@ -302,6 +292,132 @@ class _Sender(threading.Thread):
         return [SentFrame(st.name, st.src, seq, first if seq < n else last,
                           stamp_frame(t[seq % len(t)], st.stream_id, seq, self.offsets[seq % len(t)]))
                 for seq in seqs]
+
+
+class _Sender(threading.Thread):
+    """Sends its streams, each through its source endpoint's injector, in bounded C calls.
+
+    A run has at most :data:`MAX_SENDERS` of these however many streams it has (see
+    :func:`_plan_senders`). One stream alone on its sender is sent exactly as a stream always was:
+    chunks of :data:`_CHUNK_MAX` frames (unpaced) or ~0.25 s of frames paced in C. Several streams
+    share the sender by turns: each unpaced stream gets one C call of at most :data:`_CHUNK_MAX`
+    frames or :data:`_TURN_S` per turn; before and after each of those calls, every paced stream
+    gets the frames due by now on its own schedule (frame ``k`` at ``start + k / rate``, ``start``
+    its first turn), sent back to back; with only paced streams left the sender sleeps until the
+    next frame is due. So each stream keeps its rate on average and its frames their order, and
+    ``rate`` still means frames per second of that stream; what changes for a paced stream that
+    shares its sender is the spacing: its frames go out in bursts of those due since the last pass
+    (passes at most ~:data:`_TURN_S` apart, typically far less) instead of one every ``1/rate`` s.
+    """
+
+    def __init__(self, jobs, deadline, stop, cpu=None, index=0):
+        # Named for its stream when it has one (as every sender once was), else for its index.
+        super().__init__(name="netring-tx-%s" % (jobs[0][1].stream.name if len(jobs) == 1 else
+                                                 "%d-%dstreams" % (index, len(jobs))), daemon=True)
+        #: ``[(injector, _StreamTx), ...]`` in stream order.
+        self.jobs = jobs
+        self.deadline = deadline
+        self.stop = stop
+        self.cpu = cpu
+        self.error = None
+        #: The stream whose C call raised ``error``.
+        self.error_stream = None
+        self.started_at = None
+        self.finished_at = None
+        #: Set first thing in :meth:`run`: from then on the thread may enter C until ``exited``.
+        self.begun = False
+        self.exited = threading.Event()
+
+    @property
+    def sent(self):
+        return sum(tx.sent for _, tx in self.jobs)
+
+    def run(self):
+        # begun is written before ``stop`` is first read: a joiner that sets ``stop`` and then
+        # sees begun False knows this thread will see ``stop`` and never call into C.
+        self.begun = True
+        self.started_at = time.monotonic()
+        try:
+            if self.cpu is not None:
+                os.sched_setaffinity(0, {self.cpu})  # 0 = this thread on Linux
+            if len(self.jobs) == 1:
+                self._run_alone(*self.jobs[0])
+            else:
+                self._run_turns()
+            if not self.stop.is_set():
+                for inj in {id(inj): inj for inj, _ in self.jobs}.values():
+                    inj.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        finally:
+            self.finished_at = time.monotonic()
+            for _, tx in self.jobs:
+                if tx.started_at is not None and tx.finished_at is None:
+                    tx.finished_at = self.finished_at
+            self.exited.set()
+
+    def _run_alone(self, inj, tx):
+        st = tx.stream
+        while not tx.done and not self.stop.is_set():
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                break
+            # Each call is bounded (~0.25 s of paced traffic, 1 s at most) so that stop/timeout
+            # are noticed quickly and the injector is never closed under a running C call.
+            chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
+            n = min(chunk, st.count - tx.sent)
+            self.error_stream = st
+            done = tx.send(inj, n, st.rate_pps, min(left, 1.0 if st.rate_pps else _CALL_S))
+            if done < n and time.monotonic() >= self.deadline:
+                break
+
+    def _run_turns(self):
+        jobs = [(inj, tx) for inj, tx in self.jobs if not tx.done]
+        paced = [(inj, tx) for inj, tx in jobs if tx.stream.rate_pps is not None]
+        unpaced = [(inj, tx) for inj, tx in jobs if tx.stream.rate_pps is None]
+        origin = {}  # paced stream -> monotonic time its frame 0 is due (its first turn)
+        while (paced or unpaced) and not self.stop.is_set() and time.monotonic() < self.deadline:
+            # Paced streams get a pass after every unpaced call, so their bursts stay ~_TURN_S apart
+            # however many unpaced streams share the sender.
+            next_due = self._paced_pass(paced, origin)
+            for inj, tx in unpaced:
+                left = self.deadline - time.monotonic()
+                if left <= 0 or self.stop.is_set():
+                    break
+                self.error_stream = tx.stream
+                # Bounded tighter when paced streams wait for their pass; else as long as a lone stream's call.
+                tx.send(inj, min(_CHUNK_MAX, tx.stream.count - tx.sent), None, min(left, _TURN_S if paced else _CALL_S))
+                if paced:
+                    next_due = self._paced_pass(paced, origin)
+            paced = [j for j in paced if not j[1].done]
+            unpaced = [j for j in unpaced if not j[1].done]
+            if paced and not unpaced and next_due is not None:
+                # Only paced streams are left and none is due: sleep until the first one is (stop wakes it).
+                wait = min(next_due, self.deadline) - time.monotonic()
+                if wait > 0:
+                    self.stop.wait(wait)
+
+    def _paced_pass(self, paced, origin):
+        """Send every paced stream the frames due by now (back to back, unpaced C calls of at most
+        :data:`_CHUNK`); return when the next not yet due frame of any of them is due (None: none left)."""
+        next_due = None
+        for inj, tx in paced:
+            st = tx.stream
+            if tx.done or self.stop.is_set():
+                continue
+            t0 = origin.setdefault(id(tx), time.monotonic())
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                break
+            due = int((time.monotonic() - t0) * st.rate_pps) + 1  # frames 0..due-1 are due by now
+            n = min(_CHUNK, due - tx.sent, st.count - tx.sent)
+            if n > 0:
+                self.error_stream = st
+                tx.send(inj, n, None, min(left, _TURN_S))
+            if not tx.done:
+                at = t0 + tx.sent / st.rate_pps
+                next_due = at if next_due is None else min(next_due, at)
+        return next_due
 
 
 class _ArrivalSample:
@@ -341,6 +457,39 @@ class _ArrivalSample:
         """``[(timestamp_ns, bytes), ...]`` in arrival order, none twice."""
         seen = {key for key, _, _ in self.first}
         return [(ts, fr) for _, ts, fr in self.first] + [(ts, fr) for key, ts, fr in self.last if key not in seen]
+
+
+#: Test hook: called as ``_on_event(name, *details)`` at the engine's ordering points ("drain-started",
+#: "sender-starting"); None in normal runs.
+_on_event = None
+
+
+def _event(name, *details):
+    if _on_event is not None:
+        _on_event(name, *details)
+
+
+def _plan_senders(stack, topo, streams, deadline, stop, cpu):
+    """At most :data:`MAX_SENDERS` sender threads (not started) for ``streams`` (:class:`_StreamTx`).
+
+    One injector per source endpoint, sized for the largest frame of its streams (entered on
+    ``stack``), however many streams it sends: memory, file descriptors and threads grow with the
+    number of source endpoints (bounded threads), not with the number of streams. Endpoints are
+    dealt round-robin to the senders in the order their first stream appears.
+    """
+    by_src = {}
+    for tx in streams:
+        by_src.setdefault(tx.stream.src, []).append(tx)
+    nthreads = min(MAX_SENDERS, len(by_src))
+    plans = [[] for _ in range(nthreads)]
+    for i, (src, txs) in enumerate(by_src.items()):
+        fsize = max(_frame_size_for(tx.stream.sizes) for tx in txs)
+        inj = stack.enter_context(topo[src].injector(frame_size=fsize,
+                                                     frame_count=max(64, min(1024, (8 << 20) // fsize))))
+        plans[i % nthreads].extend((inj, tx) for tx in txs)
+    order = {id(tx): k for k, tx in enumerate(streams)}
+    return [_Sender(sorted(jobs, key=lambda j: order[id(j[1])]), deadline, stop, cpu=cpu, index=k)
+            for k, jobs in enumerate(plans)]
 
 
 def _stop_senders(senders, stop):
@@ -551,26 +700,24 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
         watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
         before = {ep: _stats(topo[ep]) for ep in sorted(watched)}
 
+        streams = []
         for st in scenario.streams:
-            src, dst = topo[st.src], topo[st.dst]
-            templates, offsets = build_templates(st, src, dst)
-            fsize = _frame_size_for(st.sizes)
-            inj = stack.enter_context(src.injector(frame_size=fsize,
-                                                   frame_count=max(64, min(1024, (8 << 20) // fsize))))
-            senders.append(_Sender(inj, st, templates, offsets, deadline, stop, cpu=cpus and cpus[0]))
+            templates, offsets = build_templates(st, topo[st.src], topo[st.dst])
+            streams.append(_StreamTx(st, templates, offsets))
+        senders.extend(_plan_senders(stack, topo, streams, deadline, stop, cpus and cpus[0]))
         # Registered after the injectors, so it runs before they close on every way out (LIFO).
         stack.callback(_stop_senders, senders, stop)
 
         tx_start = time.monotonic()
         try:
             with _pinned(cpus and cpus[1]):
-                for s in senders:
-                    s.start()
+                # The drain loop is running before the first sender starts (it starts them): a burst
+                # never meets a capture ring nobody empties.
                 _drain(scenario, caps, senders, deadline, progress, tx_start, samplers)
         finally:
             _stop_senders(senders, stop)
         if sample:
-            result.sent_samples = [f for s in senders for f in s.sample()]
+            result.sent_samples = [f for tx in streams for f in tx.sample()]
             result.arrived_samples = {on: smp.frames() for on, smp in samplers.items()}
         tx_end = max((s.finished_at or time.monotonic()) for s in senders) if senders else tx_start
         result.tx_seconds = max(tx_end - tx_start, 1e-9)
@@ -578,7 +725,8 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             if s.error is not None:
                 if isinstance(s.error, NetringError):
                     raise s.error
-                raise ScenarioError("stream %s: injection failed: %r" % (s.stream.name, s.error)) from s.error
+                name = s.error_stream.name if s.error_stream is not None else "?"
+                raise ScenarioError("stream %s: injection failed: %r" % (name, s.error)) from s.error
 
         # counters
         for ep, att in atts.items():
@@ -600,7 +748,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
                                        "freezes": int(cs.freezes)}
             result.unexpected[on] = int(chk.unexpected)
             result.unexpected_frames[on] = [bytes(f) for f in chk.unexpected_frames]
-        sent = {s.stream.stream_id: s.sent for s in senders}
+        sent = {tx.stream.stream_id: tx.sent for tx in streams}
         for st in scenario.streams:
             at = scenario.expect[st.name].at
             chk = by_ep.get(at)
@@ -641,6 +789,11 @@ def _drain(scenario, caps, senders, deadline, progress, tx_start, samplers=None)
         poller.register(fd, select.POLLIN)
     last_rx = time.monotonic()
     next_progress = tx_start + _PROGRESS_EVERY
+    _event("drain-started")
+    for s in senders:
+        if s.ident is None:  # not started yet
+            _event("sender-starting", s.name)
+            s.start()
     while True:
         now = time.monotonic()
         if now >= deadline:

@@ -251,10 +251,16 @@ TRACE_CONFTEST = textwrap.dedent("""\
         return att, obj
 
     def drain(scenario, caps, senders, *args):
-        end = time.monotonic() + 30
-        while not any(s.sent for s in senders) and time.monotonic() < end:
-            time.sleep(0.02)
-        _write(traffic=sum(s.sent for s in senders))
+        # _drain starts the senders: watch for their first frames from a helper thread.
+        import threading
+
+        def watch():
+            end = time.monotonic() + 30
+            while not any(s.sent for s in senders) and time.monotonic() < end:
+                time.sleep(0.02)
+            _write(traffic=sum(s.sent for s in senders))
+
+        threading.Thread(target=watch, daemon=True).start()
         return _drain(scenario, caps, senders, *args)
 
     runner._attach_xdp, runner._drain = attach, drain

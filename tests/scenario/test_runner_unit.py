@@ -117,3 +117,46 @@ def test_sender_join_without_interrupt_waits_for_running_senders_only():
     assert stop.is_set() and seen_stop == [True]
     assert running.exited.is_set()          # returned only after the running sender exited
     assert 0.25 <= waited < 5, waited
+
+
+class _ClockInjector:
+    """Stands in for an Injector: records (time, stream_id, first_seq, n) per send_stream call; an unpaced
+    call "sends" 1 frame per µs until its count or timeout, like a ring the kernel drains at 1 Mpps."""
+
+    def __init__(self):
+        self.calls = []
+
+    def send_stream(self, templates, stream_id, first_seq, count, rate_pps=None, csum_offsets=None, timeout=None):
+        assert rate_pps is None  # streams sharing a sender are paced in Python, sent unpaced
+        n = min(count, int((timeout or 1) * 1e6))
+        time.sleep(n / 1e6)
+        self.calls.append((time.monotonic(), stream_id, first_seq, n))
+        return n
+
+    def wait_drained(self, timeout):
+        return True
+
+
+def _stream(name, sid, count, rate):
+    return sc.Stream(name=name, stream_id=sid, src="tx:eth0", dst="rx:eth0", count=count, rate_pps=rate,
+                     frame={"udp": {}}, sizes=[64])
+
+
+def test_a_paced_stream_sharing_a_sender_with_unpaced_ones_keeps_its_rate_and_order():
+    inj = _ClockInjector()
+    paced = runner._StreamTx(_stream("paced", 0, 300, 1000), [b"t"], [-1])
+    bulk = [runner._StreamTx(_stream("bulk%d" % i, i + 1, 400_000, None), [b"t"], [-1]) for i in range(2)]
+    s = runner._Sender([(inj, paced)] + [(inj, b) for b in bulk], time.monotonic() + 10, threading.Event())
+    t0 = time.monotonic()
+    s.run()
+    assert s.error is None and paced.sent == 300 and all(b.sent == 400_000 for b in bulk)
+    mine = [(t, seq, n) for t, sid, seq, n in inj.calls if sid == 0]
+    assert [seq for _, seq, _ in mine] == [sum(n for _, _, n in mine[:i]) for i in range(len(mine))]  # in order
+    start = mine[0][0] - t0
+    for t, seq, n in mine:
+        # never ahead of the schedule (frame k due at start + k/rate), never more than ~2 turns behind it
+        due = int((t - t0 - start) * 1000) + 2
+        assert seq + n <= due + 60, (t - t0, seq, n)
+        assert seq + n >= due - 2 * 1000 * runner._TURN_S - 5, (t - t0, seq, n)
+    took = paced.finished_at - paced.started_at
+    assert 0.28 < took < 0.4, took

@@ -226,3 +226,45 @@ def test_icmp_echo_gets_reply(veth_pair, family):
                                  **{l4: {"id": 77, "seq": 3}}, payload=b"ping!" * 8))
     p = _recv_reply(rx, lambda p: l4 in p and p[l4]["type"] in (0, 129))
     assert (p[l4]["id"], p[l4]["seq"], p[l4]["checksum_ok"]) == (77, 3, True)
+
+
+# -- size limits: checked up front, padding in O(n) ------------------------------------------------
+@pytest.mark.parametrize("size", [10**6, 10**8, 2**64, frames.MAX_FRAME + 1])
+@pytest.mark.parametrize("layers", [dict(ipv4={}, udp={}), dict(ipv6={}, tcp={}), dict(raw=b"\xff" * 60), {}])
+def test_oversize_frames_are_a_configuration_error_at_once(size, layers):
+    """Was: struct.error for 10**6 (UDP length packed before its check), 57 s for 10**8 and no return for
+    2**64 (quadratic padding). Now a ConfigurationError naming the limit, before any padding is built."""
+    import time
+
+    t = time.monotonic()
+    with pytest.raises(ConfigurationError, match="exceeds the largest Ethernet frame anything here can send, "
+                                                 "65553 B") as ei:
+        frames.build(size=size, **layers)
+    assert time.monotonic() - t < 0.5
+    assert ei.value.field == "size" and ei.value.value == size
+
+
+@pytest.mark.parametrize("layers, match", [
+    (dict(ipv4={}, udp={}), "too large for an IPv4 packet"),   # untagged: 65539 B of IPv4
+])
+def test_sizes_under_max_frame_that_overflow_a_length_field_are_configuration_errors(layers, match):
+    # (IPv6 fits: 65553 - 14 - 40 B of payload is under its 16-bit payload length)
+    with pytest.raises(ConfigurationError, match=match) as ei:
+        frames.build(size=frames.MAX_FRAME, **layers)
+    assert ei.value.field == "size"
+
+
+def test_largest_frames_build_quickly_and_pattern_is_linear():
+    import time
+
+    t = time.monotonic()
+    f = frames.build(eth={"vlan": 1}, ipv4={}, tcp={}, size=frames.MAX_FRAME, stamp=(1, 2))
+    assert len(f) == frames.MAX_FRAME and frames.parse(f)["error"] is None
+    assert frames.parse(f)["ipv4"]["length"] == 65535
+    assert frames.pattern(65000, 3) == bytes((3 + i) & 0xFF for i in range(65000))  # pattern of the longest
+    assert time.monotonic() - t < 1.0
+    with pytest.raises(ConfigurationError, match="MAX_FRAME"):
+        frames.pattern(2**64)
+    with pytest.raises(ConfigurationError, match="use a shorter payload") as ei:
+        frames.build(ipv4={}, udp={}, payload=bytes(frames.MAX_FRAME))
+    assert ei.value.field == "payload"
