@@ -9,6 +9,7 @@ mapping, an AF_XDP socket (UMEM plus fill/completion/RX/TX rings) is several.
 """
 import errno
 import mmap
+import os
 
 from ._core import ffi
 from ._ring import RingGuard, open_packet_socket
@@ -214,10 +215,38 @@ class RingSocket:
         """True once :meth:`close` succeeded."""
         return self._guard is not None and self._guard.closed
 
+    @property
+    def closing(self):
+        """True while a :meth:`close` (from any thread) is under way: every call now raises the "closed" error."""
+        return self._guard is not None and self._guard.closing
+
     def fileno(self):
         """The socket fd, for selectors/asyncio (the "closed" error once closed)."""
         self._guard.check_open()
         return self._fd
+
+    def dup_wait_fds(self):
+        """Duplicates of ``(fileno(), the close-wake eventfd)`` for an event loop to wait on; the caller closes both.
+
+        The eventfd becomes readable as soon as a :meth:`close` begins (from any thread or task),
+        so a loop waiting for the socket learns of the close instead of waiting forever.
+        Duplicates, not the originals: a close never leaves a selector registered on an fd number
+        that was closed (and may already be reused); until the caller closes them the kernel
+        socket stays open, so close them as soon as the wait ends (:mod:`netring.aio` does).
+        Taken inside the guard: the "closed" error once a close began, never a half-closed pair.
+        """
+        with self._guard:
+            try:
+                sock = os.dup(self._fd)
+                try:
+                    wake = os.dup(self._guard.wake_fd)
+                except BaseException:
+                    os.close(sock)
+                    raise
+            except OSError as exc:  # EMFILE
+                raise from_oserror(exc, "duplicating the fds of the %s on %s for an event loop"
+                                   % (self._role, self.ifname)) from None
+        return sock, wake
 
     def __enter__(self):
         return self
