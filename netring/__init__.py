@@ -2,7 +2,8 @@
 
 AF_PACKET TPACKET_V3 capture (:class:`Capture`), TX-ring injection (:class:`Injector`),
 network namespaces (:mod:`netring.netns`), the frame stamp (:mod:`netring.stamp`) and its C
-checker (:class:`SeqChecker`, :mod:`netring.check`), eBPF/XDP (:mod:`netring.bpf`, :mod:`netring.xdp`,
+checker (:class:`SeqChecker`, :mod:`netring.check`), asyncio adapters (:mod:`netring.aio`),
+eBPF/XDP (:mod:`netring.bpf`, :mod:`netring.xdp`,
 :mod:`netring.netdev`) and one error hierarchy (:mod:`netring.errors`). Hot paths are C compiled by
 cffi (``netring._core``).
 
@@ -38,12 +39,17 @@ _LAZY = {
     "SeqChecker": "check", "StreamCounts": "check",
 }
 
+#: Submodules reachable as attributes (``netring.aio``), imported on first access; none loads the C core.
+_SUBMODULES = {"aio"}
+
 __all__ = sorted(["ConfigurationError", "FrameTooLargeError", "InterfaceNotFoundError", "NamespaceNotFoundError",
                   "NetringError", "NetringPermissionError", "ResourceBusyError", "ScenarioError",
-                  "TooManyOpenFilesError", "UnsupportedError", "ViewsAliveError", *_LAZY])
+                  "TooManyOpenFilesError", "UnsupportedError", "ViewsAliveError", *_LAZY, *_SUBMODULES])
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module("." + name, __name__)  # the import binds it in globals()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError("module 'netring' has no attribute %r" % name)
@@ -53,4 +59,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
