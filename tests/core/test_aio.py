@@ -2,6 +2,7 @@
 spurious readiness, close while awaiting. Plain test functions running ``asyncio.run`` (no pytest-asyncio)."""
 import asyncio
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -212,6 +213,45 @@ def test_closing_the_capture_while_a_task_awaits_raises_a_clear_error(veth_pair,
     asyncio.run(main())
     assert cap.closed
     assert _open_fds() < fds  # the capture's fds and our duplicates are all gone
+
+
+@pytest.mark.privileged
+def test_recv_max_packets_keeps_the_rest_in_order_for_the_next_call(veth_pair):
+    a, b = veth_pair
+    sent = _frames(10)
+    with b.capture(block_timeout_ms=2) as cap, a.injector() as tx:
+        async def main():
+            acap = aio.AsyncCapture(cap)
+            tx.send_batch(sent)
+            got, sizes = [], []
+            async with asyncio.timeout(5):
+                while len(got) < len(sent):
+                    pkts = await acap.recv(3)
+                    sizes.append(len(pkts))
+                    got.extend(_mine(pkts))
+            return got, sizes
+
+        got, sizes = asyncio.run(main())
+    assert got == sent
+    assert max(sizes) == 3 and min(sizes) >= 1
+
+
+@pytest.mark.privileged
+def test_dup_wait_fds_are_duplicates_and_the_wake_fd_fires_on_close(veth_pair):
+    a, b = veth_pair
+    cap = b.capture()
+    assert not cap.closing
+    sock, wake = cap.dup_wait_fds()
+    try:
+        assert sock != cap.fileno()
+        assert select.select([wake], [], [], 0)[0] == []
+        cap.close()
+        assert select.select([wake], [], [], 0)[0] == [wake]  # what wakes a task awaiting the capture
+        with pytest.raises(NetringError, match="Capture on eth0 is closed"):
+            cap.dup_wait_fds()
+    finally:
+        os.close(sock)
+        os.close(wake)
 
 
 @pytest.mark.privileged
