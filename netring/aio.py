@@ -264,8 +264,8 @@ class AsyncInjector:
                 how = _TIMED_OUT
                 continue
             # Kick first: slots an earlier kick left requested (ENOBUFS) must go out for room to come.
-            if inj.wait_drained(0):
-                how = _TIMED_OUT  # empty now: try again at once
+            if inj.wait_drained(0) and how is None:
+                how = _TIMED_OUT  # empty now: try again at once (once: then wait, never spin)
                 continue
             how = await _wait(inj, op, True, now + _TX_RECHECK_S)
         return done
