@@ -36,6 +36,7 @@ _LAZY = {
     "Vlan": "capture",
     "Injector": "inject", "NotBytesError": "inject", "TxSlot": "inject", "TxStalledError": "inject",
     "SeqChecker": "check", "StreamCounts": "check",
+    "XdpInjector": "xdp_inject",
 }
 
 __all__ = sorted(["ConfigurationError", "FrameTooLargeError", "InterfaceNotFoundError", "NamespaceNotFoundError",
