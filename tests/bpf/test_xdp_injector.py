@@ -211,3 +211,12 @@ def test_bad_arguments_name_the_field(pair):
         gen.close()
         with pytest.raises(Exception, match="closed"):
             gen.send(t)
+
+
+def test_a_kernel_without_live_frames_is_refused_with_the_remedy(pair, monkeypatch):
+    from netring import UnsupportedError, xdp_inject
+    a, _ = pair
+    assert xdp_inject.live_frames_supported()  # this machine: 6.18
+    monkeypatch.setattr(xdp_inject, "_LIVE", [False])
+    with pytest.raises(UnsupportedError, match="5.18.*netring.Injector"):
+        XdpInjector(a.ifname, netns=a.netns)
