@@ -48,7 +48,6 @@ _PRIME = 0x100000001B3
 _SEED = 0xCBF29CE484222325
 _MASK64 = (1 << 64) - 1
 _CHUNK_S = 0.2        # seconds of frames per PROG_RUN call at full speed (timeout and Ctrl-C act between calls)
-_CALL_S = 0.03         # the fixed cost of one live-frames call seen here (see _loop)
 _FIRST_RATE = 1e6      # frames/s assumed for the first chunk
 _MAX_CHUNK = (1 << 32) - 1  # repeat is a u32
 _SLICE_S = 0.05        # pacing: one chunk per 50 ms
@@ -309,7 +308,7 @@ class XdpInjector:
 
         Each PROG_RUN call costs a fixed ~25 ms here (kernel 6.18: tearing down its page pool waits
         for an RCU grace period once frames were in flight), so a chunk at full speed is sized to
-        ~:data:`_CHUNK_S` of frames at the rate measured so far, and never past the deadline.
+        take ~``_CHUNK_S`` at the rate measured so far (fixed cost included), never past the deadline.
         With ``rate_pps`` a chunk is ``rate_pps * _SLICE_S`` frames, started on schedule: the
         average rate is kept, each chunk leaves as a burst at line rate.
         """
@@ -318,7 +317,7 @@ class XdpInjector:
         done = [0] * n
         t0 = time.monotonic()
         deadline = None if timeout is None else t0 + timeout
-        est = _FIRST_RATE  # frames/s of a chunk's frames, measured from the last chunk
+        est = _FIRST_RATE  # frames/s of the last chunk, call overhead included
         total = 0
         while total < count:
             now = time.monotonic()
@@ -331,7 +330,7 @@ class XdpInjector:
                     now = time.monotonic()
                 chunk = max(1, int(rate_pps * _SLICE_S))
             else:
-                span = _CHUNK_S if deadline is None else min(_CHUNK_S, deadline - now - _CALL_S)
+                span = _CHUNK_S if deadline is None else min(_CHUNK_S, deadline - now)
                 chunk = max(MAX_BATCH, int(est * span))
             if deadline is not None and now >= deadline:
                 break
@@ -344,8 +343,8 @@ class XdpInjector:
                 done[i] = slots.lookup(i)[2]
             new_total = sum(done)
             took = time.monotonic() - now
-            if new_total > total and took > _CALL_S:
-                est = (new_total - total) / (took - _CALL_S)
+            if new_total > total and took > 0:
+                est = (new_total - total) / took  # the call's fixed cost included: chunks err short
             total = new_total
         return total
 

@@ -3,6 +3,7 @@
 The frames of ``XdpInjector.send_stream`` must be byte-identical to ``Injector.send_stream``'s for the
 same templates and seqs; the receiver's C SeqChecker must accept them all.
 """
+import threading
 import time
 
 import pytest
@@ -220,3 +221,21 @@ def test_a_kernel_without_live_frames_is_refused_with_the_remedy(pair, monkeypat
     monkeypatch.setattr(xdp_inject, "_LIVE", [False])
     with pytest.raises(UnsupportedError, match="5.18.*netring.Injector"):
         XdpInjector(a.ifname, netns=a.netns)
+
+
+def test_ctrl_c_stops_a_long_send_promptly(pair):
+    import os
+    import signal
+    a, b = pair
+    with builtin("drop") as pdrop, xdp.attach(b.ifname, pdrop, netns=b.netns):
+        with XdpInjector(a.ifname, netns=a.netns) as gen:
+            timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+            t0 = time.monotonic()
+            timer.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    gen.send(fu.frame(), count=500_000_000, timeout=5.0)  # the timeout bounds it if no signal came
+            finally:
+                timer.cancel()
+            took = time.monotonic() - t0
+    assert took < 0.8
