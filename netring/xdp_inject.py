@@ -226,8 +226,10 @@ class XdpInjector:
 
     **veth**: a frame XDP_TX'd into a veth reaches the peer only if the *peer* runs an XDP program
     (e.g. the built-in ``pass``: ``xdp.attach(peer, builtin("pass"), netns=...)``); otherwise the
-    kernel drops it silently (counted as ``tx_dropped``). The veth shows that as its ``ndo-xmit``
-    XDP feature, which the constructor checks (kernel 6.3+, where the ``netdev`` family exists).
+    kernel drops it silently (counted as ``tx_dropped``; GRO on the peer lets only a few hundred
+    through). The constructor reads the peer's XDP attachment (IFLA_LINK / IFLA_LINK_NETNSID) and
+    raises :class:`VethPeerError` if it has no native program; where the peer cannot be read it falls
+    back to the veth's ``ndo-xmit`` XDP feature (kernel 6.3+), which GRO on the peer also sets.
 
     Counts are the generator's own: frames the program ran over and returned XDP_TX for. What the
     device then drops (a full peer queue) is not subtracted; count at the receiver to know.
@@ -252,17 +254,19 @@ class XdpInjector:
                 raise UnsupportedError("this kernel (%s) cannot run XDP programs on live frames "
                                        "(BPF_F_TEST_XDP_LIVE_FRAMES needs Linux 5.18+); use netring.Injector instead"
                                        % os.uname().release)
-            self._kind, self._mtu = self._run(_link_facts, self.ifindex)
-            try:
-                self._features = netdev.features(self.ifindex, self._ns).xdp_features
-            except UnsupportedError:  # no netdev family (kernel < 6.3): cannot tell
-                self._features = None
-            if check_peer and self._kind == "veth" and self._features is not None \
-                    and _XDP_NDO_XMIT not in self._features:
+            self._kind, self._mtu, peer_xdp = self._run(_link_facts, self.ifindex)
+            if check_peer and self._kind == "veth" and peer_xdp is None:
+                # the peer could not be read: veth advertises ndo-xmit only while its peer can take XDP frames
+                try:
+                    peer_xdp = _XDP_NDO_XMIT in netdev.features(self.ifindex, self._ns).xdp_features
+                except UnsupportedError:  # no netdev family (kernel < 6.3): cannot tell
+                    pass
+            if check_peer and self._kind == "veth" and peer_xdp is False:
                 raise VethPeerError(
-                    "%s is a veth whose peer runs no XDP program, so the kernel would drop every XDP_TX'd frame "
-                    "silently (tx_dropped); attach one on the peer first, e.g. "
-                    "netring.xdp.attach(PEER, netring.bpf.builtin('pass'), netns=PEER_NS)" % self._where())
+                    "%s is a veth whose peer runs no native XDP program, so the kernel would drop every "
+                    "XDP_TX'd frame silently (tx_dropped; a generic-mode program there does not help); attach one "
+                    "on the peer first, e.g. netring.xdp.attach(PEER, netring.bpf.builtin('pass'), netns=PEER_NS)"
+                    % self._where())
             #: Frames transmitted over this injector's life (the programs' counters).
             self.sent_frames = 0
         except BaseException:
@@ -459,8 +463,24 @@ def _ifindex_here(ifname):
 
 
 def _link_facts(ifindex):
-    """Inside the namespace: ``(kind, MTU)`` of ``ifindex``."""
+    """Inside the namespace: ``(kind, MTU, peer_xdp)`` of ``ifindex``.
+
+    ``peer_xdp``: for a veth, whether its peer (asked for by IFLA_LINK in the namespace
+    IFLA_LINK_NETNSID names, kernel 4.20+) runs a *native* XDP program — what veth's
+    ndo_xdp_xmit needs; None when that cannot be read or the link is no veth.
+    """
     msg = _netlink.links(ifindex)[0]
     info = msg.get_attr("IFLA_LINKINFO")
     kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
-    return kind, msg.get_attr("IFLA_MTU")
+    peer_xdp = None
+    peer, nsid = msg.get_attr("IFLA_LINK"), msg.get_attr("IFLA_LINK_NETNSID")
+    if kind == "veth" and peer:
+        try:
+            got = _netlink.links(peer, nsid)
+        except OSError:
+            got = None
+        if got:
+            xdp = got[0].get_attr("IFLA_XDP")
+            attached = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
+            peer_xdp = attached == "xdp" or (attached == "xdpmulti" and bool(xdp.get_attr("IFLA_XDP_DRV_PROG_ID")))
+    return kind, msg.get_attr("IFLA_MTU"), peer_xdp
