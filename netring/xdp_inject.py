@@ -13,7 +13,10 @@ bytes that do not change. Per frame the program only takes seq = ``base + stride
 its map slot (and counts the frame), writes seq and check and patches the checksum — the same
 arithmetic as the C stamper (``csrc/stampc.c``), so the frames are byte-identical to
 :meth:`netring.Injector.send_stream`'s. The page a frame lives in is reused for later frames,
-so the program writes every byte that varies each time.
+so the program writes every byte that varies each time, and stores the headers (up to 128 B) and the
+constant stamp fields again too: the receiving side may have changed them in place (a veth untagging a
+VLAN frame does). Payload bytes are not rewritten; a receiver that writes into them in place would
+show up as corrupt frames at the checker, not pass unnoticed.
 
 Frame ``k`` of a stream is template ``k % n`` with seq ``first_seq + k``. One PROG_RUN call
 transmits one template, so with several templates a chunk goes out grouped by template (all of
@@ -38,10 +41,8 @@ from .errors import ConfigurationError, FrameTooLargeError, NetringError, Unsupp
 from .netns import NetNS, resolve
 from .stamp import MAGIC, STAMP_LEN, STREAM_ID_MAX
 
-__all__ = ["XdpInjector", "VethPeerError", "live_frames_supported", "MAX_LIVE_FRAME", "MAX_BATCH"]
+__all__ = ["XdpInjector", "VethPeerError", "live_frames_supported", "max_live_frame", "MAX_BATCH"]
 
-#: Largest frame a live-frames run takes: a page less XDP headroom (256) and skb_shared_info (320).
-MAX_LIVE_FRAME = os.sysconf("SC_PAGE_SIZE") - 256 - 320
 #: Largest ``batch_size`` the kernel accepts (``TEST_XDP_MAX_BATCH``).
 MAX_BATCH = 256
 _PRIME = 0x100000001B3
@@ -56,7 +57,7 @@ _MD_DATA, _MD_DATA_END = 0, 4
 _MAX_HEAD = 128        # header bytes a generator restores per frame (L2 + tags + IPv6 + TCP with options fit)
 _XDP_NDO_XMIT = "ndo-xmit"
 
-_LIVE = []  # [bool] once probed
+_LIVE = []  # [bool, largest frame] once probed
 
 
 class VethPeerError(NetringError):
@@ -66,18 +67,34 @@ class VethPeerError(NetringError):
 def live_frames_supported():
     """True if this kernel runs XDP programs on live frames (``BPF_F_TEST_XDP_LIVE_FRAMES``, 5.18+).
 
-    Probed once per process: a one-frame live run of an XDP_DROP program on the loopback device.
+    Probed once per process, with :func:`max_live_frame`: one-frame live runs of an XDP_DROP
+    program on the loopback device (nothing is sent).
     """
     if not _LIVE:
         a = Asm()
         a.ret(XDP_DROP)
         with load_program(a, name="nr_live_probe") as prog:
-            frame = bytes(60)
-            rc = lib.nr_bpf_xdp_live_run(prog.fd, frame, len(frame), 1, 1, 1)
-        if rc == -errno.EPERM:
-            raise bpf_error(rc, "probing live-frames test runs")
-        _LIVE.append(rc == 0)
+            def runs(size):
+                frame = bytes(size)
+                rc = lib.nr_bpf_xdp_live_run(prog.fd, frame, size, 1, 1, 1)
+                if rc == -errno.EPERM:
+                    raise bpf_error(rc, "probing live-frames test runs")
+                return rc == 0
+            ok = runs(60)
+            lo, hi = 60, os.sysconf("SC_PAGE_SIZE")
+            while ok and lo < hi:  # ~12 runs of ~30 us
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if runs(mid) else (lo, mid - 1)
+        _LIVE[:] = [ok, lo if ok else 0]
     return _LIVE[0]
+
+
+def max_live_frame():
+    """The largest frame (bytes) a live-frames run takes on this kernel: a page less XDP headroom,
+    the kernel's per-page run state and ``skb_shared_info`` (3408 B on 6.18 with 4 KiB pages).
+    Probed once (:func:`live_frames_supported`); 0 where live frames are not supported."""
+    live_frames_supported()
+    return _LIVE[1]
 
 
 def _fold(s):
@@ -296,11 +313,11 @@ class XdpInjector:
                 "%s of %d B exceeds what %s carries (MTU %d + %d B of Ethernet header%s = %d B); raise its MTU "
                 "or send a shorter frame" % (field, n, self._where(), self._mtu, 18 if tagged else 14,
                                              " and VLAN tag" if tagged else "", link_max)))
-        if n > MAX_LIVE_FRAME:
-            raise FrameTooLargeError(n, MAX_LIVE_FRAME, field=field, limit="page", index=index, message=(
-                "%s of %d B does not fit one page of the kernel's live-frames page pool (at most %d B: a page "
-                "less XDP headroom and skb_shared_info); send it with netring.Injector instead"
-                % (field, n, MAX_LIVE_FRAME)))
+        if n > max_live_frame():
+            raise FrameTooLargeError(n, max_live_frame(), field=field, limit="page", index=index, message=(
+                "%s of %d B does not fit one page of the kernel's live-frames page pool (at most %d B: a page less XDP "
+                "headroom, the kernel's per-page state and skb_shared_info); send it with netring.Injector instead"
+                % (field, n, max_live_frame())))
 
     def _run_chunk(self, prog_fd, buf, size, repeat):
         rc = self._run(lib.nr_bpf_xdp_live_run, prog_fd, buf, size, self.ifindex, repeat, self.batch_size)
