@@ -37,6 +37,7 @@ _LAZY = {
     "Vlan": "capture",
     "Injector": "inject", "NotBytesError": "inject", "TxSlot": "inject", "TxStalledError": "inject",
     "SeqChecker": "check", "StreamCounts": "check",
+    "XdpInjector": "xdp_inject",
 }
 
 #: Submodules reachable as attributes (``netring.aio``), imported on first access; none loads the C core.

@@ -199,3 +199,29 @@ int nr_bpf_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, voi
     }
     return rc;
 }
+
+/* One in-kernel generation run: BPF_PROG_TEST_RUN in live-frames mode. The kernel runs the XDP
+ * program `repeat` times over pages initialised from `data` (batch_size pages at a time) and
+ * transmits what it returns XDP_TX for out of `ingress_ifindex`, which it resolves in the calling
+ * thread's namespace. Returns 0 or -errno; -EINTR when a signal cut the run short (the program's own
+ * counter says how many frames ran). Live mode takes no data_out/ctx_out, and ctx_in.data_end must
+ * equal the data size. */
+int nr_bpf_xdp_live_run(int prog_fd, const void *data, uint32_t size, uint32_t ingress_ifindex,
+                        uint32_t repeat, uint32_t batch_size)
+{
+    union bpf_attr a;
+    struct xdp_md ctx;
+    memset(&a, 0, sizeof(a));
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.data_end = size;
+    ctx.ingress_ifindex = ingress_ifindex;
+    a.test.prog_fd = prog_fd;
+    a.test.data_in = ptr(data);
+    a.test.data_size_in = size;
+    a.test.ctx_in = ptr(&ctx);
+    a.test.ctx_size_in = sizeof(ctx);
+    a.test.repeat = repeat;
+    a.test.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+    a.test.batch_size = batch_size;
+    return sys_bpf(BPF_PROG_TEST_RUN, &a);
+}

@@ -10,7 +10,16 @@
 
 /* An XDP program that handles multi-buffer (fragmented) frames: kernel 5.18 (libbpf: SEC("xdp.frags")). */
 #ifndef BPF_F_XDP_HAS_FRAGS
-#define BPF_F_XDP_HAS_FRAGS (1U << 5)
+#define BPF_F_XDP_HAS_FRAGS (1U << 5)int nr_bpf_xdp_live_run(int prog_fd, const void *data, uint32_t size, uint32_t ingress_ifindex,
+                        uint32_t repeat, uint32_t batch_size);
+
+#endif
+
+/* BPF_PROG_TEST_RUN of an XDP program on live frames: XDP_TX/REDIRECT really transmit (kernel 5.18). */
+#ifndef BPF_F_TEST_XDP_LIVE_FRAMES
+#define BPF_F_TEST_XDP_LIVE_FRAMES (1U << 1)int nr_bpf_xdp_live_run(int prog_fd, const void *data, uint32_t size, uint32_t ingress_ifindex,
+                        uint32_t repeat, uint32_t batch_size);
+
 #endif
 
 /* Kinds for nr_bpf_get_fd_by_id / nr_bpf_next_id. */
@@ -37,5 +46,7 @@ int nr_bpf_link_update(int link_fd, int new_prog_fd);
 int nr_bpf_link_detach(int link_fd);
 int nr_bpf_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out,
                          uint32_t *size_out, uint32_t repeat, uint32_t *retval);
+int nr_bpf_xdp_live_run(int prog_fd, const void *data, uint32_t size, uint32_t ingress_ifindex,
+                        uint32_t repeat, uint32_t batch_size);
 
 #endif

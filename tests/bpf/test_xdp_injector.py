@@ -1,0 +1,249 @@
+"""XdpInjector: in-kernel generation (live-frames BPF_PROG_RUN) over a veth whose peer runs ``pass``.
+
+The frames of ``XdpInjector.send_stream`` must be byte-identical to ``Injector.send_stream``'s for the
+same templates and seqs; the receiver's C SeqChecker must accept them all.
+"""
+import threading
+import time
+
+import pytest
+
+from netring import Capture, FrameTooLargeError, Injector, InterfaceNotFoundError, SeqChecker, XdpInjector, \
+    check, stamp, xdp
+from netring.bpf import builtin
+from netring.bpf.maps import create_map
+from netring.xdp_inject import VethPeerError, _plans, max_live_frame
+
+import frames_util as fu
+
+pytestmark = pytest.mark.privileged
+
+
+def csum_off(f, proto):
+    """Offset of the UDP/TCP checksum of ``f``."""
+    l3, et = stamp.l3_offset(f)
+    l4 = l3 + ((f[l3] & 15) * 4 if et == 0x0800 else 40)
+    return l4 + (6 if proto == "udp" else 16)
+
+
+def template(size, l3="ipv4", proto="udp", vlan=None):
+    """A stamped template of ``size`` bytes (or the fewest its headers and stamp need) and its checksum offset."""
+    probe = fu.frame(stream=1, seq=0, l3=l3, proto=proto, payload=0, vlan=vlan)
+    size = max(size, len(probe))
+    t = fu.frame(stream=1, seq=0, l3=l3, proto=proto, payload=size - len(probe), vlan=vlan)
+    assert len(t) == size
+    return t, csum_off(t, proto)
+
+
+KINDS = [("ipv4", "udp", None), ("ipv6", "udp", None), ("ipv4", "tcp", None), ("ipv6", "tcp", None),
+         ("ipv4", "udp", 42)]
+
+
+@pytest.mark.parametrize("l3,proto,vlan", KINDS)
+@pytest.mark.parametrize("payload", [0, 1, 33, 1400])
+def test_generator_stamps_exactly_like_the_c_stamper(l3, proto, vlan, payload):
+    """No network: one test run of the generator program equals check.stamp_frame (the C stamper)."""
+    t = fu.frame(stream=3, seq=5, l3=l3, proto=proto, payload=payload, vlan=vlan)
+    co = csum_off(t, proto)
+    for sid, seq in ((9, 0), (65535, 2 ** 64 - 1), (1, 0x0123456789ABCDEF), (7, 1000)):
+        tm = check.prepare_templates([t], [co])
+        with create_map("array", 4, 24, 1, value_format="<QQQ") as slots:
+            slots.update(0, (seq, 1, 0))
+            (p,) = _plans(tm, [t], sid, slots)
+            with p.program:
+                verdict, out = p.program.test_run(p.frame)
+            assert slots.lookup(0)[2] == 1
+        assert verdict == 3  # XDP_TX
+        assert out == check.stamp_frame(t, sid, seq, co)
+
+
+def _collect(cap, total, timeout=10.0):
+    """Every incoming stamped frame's bytes, until ``total`` or ``timeout``."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < total and time.monotonic() < deadline:
+        for p in cap.recv(4096, timeout=0.2):
+            s = stamp.read(p.data)
+            if s is not None:
+                out.append(bytes(p.data))
+    return out
+
+
+def _untag(f):
+    """veth strips 802.1Q tags on receive (FIELD-NOTES): compare the sent frame without its tag."""
+    if (f[12] << 8 | f[13]) == 0x8100:
+        return f[:12] + f[16:]
+    return f
+
+
+@pytest.mark.parametrize("l3,proto,vlan", KINDS)
+@pytest.mark.parametrize("size", [64, 1514])
+def test_send_stream_is_byte_identical_to_injector(pair, l3, proto, vlan, size):
+    a, b = pair
+    if vlan is not None:
+        size += 4
+    t, co = template(size, l3, proto, vlan)
+    n = 2000
+    with builtin("pass") as ppass, xdp.attach(b.ifname, ppass, netns=b.netns):
+        with Capture(b.ifname, netns=b.netns, block_size=1 << 22, block_count=8) as cap:
+            with Injector(a.ifname, netns=a.netns) as tx:
+                assert tx.send_stream([t], 11, 0, n, csum_offsets=[co]) == n
+            ref = _collect(cap, n)
+            with XdpInjector(a.ifname, netns=a.netns) as gen:
+                assert gen.send_stream([t], 12, 0, n, csum_offsets=[co]) == n
+            live = _collect(cap, n)
+    assert len(ref) == n and len(live) == n
+    chk = SeqChecker({12: n})
+    for f in live:
+        chk.feed_bytes(f)
+    assert chk.counts(12) == (n, n, 0, 0, 0, 0) and chk.unexpected == 0, chk.as_dict()
+    # the same frames as the TX ring's, once the stream id is the same (the stamper writes it too)
+    expect = sorted(_untag(check.stamp_frame(t, 12, seq, co)) for seq in range(n))
+    assert sorted(ref) == sorted(_untag(check.stamp_frame(t, 11, seq, co)) for seq in range(n))
+    assert sorted(live) == expect
+    assert [stamp.read(f).seq for f in live] == list(range(n))  # one template: in order
+
+
+def test_send_stream_cycles_templates_frame_k_is_template_k_mod_n(pair):
+    a, b = pair
+    ts = [template(s, l3, p) for s, (l3, p) in zip((64, 300, 1514), (("ipv4", "udp"), ("ipv6", "tcp"),
+                                                                    ("ipv4", "tcp")))]
+    templates, offs = [x[0] for x in ts], [x[1] for x in ts]
+    n = 3001
+    with builtin("pass") as ppass, xdp.attach(b.ifname, ppass, netns=b.netns):
+        with Capture(b.ifname, netns=b.netns, block_size=1 << 22, block_count=8) as cap:
+            with XdpInjector(a.ifname, netns=a.netns) as gen:
+                assert gen.send_stream(templates, 4, 100, n, csum_offsets=offs) == n
+            live = _collect(cap, n)
+    by_seq = {stamp.read(f).seq: f for f in live}
+    assert len(live) == n and sorted(by_seq) == list(range(100, 100 + n))
+    for seq, f in by_seq.items():
+        k = seq - 100
+        assert f == check.stamp_frame(templates[k % 3], 4, seq, offs[k % 3])
+
+
+def test_send_returns_count_and_the_receiver_counts_that_many(pair):
+    a, b = pair
+    frame = fu.frame(stream=2, seq=0)
+    n = 100_000
+    with builtin("pass") as ppass, xdp.attach(b.ifname, ppass, netns=b.netns) as att:
+        with XdpInjector(a.ifname, netns=a.netns, batch_size=64) as gen:
+            assert gen.send(frame, count=n) == n
+            assert gen.sent_frames == n
+        assert att.counters()["pass"]["packets"] == n
+
+
+def test_timeout_bounds_a_long_send(pair):
+    a, b = pair
+    with builtin("drop") as pdrop, xdp.attach(b.ifname, pdrop, netns=b.netns) as att:
+        with XdpInjector(a.ifname, netns=a.netns) as gen:
+            t0 = time.monotonic()
+            sent = gen.send(fu.frame(), count=50_000_000, timeout=0.3)
+            took = time.monotonic() - t0
+            t, co = template(64)
+            t0 = time.monotonic()
+            sent2 = gen.send_stream([t], 1, 0, 50_000_000, csum_offsets=[co], timeout=0.3)
+            took2 = time.monotonic() - t0
+        dropped = att.counters()["drop"]["packets"]
+    assert 0 < sent < 50_000_000 and took < 0.6
+    assert 0 < sent2 < 50_000_000 and took2 < 0.6
+    assert dropped == sent + sent2
+
+
+def test_rate_pps_paces_within_ten_percent(pair):
+    a, b = pair
+    t, co = template(64)
+    with builtin("drop") as pdrop, xdp.attach(b.ifname, pdrop, netns=b.netns):
+        with XdpInjector(a.ifname, netns=a.netns) as gen:
+            t0 = time.monotonic()
+            assert gen.send_stream([t], 1, 0, 25_000, rate_pps=50_000, csum_offsets=[co]) == 25_000
+            took = time.monotonic() - t0
+    assert 0.45 <= took <= 0.55, took
+
+
+def test_veth_peer_without_native_xdp_is_refused_with_the_remedy(pair):
+    a, b = pair
+    with pytest.raises(VethPeerError, match="peer runs no native XDP program.*builtin\\('pass'\\)"):
+        XdpInjector(a.ifname, netns=a.netns)
+    # a generic-mode program on the peer does not receive XDP_TX'd frames either (seen: 0 of 1000 arrive)
+    with builtin("pass") as ppass, xdp.attach(b.ifname, ppass, netns=b.netns, mode="generic"):
+        with pytest.raises(VethPeerError, match="generic"):
+            XdpInjector(a.ifname, netns=a.netns)
+        with XdpInjector(a.ifname, netns=a.netns, check_peer=False) as gen:  # the check can be turned off
+            assert gen.send(fu.frame(), count=10) == 10
+
+
+def test_missing_interface_is_refused(pair):
+    a, _ = pair
+    with pytest.raises(InterfaceNotFoundError, match="nope0"):
+        XdpInjector("nope0", netns=a.netns)
+
+
+def test_frames_beyond_the_mtu_and_the_page_are_refused(pair):
+    a, b = pair
+    with builtin("pass") as ppass, xdp.attach(b.ifname, ppass, netns=b.netns):
+        with XdpInjector(a.ifname, netns=a.netns) as gen:
+            t, co = template(1515)
+            with pytest.raises(FrameTooLargeError, match="MTU 1500") as ei:
+                gen.send_stream([t], 1, 0, 10, csum_offsets=[co])
+            assert ei.value.limit == "mtu"
+            # a tagged frame may be 4 B longer
+            tv, cov = template(1518, vlan=42)
+            assert gen.send_stream([tv], 1, 0, 10, csum_offsets=[cov]) == 10
+            with pytest.raises(FrameTooLargeError, match="MTU 1500"):
+                gen.send(fu.frame(payload=1500), count=1)
+        with a.netns.iproute() as ipr:
+            ipr.link("set", index=a.ifindex, mtu=9000)
+        with XdpInjector(a.ifname, netns=a.netns) as gen:
+            probe = fu.frame(payload=0)
+            assert gen.send(fu.frame(payload=max_live_frame() - len(probe)), count=10) == 10  # the largest the kernel takes
+            big = fu.frame(payload=max_live_frame() - len(probe) + 1)
+            with pytest.raises(FrameTooLargeError, match="one page") as ei:
+                gen.send(big, count=1)
+            assert ei.value.limit == "page"
+
+
+def test_bad_arguments_name_the_field(pair):
+    a, b = pair
+    from netring import ConfigurationError
+    with pytest.raises(ConfigurationError, match="batch_size"):
+        XdpInjector(a.ifname, netns=a.netns, batch_size=257)
+    with builtin("pass") as ppass, xdp.attach(b.ifname, ppass, netns=b.netns):
+        with XdpInjector(a.ifname, netns=a.netns) as gen:
+            t, co = template(64)
+            with pytest.raises(ConfigurationError, match="stream_id"):
+                gen.send_stream([t], 65536, 0, 1, csum_offsets=[co])
+            with pytest.raises(ConfigurationError, match="no valid stamp"):
+                gen.send_stream([bytes(64)], 1, 0, 1)
+            with pytest.raises(ConfigurationError, match="rate_pps"):
+                gen.send_stream([t], 1, 0, 1, rate_pps=0)
+        gen.close()
+        with pytest.raises(Exception, match="closed"):
+            gen.send(t)
+
+
+def test_a_kernel_without_live_frames_is_refused_with_the_remedy(pair, monkeypatch):
+    from netring import UnsupportedError, xdp_inject
+    a, _ = pair
+    assert xdp_inject.live_frames_supported()  # this machine: 6.18
+    monkeypatch.setattr(xdp_inject, "_LIVE", [False, 0])
+    with pytest.raises(UnsupportedError, match="5.18.*netring.Injector"):
+        XdpInjector(a.ifname, netns=a.netns)
+
+
+def test_ctrl_c_stops_a_long_send_promptly(pair):
+    import os
+    import signal
+    a, b = pair
+    with builtin("drop") as pdrop, xdp.attach(b.ifname, pdrop, netns=b.netns):
+        with XdpInjector(a.ifname, netns=a.netns) as gen:
+            timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+            t0 = time.monotonic()
+            timer.start()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    gen.send(fu.frame(), count=500_000_000, timeout=5.0)  # the timeout bounds it if no signal came
+            finally:
+                timer.cancel()
+            took = time.monotonic() - t0
+    assert took < 0.8
