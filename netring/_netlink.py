@@ -108,6 +108,22 @@ def links(ifindex=0, nsid=None):
     return request(socket.NETLINK_ROUTE, msg, RTM_GETLINK, flags, {RTM_NEWLINK: ifinfmsg})
 
 
+def link_and_veth_peer(ifindex):
+    """``(ifinfmsg, kind, peer ifinfmsg or None)`` of ``ifindex`` here: for a veth, its peer too, asked
+    for by IFLA_LINK in the namespace IFLA_LINK_NETNSID names (kernel 4.20+; None where that fails)."""
+    msg = links(ifindex)[0]
+    info = msg.get_attr("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    peer, nsid = msg.get_attr("IFLA_LINK"), msg.get_attr("IFLA_LINK_NETNSID")
+    got = None
+    if kind == "veth" and peer:
+        try:
+            got = links(peer, nsid)
+        except OSError:
+            got = None
+    return msg, kind, (got[0] if got else None)
+
+
 # Encoding an ifinfmsg costs about as much as the kernel's answer; the readiness poll asks for the
 # same few links again and again.
 @functools.lru_cache(maxsize=1024)

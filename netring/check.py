@@ -14,7 +14,7 @@ from collections import namedtuple
 
 from . import stamp as _stamp
 from ._core import ffi, lib
-from ._ring import byte_view
+from ._ring import byte_view, check_int, check_timeout
 from .errors import ConfigurationError, FrameTooLargeError
 
 __all__ = ["SeqChecker", "StreamCounts", "stamp_frame", "prepare_templates", "locate", "payload_hash"]
@@ -74,6 +74,19 @@ def _as_list(field, value):
     except (TypeError, ValueError, NotImplementedError):
         raise ConfigurationError("%s must be a sequence, not %r" % (field, type(value).__name__), field=field,
                                  value=type(value).__name__) from None
+
+
+def check_stream_args(stream_id, first_seq, count, rate_pps, timeout):
+    """Validate ``send_stream``'s scalar arguments (every sender shares one meaning); returns ``timeout``
+    checked. ``rate_pps`` ≥ 1e-3: the C pacer computes ns offsets as u64, which a slower rate overflows."""
+    check_int("stream_id", stream_id, 0, _stamp.STREAM_ID_MAX, " (the stamp holds 16 bits)")
+    check_int("first_seq", first_seq, 0, (1 << 64) - 1)
+    check_int("count", count, 0, (1 << 64) - 1 - first_seq)
+    if rate_pps is not None:
+        if isinstance(rate_pps, bool) or not isinstance(rate_pps, (int, float)) or not 1e-3 <= rate_pps <= 1e9:
+            raise ConfigurationError("rate_pps=%r must be a number in [0.001, 1e9] or None" % (rate_pps,),
+                                     field="rate_pps", value=rate_pps)
+    return check_timeout("timeout", timeout)
 
 
 def prepare_templates(templates, csum_offsets=None, capacity=None):

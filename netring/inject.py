@@ -32,10 +32,9 @@ import time
 
 from ._core import ffi, lib
 from ._ring import PAGE_SIZE, NotBytesError, byte_view, check_bool, check_int, frame_size_for, check_timeout, raise_errno
-from .check import prepare_templates
+from .check import check_stream_args, prepare_templates
 from .errors import ConfigurationError, FrameTooLargeError, NetringError, ViewsAliveError, from_oserror
 from .ringsock import RingSocket
-from .stamp import STREAM_ID_MAX
 
 __all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
 
@@ -656,15 +655,7 @@ class Injector(RingSocket):
         self._check()
         if self._open_slot is not None:
             raise NetringError("a slot from allocate() is still open; send() or discard() it first")
-        check_int("stream_id", stream_id, 0, STREAM_ID_MAX, " (the stamp holds 16 bits)")
-        check_int("first_seq", first_seq, 0, (1 << 64) - 1)
-        check_int("count", count, 0, (1 << 64) - 1 - first_seq)
-        if rate_pps is not None:
-            # ≥ 1e-3: the C pacer computes ns offsets as u64, which a slower rate could overflow
-            if isinstance(rate_pps, bool) or not isinstance(rate_pps, (int, float)) or not 1e-3 <= rate_pps <= 1e9:
-                raise ConfigurationError("rate_pps=%r must be a number in [0.001, 1e9] or None" % (rate_pps,),
-                                         field="rate_pps", value=rate_pps)
-        timeout = check_timeout("timeout", timeout)
+        timeout = check_stream_args(stream_id, first_seq, count, rate_pps, timeout)
         tm = prepare_templates(templates, csum_offsets)
         for i in range(tm.n):
             t = tm.arr[i]

@@ -427,18 +427,8 @@ def _link_mtus_here(ifindex):
     The peer may live in another namespace: it is asked for by its ifindex (IFLA_LINK) in the
     namespace IFLA_LINK_NETNSID names, with IFLA_IF_NETNSID (kernel 4.20+; None where that fails).
     """
-    msg = _netlink.links(ifindex)[0]
-    info = msg.get_attr("IFLA_LINKINFO")
-    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
-    peer_mtu = None
-    peer, nsid = msg.get_attr("IFLA_LINK"), msg.get_attr("IFLA_LINK_NETNSID")
-    if kind == "veth" and peer:
-        try:
-            got = _netlink.links(peer, nsid)
-            peer_mtu = got[0].get_attr("IFLA_MTU") if got else None
-        except OSError:
-            pass
-    return kind, msg.get_attr("IFLA_MTU"), peer_mtu
+    msg, kind, peer = _netlink.link_and_veth_peer(ifindex)
+    return kind, msg.get_attr("IFLA_MTU"), peer.get_attr("IFLA_MTU") if peer is not None else None
 
 
 def _mtu_error(program, ifindex, where, ns, mode):

@@ -36,10 +36,10 @@ from ._ring import byte_view, check_int, check_timeout
 from .bpf.fd import bpf_error
 from .bpf.maps import create_map
 from .bpf.objects import load_program
-from .check import prepare_templates
+from .check import check_stream_args, prepare_templates
 from .errors import ConfigurationError, FrameTooLargeError, NetringError, UnsupportedError
 from .netns import NetNS, resolve
-from .stamp import MAGIC, STAMP_LEN, STREAM_ID_MAX
+from .stamp import MAGIC, STAMP_LEN
 
 __all__ = ["XdpInjector", "VethPeerError", "live_frames_supported", "max_live_frame", "MAX_BATCH"]
 
@@ -417,14 +417,7 @@ class XdpInjector:
         transmitted, from the generator's own counter.
         """
         self._check_open()
-        check_int("stream_id", stream_id, 0, STREAM_ID_MAX, " (the stamp holds 16 bits)")
-        check_int("first_seq", first_seq, 0, (1 << 64) - 1)
-        check_int("count", count, 0, (1 << 64) - 1 - first_seq)
-        if rate_pps is not None:
-            if isinstance(rate_pps, bool) or not isinstance(rate_pps, (int, float)) or not 1e-3 <= rate_pps <= 1e9:
-                raise ConfigurationError("rate_pps=%r must be a number in [0.001, 1e9] or None" % (rate_pps,),
-                                         field="rate_pps", value=rate_pps)
-        timeout = check_timeout("timeout", timeout)
+        timeout = check_stream_args(stream_id, first_seq, count, rate_pps, timeout)
         tm = prepare_templates(templates, csum_offsets)
         tl = [bytes(ffi.buffer(tm.arr[i].data, tm.arr[i].len)) for i in range(tm.n)]
         for i, t in enumerate(tl):
@@ -486,18 +479,10 @@ def _link_facts(ifindex):
     IFLA_LINK_NETNSID names, kernel 4.20+) runs a *native* XDP program — what veth's
     ndo_xdp_xmit needs; None when that cannot be read or the link is no veth.
     """
-    msg = _netlink.links(ifindex)[0]
-    info = msg.get_attr("IFLA_LINKINFO")
-    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    msg, kind, peer = _netlink.link_and_veth_peer(ifindex)
     peer_xdp = None
-    peer, nsid = msg.get_attr("IFLA_LINK"), msg.get_attr("IFLA_LINK_NETNSID")
-    if kind == "veth" and peer:
-        try:
-            got = _netlink.links(peer, nsid)
-        except OSError:
-            got = None
-        if got:
-            xdp = got[0].get_attr("IFLA_XDP")
-            attached = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
-            peer_xdp = attached == "xdp" or (attached == "xdpmulti" and bool(xdp.get_attr("IFLA_XDP_DRV_PROG_ID")))
+    if peer is not None:
+        xdp = peer.get_attr("IFLA_XDP")
+        attached = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
+        peer_xdp = attached == "xdp" or (attached == "xdpmulti" and bool(xdp.get_attr("IFLA_XDP_DRV_PROG_ID")))
     return kind, msg.get_attr("IFLA_MTU"), peer_xdp
