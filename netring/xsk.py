@@ -254,8 +254,8 @@ class XdpSocket(RingSocket):
 
     - ``frame_size``: 2048 or 4096 (a power of two up to the page size: aligned UMEM chunks)
     - ``frame_count``: UMEM frames, 16..262144, at most 1 GiB of UMEM; half receive, half send
-    - ``ring_size``: entries of the RX and TX rings, a power of two 64..65536 (the fill and
-      completion rings are sized to hold every frame of their half)
+    - ``ring_size``: entries of the RX and TX rings, a power of two 64..65536 (the fill ring is
+      sized to twice the RX frames, the completion ring to the TX frames)
     - ``mode``: ``"auto"`` (zero-copy if the bind gets it, else copy), ``"copy"``, ``"zerocopy"``
       (:class:`~netring.UnsupportedError` naming the device and the kernel's reason if it cannot)
     - ``attach``: ``"auto"`` (load and attach the built-in ``xsk`` program, this socket at
@@ -331,7 +331,11 @@ class XdpSocket(RingSocket):
         self._armed = False
         rx_frames = frame_count // 2
         tx_frames = frame_count - rx_frames
-        self._fill_size = _pow2_at_least(rx_frames)
+        # Twice the RX frames: the kernel publishes its fill-ring consumer index late (when its own cache
+        # of entries runs dry), so a frame it consumed may come back through the RX ring while its old
+        # fill entry still counts as used; with half the ring that could leave a frame stranded on our
+        # side while the kernel, out of fill entries, drops frames (rx_fill_ring_empty_descs).
+        self._fill_size = 2 * _pow2_at_least(rx_frames)
         self._comp_size = _pow2_at_least(tx_frames)
         self._open_ring_socket(ifname, netns, opener=_open_xdp_socket)
         try:
