@@ -50,7 +50,8 @@ _MAX_UMEM = 1 << 30
 _BATCH = 256          # descriptors taken per next_batch / drain step (one C call)
 _STALL_S = 5.0
 _SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
-_BUSY_SPIN_S = 0.01   # busy-poll mode spins (recvfrom + ring check) this long before a poll() wait
+_BUSY_SPIN_S = 0.01   # busy-poll mode spins (ring checks, recvfrom) this long before a poll() wait
+_BUSY_KICK_EVERY = 16  # ... and busy-polls the device (recvfrom) every this many ring checks
 _ETH_HLEN = 14
 _BUSY_POLL_BUDGET = 64
 _BUSY_RETRY_S = 0.5   # how long a bind retries EBUSY (see _bind)
@@ -581,16 +582,15 @@ class XdpSocket(RingSocket):
         """Wait for the RX ring (poll, or in busy-poll mode spin on recvfrom first); True if it has frames."""
         g = self._guard
         if self.busy_poll_us:
-            spin_end = time.monotonic() + _BUSY_SPIN_S
-            if deadline is not None:
-                spin_end = min(spin_end, deadline)
-            while True:
-                with g:
-                    lib.nr_xsk_rx_kick(self._x)
-                    if lib.nr_xsk_rx_ready(self._x):
-                        return True
-                if time.monotonic() >= spin_end:
-                    break
+            left = _BUSY_SPIN_S if deadline is None else min(_BUSY_SPIN_S, deadline - time.monotonic())
+            if left > 0:
+                with g:  # one C call spins (GIL released), a recvfrom busy-polling the device every 16 checks
+                    rc = lib.nr_xsk_rx_spin(self._x, int(left * 1e9), _BUSY_KICK_EVERY)
+                if rc > 0:
+                    return True
+                if rc < 0:
+                    raise_errno(rc, "busy polling the AF_XDP socket on %s (recvfrom)" % self.ifname,
+                                ifname=self.ifname, netns=self.netns)
         g.wait(self._fd, lib.POLLIN | lib.POLLERR, deadline)
         with g:
             return bool(lib.nr_xsk_rx_ready(self._x))
