@@ -484,7 +484,13 @@ class XdpSocket(RingSocket):
         from .bpf.programs import builtin
         prog = self.program = builtin("xsk", queues=max(64, self.queue + 1))
         prog.map("xsks").update(self.queue, self)  # before attaching: no frame meets an empty slot
-        self.attachment = xdp.attach(self.ifindex, prog, netns=self._netns_spec, mode="auto")
+        try:
+            self.attachment = xdp.attach(self.ifindex, prog, netns=self._netns_spec, mode="auto")
+        except ResourceBusyError as exc:
+            raise ResourceBusyError(
+                "attach='auto' cannot load the xsk program: %s already runs an XDP program (%s); pass attach=None "
+                "and put this socket into that program's XSKMAP (`xskmap.update(%d, xsk)`), or detach it first"
+                % (self._where(), exc, self.queue)) from None
 
     def _undo_attach(self):
         att, prog, self.attachment, self.program = self.attachment, self.program, None, None
