@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from netring import Capture, Injector, SeqChecker, XdpSocket, netns, stamp
+from netring import Capture, Injector, SeqChecker, XdpSocket, stamp
 from netring_testkit import frames as tkframes
 
 from xsk_net import frame, index_of
