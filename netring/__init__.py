@@ -2,7 +2,8 @@
 
 AF_PACKET TPACKET_V3 capture (:class:`Capture`), TX-ring injection (:class:`Injector`),
 network namespaces (:mod:`netring.netns`), the frame stamp (:mod:`netring.stamp`) and its C
-checker (:class:`SeqChecker`, :mod:`netring.check`), asyncio adapters (:mod:`netring.aio`),
+checker (:class:`SeqChecker`, :mod:`netring.check`), asyncio adapters (:mod:`netring.aio`), a forwarding node with
+link impairment (:class:`Bridge`), pcap/pcapng files (:mod:`netring.pcap`),
 eBPF/XDP (:mod:`netring.bpf`, :mod:`netring.xdp`,
 :mod:`netring.netdev`) and one error hierarchy (:mod:`netring.errors`). Hot paths are C compiled by
 cffi (``netring._core``).
@@ -38,10 +39,11 @@ _LAZY = {
     "Injector": "inject", "NotBytesError": "inject", "TxSlot": "inject", "TxStalledError": "inject",
     "SeqChecker": "check", "StreamCounts": "check",
     "XdpInjector": "xdp_inject",
+    "Bridge": "bridge", "BridgeStats": "bridge", "LinkStats": "bridge", "Impairment": "bridge",
 }
 
 #: Submodules reachable as attributes (``netring.aio``), imported on first access; none loads the C core.
-_SUBMODULES = {"aio"}
+_SUBMODULES = {"aio", "pcap"}
 
 __all__ = sorted(["ConfigurationError", "FrameTooLargeError", "InterfaceNotFoundError", "NamespaceNotFoundError",
                   "NetringError", "NetringPermissionError", "ResourceBusyError", "ScenarioError",
