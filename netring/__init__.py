@@ -21,6 +21,7 @@ from .errors import (  # noqa: F401
     NamespaceNotFoundError,
     NetringError,
     NetringPermissionError,
+    PcapError,
     ResourceBusyError,
     ScenarioError,
     TooManyOpenFilesError,
@@ -46,7 +47,7 @@ _LAZY = {
 _SUBMODULES = {"aio", "pcap"}
 
 __all__ = sorted(["ConfigurationError", "FrameTooLargeError", "InterfaceNotFoundError", "NamespaceNotFoundError",
-                  "NetringError", "NetringPermissionError", "ResourceBusyError", "ScenarioError",
+                  "NetringError", "NetringPermissionError", "PcapError", "ResourceBusyError", "ScenarioError",
                   "TooManyOpenFilesError", "UnsupportedError", "ViewsAliveError", *_LAZY, *_SUBMODULES])
 
 
