@@ -739,6 +739,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             a = _stats(topo[ep])
             if a is not None and b is not None:
                 result.interfaces[ep] = {k: a[k] - b.get(k, 0) for k in a if isinstance(a[k], int)}
+        result.links = topo.link_stats()  # impaired links: the bridge's counters beside the checker's
 
         by_ep = {on: chk for on, _, chk in caps}
         for on, cap, chk in caps:

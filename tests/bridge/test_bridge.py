@@ -28,7 +28,7 @@ def within(count, n, p, sigmas=5):
     ({"delay": "2 parsecs"}, "impair.delay", "is not a duration"),
     ({"delay": "90s"}, "impair.delay", "between 0 and 60 s"),
     ({"jitter": True}, "impair.jitter", "must be a duration"),
-    ({"seed": -1}, "impair.seed", "outside the allowed range"),
+    ({"seed": -1}, "impair.seed", "must be an integer in 0..2**64-1"),
     ({"a_to_b": {"loss": "1%"}, "loss": "2%"}, "impair.loss", "mixes per-direction keys"),
     ({"a_to_b": {"corupt": "1%"}}, "impair.a_to_b.corupt", "did you mean 'corrupt'?"),
     ("1%", "impair", "must be a mapping"),
