@@ -81,8 +81,8 @@ class Trace:
 
 
 def _damaged(path, off, what):
-    return PcapError("%s: %s at byte offset %d; the file is truncated or not a capture file (check it with "
-                     "`tcpdump -r`)" % (path, what, off), path=path, offset=off)
+    return PcapError("%s: damaged capture file: %s at byte offset %d; it is truncated or not a capture file "
+                     "(check it with `tcpdump -r`)" % (path, what, off), path=path, offset=off)
 
 
 def read(path):
