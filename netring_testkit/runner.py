@@ -42,7 +42,7 @@ import traceback
 from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
-from . import frames
+from . import frames, replay
 from .xdpattach import attach_endpoint, xdp_hint
 from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
@@ -119,6 +119,8 @@ def build_frame(size, stream_id, *, src_mac, dst_mac, l3="ipv4", l4="udp", src_i
 
 def build_templates(stream, src_ep, dst_ep):
     """Template frames (one per size in ``stream.sizes``) and their L4 checksum offsets."""
+    if "pcap" in stream.frame:  # frames replayed from a trace (netring_testkit.replay)
+        return replay.templates(stream)
     f = stream.frame
     eth = f.get("eth") or {}
     ip = f.get(stream.l3) or {}
