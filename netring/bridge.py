@@ -38,6 +38,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 
 from ._core import ffi, lib
 from ._ring import PAGE_SIZE, check_bool, check_int, check_timeout, raise_errno
@@ -301,6 +302,18 @@ class _Direction:
                          s.queue_full, s.tx_dropped, s.too_long, self.rx_dropped)
 
 
+def _abandon(stop, wake, dirs, rings):
+    """A Bridge collected without close(): stop its threads, then close its rings and wake fd."""
+    stop.set()
+    os.eventfd_write(wake, 1)
+    for d in dirs:
+        if d.thread is not None:
+            d.thread.join()
+    for r in reversed(rings):
+        r.close()
+    os.close(wake)
+
+
 def _side(field, value):
     if isinstance(value, str):
         return value, None
@@ -359,6 +372,8 @@ class Bridge:
             raise
         self.side_a = (a_if, rx_a.netns)
         self.side_b = (b_if, rx_b.netns)
+        # Dropped without close() (even while running): the threads stop and the sockets close.
+        self._finalizer = weakref.finalize(self, _abandon, self._stop, self._wake, self._dirs, list(self._rings))
 
     def _ring(self, cls, *args):
         r = cls(*args)
@@ -458,6 +473,7 @@ class Bridge:
         finally:
             self._collect_drops()
             self._closed = True
+            self._finalizer.detach()
             self._release()
 
     def __enter__(self):

@@ -221,3 +221,20 @@ def test_a_missing_interface_fails_cleanly(chain):
         netring.Bridge(("ma", chain.m), ("nope", chain.m))
     with pytest.raises(ConfigurationError, match="side_b"):
         netring.Bridge(("ma", chain.m), 42)
+
+
+@pytest.mark.privileged
+def test_a_running_bridge_dropped_without_close_stops_and_closes(chain):
+    import gc
+    import threading
+
+    before = threading.active_count()
+    br = chain.bridge()
+    br.start()
+    assert threading.active_count() == before + 2
+    del br
+    gc.collect()
+    assert threading.active_count() == before  # both forwarding threads ended
+    with chain.bridge() as again:  # the ports are free again: a new bridge forwards
+        again.start()
+        assert stream_through(chain, again, 500).counts(1).delivered == 500
