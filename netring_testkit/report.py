@@ -18,6 +18,8 @@ import time
 
 from netring import pcap
 
+from . import framelog
+
 __all__ = ["write_pcap", "read_pcap", "write_pcapng", "read_pcapng", "PcapngPacket", "write_artifacts",
            "write_report", "safe_name", "REPORT_VERSION", "STATUSES"]
 
@@ -48,7 +50,10 @@ def write_artifacts(directory, result):
     each packet commented: the frames ``result.sent_samples`` lists (``sent stream S seq N``,
     on an interface block named after the sender endpoint), those of ``result.arrived_samples``
     (``arrived at EP (stream S seq N)``) and ``result.unexpected_frames`` (``unexpected at EP``);
-    one interface block per endpoint and role. It is written for every failure, even when
+    one interface block per endpoint and role. With ``result.arrived_all``
+    (``--netring-artifacts-all``) the arrived frames are every frame each capture saw, each
+    commented with the checker's verdict (:func:`netring_testkit.framelog.classify`: ``arrived at
+    EP: reordered: stream S seq N (after seq M)``). It is written for every failure, even when
     nothing arrived. The JSON names it (``artifacts``, and ``pcapng`` with the packet counts).
     """
     os.makedirs(directory, exist_ok=True)
@@ -68,7 +73,14 @@ def write_artifacts(directory, result):
         i = iface(smp.at, "sent", "sent by %s (first and last frames of each stream)" % smp.at)
         packets.append((i, smp.timestamp_ns, smp.data, "sent stream %s seq %d" % (smp.stream, smp.seq)))
         counts["sent"] += 1
-    for ep, frames in sorted(result.arrived_samples.items()):
+    if result.arrived_all:  # every frame, with the checker's verdict on each (--netring-artifacts-all)
+        streams = {st.stream_id: (st.name, st.count) for st in result.scenario.streams}
+        for ep, frames in sorted(result.arrived_samples.items()):
+            i = iface(ep, "arrived", "arrived at %s (every frame, classified by the checker's rules)" % ep)
+            for (ts, fr), what in zip(frames, framelog.classify([f for _, f in frames], streams)):
+                packets.append((i, ts, fr, "arrived at %s: %s" % (ep, what)))
+                counts["arrived"] += 1
+    for ep, frames in () if result.arrived_all else sorted(result.arrived_samples.items()):  # the sample
         i = iface(ep, "arrived", "arrived at %s (first and last frames of the capture)" % ep)
         for ts, fr in frames:
             st = _stamp_of(fr)

@@ -95,6 +95,8 @@ class ScenarioResult:
         self.sent_samples = []
         #: ... and capture endpoint → ``[(timestamp_ns, bytes), ...]``, the first and last frames it saw.
         self.arrived_samples = {}
+        #: True when ``arrived_samples`` holds every frame the captures saw (``--netring-artifacts-all``).
+        self.arrived_all = False
         #: Impaired links (``impair:``): link name → the bridge's settings and counters per direction
         #: (:meth:`netring_testkit.impair.ImpairedLink.report`), shown beside the checker's counts.
         self.links = {}

@@ -90,3 +90,27 @@ def test_strict_order_through_a_reordering_link_fails_with_a_readable_table():
     assert row.split()[:5] == ["tx:eth0<->rx:eth0", "tx:eth0", "->", "rx:eth0", "4000"]
     assert str(st.reordered) in row.split()
     assert r.as_dict()["links"]["tx:eth0<->rx:eth0"]["impair"]["a_to_b"]["reorder"] == 0.05
+
+
+@pytest.mark.privileged
+def test_artifacts_all_frames_carry_the_checkers_verdict(tmp_path):
+    from netring import pcap
+    from netring_testkit.plugin import require
+
+    require()
+    text = REORDERING.replace("impair: {reorder: 5%, seed: 3}",
+                              "impair: {reorder: 3%, duplicate: 2%, corrupt: 1%, seed: 5}")
+    s = sc.load_text(text, "r.yaml")[0]
+    r = runner.run(s, artifacts_dir=str(tmp_path), all_frames=True)
+    assert r.status == "failed"
+    [st] = r.streams
+    got = [p for p in pcap.read_pcapng(tmp_path / "strict-through-reordering.pcapng")
+           if p.interface == "rx:eth0" and p.comment.startswith("arrived")]
+    link = r.links["tx:eth0<->rx:eth0"]["a_to_b"]
+    assert len(got) == link["forwarded"]  # every frame the link delivered is in the file
+    kinds = [p.comment.split(": ")[1] for p in got]
+    assert kinds.count("reordered") == st.reordered and st.reordered > 0
+    assert kinds.count("duplicate") == st.duplicated and kinds.count("corrupted") == st.corrupted
+    assert kinds.count("delivered") + kinds.count("reordered") == st.delivered
+    first = next(p.comment for p in got if ": reordered: " in p.comment)
+    assert first.startswith("arrived at rx:eth0: reordered: stream main seq ") and "(after seq " in first
