@@ -197,7 +197,7 @@ class _Builder:
                              % (t["to"], t["from"]))
             frame = copy.deepcopy(t.get("frame") or {})
             if "pcap" in frame:  # a trace replayed as the stream's frames
-                streams.append(self._replay_stream(name, ti, t, frame, rel, ok))
+                streams.append(self._replay_stream(name, ti, t, frame, rel))
                 continue
             if "ipv4" in frame and "ipv6" in frame:
                 self.err(rel + ("frame",), "a frame has one L3 header: give ipv4 or ipv6, not both")
@@ -230,7 +230,7 @@ class _Builder:
             streams.append(st)
         return streams
 
-    def _replay_stream(self, name, ti, t, frame, rel, ok):
+    def _replay_stream(self, name, ti, t, frame, rel):
         """A ``frame: {pcap: ...}`` stream: the trace's checks are :func:`netring_testkit.replay.analyse`'s."""
         mtu = min(self.endpoints.get(t["from"], 1500), self.endpoints.get(t["to"], 1500))
         frame, sizes, pps, found = replay.analyse(frame, self.doc.filename, mtu, ti)

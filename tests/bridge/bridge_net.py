@@ -6,7 +6,7 @@ and has IPv6 off, so the only frames on the links are the ones a test sends.
 import threading
 import time
 
-from netring import Capture, Injector, NetNS, SeqChecker
+from netring import Bridge, Capture, Injector, NetNS, SeqChecker
 from netring_testkit import frames
 
 OTHER_MAC = bytes.fromhex("020000aa0001")  # to no interface's MAC: the receivers' IP stacks stay out of it
@@ -57,9 +57,7 @@ class Chain:
 
     def bridge(self, impair=None, **kw):
         """A :class:`netring.Bridge` between ``ma`` and ``mb`` (a→b is va's traffic towards vb)."""
-        import netring
-
-        return netring.Bridge(("ma", self.m), ("mb", self.m), impair, **kw)
+        return Bridge(("ma", self.m), ("mb", self.m), impair, **kw)
 
     def close(self):
         for ns in (self.a, self.m, self.b):
