@@ -64,16 +64,17 @@ class Chain:
             ns.close()
 
 
-def stream_through(chain, bridge, n, stream_id=1, rate_pps=100_000, payload_len=18, reverse=False):
+def stream_through(chain, bridge, n, stream_id=1, rate_pps=100_000, payload_len=18, reverse=False, timeout=30.0):
     """Send ``n`` stamped frames from va (vb with ``reverse``) through ``bridge`` (already started) and
     count them at the other end: returns the :class:`SeqChecker`. The capture ring (16 MiB) holds the
-    whole stream, so a receiver thread starved by a busy machine cannot turn into drops."""
+    whole stream, so a receiver thread starved by a busy machine cannot turn into drops. ``timeout``
+    bounds the wait for the first frame (a stream expected to vanish: make it short)."""
     tmpl, co = stamped(payload_len)
     src, dst = (("vb", chain.b), ("va", chain.a)) if reverse else (("va", chain.a), ("vb", chain.b))
     chk = SeqChecker({stream_id: n})
     with Capture(dst[0], netns=dst[1], block_size=1 << 20, block_count=16) as cap, \
             Injector(src[0], netns=src[1]) as tx:
-        rx = threading.Thread(target=cap.drain, args=(chk, 30.0, 1.0))
+        rx = threading.Thread(target=cap.drain, args=(chk, timeout, 1.0))
         rx.start()
         try:
             assert tx.send_stream([tmpl], stream_id, 0, n, rate_pps=rate_pps, csum_offsets=[co]) == n

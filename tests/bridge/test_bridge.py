@@ -238,3 +238,23 @@ def test_a_running_bridge_dropped_without_close_stops_and_closes(chain):
     with chain.bridge() as again:  # the ports are free again: a new bridge forwards
         again.start()
         assert stream_through(chain, again, 500).counts(1).delivered == 500
+
+
+@pytest.mark.privileged
+def test_frames_the_far_link_cannot_carry_are_counted_too_long():
+    from bridge_net import Chain
+
+    c = Chain()
+    try:
+        for ns, name in ((c.m, "mb"), (c.b, "vb")):
+            with ns.iproute() as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname=name)[0], mtu=1000)
+        with c.bridge() as br:
+            br.start()
+            big = stream_through(c, br, 300, payload_len=1100, timeout=1.0)  # 1162 B: over mb's MTU + 14
+            small = stream_through(c, br, 300, stream_id=2, payload_len=900)
+            st = br.stats().a_to_b
+    finally:
+        c.close()
+    assert big.counts(1).delivered == 0 and small.counts(2).delivered == 300
+    assert (st.received, st.too_long, st.forwarded, st.tx_dropped) == (600, 300, 300, 0)
