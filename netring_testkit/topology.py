@@ -431,7 +431,7 @@ class Topology:
         return self
 
     def _build(self):
-        serial = self._serial_now = next(_serial)
+        self._serial_now = next(_serial)  # names the namespaces of this build (keep=True)
         for node in self._nodes:
             self.nodes[node], self._ipr[node] = self._new_namespace(node)
         for i, (name, spec) in enumerate(self._eps.items(), 1):
