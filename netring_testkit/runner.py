@@ -42,7 +42,7 @@ import traceback
 from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
-from . import frames
+from . import framelog, frames, replay
 from .xdpattach import attach_endpoint, xdp_hint
 from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
@@ -119,6 +119,8 @@ def build_frame(size, stream_id, *, src_mac, dst_mac, l3="ipv4", l4="udp", src_i
 
 def build_templates(stream, src_ep, dst_ep):
     """Template frames (one per size in ``stream.sizes``) and their L4 checksum offsets."""
+    if "pcap" in stream.frame:  # frames replayed from a trace (netring_testkit.replay)
+        return replay.templates(stream)
     f = stream.frame
     eth = f.get("eth") or {}
     ip = f.get(stream.l3) or {}
@@ -586,7 +588,8 @@ def _pinned(cpu):
         os.sched_setaffinity(0, old)
 
 
-def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_factory=None, cpus=None):
+def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_factory=None, cpus=None,
+        all_frames=False):
     """Run ``scenario`` and return its :class:`~netring_testkit.verdict.ScenarioResult`.
 
     ``progress(text)`` is called every couple of seconds while traffic flows. ``keep=True``
@@ -594,7 +597,8 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
     ``ip netns exec`` debugging), with the scenario's XDP programs still attached (handed over to
     netlink attachments that last as long as the interface; ``result.kept_hint`` says how to see
     them). ``artifacts_dir``: where a failed scenario's JSON and pcapng go (and then the first and
-    last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it).
+    last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it; with
+    ``all_frames`` every frame each capture saw, classified in the pcapng: :mod:`.framelog`).
     Any exception while running (a kernel refusing something, a missing program, a bug) is
     reported as ``status="error"`` with a one-line message, its traceback kept in
     ``result.traceback`` (and the JSON artifact); ``KeyboardInterrupt`` tears everything down
@@ -610,7 +614,8 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
     result = ScenarioResult(scenario)
     t0 = time.monotonic()
     try:
-        _run(scenario, result, progress, keep, topology_factory, parse_cpus(cpus), sample=bool(artifacts_dir))
+        _run(scenario, result, progress, keep, topology_factory, parse_cpus(cpus), sample=bool(artifacts_dir),
+             all_frames=bool(artifacts_dir) and all_frames)
         if result.status != "skipped":
             result.failures = evaluate(scenario, result)
             result.status = "failed" if result.failures else "passed"
@@ -644,7 +649,7 @@ def _topology(scenario, keep, factory):
     return Topology(scenario.topology, keep=keep)
 
 
-def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=False):
+def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=False, all_frames=False):
     from netring.check import SeqChecker
 
     deadline = time.monotonic() + scenario.timeout
@@ -694,7 +699,9 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             ep = topo[c.on]
             cap = stack.enter_context(ep.capture(**_capture_options(c.options, biggest)))
             caps.append((c.on, cap, SeqChecker(expected, keep_unexpected=8)))
-        samplers = {c.on: _ArrivalSample() for c in scenario.captures} if sample else {}
+        samplers = {c.on: framelog.AllFrames() if all_frames else _ArrivalSample()
+                    for c in scenario.captures} if sample else {}
+        result.arrived_all = all_frames
 
         watched = set(c.on for c in scenario.captures) | set(scenario.expect_interface) | set(atts)
         watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
@@ -739,6 +746,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             a = _stats(topo[ep])
             if a is not None and b is not None:
                 result.interfaces[ep] = {k: a[k] - b.get(k, 0) for k in a if isinstance(a[k], int)}
+        result.links = topo.link_stats()  # impaired links: the bridge's counters beside the checker's
 
         by_ep = {on: chk for on, _, chk in caps}
         for on, cap, chk in caps:

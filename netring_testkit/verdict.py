@@ -10,6 +10,7 @@ import collections
 import time
 
 from . import frames as _frames
+from . import impair as _impair
 
 __all__ = ["StreamResult", "ScenarioResult", "SentFrame", "evaluate", "decode_frame", "DROP_ACTIONS"]
 
@@ -94,6 +95,11 @@ class ScenarioResult:
         self.sent_samples = []
         #: ... and capture endpoint → ``[(timestamp_ns, bytes), ...]``, the first and last frames it saw.
         self.arrived_samples = {}
+        #: True when ``arrived_samples`` holds every frame the captures saw (``--netring-artifacts-all``).
+        self.arrived_all = False
+        #: Impaired links (``impair:``): link name → the bridge's settings and counters per direction
+        #: (:meth:`netring_testkit.impair.ImpairedLink.report`), shown beside the checker's counts.
+        self.links = {}
 
     @property
     def passed(self):
@@ -134,7 +140,7 @@ class ScenarioResult:
             "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
             "maps": {ep: {m: {str(k): v for k, v in keys.items()} for m, keys in maps.items()}
                      for ep, maps in self.maps.items()},
-            "unexpected": self.unexpected,
+            "unexpected": self.unexpected, "links": self.links,
             "artifacts": list(self.artifacts), "kept": list(self.kept),
             "skip_reason": self.skip_reason, "traceback": self.traceback,
         }
@@ -161,6 +167,7 @@ class ScenarioResult:
                 rows.append((s.name, s.at or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
                              s.reordered, s.corrupted, want))
             lines.extend(_table(rows))
+        lines.extend(_impair.render(self.links))
         if self.xdp_attachments:
             lines.append("")
             lines.append("XDP programs:")

@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 
-from .. import topospec
+from .. import replay, topospec
 from .elf import (ARRAY_MAP_TYPES, FRAGS_SECTIONS, bpf_object_maps, bpf_object_programs, bpf_object_sections,
                   map_type_name)
 from .matrix import scenario_id
@@ -196,6 +196,9 @@ class _Builder:
                     self.err(rel + ("to",), "%r is not connected to %r by links, bridges or XDP redirects"
                              % (t["to"], t["from"]))
             frame = copy.deepcopy(t.get("frame") or {})
+            if "pcap" in frame:  # a trace replayed as the stream's frames
+                streams.append(self._replay_stream(name, ti, t, frame, rel))
+                continue
             if "ipv4" in frame and "ipv6" in frame:
                 self.err(rel + ("frame",), "a frame has one L3 header: give ipv4 or ipv6, not both")
             l4s = [k for k in ("udp", "tcp", "icmp") if k in frame]
@@ -226,6 +229,29 @@ class _Builder:
                 self._check_sizes(st, rel)
             streams.append(st)
         return streams
+
+    def _replay_stream(self, name, ti, t, frame, rel):
+        """A ``frame: {pcap: ...}`` stream: the trace's checks are :func:`netring_testkit.replay.analyse`'s."""
+        mtu = min(self.endpoints.get(t["from"], 1500), self.endpoints.get(t["to"], 1500))
+        frame, sizes, pps, found = replay.analyse(frame, self.doc.filename, mtu, ti)
+        for path, message in found:
+            self.err(rel + ("frame",) + path, message)
+        rate = None
+        if t.get("rate") == "pcap":
+            if pps is None and not found:
+                self.err(rel + ("rate",), "rate: pcap needs a trace of two or more frames with distinct timestamps")
+            rate = pps
+        else:
+            try:
+                rate = parse_rate(t.get("rate"))
+            except ValueError as exc:
+                self.err(rel + ("rate",), str(exc))
+        try:
+            count = parse_count(t.get("count", DEFAULT_COUNT))
+        except ValueError as exc:
+            self.err(rel + ("count",), str(exc))
+            count = DEFAULT_COUNT
+        return Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes or [64])
 
     def _check_sizes(self, st, rel):
         lo = min_frame_size(st.l3, st.l4, st.vlan is not None)
