@@ -42,8 +42,8 @@ import traceback
 from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
-from . import frames
-from .xdpattach import attach_endpoint, xdp_hint
+from . import frames, senders as _senders
+from .xdpattach import attach_endpoint, attach_peer_pass, xdp_hint
 from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
 __all__ = ["run", "parse_cpus", "CPUS_ENV", "build_templates", "build_frame", "ScenarioAborted"]
@@ -57,6 +57,7 @@ _CALL_S = 0.25
 #: Sender threads a run uses at most, however many streams and source endpoints it has: streams are
 #: multiplexed over them (see :class:`_Sender`), each source endpoint's streams through one injector.
 MAX_SENDERS = 4
+_LIVE_CALL_S = 0.5      # bound of one unpaced live-frames call (XdpInjector.send_stream)
 _TURN_S = 0.05           # bound of one C call when streams share a sender: a turn never starves the others long
 #: Environment variable naming the CPUs to pin the engine's threads to: "TX,RX" (e.g. "0,1").
 CPUS_ENV = "NETRING_CPUS"
@@ -253,8 +254,10 @@ def _xdp_counters(att):
 class _StreamTx:
     """One stream's sending state: its templates, how far it got, when it started and finished."""
 
-    def __init__(self, stream, templates, offsets):
+    def __init__(self, stream, templates, offsets, via="ring"):
         self.stream = stream
+        #: The sender kind (see :mod:`netring_testkit.senders`): ``ring``, ``xdp`` or ``afxdp``.
+        self.via = via
         self.templates = templates
         self.offsets = offsets
         self.sent = 0
@@ -344,8 +347,8 @@ class _Sender(threading.Thread):
                 self._run_alone(*self.jobs[0])
             else:
                 self._run_turns()
-            if not self.stop.is_set():
-                for inj in {id(inj): inj for inj, _ in self.jobs}.values():
+            if not self.stop.is_set():  # TX rings only: the live-frames generator has sent when it returns
+                for inj in {id(inj): inj for inj, tx in self.jobs if tx.via == "ring"}.values():
                     inj.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
         except BaseException as exc:  # reported by the main thread
             self.error = exc
@@ -364,10 +367,13 @@ class _Sender(threading.Thread):
                 break
             # Each call is bounded (~0.25 s of paced traffic, 1 s at most) so that stop/timeout
             # are noticed quickly and the injector is never closed under a running C call.
-            chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
-            n = min(chunk, st.count - tx.sent)
+            if tx.via == "xdp":
+                n, bound = _live_call(st.count - tx.sent, st.rate_pps)
+            else:
+                chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
+                n, bound = min(chunk, st.count - tx.sent), 1.0 if st.rate_pps else _CALL_S
             self.error_stream = st
-            done = tx.send(inj, n, st.rate_pps, min(left, 1.0 if st.rate_pps else _CALL_S))
+            done = tx.send(inj, n, st.rate_pps, min(left, bound))
             if done < n and time.monotonic() >= self.deadline:
                 break
 
@@ -418,6 +424,21 @@ class _Sender(threading.Thread):
                 at = t0 + tx.sent / st.rate_pps
                 next_due = at if next_due is None else min(next_due, at)
         return next_due
+
+
+def _live_call(left, rate_pps):
+    """``(frames, time bound)`` of the next live-frames call of a stream alone on its sender.
+
+    Each call loads the stream's generator programs and every test run inside it pays a fixed
+    ~25 ms (see :mod:`netring.xdp_inject`), so calls are longer than a TX ring's: unpaced, all that
+    is left, bounded to :data:`_LIVE_CALL_S`; paced, one second of frames (the generator paces
+    them in 50 ms slices), bounded to their schedule plus half a second. The bound is how long a
+    stop or Ctrl-C waits for the call at most.
+    """
+    if rate_pps is None:
+        return left, _LIVE_CALL_S
+    n = min(left, max(1, rate_pps))
+    return n, n / rate_pps + 0.5
 
 
 class _ArrivalSample:
@@ -478,14 +499,13 @@ def _plan_senders(stack, topo, streams, deadline, stop, cpu):
     dealt round-robin to the senders in the order their first stream appears.
     """
     by_src = {}
-    for tx in streams:
-        by_src.setdefault(tx.stream.src, []).append(tx)
+    for tx in streams:   # one sender per source endpoint and kind (a TX ring, the live-frames generator)
+        by_src.setdefault((tx.stream.src, tx.via), []).append(tx)
     nthreads = min(MAX_SENDERS, len(by_src))
     plans = [[] for _ in range(nthreads)]
-    for i, (src, txs) in enumerate(by_src.items()):
+    for i, ((src, via), txs) in enumerate(by_src.items()):
         fsize = max(_frame_size_for(tx.stream.sizes) for tx in txs)
-        inj = stack.enter_context(topo[src].injector(frame_size=fsize,
-                                                     frame_count=max(64, min(1024, (8 << 20) // fsize))))
+        inj = _senders.open_sender(stack, topo[src], via, fsize)
         plans[i % nthreads].extend((inj, tx) for tx in txs)
     order = {id(tx): k for k, tx in enumerate(streams)}
     return [_Sender(sorted(jobs, key=lambda j: order[id(j[1])]), deadline, stop, cpu=cpu, index=k)
@@ -686,6 +706,15 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
                 "at": x.attach, "program": x.program if x.builtin else x.program["program"],
                 "requested": x.mode, "obtained": loaded[x.attach][0].mode})
         atts = {ep: att for ep, (att, _obj) in loaded.items()}
+        # Each stream's sender (traffic[].via), then the veth peer rule: pass where frames must arrive.
+        programs = {a["at"]: a["obtained"] for a in result.xdp_attachments}
+        choices = {st.name: _senders.choose(st, scenario.expect[st.name].order, topo[st.src], programs)
+                   for st in scenario.streams}
+        passes, bare = _senders.plan_peer_passes(scenario, topo, programs, choices)
+        for pp in passes:
+            ep = topo[pp.at]
+            atts[pp.at] = attach_peer_pass(stack, pp.at, ep.ifname, ep.netns)
+            result.peer_passes.append(pp)
 
         expected = {s.stream_id: s.count for s in scenario.streams}
         caps = []
@@ -694,16 +723,18 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             ep = topo[c.on]
             cap = stack.enter_context(ep.capture(**_capture_options(c.options, biggest)))
             caps.append((c.on, cap, SeqChecker(expected, keep_unexpected=8)))
+            result.capture_paths[c.on] = "afpacket (TPACKET_V3)"
         samplers = {c.on: _ArrivalSample() for c in scenario.captures} if sample else {}
 
         watched = set(c.on for c in scenario.captures) | set(scenario.expect_interface) | set(atts)
         watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
+        watched |= {sending for _, sending, _, _ in bare}
         before = {ep: _stats(topo[ep]) for ep in sorted(watched)}
 
         streams = []
         for st in scenario.streams:
             templates, offsets = build_templates(st, topo[st.src], topo[st.dst])
-            streams.append(_StreamTx(st, templates, offsets))
+            streams.append(_StreamTx(st, templates, offsets, choices[st.name].via))
         senders.extend(_plan_senders(stack, topo, streams, deadline, stop, cpus and cpus[0]))
         # Registered after the injectors, so it runs before they close on every way out (LIFO).
         stack.callback(_stop_senders, senders, stop)
@@ -740,6 +771,7 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             if a is not None and b is not None:
                 result.interfaces[ep] = {k: a[k] - b.get(k, 0) for k in a if isinstance(a[k], int)}
 
+        result.hints.extend(_senders.vanish_hints(scenario, bare, result.interfaces))
         by_ep = {on: chk for on, _, chk in caps}
         for on, cap, chk in caps:
             with contextlib.suppress(AttributeError, NetringError):
@@ -752,7 +784,8 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
         for st in scenario.streams:
             at = scenario.expect[st.name].at
             chk = by_ep.get(at)
-            r = StreamResult(st.name, st.stream_id, at, st.count, sent=sent.get(st.stream_id, 0))
+            r = StreamResult(st.name, st.stream_id, at, st.count, sent=sent.get(st.stream_id, 0),
+                             via=choices[st.name].via, via_reason=choices[st.name].reason)
             if chk is not None:
                 c = chk.counts(st.stream_id)
                 r.delivered, r.lost, r.duplicated = c[1], c[2], c[3]

@@ -28,13 +28,17 @@ class StreamResult:
     ``expected`` is the number of frames the stream should inject (its ``count``), ``sent`` the
     number the injector actually queued; ``delivered`` (distinct sequence numbers seen), ``lost``
     (``expected - delivered``), ``duplicated``, ``reordered``, ``corrupted`` come from the C checker.
+    ``via`` is the sender the stream went out of (``ring``, ``xdp``, ``afxdp``) and ``via_reason`` why
+    (:func:`netring_testkit.senders.choose`).
     """
 
     FIELDS = ("expected", "sent", "delivered", "lost", "duplicated", "reordered", "corrupted")
 
     def __init__(self, name, stream_id, at, expected, sent=0, delivered=0, lost=None, duplicated=0,
-                 reordered=0, corrupted=0):
+                 reordered=0, corrupted=0, via=None, via_reason=None):
         self.name = name
+        self.via = via
+        self.via_reason = via_reason
         self.stream_id = stream_id
         self.at = at
         self.expected = expected
@@ -49,6 +53,7 @@ class StreamResult:
         """JSON-ready counts."""
         d = {"name": self.name, "stream_id": self.stream_id, "at": self.at}
         d.update((f, getattr(self, f)) for f in self.FIELDS)
+        d["via"], d["via_reason"] = self.via, self.via_reason
         return d
 
 
@@ -75,6 +80,13 @@ class ScenarioResult:
         #: One record per attached XDP program, in ``xdp:`` order: ``{"at", "program", "requested", "obtained"}``
         #: (the mode asked for — native, generic or auto — and the one the attachment got).
         self.xdp_attachments = []
+        #: The ``pass`` programs the runner attached for the veth peer rule
+        #: (:class:`netring_testkit.senders.PeerPass`: where, and for what).
+        self.peer_passes = []
+        #: Explanations of a failure the counters point to (e.g. frames that vanished at a veth).
+        self.hints = []
+        #: How each capture counted: endpoint → ``afpacket (TPACKET_V3)`` / ``afxdp (queue 0, copy)``.
+        self.capture_paths = {}
         #: ``expect.maps`` values read from user programs' maps: endpoint → map → key → value.
         self.maps = {}
         self.failures = []
@@ -131,6 +143,8 @@ class ScenarioResult:
             "sent": self.sent, "pps": round(self.pps, 1), "loss": self.loss,
             "streams": [s.as_dict() for s in self.streams],
             "xdp_attachments": [dict(a) for a in self.xdp_attachments],
+            "peer_passes": [p.as_dict() for p in self.peer_passes],
+            "capture_paths": dict(self.capture_paths), "hints": list(self.hints),
             "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
             "maps": {ep: {m: {str(k): v for k, v in keys.items()} for m, keys in maps.items()}
                      for ep, maps in self.maps.items()},
@@ -151,16 +165,26 @@ class ScenarioResult:
             lines.append("skipped: %s" % self.skip_reason)
         for f in self.failures:
             lines.append("FAIL: %s" % f)
+        for h in self.hints:
+            lines.append("hint: %s" % h)
         if self.streams:
             lines.append("")
-            head = ("stream", "at", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want")
+            head = ("stream", "at", "via", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want")
             rows = [head]
             for s in self.streams:
                 ex = sc.expect.get(s.name)
                 want = ex.delivered.describe(s.expected) if ex else ""
-                rows.append((s.name, s.at or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
+                rows.append((s.name, s.at or "-", s.via or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
                              s.reordered, s.corrupted, want))
-            lines.extend(_table(rows))
+            lines.extend(_table(rows, left=3))
+            reasons = [(s.name, s.via_reason) for s in self.streams if s.via_reason]
+            if reasons:
+                lines.append("senders:")
+                lines.extend("  %s: %s" % r for r in reasons)
+        if self.capture_paths:
+            lines.append("captures: %s" % ", ".join("%s via %s" % kv for kv in self.capture_paths.items()))
+        for p in self.peer_passes:
+            lines.append(p.describe())
         if self.xdp_attachments:
             lines.append("")
             lines.append("XDP programs:")

@@ -14,10 +14,11 @@ import os
 import re
 
 from .. import topospec
+from ..senders import template_problem
 from .elf import (ARRAY_MAP_TYPES, FRAGS_SECTIONS, bpf_object_maps, bpf_object_programs, bpf_object_sections,
                   map_type_name)
 from .matrix import scenario_id
-from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
+from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, VIAS, CaptureSpec, Scenario, Stream, StreamExpect,
                     XdpSpec)
 from .values import STAMP_LEN, CountExpr, frame_sizes, min_frame_size, parse_count, parse_duration, parse_rate
 
@@ -89,6 +90,7 @@ class _Builder:
         captures = self._captures(s, streams)
         ex = s.get("expect") or {}
         expect = self._expect_streams(ex, streams, captures)
+        self._check_live_order(streams, expect)
         expect_xdp, expect_if, unexpected = self._expect_counters(ex)
         expect_maps = self._expect_maps(ex)
         timeout, quiet = self._timeouts()
@@ -174,7 +176,14 @@ class _Builder:
                 prog = {"object": os.path.normpath(objpath), "program": prog["program"]}
                 self._check_object(prog["object"], prog["program"], rel + ("program",))
                 self._check_frags(prog["object"], prog["program"], x["attach"], x.get("mode", "auto"), rel)
-            xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts))
+            peer_pass = x.get("peer_pass", True)
+            if not isinstance(peer_pass, bool):  # a ${param} substituted into it
+                self.err(rel + ("peer_pass",), "peer_pass must be true or false, not %r" % (peer_pass,))
+                peer_pass = True
+            elif "peer_pass" in x and prog not in ("tx", "redirect"):
+                self.err(rel + ("peer_pass",), "`peer_pass` only applies to programs tx and redirect (the built-ins "
+                         "that send frames into a veth)")
+            xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts, peer_pass))
             self.xdp_specs.setdefault(x["attach"], xdp[-1])
         return xdp
 
@@ -221,9 +230,16 @@ class _Builder:
             except ValueError as exc:
                 self.err(rel + ("count",), str(exc))
                 count = DEFAULT_COUNT
-            st = Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes)
+            via = t.get("via", "auto")
+            if via not in VIAS:  # a ${param} substituted into it
+                self.err(rel + ("via",), "via must be one of %s, not %r" % (", ".join(VIAS), via))
+                via = "auto"
+            st = Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes, via=via,
+                        where=str(self.doc.problem(self.base + rel + ("via",), "")).rstrip(": "))
             if ok and sizes:
                 self._check_sizes(st, rel)
+            if ok:
+                self._check_via(st, rel)
             streams.append(st)
         return streams
 
@@ -237,6 +253,31 @@ class _Builder:
                      "frame size %d B does not fit: %s%s frames with the %d B stamp need %d..%d B "
                      "(link MTU %d)" % (bad[0], "802.1Q/" if st.vlan is not None else "",
                                         "%s/%s" % (st.l3, st.l4), STAMP_LEN, lo, hi, mtu))
+
+    def _check_via(self, st, rel):
+        """What ``via:`` can be told from the file alone (the kernel's limits are checked when the run starts)."""
+        if st.via == "afxdp":
+            self.err(rel + ("via",), "via: afxdp is not available in this netring yet (no XdpSocket); use via: ring "
+                     "or xdp")
+        if st.via != "xdp":
+            return
+        peer = self.veth_peer.get(st.src)
+        if peer is None:
+            self.err(rel + ("via",), "via: xdp sends out of a veth (the kernel XDP_TXes the frames it generates); "
+                     "%r is a bridge device, which cannot transmit XDP frames; use via: ring or auto" % st.src)
+        elif peer in self.xdp_specs and self.xdp_specs[peer].mode == "generic":
+            self.err(rel + ("via",), "via: xdp: the receiving end %r runs its XDP program in mode: generic, which "
+                     "receives no XDP_TX'd frames from the veth; attach it in mode: native, or use via: ring" % peer)
+
+    def _check_live_order(self, streams, expect):
+        """``via: xdp`` with several frame sizes cannot keep ``order: strict`` (see netring_testkit.senders)."""
+        for st in streams:
+            ex = expect.get(st.name)
+            if st.via != "xdp" or ex is None or not st.sizes:
+                continue
+            bad = template_problem(st.sizes, ex.order)
+            if bad is not None:
+                self.err(("traffic", st.stream_id, "via"), "via: xdp cannot send this stream: %s; %s" % bad)
 
     def _captures(self, s, streams):
         """``capture``: one per endpoint, via afpacket; without the section, every stream's ``to``."""
