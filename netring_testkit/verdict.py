@@ -169,14 +169,14 @@ class ScenarioResult:
             lines.append("hint: %s" % h)
         if self.streams:
             lines.append("")
-            head = ("stream", "at", "via", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want")
+            head = ("stream", "at", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want", "via")
             rows = [head]
             for s in self.streams:
                 ex = sc.expect.get(s.name)
                 want = ex.delivered.describe(s.expected) if ex else ""
-                rows.append((s.name, s.at or "-", s.via or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
-                             s.reordered, s.corrupted, want))
-            lines.extend(_table(rows, left=3))
+                rows.append((s.name, s.at or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
+                             s.reordered, s.corrupted, want, s.via or "-"))
+            lines.extend(_table(rows, text=(9,)))
             reasons = [(s.name, s.via_reason) for s in self.streams if s.via_reason]
             if reasons:
                 lines.append("senders:")
@@ -240,12 +240,13 @@ class ScenarioResult:
         return "\n".join(lines)
 
 
-def _table(rows, left=2):
-    """Rows as aligned text: the first ``left`` columns and the last flush left, numbers between flush right."""
+def _table(rows, left=2, text=()):
+    """Rows as aligned text: the first ``left`` columns, those in ``text`` and the last flush left, numbers
+    between flush right."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     out = []
     for n, r in enumerate(rows):
-        cells = [str(c).ljust(w) if i < left or i == len(r) - 1 else str(c).rjust(w)
+        cells = [str(c).ljust(w) if i < left or i in text or i == len(r) - 1 else str(c).rjust(w)
                  for i, (c, w) in enumerate(zip(r, widths))]
         out.append("  " + "  ".join(cells).rstrip())
         if n == 0:
