@@ -46,6 +46,7 @@ from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
 from . import frames, senders as _senders
+from .receivers import open_capture
 from .xdpattach import attach_endpoint, attach_peer_pass, xdp_hint
 from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
@@ -351,7 +352,7 @@ class _Sender(threading.Thread):
             else:
                 self._run_turns()
             if not self.stop.is_set():  # TX rings only: the live-frames generator has sent when it returns
-                for inj in {id(inj): inj for inj, tx in self.jobs if tx.via == "ring"}.values():
+                for inj in {id(inj): inj for inj, tx in self.jobs if tx.via != "xdp"}.values():
                     inj.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
         except BaseException as exc:  # reported by the main thread
             self.error = exc
@@ -709,9 +710,18 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
                 "at": x.attach, "program": x.program if x.builtin else x.program["program"],
                 "requested": x.mode, "obtained": loaded[x.attach][0].mode})
         atts = {ep: att for ep, (att, _obj) in loaded.items()}
-        # Each stream's sender (traffic[].via), then the veth peer rule: pass where frames must arrive.
         programs = {a["at"]: a["obtained"] for a in result.xdp_attachments}
-        choices = {st.name: _senders.choose(st, scenario.expect[st.name].order, topo[st.src], programs)
+        # AF_XDP captures first: their xsk program is on the endpoint before the peer rule looks.
+        biggest = max(max(s.sizes) for s in scenario.streams)
+        receivers = {}
+        for c in scenario.captures:
+            if c.via == "afxdp":
+                receivers[c.on] = open_capture(stack, topo[c.on], c, None)
+                programs[c.on] = receivers[c.on].program_mode
+        # Each stream's sender (traffic[].via), then the veth peer rule: pass where frames must arrive.
+        counted_via = {c.on: c.via for c in scenario.captures}
+        choices = {st.name: _senders.choose(st, scenario.expect[st.name].order, topo[st.src], programs,
+                                            capture_via=counted_via.get(scenario.expect[st.name].at, "afpacket"))
                    for st in scenario.streams}
         passes, bare = _senders.plan_peer_passes(scenario, topo, programs, choices)
         for pp in passes:
@@ -721,13 +731,11 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
 
         expected = {s.stream_id: s.count for s in scenario.streams}
         caps = []
-        biggest = max(max(s.sizes) for s in scenario.streams)
         for c in scenario.captures:
-            ep = topo[c.on]
-            cap = stack.enter_context(ep.capture(**_capture_options(c.options, biggest)))
-            caps.append((c.on, cap, SeqChecker(expected, keep_unexpected=8)))
-            result.capture_paths[c.on] = "afpacket (TPACKET_V3)"
-        samplers = {c.on: _ArrivalSample() for c in scenario.captures} if sample else {}
+            rx = receivers.get(c.on) or open_capture(stack, topo[c.on], c, _capture_options(c.options, biggest))
+            caps.append((c.on, rx, SeqChecker(expected, keep_unexpected=8)))
+            result.capture_paths[c.on] = rx.path
+        samplers = {c.on: _ArrivalSample() for c in scenario.captures if c.via == "afpacket"} if sample else {}
 
         watched = set(c.on for c in scenario.captures) | set(scenario.expect_interface) | set(atts)
         watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
@@ -776,11 +784,9 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
 
         result.hints.extend(_senders.vanish_hints(scenario, bare, result.interfaces))
         by_ep = {on: chk for on, _, chk in caps}
-        for on, cap, chk in caps:
+        for on, rx, chk in caps:
             with contextlib.suppress(AttributeError, NetringError):
-                cs = cap.cumulative_stats()
-                result.captures[on] = {"packets": int(cs.packets), "drops": int(cs.drops),
-                                       "freezes": int(cs.freezes)}
+                result.captures[on] = rx.counters()
             result.unexpected[on] = int(chk.unexpected)
             result.unexpected_frames[on] = [bytes(f) for f in chk.unexpected_frames]
         sent = {tx.stream.stream_id: tx.sent for tx in streams}
@@ -816,6 +822,7 @@ def _full_delivery_targets(scenario, caps):
 
 
 def _drain(scenario, caps, senders, deadline, progress, tx_start, samplers=None):
+    samplers = samplers or {}
     targets = _full_delivery_targets(scenario, caps)
     poller = select.poll()
     fds = {}
@@ -844,24 +851,12 @@ def _drain(scenario, caps, senders, deadline, progress, tx_start, samplers=None)
         wait_ms = int(max(1, min(100, (deadline - now) * 1000)))
         got = False
         if len(caps) == 1:
-            on, cap, chk = caps[0]
-            batch = cap.next_batch(timeout=wait_ms / 1000.0)
-            if batch is not None:
-                with batch:
-                    chk.feed(batch)
-                    if samplers:
-                        samplers[on].feed(batch)
-                got = True
+            on, rx, chk = caps[0]
+            got = rx.step(chk, samplers.get(on), wait_ms / 1000.0)
         else:
             for fd, _ in poller.poll(wait_ms):
-                on, cap, chk = fds[fd]
-                batch = cap.next_batch(timeout=0)
-                if batch is not None:
-                    with batch:
-                        chk.feed(batch)
-                        if samplers:
-                            samplers[on].feed(batch)
-                    got = True
+                on, rx, chk = fds[fd]
+                got = rx.step(chk, samplers.get(on), 0) or got
         if got:
             last_rx = time.monotonic()
         if progress is not None and time.monotonic() >= next_progress:

@@ -218,6 +218,13 @@ class ScenarioResult:
                 lines.append("  %s: %s" % (ep, ", ".join("%s=%s" % (k, counters[k]) for k in keys)))
         drops = {ep: c for ep, c in self.captures.items() if c.get("drops")}
         for ep, c in drops.items():
+            if "rx_ring_full" in c:   # an AF_XDP capture
+                lines.append("capture %s: the kernel could not place %d frames in the AF_XDP socket (fill ring empty "
+                             "%d, RX ring full %d) — they never reached the checker, so this loss is the harness's; "
+                             "give the socket more UMEM frames and ring entries (capture: [{on: %s, via: afxdp, "
+                             "frame_count: ..., ring_size: ...}]) or a lower rate"
+                             % (ep, c["drops"], c.get("rx_fill_ring_empty_descs", 0), c["rx_ring_full"], ep))
+                continue
             lines.append("capture %s: the kernel dropped %d frames because the capture ring was full — they never "
                          "reached the checker, so this loss is the harness's; give the capture a bigger ring "
                          "(capture: [{on: %s, block_size: ..., block_count: ...}]) or a lower rate"

@@ -22,7 +22,14 @@ from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, VIAS, Capture
                     XdpSpec)
 from .values import STAMP_LEN, CountExpr, frame_sizes, min_frame_size, parse_count, parse_duration, parse_rate
 
-__all__ = ["build_scenario"]
+__all__ = ["build_scenario", "AFXDP_OPTIONS", "AFXDP_FRAME", "AFXDP_RX_FRAME"]
+
+#: Options of a ``capture`` entry with ``via: afxdp``.
+AFXDP_OPTIONS = ("queue", "frame_count", "ring_size")
+#: The UMEM frame size the engine's AF_XDP sockets use (the largest frame an afxdp sender sends).
+AFXDP_FRAME = 4096
+#: The largest frame an AF_XDP capture receives whole: a UMEM frame less XDP_PACKET_HEADROOM (copy mode).
+AFXDP_RX_FRAME = AFXDP_FRAME - 256
 
 
 def build_scenario(doc, spec, base, params, problems):
@@ -257,8 +264,10 @@ class _Builder:
     def _check_via(self, st, rel):
         """What ``via:`` can be told from the file alone (the kernel's limits are checked when the run starts)."""
         if st.via == "afxdp":
-            self.err(rel + ("via",), "via: afxdp is not available in this netring yet (no XdpSocket); use via: ring "
-                     "or xdp")
+            big = max(st.sizes)
+            if big > AFXDP_FRAME:
+                self.err(rel + ("via",), "via: afxdp sends frames of at most %d B (one UMEM frame); frame %d B: use "
+                         "via: ring" % (AFXDP_FRAME, big))
         if st.via != "xdp":
             return
         peer = self.veth_peer.get(st.src)
@@ -288,8 +297,15 @@ class _Builder:
                 self.err(rel + ("on",), "endpoint %r is captured twice" % c["on"])
             self.cap_on[c["on"]] = ci
             via = c.get("via", "afpacket")
-            if via != "afpacket":
-                self.err(rel + ("via",), "capture via %r is not implemented yet; use afpacket" % via)
+            if via not in ("afpacket", "afxdp"):  # a ${param} substituted into it
+                self.err(rel + ("via",), "capture via must be afpacket or afxdp, not %r" % (via,))
+            own = AFXDP_OPTIONS if via == "afxdp" else ("block_size", "block_count")
+            for k in c:
+                if k not in ("on", "via") + own:
+                    self.err(rel + (k,), "`%s` does not apply to a capture via %s (its options: %s)"
+                             % (k, via, ", ".join(own)))
+            if via == "afxdp":
+                self._check_afxdp_capture(c["on"], streams, rel)
             captures.append(CaptureSpec(c["on"], via, {k: v for k, v in c.items() if k not in ("on", "via")}))
         if "capture" not in s:
             for st in streams:
@@ -297,6 +313,19 @@ class _Builder:
                     self.cap_on[st.dst] = len(captures)
                     captures.append(CaptureSpec(st.dst, "afpacket", {}))
         return captures
+
+    def _check_afxdp_capture(self, on, streams, rel):
+        """An AF_XDP capture attaches the built-in xsk program on its endpoint and takes frames whole up to
+        :data:`AFXDP_RX_FRAME` (a 4096 B UMEM frame less the kernel's XDP headroom)."""
+        if on in self.attached:
+            self.err(rel + ("on",), "capture via afxdp attaches the built-in xsk program on %r (it steers the frames "
+                     "into the socket), but xdp[%d] attaches a program there too; capture via afpacket there, or "
+                     "elsewhere" % (on, self.attached[on]))
+        for st in streams:
+            if st.dst == on and st.sizes and max(st.sizes) > AFXDP_RX_FRAME:
+                self.err(rel + ("via",), "capture via afxdp receives frames of at most %d B whole (a 4096 B UMEM frame "
+                         "less 256 B of XDP headroom); stream %s sends %d B: capture via afpacket"
+                         % (AFXDP_RX_FRAME, st.name, max(st.sizes)))
 
     def _expect_streams(self, ex, streams, captures):
         """``expect`` per stream (``expect.streams.NAME`` over the scenario-wide defaults): counts and where."""

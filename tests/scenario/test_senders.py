@@ -65,6 +65,14 @@ def test_auto_falls_back_to_the_ring_with_the_reason(kw, order, programs, facts,
     assert ch.reason.startswith(reason), ch.reason
 
 
+def test_auto_keeps_the_ring_for_a_stream_counted_by_an_afxdp_capture():
+    a, _ = pair()
+    ch = senders.choose(stream(), "strict", a, {"rx:eth0": "native"}, LIVE, capture_via="afxdp")
+    assert ch.via == "ring" and ch.reason.startswith("ring: captured via afxdp")
+    assert senders.choose(stream(via="xdp"), "strict", a, {"rx:eth0": "native"}, LIVE, capture_via="afxdp").via == "xdp"
+    assert senders.choose(stream(via="afxdp"), "strict", a, {}, LIVE).reason == "afxdp: asked for (via: afxdp)"
+
+
 def test_a_bridge_cannot_send_live_frames():
     br = Ep("sw:br0", kind="bridge")
     assert senders.choose(stream(), "strict", br, {}, LIVE).reason == \
@@ -146,8 +154,26 @@ def test_via_xdp_load_time_errors_are_located():
             traffic: [{from: sw:br0, to: a:eth0, via: xdp}]
         """)
     assert "traffic[0].via: via: xdp sends out of a veth" in text and "'sw:br0' is a bridge device" in text
-    text = problems(TWO + "    traffic: [{from: tx:eth0, to: rx:eth0, via: afxdp}]\n")
-    assert "traffic[0].via: via: afxdp is not available" in text
+    text = problems(TWO.replace("]}]}", "], mtu: 9000}]}") +
+                    "    traffic: [{from: tx:eth0, to: rx:eth0, via: afxdp, frame: {size: 5000}}]\n")
+    assert "traffic[0].via: via: afxdp sends frames of at most 4096 B (one UMEM frame); frame 5000 B" in text
+
+
+def test_afxdp_capture_load_time_errors_are_located():
+    text = problems(TWO + "    xdp: [{attach: rx:eth0, program: pass}]\n"
+                          "    traffic: [{from: tx:eth0, to: rx:eth0}]\n"
+                          "    capture: [{on: rx:eth0, via: afxdp, block_size: 65536}]\n")
+    assert "capture[0].on: capture via afxdp attaches the built-in xsk program on 'rx:eth0'" in text
+    assert "capture[0].block_size: `block_size` does not apply to a capture via afxdp (its options: queue, " \
+        "frame_count, ring_size)" in text
+    text = problems(TWO + "    traffic: [{from: tx:eth0, to: rx:eth0}]\n    capture: [{on: rx:eth0, queue: 1}]\n")
+    assert "capture[0].queue: `queue` does not apply to a capture via afpacket" in text
+    text = problems(TWO.replace("]}]}", "], mtu: 9000}]}") +
+                    "    traffic: [{name: big, from: tx:eth0, to: rx:eth0, frame: {size: 4000}}]\n"
+                    "    capture: [{on: rx:eth0, via: afxdp}]\n")
+    assert "capture via afxdp receives frames of at most 3840 B whole" in text and "stream big sends 4000 B" in text
+    (s,) = load(TWO + "    traffic: [{from: tx:eth0, to: rx:eth0}]\n    capture: [{on: rx:eth0, via: afxdp, queue: 0}]\n")
+    assert (s.captures[0].via, s.captures[0].options) == ("afxdp", {"queue": 0})
 
 
 def test_peer_pass_applies_to_tx_and_redirect_only():
@@ -400,3 +426,47 @@ def test_xdp_fixture_attaches_pass_on_the_peer_of_tx_and_opts_out(root):
         h = f.attach(b, "tx", mode="generic")
         assert h.peer_pass is None and h.peer_note is None
         f.close()
+
+
+@privileged
+def test_afxdp_capture_and_sender_count_every_frame_and_say_so(root):
+    (s,) = sc.load_text(textwrap.dedent("""\
+        scenarios:
+          - name: xsk
+            topology:
+              nodes: [tx, rx]
+              links: [{endpoints: [tx:eth0, rx:eth0]}, {endpoints: [tx:eth1, rx:eth1]}]
+            traffic:
+              - {name: in, from: tx:eth0, to: rx:eth0, count: 20000, rate: 200kpps, frame: {size: 64}}
+              - {name: out, from: tx:eth1, to: rx:eth1, count: 20000, via: afxdp, frame: {size: [64, 1514]}}
+            capture: [{on: rx:eth0, via: afxdp, queue: 0}, {on: rx:eth1}]
+            expect: {delivered: all, order: strict, payload: intact, unexpected: 0}
+            timeout: 10s
+        """), "x.yaml")
+    r = runner.run(s)
+    assert r.status == "passed", r.render()
+    assert [(x.name, x.via, x.delivered) for x in r.streams] == [("in", "ring", 20000), ("out", "afxdp", 20000)]
+    assert r.capture_paths == {"rx:eth0": "afxdp (queue 0, copy mode, xsk program native)",
+                               "rx:eth1": "afpacket (TPACKET_V3)"}
+    assert r.captures["rx:eth0"]["packets"] == 20000 and r.captures["rx:eth0"]["drops"] == 0
+    assert "captures: rx:eth0 via afxdp (queue 0, copy mode, xsk program native), rx:eth1 via afpacket" in r.render()
+    assert r.peer_passes == []   # nothing sent via xdp; the xsk program is not replaced
+
+
+@privileged
+def test_frames_an_afxdp_capture_could_not_take_are_reported_as_the_harnesss_loss(root):
+    (s,) = sc.load_text(textwrap.dedent("""\
+        scenarios:
+          - name: tiny-umem
+            topology: {nodes: [tx, rx], links: [{endpoints: [tx:eth0, rx:eth0]}]}
+            traffic: [{name: flood, from: tx:eth0, to: rx:eth0, count: 200000, via: xdp, frame: {size: 64}}]
+            capture: [{on: rx:eth0, via: afxdp, frame_count: 64, ring_size: 64}]
+            timeout: 10s
+            quiet: 300ms
+        """), "t.yaml")
+    r = runner.run(s)
+    assert r.status == "failed"
+    st, cap = r.streams[0], r.captures["rx:eth0"]
+    assert cap["drops"] > 0 and st.lost >= cap["drops"] and cap["drops"] == cap["rx_dropped"] + cap["rx_ring_full"]
+    assert ("capture rx:eth0: the kernel could not place %d frames in the AF_XDP socket" % cap["drops"]) in r.render()
+    assert "frame_count: ..., ring_size: ..." in r.render()
