@@ -219,6 +219,8 @@ def plan_peer_passes(scenario, topo, programs, choices):
             pp = passes.setdefault(ch.receiver, PeerPass(ch.receiver))
             if LIVE_SENDER not in pp.purposes:
                 pp.purposes.insert(0, LIVE_SENDER)
+    # An end that gets pass for another program (or the live-frames sender) receives these frames too.
+    bare = [b for b in bare if b[2] not in passes]
     return list(passes.values()), bare
 
 

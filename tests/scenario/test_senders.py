@@ -188,10 +188,6 @@ def test_peer_pass_applies_to_tx_and_redirect_only():
 # -------------------------------------------------------------------------------------------
 # the peer rule as a plan (no privileges)
 # -------------------------------------------------------------------------------------------
-class Topo(dict):
-    pass
-
-
 def test_peer_rule_plan_and_vanish_hint():
     (s,) = load("""\
         scenarios:
@@ -201,28 +197,36 @@ def test_peer_rule_plan_and_vanish_hint():
               links: [{endpoints: [a:eth0, b:eth0]}, {endpoints: [b:eth1, c:eth0]}]
             xdp:
               - {attach: b:eth0, program: tx, mode: native}
-              - {attach: b:eth1, program: redirect, target: b:eth0, mode: native, peer_pass: false}
+              - {attach: c:eth0, program: redirect, target: c:eth1, mode: native, peer_pass: false}
             traffic: [{from: a:eth0, to: b:eth0, count: 100000}]
             capture: [{on: a:eth0}]
-        """)
-    a, b0 = Ep("a:eth0"), Ep("b:eth0")
-    b1, c = Ep("b:eth1"), Ep("c:eth0")
-    a.peer, b0.peer, b1.peer, c.peer = b0, a, c, b1
-    topo = Topo({e.name: e for e in (a, b0, b1, c)})
-    programs = {"b:eth0": "native", "b:eth1": "native"}
-    choices = {"s0": senders.choose(s.streams[0], "strict", a, programs, LIVE)}
+        """.replace("nodes: [a, b, c]", "nodes: [a, b, c, d]").replace(
+            "{endpoints: [b:eth1, c:eth0]}]", "{endpoints: [b:eth1, c:eth0]}, {endpoints: [c:eth1, d:eth0]}]"))
+    eps = {n: Ep(n) for n in ("a:eth0", "b:eth0", "b:eth1", "c:eth0", "c:eth1", "d:eth0")}
+    for x, y in (("a:eth0", "b:eth0"), ("b:eth1", "c:eth0"), ("c:eth1", "d:eth0")):
+        eps[x].peer, eps[y].peer = eps[y], eps[x]
+    programs = {"b:eth0": "native", "c:eth0": "native"}
+    choices = {"s0": senders.choose(s.streams[0], "strict", eps["a:eth0"], programs, LIVE)}
     assert choices["s0"].via == "xdp" and choices["s0"].receiver is None   # b:eth0 runs tx
-    passes, bare = senders.plan_peer_passes(s, topo, programs, choices)
+    passes, bare = senders.plan_peer_passes(s, eps, programs, choices)
     assert [p.describe() for p in passes] == ["attached pass on a:eth0 for tx on b:eth0"]
-    assert bare == [(1, "b:eth0", "a:eth0", "opted out")]   # the redirect out of b:eth0 opted out... but a:eth0
-    # gets pass anyway for tx, so nothing vanishes in a real run; the hint speaks only when tx_dropped grew
-    assert senders.vanish_hints(s, bare, {"b:eth0": {"tx_dropped": 0}}) == []
-    (hint,) = senders.vanish_hints(s, bare, {"b:eth0": {"tx_dropped": 7}})
-    assert hint.startswith("7 frames vanished at b:eth0 (tx_dropped): a frame XDP_TX'd or redirected into a veth")
-    assert "xdp[1] (redirect on b:eth1) says peer_pass: false" in hint and "remove peer_pass: false" in hint
-    # generic tx needs no peer program
-    passes, bare = senders.plan_peer_passes(s, topo, {"b:eth0": "generic", "b:eth1": "generic"},
-                                            {"s0": senders.Choice("ring", "ring: asked for (via: ring)")})
+    assert bare == [(1, "c:eth1", "d:eth0", "opted out")]   # the redirect into c:eth1 -> d:eth0 opted out
+    # the hint speaks only when the sending end's tx_dropped grew
+    assert senders.vanish_hints(s, bare, {"c:eth1": {"tx_dropped": 0}}) == []
+    (hint,) = senders.vanish_hints(s, bare, {"c:eth1": {"tx_dropped": 7}})
+    assert hint.startswith("7 frames vanished at c:eth1 (tx_dropped): a frame XDP_TX'd or redirected into a veth")
+    assert "xdp[1] (redirect on c:eth0) says peer_pass: false" in hint and "remove peer_pass: false" in hint
+    # an end that gets pass for another reason is not bare: the live-frames sender into d:eth0 needs one
+    st = sc.Stream("into-d", 1, "c:eth1", "d:eth0", 100000, None, {"udp": {}}, [64])
+    s.streams.append(st)
+    choices["into-d"] = senders.choose(st, "strict", eps["c:eth1"], programs, LIVE)
+    passes, bare = senders.plan_peer_passes(s, eps, programs, choices)
+    assert [p.describe() for p in passes] == ["attached pass on a:eth0 for tx on b:eth0",
+                                              "attached pass on d:eth0 for the live-frames sender"]
+    assert bare == []
+    # generic tx/redirect need no peer program
+    passes, bare = senders.plan_peer_passes(s, eps, {"b:eth0": "generic", "c:eth0": "generic"},
+                                            {n: senders.Choice("ring", "ring") for n in ("s0", "into-d")})
     assert passes == [] and bare == []
 
 
