@@ -7,10 +7,12 @@ Order of a run (and of tear-down, in reverse, even on failure or Ctrl-C):
    each stream's sender (``traffic[].via``: the TX ring or the kernel's live-frames generator,
    :func:`netring_testkit.senders.choose`) and attach ``pass`` where the veth peer rule needs it
    (:func:`netring_testkit.senders.plan_peer_passes`);
-3. open the captures (:class:`netring.Capture`, TPACKET_V3) and a C sequence checker
+3. open the captures (:class:`netring.Capture`, TPACKET_V3, or :class:`netring.XdpSocket` for
+   ``via: afxdp``, opened before the peer rule looks: see :mod:`netring_testkit.receivers`) and a C sequence checker
    (:class:`netring.check.SeqChecker`) per capture, knowing every stream;
-4. read the interface counters and open one sender per source endpoint and kind (an
-   :class:`netring.Injector` or an :class:`netring.XdpInjector`, however many streams it sends), then start draining the captures on the calling thread — one C call per retired
+4. read the interface counters and open one sender per source endpoint and kind (a
+   :class:`netring.Injector`, :class:`netring.XdpInjector` or :class:`netring.XdpSocket`, however
+   many streams it sends), then start draining the captures on the calling thread — one C call per retired
    block feeds the checker; nothing per packet happens in Python;
 5. only then, from that drain loop, start the senders: at most :data:`MAX_SENDERS` threads,
    each endpoint's streams on one of them, interleaved in bounded C calls
