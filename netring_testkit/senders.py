@@ -123,10 +123,14 @@ def _live_problem(stream, order, src, programs, facts):
     if not supported:
         return ("this kernel (%s) has no live-frames test runs (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18+)"
                 % os.uname().release, "use via: ring (or auto) on this kernel")
-    peer = getattr(src, "peer", None)
-    if getattr(src, "kind", None) != "veth" or peer is None:
-        return ("%s is a %s, which cannot transmit XDP frames" % (src.name, getattr(src, "kind", None) or "device"),
+    peer, kind = getattr(src, "peer", None), getattr(src, "kind", None)
+    if kind != "veth":
+        return ("%s is a %s, which cannot transmit XDP frames" % (src.name, kind or "device of unknown kind"),
                 "send from a veth endpoint, or use via: ring")
+    if peer is None:
+        return ("the veth peer of %s is not an endpoint of this topology, so the runner can neither see nor attach "
+                "the XDP program the generated frames need there" % src.name,
+                "send from a veth whose both ends are in the topology, or use via: ring")
     big = max(stream.sizes)
     if big > limit:
         return ("frame %d B exceeds the live-frames limit %d B (one page of the kernel's page pool)" % (big, limit),

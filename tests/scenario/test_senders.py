@@ -73,10 +73,13 @@ def test_auto_keeps_the_ring_for_a_stream_counted_by_an_afxdp_capture():
     assert senders.choose(stream(via="afxdp"), "strict", a, {}, LIVE).reason == "afxdp: asked for (via: afxdp)"
 
 
-def test_a_bridge_cannot_send_live_frames():
+def test_a_bridge_or_a_veth_without_its_peer_cannot_send_live_frames():
     br = Ep("sw:br0", kind="bridge")
     assert senders.choose(stream(), "strict", br, {}, LIVE).reason == \
         "ring: sw:br0 is a bridge, which cannot transmit XDP frames"
+    lone = Ep("dut:eth1")   # e.g. an operator's veth whose other end is elsewhere
+    assert senders.choose(stream(), "strict", lone, {}, LIVE).reason.startswith(
+        "ring: the veth peer of dut:eth1 is not an endpoint of this topology")
 
 
 @pytest.mark.parametrize("kw,order,programs,facts,cause,remedy", [
