@@ -18,9 +18,9 @@ veth, in native mode, reaches the other end of that veth only if the other end r
 otherwise the kernel drops it silently (``tx_dropped``). So ``xdp.attach(b, "tx")`` also attaches the
 built-in ``pass`` on ``b``'s peer when that has no program, and detaches it with ``b``'s program
 (``handle.peer_pass`` is that handle, ``handle.peer_note`` says what was done and why). The peer is
-``peer=`` (an endpoint or ``(netns, ifname)``), else ``endpoint.peer`` (a testkit ``Endpoint`` knows
-it), else the veth's peer when it is in the same namespace (for ``redirect``: the peer of the
-``target_ifindex`` interface, in the endpoint's namespace). ``peer_pass=False`` opts out.
+``peer=`` (an endpoint or ``(netns, ifname)``), else the one a testkit ``Endpoint`` knows (``tx``: its
+``peer``; ``redirect``: the ``peer`` of the endpoint of its node whose ifindex is ``target_ifindex``),
+else the veth's peer when it is in the same namespace. ``peer_pass=False`` opts out.
 """
 import pytest
 
@@ -127,6 +127,11 @@ class XdpFactory:
         if program in ("tx", "redirect") and att.mode == "native":
             if peer is None and program == "tx":
                 peer = getattr(endpoint, "peer", None)  # a testkit Endpoint knows its veth peer
+            elif peer is None and getattr(endpoint, "topology", None) is not None:
+                # redirect: the peer of the target, an endpoint of the same node (same namespace)
+                out = next((ep for ep in endpoint.topology if ep.node == endpoint.node
+                            and ep.ifindex == options.get("target_ifindex")), None)
+                peer = getattr(out, "peer", None)
             self._peer_rule(handle, program, netns, ifname, name, options.get("target_ifindex"), peer, peer_pass)
         return handle
 

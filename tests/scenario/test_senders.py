@@ -477,3 +477,27 @@ def test_frames_an_afxdp_capture_could_not_take_are_reported_as_the_harnesss_los
     assert cap["drops"] > 0 and st.lost >= cap["drops"] and cap["drops"] == cap["rx_dropped"] + cap["rx_ring_full"]
     assert ("capture rx:eth0: the kernel could not place %d frames in the AF_XDP socket" % cap["drops"]) in r.render()
     assert "frame_count: ..., ring_size: ..." in r.render()
+
+
+@privileged
+def test_xdp_fixture_redirect_gets_pass_on_the_targets_peer(root):
+    from netring import xdp as xdp_mod
+    from netring_testkit.topology import Topology
+    from netring_testkit.xdp_fixture import XdpFactory
+
+    spec = {"nodes": ["tx", "mid", "rx"],
+            "links": [{"endpoints": ["tx:eth0", "mid:eth0"]}, {"endpoints": ["mid:eth1", "rx:eth0"]}]}
+    with Topology(spec) as topo:
+        tx, m0, m1, rx = (topo[n] for n in ("tx:eth0", "mid:eth0", "mid:eth1", "rx:eth0"))
+        f = XdpFactory()
+        try:
+            h = f.attach(m0, "redirect", target_ifindex=m1.ifindex)
+            assert h.peer_note == "attached pass on rx:eth0 for redirect on mid:eth0"
+            fr, off = runner.build_frame(128, 4, src_mac=tx.mac, dst_mac=rx.mac)
+            with tx.injector() as inj, rx.capture(block_size=1 << 20, block_count=4) as cap:
+                assert inj.send_stream([fr], 4, 0, 1000, csum_offsets=[off]) == 1000
+                chk = cap.drain(SeqChecker({4: 1000}), timeout=2.0)
+            assert chk.counts(4)[1] == 1000 and h.counters()["redirect"]["packets"] == 1000
+        finally:
+            f.close()
+        assert xdp_mod.query(rx.ifname, netns=rx.netns) is None
