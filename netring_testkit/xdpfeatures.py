@@ -323,9 +323,7 @@ class Report:
             lines.append("%-13s %-10s %-9s %-9s %s" % (name, yn[f["advertised"]], yn[f["observed"]],
                                                        f["verdict"], f["detail"]))
             for c in f["checks"]:
-                lines.append("    %-4s %s%s: %s" % (yn[c["ok"]], c["name"],
-                                                     " [%s]" % c["condition"] if c.get("condition") else "",
-                                                     c["detail"]))
+                lines.append("    " + _check_line(c))
         n = sum(1 for f in d["features"].values() if f["verdict"] == "mismatch")
         lines.append("%d mismatch%s" % (n, "" if n == 1 else "es"))
         return "\n".join(lines) + "\n"
@@ -333,6 +331,12 @@ class Report:
     def junit(self):
         """JUnit XML: one testcase per feature (mismatch → failure, unknown → skipped)."""
         return junit_xml(self.data)
+
+
+def _check_line(c):
+    """One sub-result as text: ``yes tx [pass program on the peer]: 32 of 32 frames ...``."""
+    return "%s %s%s: %s" % ({True: "yes", False: "no", None: "?"}[c["ok"]], c["name"],
+                            " [%s]" % c["condition"] if c.get("condition") else "", c["detail"])
 
 
 def _feature_order(name):
@@ -349,8 +353,7 @@ def junit_xml(data, error=None):
     for name in FEATURES if error is None else ():
         f = data["features"][name]
         body = ""
-        text = escape("\n".join("%s: %s: %s" % ({True: "ok", False: "FAIL", None: "?"}[c["ok"]], c["name"],
-                                                 c["detail"]) for c in f["checks"]))
+        text = escape("\n".join(_check_line(c) for c in f["checks"]))
         if f["verdict"] == "mismatch":
             body = "<failure message=%s>%s</failure>" % (quoteattr(f["detail"]), text)
         elif f["verdict"] == "unknown":
