@@ -354,7 +354,7 @@ def pytest_collection_modifyitems(session, config, items):
     skip is reported at the test's own location.
     """
     if config.getoption("--netring-xdp-features") and not any(isinstance(i, _dut.XdpFeatureItem) for i in items):
-        col = _dut.XdpFeaturesCollector.from_parent(session, name="xdp-features")
+        col = _dut.XdpFeaturesCollector.from_parent(session, name="xdp-features", nodeid="xdp-features")
         items.extend(col.collect())
     for item in items:
         marks = list(item.iter_markers("privileged"))

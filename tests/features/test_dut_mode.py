@@ -44,7 +44,7 @@ def test_bundled_scenarios_and_capability_items_on_the_pair(operator_pair):
                      r"bridge-forward has 2 link\(s\) and 1 bridge\(s\)", text), text
     assert "xdp-pass[mode=native] PASSED" in text and "udp-roundtrip[size=1514] PASSED" in text
     assert "xdp-jumbo PASSED" in text   # MTU raised to the scenario's and restored
-    for feature in ("basic", "redirect", "ndo-xmit", "hw-offload", "rx-sg", "ndo-xmit-sg"):
+    for feature in ("basic", "redirect", "ndo-xmit", "xsk-zerocopy", "hw-offload", "rx-sg", "ndo-xmit-sg"):
         assert "xdp-features::%s PASSED" % feature in text, text
     assert "netring: DUT mode: dut dut0 in namespace %s, peer peer0 in namespace %s" % (p.dut_ns, p.peer_ns) in text
     assert p.state() == before
