@@ -182,6 +182,7 @@ class XdpFeaturesCollector(pytest.Collector):
     """``xdp-features``: one :class:`XdpFeatureItem` per netdev XDP feature of the DUT."""
 
     def collect(self):
+        """One item per feature, in netdev.yaml order."""
         from netring.netdev import XDP_FEATURES
 
         for name in XDP_FEATURES:
@@ -192,6 +193,7 @@ class XdpFeatureItem(pytest.Item):
     """One feature's verdict. The check runs once per session, for the first item (frames from the peer)."""
 
     def runtest(self):
+        """Pass on ``ok``, fail on ``mismatch``, skip on ``unknown``; the check runs at the first item."""
         from netring.errors import NetringError
 
         result = self.config.stash.get(_REPORT, None)
@@ -233,4 +235,5 @@ class XdpFeatureItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
+        """Where pytest says the item is: the session's root, named ``xdp-features FEATURE``."""
         return self.path, None, "xdp-features %s" % self.name

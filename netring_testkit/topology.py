@@ -809,12 +809,13 @@ class AdoptedTopology(Topology):
         """Make ``ep`` what the spec asks (MTU, GRO, addresses), registering the undo of each change."""
         what = "configuring %s (endpoint %s)" % (ep.label, ep.name)
         try:
+            # Each undo is registered before its change: a Ctrl-C during the change still undoes it.
             if spec.mtu != state["mtu"]:
-                ipr.link("set", index=ep.ifindex, mtu=spec.mtu)
                 self._stack.callback(self._restore, ipr.link, "set", index=ep.ifindex, mtu=state["mtu"])
+                ipr.link("set", index=ep.ifindex, mtu=spec.mtu)
             if state["gro"] is not None and spec.gro != state["gro"]:
-                ep.netns.run(_set_gro_here, ep.ifname, spec.gro)
                 self._stack.callback(self._restore, ep.netns.run, _set_gro_here, ep.ifname, state["gro"])
+                ep.netns.run(_set_gro_here, ep.ifname, spec.gro)
             if ep.ipv6 and "." not in ep.ifname:
                 # The address joins a solicited-node group: its MLD reports (and their repeats) go out at once,
                 # as in a built topology, instead of landing in the scenario's counters a second later.
@@ -825,8 +826,8 @@ class AdoptedTopology(Topology):
                 if not addr or (fam, addr, prefix) in state["addresses"]:
                     continue
                 kw = {"flags": flags} if flags else {}
-                ipr.addr("add", index=ep.ifindex, address=addr, prefixlen=prefix, **kw)
                 self._stack.callback(self._restore, ipr.addr, "del", index=ep.ifindex, address=addr, prefixlen=prefix)
+                ipr.addr("add", index=ep.ifindex, address=addr, prefixlen=prefix, **kw)
         except NetringError:
             raise
         except Exception as exc:
@@ -849,8 +850,8 @@ class AdoptedTopology(Topology):
         except NetringError:
             return
         if old != str(value):
-            ns.sysctl(name, value)
             self._stack.callback(self._restore, ns.sysctl, name, old)
+            ns.sysctl(name, value)
 
     def quiet_replies(self):
         """Like :meth:`Topology.quiet_replies`, but each sysctl's value is saved first and restored by :meth:`close`."""

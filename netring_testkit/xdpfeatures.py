@@ -519,8 +519,9 @@ class _Run:
             old = it.refresh()["mtu"]
             if old == mtu:
                 continue
-            it.netns.run(_set_mtu_here, it.ifindex, mtu)
+            # The restore is registered first: a Ctrl-C while the helper thread sets the MTU still restores it.
             stack.callback(it.netns.run, _set_mtu_here, it.ifindex, old)
+            it.netns.run(_set_mtu_here, it.ifindex, mtu)
 
     def peer_conditions(self):
         """The two states of the receiving peer: without an XDP program, and with the built-in pass

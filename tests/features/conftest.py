@@ -38,6 +38,18 @@ def _gro_here(ifname):
     return struct.unpack("II", buf.raw)[1]
 
 
+def set_gro(netns, ifname, on):
+    """ETHTOOL_SGRO on ``ifname`` in the named namespace ``netns`` (what `ethtool -K IF gro on` does)."""
+    def here():
+        buf = ctypes.create_string_buffer(struct.pack("II", 0x2C, 1 if on else 0), 8)
+        ifr = struct.pack("16sP", ifname.encode(), ctypes.addressof(buf)).ljust(40, b"\0")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            fcntl.ioctl(s, 0x8946, ifr)
+
+    with NetNS.open(netns) as ns:
+        ns.run(here)
+
+
 class OperatorPair:
     """The two namespaces and interfaces: ``dut_ns``/``peer_ns`` names, ``dut``/``peer`` interface names."""
 

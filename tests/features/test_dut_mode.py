@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from .conftest import ip
+from .conftest import ip, set_gro
 
 pytestmark = pytest.mark.privileged("CAP_BPF")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,9 +52,14 @@ def test_bundled_scenarios_and_capability_items_on_the_pair(operator_pair):
 
 def test_veth_pair_fixture_is_peer_and_dut(operator_pair, tmp_path):
     p = operator_pair
+    # The operator's settings differ from what the fixture asks (MTU 1500, GRO off): changed, then restored.
+    ip("-n", p.dut_ns, "link", "set", p.dut, "mtu", "1400")
+    ip("-n", p.peer_ns, "link", "set", p.peer, "mtu", "1400")
+    set_gro(p.dut_ns, p.dut, True)
     before = p.state()
+    assert before["dut0"]["gro"] == 1 and "mtu 1400" in before["dut0"]["link"]
     (tmp_path / "test_child.py").write_text(textwrap.dedent('''
-        import subprocess
+        import ctypes, fcntl, socket, struct, subprocess
 
         def test_pair(veth_pair):
             peer, dut = veth_pair
@@ -64,6 +69,18 @@ def test_veth_pair_fixture_is_peer_and_dut(operator_pair, tmp_path):
             shown = subprocess.run(["ip", "-n", "%s", "-o", "addr", "show", "dev", "dut0"],
                                    capture_output=True, text=True).stdout
             assert "198.18.0.2/24" in shown and "2001:2::2/64" in shown
+            link = subprocess.run(["ip", "-n", "%s", "-o", "link", "show", "dev", "dut0"],
+                                  capture_output=True, text=True).stdout
+            assert "mtu 1500" in link
+
+            def gro():
+                buf = ctypes.create_string_buffer(struct.pack("II", 0x2B, 0), 8)
+                ifr = struct.pack("16sP", b"dut0", ctypes.addressof(buf)).ljust(40, b"\\0")
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    fcntl.ioctl(s, 0x8946, ifr)
+                return struct.unpack("II", buf.raw)[1]
+
+            assert dut.netns.run(gro) == 0   # the fixture's link asks for GRO off
             with dut.capture() as cap, peer.injector() as tx:
                 frame = bytes.fromhex(dut.mac.replace(":", "")) + bytes.fromhex(peer.mac.replace(":", "")) \\
                     + b"\\x88\\xb5" + b"DUT mode" * 8
@@ -76,7 +93,7 @@ def test_veth_pair_fixture_is_peer_and_dut(operator_pair, tmp_path):
                     if got:
                         break
             assert got == [frame]
-    ''' % p.dut_ns))
+    ''' % (p.dut_ns, p.dut_ns)))
     out = child_pytest(str(tmp_path), "test_child.py", env={"NETRING_DUT": "%s@%s" % (p.dut, p.dut_ns),
                                                             "NETRING_PEER": "%s@%s" % (p.peer, p.peer_ns)})
     assert out.returncode == 0 and counts(out) == {"passed": 1}, out.stdout + out.stderr
