@@ -63,8 +63,12 @@ class OperatorPair:
         ip("netns", "add", self.peer_ns)
         ip("-n", self.dut_ns, "link", "add", self.dut, "type", "veth", "peer", "name", self.peer,
            "netns", self.peer_ns)
-        ip("-n", self.dut_ns, "link", "set", self.dut, "up")
-        ip("-n", self.peer_ns, "link", "set", self.peer, "up")
+        # A quiet lab link, as the README advises for exact counts: no link-local address on these two
+        # (so no DAD, router solicitations or MLD reports of a freshly-up link landing in a scenario's counters).
+        for ns, ifname in ((self.dut_ns, self.dut), (self.peer_ns, self.peer)):
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                            "net.ipv6.conf.%s.addr_gen_mode=1" % ifname], check=True, timeout=30)
+            ip("-n", ns, "link", "set", ifname, "up")
 
     def delete(self):
         for ns in (self.dut_ns, self.peer_ns):
