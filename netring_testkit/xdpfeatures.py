@@ -319,11 +319,13 @@ class Report:
     itself as a table (:meth:`table`) and JUnit XML (:meth:`junit`); :attr:`exit_status` is 0 when
     nothing mismatches, else 1."""
 
-    def __init__(self, data, peer=None):
+    def __init__(self, data, peer=None, mode="native"):
         #: ``{"interface", "netns", "driver", "kernel", "advertised_raw", "zc_max_segs", "features": {...}}``.
         self.data = data
         #: How the peer was chosen (text, for the table's header).
         self.peer = peer
+        #: The XDP mode of the programs attached to the device (native or generic).
+        self.mode = mode
 
     @property
     def exit_status(self):
@@ -340,7 +342,7 @@ class Report:
             d["zc_max_segs"])
         lines = [head]
         if self.peer:
-            lines.append("peer: %s" % self.peer)
+            lines.append("peer: %s; programs on the device in %s mode" % (self.peer, self.mode))
         lines.append("%-13s %-10s %-9s %-9s %s" % ("FEATURE", "ADVERTISED", "OBSERVED", "VERDICT", "DETAIL"))
         yn = {True: "yes", False: "no", None: "?"}
         for name in FEATURES:
@@ -459,6 +461,7 @@ def check(ifname, netns=None, peer=None, peer_netns=None, mode="native", expect=
             raise CheckError("the peer is the device itself (%s); name the interface at the other end of the cable" % dut)
         info = netdev.features(ifname, netns=dut.netns)
         run = _Run(stack, dut, other, mode, progress)
+        run.check_cabled()
         features = run.observe(info)
         data = {"interface": ifname, "netns": _ns_name(netns), "driver": dut.netns.run(_driver_here, ifname)
                 or dut.facts["kind"], "kernel": platform.release(), "advertised_raw": dict(info.raw),
@@ -470,7 +473,7 @@ def check(ifname, netns=None, peer=None, peer_netns=None, mode="native", expect=
                 detail = "required (--expect) but %s; %s" % ("not observed" if obs is False else "not tried", detail)
             data["features"][name] = {"advertised": adv, "observed": obs, "verdict": v, "detail": detail,
                                       "checks": checks}
-    return Report(data, peer_how)
+    return Report(data, peer_how, mode)
 
 
 def _ns_name(spec):
@@ -527,6 +530,15 @@ class _Run:
         """The two states of the receiving peer: without an XDP program, and with the built-in pass
         (frags-aware, native where it can, else generic)."""
         return ("no XDP program on the peer", "pass program on the peer")
+
+    def check_cabled(self):
+        """Frames from the peer must reach the device with no program anywhere; else the pair is not what the
+        operator thinks (wrong --peer, no cable, a filtering switch) and no verdict would mean anything."""
+        sent = self.traffic.frames(self.peer, self.dut.mac, 64, count=8)
+        if self.traffic.exchange(self.peer, self.dut, sent) == 0:
+            raise CheckError("none of %d frames sent from %s to %s (MAC %s) arrived there: they do not look cabled to "
+                             "each other; name the interface at the other end of %s's cable with --peer"
+                             % (len(sent), self.peer, self.dut, self.dut.mac, self.dut.ifname))
 
     # -- features ------------------------------------------------------------------------
     def observe(self, info):

@@ -90,6 +90,13 @@ def test_refuses_before_traffic(operator_pair):
     assert p.state() == before   # still down: the check never changes a link's state
     out = run("lo", "--netns", p.dut_ns, "--expect", "bogus")
     assert out.returncode == 2 and "unknown XDP feature 'bogus'" in out.stderr
+    # A --peer that is not cabled to the device: "could not run", not a list of mismatches.
+    ip("-n", p.dut_ns, "link", "set", p.dut, "up")
+    ip("-n", p.peer_ns, "link", "add", "x0", "type", "veth", "peer", "name", "x1")
+    ip("-n", p.peer_ns, "link", "set", "x0", "up")
+    ip("-n", p.peer_ns, "link", "set", "x1", "up")
+    out = run(p.dut, "--netns", p.dut_ns, "--peer", "x0", "--peer-netns", p.peer_ns)
+    assert out.returncode == 2 and "they do not look cabled to each other" in out.stderr, out.stderr
 
 
 def test_ctrl_c_restores_the_interfaces(operator_pair):
