@@ -1,7 +1,6 @@
 """``netring-testkit xdp-features`` on a veth pair an operator made: observations, verdicts, exit
 status, JSON and JUnit, and that the interfaces are left as found — also after Ctrl-C."""
 import json
-import os
 import signal
 import subprocess
 import sys
