@@ -726,7 +726,8 @@ def _link_state_here(ifname):
     return {"ifindex": idx, "mac": msg.get_attr("IFLA_ADDRESS"), "mtu": msg.get_attr("IFLA_MTU"),
             "up": bool(msg["flags"] & 1), "operstate": msg.get_attr("IFLA_OPERSTATE"),
             "kind": info.get_attr("IFLA_INFO_KIND") if info is not None else None,
-            "xdp": x.get_attr("IFLA_XDP_ATTACHED") if x is not None else None, "gro": gro, "addresses": addrs}
+            "xdp": x.get_attr("IFLA_XDP_ATTACHED") if x is not None else None, "gro": gro, "addresses": addrs,
+            "queues": msg.get_attr("IFLA_NUM_RX_QUEUES") or 1}
 
 
 # Per-interface IPv6 knobs of an adopted interface (restored on close): MLD reports at once, MLDv1.
@@ -754,7 +755,8 @@ class AdoptedTopology(Topology):
     again, the MTU and GRO setting are set to the spec's and restored, and :meth:`quiet_replies`
     writes its sysctls and restores their values. XDP programs the scenario engine attaches are
     detached by it, as on a built topology. ``keep`` is ignored: there is nothing to keep.
-    Endpoints keep the spec's names (``topo["rx:eth0"]``); their ``ifname`` is the real one.
+    Endpoints keep the spec's names (``topo["rx:eth0"]``); their ``ifname``, ``mac`` and ``queues`` are the
+    interface's own (one with fewer RX queues than the spec asks for is refused: queues are not changed).
     """
 
     def __init__(self, spec, interfaces, keep=False):
@@ -795,6 +797,11 @@ class AdoptedTopology(Topology):
             ep = Endpoint(self, spec, ns, v4, v6)
             ep.ifname, ep.ifindex, ep.kind = ifname, state["ifindex"], state["kind"] or "device"
             ep.label = label
+            if state["queues"] < spec.queues:
+                raise NetringError("%s (for endpoint %s) has %d RX queue(s) but the spec asks for %d; an adopted "
+                                   "interface keeps its queues (`ethtool -L %s combined %d` to add them)"
+                                   % (label, name, state["queues"], spec.queues, ifname, spec.queues))
+            ep.queues = state["queues"]
             self.endpoints[name] = ep
             self._adapt(ep, spec, state, ipr)
         for name, spec in self._eps.items():

@@ -131,3 +131,24 @@ def test_a_dut_in_use_by_xdp_skips_and_keeps_its_program(operator_pair, tmp_path
         assert "DUT mode: the DUT dut0 in namespace %s is in use by XDP program 'nr_pass'" % p.dut_ns in out.stdout
         assert counts(out) == {"errors": 1} or counts(out) == {"error": 1}, out.stdout
         assert p.state() == before and before["dut0"]["xdp"]   # the operator's program is still there
+
+
+def test_adopted_topology_refuses_what_it_cannot_lay_on_two_interfaces(operator_pair):
+    from netring.errors import NetringError
+    from netring_testkit.plugin import veth_pair_spec
+    from netring_testkit.topology import AdoptedTopology
+
+    p = operator_pair
+    before = p.state()
+    ifaces = {"a:eth0": (p.peer, p.peer_ns), "b:eth0": (p.dut, p.dut_ns)}
+    topo = AdoptedTopology(veth_pair_spec(queues=64, mtu=1400), ifaces)
+    with pytest.raises(NetringError, match=r"peer0 in namespace %s \(for endpoint a:eth0\) has \d+ RX queue\(s\) but "
+                                           r"the spec asks for 64" % p.peer_ns):
+        topo.build()
+    assert p.state() == before   # refused before the MTU changed
+    two_links = {"nodes": ["a", "b", "c"], "links": [{"endpoints": ["a:eth0", "b:eth0"]},
+                                                     {"endpoints": ["b:eth1", "c:eth0"]}]}
+    with pytest.raises(NetringError, match=r"one link between two endpoints; this spec has 2 link\(s\)"):
+        AdoptedTopology(two_links, ifaces)
+    with pytest.raises(NetringError, match="no interface given for endpoint b:eth0"):
+        AdoptedTopology(veth_pair_spec(), {"a:eth0": (p.peer, p.peer_ns)})
