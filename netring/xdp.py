@@ -8,7 +8,15 @@ with ``XDP_FLAGS_UPDATE_IF_NOEXIST`` so nothing is replaced by accident; such an
 is removed by :meth:`XdpAttachment.detach` (only if our program is still the one attached).
 
 Modes: ``native`` (driver, ``XDP_FLAGS_DRV_MODE``), ``generic`` (skb, ``XDP_FLAGS_SKB_MODE``),
-``auto`` (native, else generic; ``attachment.mode`` says which it got).
+``offload`` (the NIC runs it, ``XDP_FLAGS_HW_MODE``), ``auto`` (native, else generic — never offload;
+``attachment.mode`` says which it got).
+
+Offload takes only a program loaded *bound to that device* (``load_program(..., offload=(ifname,
+netns))``; :attr:`Program.offload <netring.bpf.objects.Program.offload>` says where), and such a
+program attaches in no other mode: either mismatch is a :class:`ConfigurationError` before the kernel is
+asked. An offloaded program may coexist with a native or generic one on the same device (the kernel
+keeps them apart), so only another offloaded program makes an offload attach busy. A driver that
+refuses the offload (EINVAL/EOPNOTSUPP) gives :class:`UnsupportedError` naming the device and the errno.
 
 Jumbo frames: native XDP on a veth whose MTU exceeds :func:`veth_single_buffer_max_mtu` (3506 with
 4 KiB pages) takes only a multi-buffer aware program (``program.frags``; every built-in, libbpf's
@@ -29,15 +37,18 @@ from . import _netlink
 from ._core import lib
 from .bpf.fd import bpf_error
 from .bpf.objects import Link, Program, program_from_id
-from .errors import (ENOTSUPP, ConfigurationError, InterfaceNotFoundError, NetringError, ResourceBusyError,
-                     UnsupportedError, from_oserror)
+from .errors import (ENOTSUPP, ConfigurationError, InterfaceNotFoundError, NetringError, NetringPermissionError,
+                     ResourceBusyError, UnsupportedError, from_oserror)
 from .netns import NetNS, resolve
 
 __all__ = ["attach", "query", "detach_all", "XdpAttachment", "XdpInfo", "MODES", "veth_single_buffer_max_mtu"]
 
 #: Accepted ``mode=`` values.
-MODES = ("native", "generic", "auto")
-_FLAGS = {"native": lib.XDP_FLAGS_DRV_MODE, "generic": lib.XDP_FLAGS_SKB_MODE}
+MODES = ("native", "generic", "offload", "auto")
+_FLAGS = {"native": lib.XDP_FLAGS_DRV_MODE, "generic": lib.XDP_FLAGS_SKB_MODE, "offload": lib.XDP_FLAGS_HW_MODE}
+# What a driver says when it cannot offload (ENOTSUPP: the kernel's internal one, leaked by some drivers).
+_REFUSED = (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP)
+_ERRNO_NAMES = {errno.EINVAL: "EINVAL", errno.EOPNOTSUPP: "EOPNOTSUPP", ENOTSUPP: "ENOTSUPP"}
 # IFLA_XDP_ATTACHED as pyroute2 decodes it (XDP_ATTACHED_DRV/SKB/HW) -> our mode names.
 _ATTACHED = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}
 
@@ -242,7 +253,7 @@ class XdpAttachment:
         self.ifindex = ifindex
         self.ifname = ifname
         self._ns = ns
-        #: ``"native"`` or ``"generic"``.
+        #: ``"native"``, ``"generic"`` or ``"offload"``.
         self.mode = mode
         #: ``"link"`` (bpf_link; gone when the fd closes) or ``"netlink"`` (IFLA_XDP).
         self.method = method
@@ -344,9 +355,12 @@ class XdpAttachment:
 def attach(target, program, netns=None, mode="native", replace=False, method="auto"):
     """Attach ``program`` to interface ``target`` (name or ifindex) in ``netns``; return an :class:`XdpAttachment`.
 
-    ``mode``: native | generic | auto. ``replace=False`` refuses an occupied interface with
+    ``mode``: native | generic | offload | auto (native, else generic). ``offload`` needs a program
+    loaded bound to this very device (``load_program(..., offload=(target, netns))``), and a program
+    loaded so attaches only with ``offload``. ``replace=False`` refuses an occupied interface with
     :class:`ResourceBusyError`; ``replace=True`` takes over a netlink-attached program (a
-    program held by someone else's bpf_link cannot be replaced: close that link).
+    program held by someone else's bpf_link cannot be replaced: close that link). An offloaded
+    program and a native or generic one do not occupy each other's place.
     ``method``: auto (bpf_link, netlink if links are unsupported) | link | netlink.
     """
     if mode not in MODES:
@@ -355,11 +369,25 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
         raise ConfigurationError("method must be auto, link or netlink, not %r" % (method,), field="method", value=method)
     if not isinstance(program, Program) or program.closed:
         raise ConfigurationError("program %r is closed or not a netring Program" % (program,), field="program", value=program)
+    bound = program.offload
+    if mode == "offload" and bound is None:
+        raise ConfigurationError(
+            "program %r is not bound to a device, so it cannot be attached in offload mode: load it with "
+            "load_program(..., offload=(ifname, netns)) for the device it should run on" % program.name,
+            field="mode", value=mode)
+    if mode != "offload" and bound is not None:
+        raise ConfigurationError(
+            "program %r was loaded for offload (bound to %s), so it runs only on that device: attach it there "
+            "with mode='offload', or load it again without offload= for %s mode"
+            % (program.name, program.offload_target or "ifindex %d" % bound.ifindex, mode), field="mode", value=mode)
     ns = _open_ns(netns)
     try:
         ifindex, ifname = _ifindex(ns, target)
+        if bound is not None:
+            _check_bound(program, bound, ifindex, ifname, ns)
         program.before_attach(ifindex, ns)  # e.g. the redirect built-in fills its devmap inside this namespace
-        existing = _run(ns, _query_here, ifindex)
+        # The kernel keeps an offloaded program apart from a native or generic one: only one of the same kind occupies.
+        existing = [(pid, m) for pid, m in _run(ns, _query_here, ifindex) if (m == "offload") == (mode == "offload")]
         if existing:
             pid, emode = existing[0]
             if not replace:
@@ -384,7 +412,47 @@ def attach(target, program, netns=None, mode="native", replace=False, method="au
             ns.close()
 
 
+def _check_bound(program, bound, ifindex, ifname, ns):
+    """An offloaded program attaches only to the device it was loaded for: same ifindex, same namespace."""
+    here = _run(ns, _netns_inode_here)
+    if (bound.ifindex, bound.netns_ino) != (ifindex, here):
+        raise ConfigurationError(
+            "program %r is bound for offload to %s (ifindex %d in namespace inode %d), not to %s (ifindex %d, "
+            "namespace inode %d): load it again with offload=(%r, netns) for this device"
+            % (program.name, program.offload_target or "another device", bound.ifindex, bound.netns_ino,
+               _where(ifname, ns), ifindex, here, ifname), field="target", value=ifname)
+
+
+def _netns_inode_here():
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def _offload_refused(program, where, code):
+    err = UnsupportedError(
+        "attaching XDP program %r to %s in offload mode (XDP_FLAGS_HW_MODE) failed: [errno %d] %s (%s); the "
+        "device's driver does not run XDP programs on the NIC itself (hardware like Netronome nfp does) — use "
+        "mode='native' or 'generic' with a program loaded without offload="
+        % (program.name, where, code, _ERRNO_NAMES.get(code, str(code)), os.strerror(code)))
+    err.errno = code
+    return err
+
+
 def _attach_mode(program, ifindex, ifname, ns, mode, method, existing):
+    """Attach in one mode; in offload mode a driver's refusal (EINVAL/EOPNOTSUPP, by link or netlink) says so."""
+    if mode != "offload":
+        return _attach_host(program, ifindex, ifname, ns, mode, method, existing)
+    try:
+        return _attach_host(program, ifindex, ifname, ns, mode, method, existing)
+    except (ResourceBusyError, InterfaceNotFoundError, NetringPermissionError):
+        raise
+    except NetringError as exc:
+        code = getattr(exc, "errno", None)
+        if code not in _REFUSED:
+            raise
+        raise _offload_refused(program, _where(ifname, ns), code) from None
+
+
+def _attach_host(program, ifindex, ifname, ns, mode, method, existing):
     flags = _FLAGS[mode]
     where = _where(ifname, ns)
     try:
@@ -470,8 +538,10 @@ def _netlink_set(ns, ifindex, ifname, fd, flags, action):
     except Exception as exc:
         code = getattr(exc, "code", None)
         if code in (errno.EOPNOTSUPP, ENOTSUPP):
-            raise UnsupportedError("%s failed: the driver does not support this XDP mode; try mode='generic' or 'auto'"
-                                   % action) from None
+            err = UnsupportedError("%s failed: the driver does not support this XDP mode; try mode='generic' or 'auto'"
+                                   % action)
+            err.errno = code
+            raise err from None
         if code is None:
             raise
         raise _netlink_error(exc, action, ifname, ns) from None

@@ -18,7 +18,9 @@ sent from a peer interface cabled to the device:
     a :class:`netring.XdpSocket` bound with ``mode="zerocopy"`` to queue 0 receives the peer's frames
     (a copy-mode socket is tried as well, as context: it does not count).
 ``hw-offload``
-    an offloaded attach (``XDP_FLAGS_HW_MODE``).
+    a hand-assembled XDP_PASS program loaded *bound to the device* for offload (``prog_ifindex``, in the
+    device's namespace), then attached with ``XDP_FLAGS_HW_MODE`` (``netring.xdp``, ``mode="offload"``) and
+    detached; the sub-results say which step the device refused, with the errno.
 ``rx-sg`` / ``ndo-xmit-sg``
     frames larger than a page through a frags-aware program: received intact, and redirected into
     the device intact (MTUs raised for it, and restored).
@@ -50,9 +52,9 @@ from xml.sax.saxutils import quoteattr, escape
 
 from netring import netdev, xdp
 from netring.bpf import create_map, load_program
-from netring.bpf.asm import R0, R1, R2, R3, R6, R7, FP, XDP_ABORTED, XDP_REDIRECT, Asm
+from netring.bpf.asm import R0, R1, R2, R3, R6, R7, FP, XDP_ABORTED, XDP_PASS, XDP_REDIRECT, Asm
 from netring.bpf.programs import builtin, frags_supported, read_counters
-from netring.errors import ENOTSUPP, NetringError
+from netring.errors import ENOTSUPP, NetringError, UnsupportedError
 from netring.netns import NetNS
 
 from . import frames
@@ -75,7 +77,6 @@ _ETH_P_ALL = 0x0003
 _IFF_UP = 0x1
 _SIOCETHTOOL = 0x8946
 _ETHTOOL_GDRVINFO = 0x3
-_XDP_FLAGS_HW_MODE = 1 << 3   # include/uapi/linux/if_link.h
 _PKT_OFF = 42                # payload offset of an untagged IPv4/UDP frame
 
 
@@ -154,20 +155,6 @@ def _set_mtu_here(ifindex, mtu):
 
     with IPRoute() as ipr:
         ipr.link("set", index=ifindex, mtu=mtu)
-
-
-def _xdp_hw_here(ifindex, fd):
-    """Inside a namespace: try an offloaded attach of program ``fd``; 0 on success, else the errno."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        try:
-            ipr.link("set", index=ifindex, xdp={"attrs": [("IFLA_XDP_FD", fd),
-                                                          ("IFLA_XDP_FLAGS", _XDP_FLAGS_HW_MODE | 1)]})
-        except Exception as exc:
-            return getattr(exc, "code", None) or errno.EINVAL
-        ipr.link("set", index=ifindex, xdp={"attrs": [("IFLA_XDP_FD", -1), ("IFLA_XDP_FLAGS", _XDP_FLAGS_HW_MODE)]})
-    return 0
 
 
 def _helper_veth_here():
@@ -308,6 +295,13 @@ def _sub(name, ok, detail, condition=None):
     if condition is not None:
         d["condition"] = condition
     return d
+
+
+def _errno_name(exc):
+    """``EINVAL`` / ``EOPNOTSUPP`` / ``ENOTSUPP`` (or ``errno N``) of a refusal."""
+    code = getattr(exc, "errno", None)
+    names = {errno.EOPNOTSUPP: "EOPNOTSUPP", ENOTSUPP: "ENOTSUPP"}
+    return names.get(code) or errno.errorcode.get(code) or "errno %s" % code
 
 
 def _counted(prog, action):
@@ -734,18 +728,36 @@ class _Run:
         return observed, detail, checks, None
 
     def hw_offload(self):
+        """Load a pass program bound to the device for offload, attach it in offload mode, detach: observed
+        when both steps succeed; not observed, naming the step and the errno, when the device refuses one."""
+        dut = self.dut
+        checks = []
         with contextlib.ExitStack() as stack:
-            prog = self.program(stack, "pass")
-            code = self.dut.netns.run(_xdp_hw_here, self.dut.ifindex, prog.fd)
-        if code == 0:
-            return True, "an offloaded attach (XDP_FLAGS_HW_MODE) succeeded", [
-                _sub("attach-offload", True, "attached and detached")], None
-        if code in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
-            return False, "an offloaded attach is refused (%s)" % errno.errorcode.get(code, code), [
-                _sub("attach-offload", False, "XDP_FLAGS_HW_MODE: [errno %d] %s; the program was not device-bound "
-                                              "(netring loads no offload-bound programs), which a driver that offloads "
-                                              "needs" % (code, os.strerror(code)))], None
-        return None, "offloaded attach could not be tried: [errno %d] %s" % (code, os.strerror(code)), [], None
+            try:
+                prog = stack.enter_context(load_program(Asm().ret(XDP_PASS), name="nrx_offload",
+                                                        offload=(dut.ifname, dut.netns)))
+            except UnsupportedError as exc:
+                checks.append(_sub("load-offload", False, str(exc)))
+                checks.append(_sub("attach-offload", None, "not tried: there is no program bound to the device"))
+                return False, "the device refuses to load a program bound to it for offload (%s at BPF_PROG_LOAD " \
+                              "with prog_ifindex)" % _errno_name(exc), checks, None
+            bound = prog.offload
+            if bound is None:   # the kernel would have refused the load: not a device's answer
+                raise NetringError("program %r loaded with prog_ifindex %s but the kernel reports it bound to no device"
+                                   % (prog.name, dut))
+            checks.append(_sub("load-offload", True, "loaded bound to %s (the kernel reports ifindex %d)"
+                               % (dut, bound.ifindex)))
+            try:
+                att = self.attach(stack, dut, prog, mode="offload")
+            except UnsupportedError as exc:
+                checks.append(_sub("attach-offload", False, str(exc)))
+                return False, "the device loads a program bound to it but refuses the offloaded attach (%s with " \
+                              "XDP_FLAGS_HW_MODE)" % _errno_name(exc), checks, None
+            shown = [i.mode for i in xdp.query(dut.ifname, netns=dut.netns, all=True) if i.id == prog.id]
+            att.detach()
+            checks.append(_sub("attach-offload", True, "attached with XDP_FLAGS_HW_MODE via %s (IFLA_XDP showed it in "
+                               "%s mode) and detached" % (att.method, "/".join(shown) or "no")))
+        return True, "a program bound to the device loads and attaches offloaded", checks, None
 
     def _sg_size(self, ifaces):
         """The frame size for the multi-buffer checks (1.5 pages) and the MTU they need, or a reason why not."""

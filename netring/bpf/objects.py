@@ -8,14 +8,16 @@ its fd (through ``weakref.finalize``), so no kernel object outlives its Python o
 import collections
 import errno
 import os
+import socket
 
 from .._core import ffi, lib
-from ..errors import ConfigurationError, NetringError, UnsupportedError
+from ..errors import ENOTSUPP, ConfigurationError, InterfaceNotFoundError, NetringError, UnsupportedError
+from ..netns import check_ifname, ifindex_here, resolve
 # BpfFd, the error translation, the checks and the created-ids registry live in .fd (maps use them
 # too); re-exported here, where they were first defined.
 from .fd import BpfFd, BpfObjectNotFoundError, bpf_error, check_int, check_name, created_ids, record_created
 
-__all__ = ["BpfFd", "Program", "Link", "ProgramInfo", "VerifierError", "load_program", "program_info",
+__all__ = ["BpfFd", "Program", "Link", "ProgramInfo", "OffloadDevice", "VerifierError", "load_program", "program_info",
            "PROG_TYPES", "XDP_HAS_FRAGS", "bpf_error", "program_from_id", "created_ids", "check_int", "check_name",
            "BpfObjectNotFoundError"]
 
@@ -28,9 +30,15 @@ PROG_TYPES = {"xdp": lib.BPF_PROG_TYPE_XDP}
 XDP_HAS_FRAGS = lib.BPF_F_XDP_HAS_FRAGS
 
 _U32 = (1 << 32) - 1
+# How the offload refusals are named in messages (Python calls EOPNOTSUPP "ENOTSUP"; ENOTSUPP has no libc name).
+_ERRNO_NAMES = {errno.EINVAL: "EINVAL", errno.EOPNOTSUPP: "EOPNOTSUPP", ENOTSUPP: "ENOTSUPP"}
 
 #: ``ProgramInfo(id, name, tag, type)``; ``tag`` is the kernel's 8-byte program tag in hex.
 ProgramInfo = collections.namedtuple("ProgramInfo", "id name tag type")
+
+#: Where an offloaded program (``load_program(..., offload=...)``) runs, as the kernel reports it: the
+#: device's ``ifindex`` inside the network namespace whose nsfs inode is ``netns_ino`` (on device ``netns_dev``).
+OffloadDevice = collections.namedtuple("OffloadDevice", "ifindex netns_dev netns_ino")
 
 
 class VerifierError(NetringError, ValueError):
@@ -92,22 +100,26 @@ class Program(BpfFd):
         #: True if loaded multi-buffer aware (:data:`XDP_HAS_FRAGS`), False if not, None if unknown
         #: (a program opened by id: the kernel does not report the flag).
         self.frags = None
+        #: For a program loaded with ``offload=``: how the device was named then (``"eth0 in namespace
+        #: 'lab'"``), for messages; None otherwise. :attr:`offload` asks the kernel.
+        self.offload_target = None
 
     @classmethod
     def load(cls, insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20,
-             frags=False, **init):
+             frags=False, offload=None, **init):
         """Load ``insns`` like :func:`load_program` and return an instance of ``cls``.
 
         ``init``: further keyword arguments of ``cls``'s constructor (a subclass's own state, e.g.
         the rules of a built-in ``filter``); they are passed after the fd, name, type and maps.
         """
-        fd, ptype = _load(insns, name, prog_type, license, maps, log_size, frags)
+        fd, ptype, where = _load(insns, name, prog_type, license, maps, log_size, frags, offload)
         try:
             prog = cls(fd, name, ptype, maps=maps, **init)
         except BaseException:
             os.close(fd)  # nobody owns it yet
             raise
         prog.frags = bool(frags)
+        prog.offload_target = where
         record_created("prog", prog.id)
         return prog
 
@@ -122,6 +134,28 @@ class Program(BpfFd):
     def info(self):
         """``ProgramInfo(id, name, tag, type)`` from the kernel."""
         return program_info(self.fd)
+
+    @property
+    def offload(self):
+        """The device this program is offloaded to (:class:`OffloadDevice`), or None for a program that runs
+        on the host CPU — read from the kernel, so also right for a program opened by id.
+
+        Raises :class:`NetringError` when the program was loaded for offload and its device has gone
+        since (the kernel keeps such a program, orphaned, until its last fd closes).
+        """
+        info = ffi.new("struct bpf_prog_info *")
+        rc = lib.nr_bpf_prog_info(self.fd, info)
+        if rc == -errno.ENODEV:
+            err = NetringError("program %r was loaded for offload to %s, which is gone (ENODEV): the kernel keeps the "
+                               "program orphaned; close it and load it again bound to an existing device"
+                               % (self.name, self.offload_target or "a device"))
+            err.errno = errno.ENODEV
+            raise err
+        if rc < 0:
+            raise bpf_error(rc, "reading program info")
+        if not info.ifindex:
+            return None
+        return OffloadDevice(info.ifindex, info.netns_dev, info.netns_ino)
 
     @property
     def id(self):
@@ -198,7 +232,8 @@ def program_from_id(prog_id):
     return Program(fd, info.name, info.type)
 
 
-def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20, frags=False):
+def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=None, log_size=1 << 20, frags=False,
+                 offload=None):
     """Load ``insns`` (bytes of ``struct bpf_insn``, or an :class:`~netring.bpf.asm.Asm`) and return a :class:`Program`.
 
     ``maps`` (role name → Map) are handed to the program, which closes them with itself.
@@ -209,12 +244,99 @@ def load_program(insns, name="netring", prog_type="xdp", license="GPL", maps=Non
     the rest with the ``xdp_load_bytes`` helper, the whole length with ``xdp_get_buff_len``.
     On rejection raises :class:`VerifierError` carrying the verifier log; the load is first
     tried without a log (fast) and repeated with one to explain a failure.
+
+    ``offload=(interface, netns)`` (or just ``interface``, in the current namespace; a name or an
+    ifindex) loads an XDP program *bound to that device* for hardware offload (``prog_ifindex``): the
+    kernel hands it to the device's driver, which translates it for the NIC's own processor (nfp). The
+    load runs inside ``netns`` (the kernel resolves the device in the loading thread's namespace).
+    Attach such a program only with ``netring.xdp.attach(..., mode="offload")`` to that same device;
+    :attr:`Program.offload` reports where it is bound. Not with ``frags=True`` (the kernel refuses
+    multi-buffer for offload), and the program may use only maps offloaded to the same device (none of
+    netring's: built-ins cannot be offloaded). A device without BPF offload (veth, most NICs) refuses:
+    :class:`UnsupportedError` naming the device and the errno.
     """
-    return Program.load(insns, name, prog_type, license, maps, log_size, frags)
+    return Program.load(insns, name, prog_type, license, maps, log_size, frags, offload)
 
 
-def _load(insns, name, prog_type, license, maps, log_size, frags=False):
-    """Validate the arguments of :func:`load_program` and load the program: ``(fd, program type)``."""
+def _offload_spec(offload):
+    """``offload=`` → ``(interface name or ifindex, netns spec)``, validated (None stays None)."""
+    if offload is None:
+        return None
+    if isinstance(offload, tuple):
+        if len(offload) != 2:
+            raise ConfigurationError("offload must be an interface (name or ifindex) or a tuple (interface, netns), "
+                                     "not %r" % (offload,), field="offload", value=offload)
+        target, netns = offload
+    else:
+        target, netns = offload, None
+    if isinstance(target, int) and not isinstance(target, bool):
+        if not 0 < target < 1 << 31:
+            raise ConfigurationError("offload ifindex must be in 1..2**31-1, not %r" % (target,),
+                                     field="offload", value=target)
+    elif isinstance(target, str):
+        check_ifname("offload", target)
+    else:
+        raise ConfigurationError("offload must name the device to offload to (an interface name or ifindex, "
+                                 "optionally as (interface, netns)), not %r" % (offload,),
+                                 field="offload", value=offload)
+    return target, netns
+
+
+def _device_here(target, label):
+    """Inside the device's namespace: ``(ifindex, name)`` of ``target`` (name or ifindex) there."""
+    if isinstance(target, int):
+        try:
+            return target, socket.if_indextoname(target)
+        except OSError:
+            raise InterfaceNotFoundError("ifindex %d" % target, label) from None
+    return ifindex_here(target, label), target
+
+
+def _load_here(ptype, insns, lic, cname, flags, offload, log_size, name):
+    """The bpf(2) load itself, in the calling thread's namespace (the device's, for ``offload``).
+
+    ``offload``: None, or ``(target, netns label, description)``. Returns ``(fd, device description or None)``.
+    """
+    ifindex, where = 0, None
+    if offload is not None:
+        target, label, describe = offload
+        ifindex, ifname = _device_here(target, label)
+        where = describe(ifname)
+    fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, flags, ifindex, ffi.NULL, 0, 0)
+    if fd >= 0:
+        return fd, where
+    if fd == -errno.EPERM:
+        raise bpf_error(fd, "loading program %r" % name)
+    size = log_size
+    while True:
+        buf = ffi.new("char[]", size)
+        fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, flags, ifindex, buf, size, 1)
+        if fd == -errno.ENOSPC and size < (1 << 26):
+            size *= 4
+            continue
+        break
+    if fd >= 0:  # loaded on the retry (should not happen): keep it
+        return fd, where
+    log = ffi.string(buf).decode(errors="replace")
+    if log.strip() and fd != -errno.EPERM:
+        raise VerifierError(name, -fd, log)
+    if where is not None and -fd in (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP):
+        # No log: the kernel refused before verifying, while binding the program to the device
+        # (bpf_prog_dev_bound_init): the device has no offload driver behind it.
+        code = -fd
+        err = UnsupportedError(
+            "loading program %r for offload to %s failed: [errno %d] %s (%s); that device has no BPF offload — "
+            "its driver cannot run XDP programs on the NIC itself, as offload hardware like Netronome nfp does; "
+            "load it without offload= and attach it in native or generic mode"
+            % (name, where, code, _ERRNO_NAMES[code], os.strerror(code)))
+        err.errno = code
+        raise err
+    raise bpf_error(fd, "loading program %r%s" % (name, " for offload to %s" % where if where else ""))
+
+
+def _load(insns, name, prog_type, license, maps, log_size, frags=False, offload=None):
+    """Validate the arguments of :func:`load_program` and load the program: ``(fd, program type, device
+    description or None)``."""
     if hasattr(insns, "assemble"):
         insns = insns.assemble()
     if not isinstance(insns, (bytes, bytearray, memoryview)):
@@ -238,28 +360,39 @@ def _load(insns, name, prog_type, license, maps, log_size, frags=False):
                                  % (prog_type, sorted(PROG_TYPES)), field="prog_type", value=prog_type)
     if not isinstance(frags, bool):
         raise ConfigurationError("frags must be True or False, not %r" % (frags,), field="frags", value=frags)
+    spec = _offload_spec(offload)
+    if spec is not None:
+        if ptype != lib.BPF_PROG_TYPE_XDP:
+            raise ConfigurationError("program %r: offload= is for XDP programs (netring attaches only those), not "
+                                     "program type %r" % (name, prog_type), field="offload", value=offload)
+        if frags:
+            raise ConfigurationError("program %r: an offloaded program cannot be frags-aware (the kernel accepts "
+                                     "BPF_F_XDP_HAS_FRAGS only for programs that run on the host); load it with "
+                                     "frags=False" % name, field="frags", value=frags)
+        if maps:
+            raise ConfigurationError("program %r: an offloaded program can use only maps offloaded to the same "
+                                     "device, and netring creates none; load it without maps=" % name,
+                                     field="maps", value=sorted(maps))
     flags = XDP_HAS_FRAGS if frags else 0
     lic = ffi.new("char[]", license.encode())
     cname = ffi.new("char[]", bname)
-    fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, flags, ffi.NULL, 0, 0)
-    if fd < 0:
-        if fd == -errno.EPERM:
-            raise bpf_error(fd, "loading program %r" % name)
-        size = log_size
-        while True:
-            buf = ffi.new("char[]", size)
-            fd = lib.nr_bpf_prog_load(ptype, insns, len(insns) // 8, lic, cname, 0, flags, buf, size, 1)
-            if fd == -errno.ENOSPC and size < (1 << 26):
-                size *= 4
-                continue
-            break
-        if fd < 0:
-            log = ffi.string(buf).decode(errors="replace")
-            if log.strip() and fd != -errno.EPERM:
-                raise VerifierError(name, -fd, log)
-            raise bpf_error(fd, "loading program %r" % name)
-        # Loaded on the retry (should not happen): keep it.
-    return fd, ptype
+    if spec is None:
+        fd, _ = _load_here(ptype, insns, lic, cname, flags, None, log_size, name)
+        return fd, ptype, None
+    target, netns = spec
+    ns, owned = resolve(netns)
+    try:
+        label = None if ns is None else str(ns)
+
+        def describe(ifname):
+            return ifname if ns is None else "%s in namespace %s" % (ifname, label)
+
+        job = (ptype, insns, lic, cname, flags, (target, label, describe), log_size, name)
+        fd, where = _load_here(*job) if ns is None else ns.run(_load_here, *job)
+    finally:
+        if owned:
+            ns.close()
+    return fd, ptype, where
 
 
 class Link(BpfFd):

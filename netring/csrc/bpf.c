@@ -22,7 +22,8 @@ static void set_name(char dst[BPF_OBJ_NAME_LEN], const char *name)
 
 int nr_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
                      const char *license, const char *name, uint32_t expected_attach_type,
-                     uint32_t prog_flags, char *log_buf, uint32_t log_size, uint32_t log_level)
+                     uint32_t prog_flags, uint32_t prog_ifindex,
+                     char *log_buf, uint32_t log_size, uint32_t log_level)
 {
     union bpf_attr a;
     memset(&a, 0, sizeof(a));
@@ -32,6 +33,7 @@ int nr_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
     a.insn_cnt = insn_cnt;
     a.license = ptr(license);
     a.expected_attach_type = expected_attach_type;
+    a.prog_ifindex = prog_ifindex;  /* 0, or the device to offload to (resolved in this thread's netns) */
     set_name(a.prog_name, name);
     if (log_buf && log_size) {
         log_buf[0] = 0;

@@ -22,6 +22,10 @@
 
 #endif
 
+/* nr_bpf_prog_load: prog_ifindex != 0 loads the program bound to that device for hardware offload
+ * (the kernel resolves it in the calling thread's network namespace, and translates the program for
+ * the device's own processor; a device without BPF offload refuses with EINVAL or EOPNOTSUPP). */
+
 /* Kinds for nr_bpf_get_fd_by_id / nr_bpf_next_id. */
 #define NR_BPF_KIND_PROG 0
 #define NR_BPF_KIND_MAP 1
@@ -29,7 +33,8 @@
 
 int nr_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
                      const char *license, const char *name, uint32_t expected_attach_type,
-                     uint32_t prog_flags, char *log_buf, uint32_t log_size, uint32_t log_level);
+                     uint32_t prog_flags, uint32_t prog_ifindex,
+                     char *log_buf, uint32_t log_size, uint32_t log_level);
 int nr_bpf_map_create(uint32_t map_type, uint32_t key_size, uint32_t value_size,
                       uint32_t max_entries, uint32_t map_flags, const char *name);
 int nr_bpf_map_lookup(int fd, const void *key, void *value, uint64_t flags);
