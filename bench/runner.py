@@ -36,7 +36,7 @@ from bench.topology import VethPair
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF_DIR = os.path.join(HERE, "ref")
-REF_PROGRAMS = ("txring", "sendmmsg", "v3rx", "xdpdrop")
+REF_PROGRAMS = ("txring", "sendmmsg", "v3rx", "xdpdrop", "livegen", "xskrx")
 
 
 class BenchError(Exception):
@@ -64,16 +64,23 @@ def build_reference(outdir, cc=None):
 class Case:
     """One benchmark case: a sender and a receiver peer (``("c", prog)`` or ``("py", role)``).
 
+    A peer spec may carry extra arguments as a third item: ``("c", "v3rx", ("--xdp-pass",))``.
     ``refs`` names the reference cases this one is compared with (ratio per repetition);
-    ``count_div`` shrinks the frame count for slow peers; ``pool`` bounds how many distinct
-    pre-stamped frames a Python sender cycles through (receiver then counts duplicates too).
+    ``count_div`` shrinks the frame count for slow peers; ``scale`` multiplies it for the in-kernel
+    generator rows (at ~10 Mpps 100k frames last ~10 ms, less than one PROG_RUN call's fixed cost);
+    ``pool`` bounds how many distinct pre-stamped frames a Python sender cycles through (receiver
+    then counts duplicates too).
     """
 
     def __init__(self, name, tx, rx, desc, refs=(), count_div=1, pool=None, reference=False, rate_key="received",
-                 min_count=1):
+                 min_count=1, scale=1):
         self.name, self.tx, self.rx, self.desc = name, tx, rx, desc
         self.refs, self.count_div, self.pool, self.min_count = tuple(refs), count_div, pool, min_count
-        self.reference, self.rate_key = reference, rate_key
+        self.reference, self.rate_key, self.scale = reference, rate_key, scale
+
+    def count(self, base):
+        """Frames this case runs when the run's ``--count`` is ``base``."""
+        return max(1, min(base, max(self.min_count, base // self.count_div)) * self.scale)
 
     def __repr__(self):
         return "<Case %s>" % self.name
@@ -99,6 +106,43 @@ CASES = [
          refs=("c-txring",), count_div=500, pool=256, min_count=1000),
     Case("scapy-sniff", ("c", "sendmmsg"), ("py", "rx-scapy"), "C sendmmsg burst -> scapy sniff (counts, loses)",
          refs=("c-sendmmsg",), count_div=500, min_count=1000),
+    # in-kernel generation (BPF_PROG_RUN live frames) and AF_XDP; 5x the frames (LIVE_SCALE)
+    Case("c-live-drop", ("c", "livegen"), ("c", "xdpdrop"), "C live frames (batch 64) -> C XDP_DROP [reference]",
+         reference=True, rate_key="dropped", scale=5),
+    Case("netring-xdpinject-drop", ("py", "tx-netring-xdpinject"), ("c", "xdpdrop"),
+         "XdpInjector.send_stream (IPv4/UDP, stamp + csum patched) -> C XDP_DROP", refs=("c-live-drop", "c-xdpdrop"),
+         rate_key="dropped", scale=5),
+    Case("c-live-v3", ("c", "livegen"), ("c", "v3rx", ("--xdp-pass",)),
+         "C live frames -> XDP_PASS -> C V3 RX [reference]", reference=True, scale=5),
+    Case("netring-engine-xdp", None, ("py", "engine", ("--variant", "xdp")),
+         "scenario engine, via: xdp -> TPACKET_V3 capture + SeqChecker (IPv4/UDP)", refs=("c-live-v3", "c-txring"),
+         scale=5),
+    Case("netring-engine-xdp-drop", None, ("py", "engine", ("--variant", "xdp-drop")),
+         "scenario engine, drop scenario via: xdp (built-in drop, native)", refs=("c-live-drop",), scale=5),
+    Case("c-live-xsk", ("c", "livegen"), ("c", "xskrx"), "C live frames -> C AF_XDP copy, poll() [reference]",
+         reference=True, scale=5),
+    Case("c-live-xsk-busy", ("c", "livegen"), ("c", "xskrx", ("--busy",)),
+         "C live frames -> C AF_XDP copy, busy-spin + busy-poll [reference]", reference=True, scale=5),
+    Case("netring-xsk", ("c", "livegen"), ("py", "rx-netring-xsk"), "C live frames -> XdpSocket.drain + SeqChecker",
+         refs=("c-live-xsk",), scale=5),
+    Case("netring-xsk-busy", ("c", "livegen"), ("py", "rx-netring-xsk", ("--busy",)),
+         "C live frames -> XdpSocket(busy_poll_us=20).drain + SeqChecker", refs=("c-live-xsk-busy",), scale=5),
+    Case("netring-engine-xsk", None, ("py", "engine", ("--variant", "xdp-afxdp")),
+         "scenario engine, via: xdp -> AF_XDP capture (via: afxdp) + SeqChecker", refs=("c-live-xsk",), scale=5),
+]
+
+#: Targets of the issues (12: in-kernel generator, 11: AF_XDP): (case, reference, minimum median ratio).
+#: ``reference`` ``scapy-sendp`` is the engine/scapy ratio of medians (taken from the fastest engine row).
+TARGETS = [
+    ("netring-xdpinject-drop", "c-live-drop", 0.9),
+    ("netring-xdpinject-drop", "c-xdpdrop", 5.0),
+    ("netring-engine-xdp", "c-live-v3", 0.8),
+    ("netring-engine-xdp", "c-txring", 2.0),
+    ("netring-engine-xdp-drop", "c-live-drop", 0.8),
+    ("netring-xsk", "c-live-xsk", 0.9),
+    ("netring-xsk-busy", "c-live-xsk-busy", 0.9),
+    ("netring-engine-xsk", "c-live-xsk", 0.8),
+    ("netring-engine*", "scapy-sendp", 250.0),
 ]
 CASE_NAMES = [c.name for c in CASES]
 
@@ -116,10 +160,11 @@ def _last_json(text):
 
 
 def _peer_cmd(spec, refs, common):
-    kind, what = spec
+    kind, what = spec[0], spec[1]
+    extra = list(spec[2]) if len(spec) > 2 else []
     if kind == "c":
-        return [refs[what]] + common
-    return [sys.executable, "-m", "bench.peer", what] + common
+        return [refs[what]] + common + extra
+    return [sys.executable, "-m", "bench.peer", what] + common + extra
 
 
 class PeerRun:
@@ -177,7 +222,7 @@ class PeerRun:
             tx, rx = _last_json(txp.stdout), _last_json(out)
             if tx is None or "error" in tx or "skipped" in tx:
                 return tx if tx and ("skipped" in tx or "error" in tx) else {"error": "sender: %s" % txp.stderr.strip()[-300:]}
-            if rx is None or "error" in rx:
+            if rx is None or "error" in rx or "skipped" in rx:
                 return rx if rx else {"error": "receiver: %s" % err.strip()[-300:]}
             return _result(case, tx, rx, count)
         finally:
@@ -337,13 +382,13 @@ def summarize(runs, sizes):
 
 def format_table(rows, topo=None, extra=None):
     """The terminal table (also what the README's Performance section pastes)."""
-    lines = ["%-15s %5s %4s %9s %17s %13s  %s" % ("case", "size", "reps", "pps", "min..max", "lost", "ratio (same rep)")]
+    lines = ["%-23s %5s %4s %9s %17s %13s  %s" % ("case", "size", "reps", "pps", "min..max", "lost", "ratio (same rep)")]
     for row in rows:
         if "note" in row:
-            lines.append("%-15s %5d %4s  %s" % (row["case"], row["size"], "-", row["note"][:110]))
+            lines.append("%-23s %5d %4s  %s" % (row["case"], row["size"], "-", row["note"][:110]))
             continue
         ratio = ", ".join(("%.2fx %s" if v >= 0.1 else "%.4fx %s") % (v, k) for k, v in row["ratios"].items())
-        lines.append("%-15s %5d %4d %9s %17s %13s  %s" % (
+        lines.append("%-23s %5d %4d %9s %17s %13s  %s" % (
             row["case"], row["size"], row["reps"], fmt_rate(row["median_pps"]),
             "%s..%s" % (fmt_rate(row["min_pps"]), fmt_rate(row["max_pps"])),
             "%d/%d" % (row["lost"], row["expected"]) if row["lost"] else "0", ratio))
@@ -458,7 +503,7 @@ def run(args, log=print):
                             break
                         # a case that skipped once is skipped for the rest of the run
                         prev = [r for r in runs if r["case"] == case.name and "skipped" in r]
-                        count = min(args.count, max(case.min_count, args.count // case.count_div))
+                        count = case.count(args.count)
                         t0 = time.monotonic()
                         res = {"skipped": prev[0]["skipped"]} if prev else pr.run(case, size, count)
                         if prev:  # recorded silently: the first skip was already logged
@@ -466,7 +511,7 @@ def run(args, log=print):
                             continue
                         res.update(case=case.name, size=size, rep=rep, wall_s=round(time.monotonic() - t0, 2))
                         runs.append(res)
-                        log("  rep %d %-15s %5d B  %s  [%.1fs]" % (rep, case.name, size, _brief(res), res["wall_s"]))
+                        log("  rep %d %-23s %5d B  %s  [%.1fs]" % (rep, case.name, size, _brief(res), res["wall_s"]))
             if args.rss_count:
                 rss = peak_rss(pr, args.rss_count)
                 log("  peak RSS: %s" % rss)

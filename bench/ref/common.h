@@ -55,6 +55,7 @@ struct ref_opts {
     int batch;             /* sender: frames per kick / per sendmmsg */
     int block_size, block_count, block_timeout_ms;   /* V3 RX ring geometry */
     int frame_count;       /* TX ring slots; AF_XDP receiver: UMEM frames */
+    int ring_size;         /* AF_XDP receiver: RX ring entries (power of two) */
     int xdp_pass;          /* V3 receiver: attach a native XDP_PASS program first (--xdp-pass) */
     int busy;              /* AF_XDP receiver: busy-spin + busy-poll instead of poll() (--busy) */
 };
@@ -85,11 +86,11 @@ static void ref_parse(int argc, char **argv, struct ref_opts *o)
         {"cpu", 1, 0, 'C'}, {"ready-fd", 1, 0, 'r'}, {"stream-id", 1, 0, 'S'}, {"timeout", 1, 0, 't'},
         {"quiet", 1, 0, 'q'}, {"batch", 1, 0, 'b'}, {"pool", 1, 0, 'p'}, {"block-size", 1, 0, 'B'},
         {"block-count", 1, 0, 'N'}, {"block-timeout-ms", 1, 0, 'T'}, {"frame-count", 1, 0, 'F'},
-        {"xdp-pass", 0, 0, 'P'}, {"busy", 0, 0, 'Y'}, {0, 0, 0, 0}};
+        {"xdp-pass", 0, 0, 'P'}, {"ring-size", 1, 0, 'R'}, {"busy", 0, 0, 'Y'}, {0, 0, 0, 0}};
     memset(o, 0, sizeof(*o));
     o->count = 1000; o->size = 64; o->cpu = -1; o->ready_fd = -1; o->stream_id = 1;
     o->timeout = 30; o->quiet = 0.5; o->batch = 256; o->pool = 0;
-    o->block_size = 1 << 20; o->block_count = 8; o->block_timeout_ms = 10; o->frame_count = 1024;
+    o->block_size = 1 << 20; o->block_count = 8; o->block_timeout_ms = 10; o->frame_count = 1024; o->ring_size = 8192;
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -109,6 +110,7 @@ static void ref_parse(int argc, char **argv, struct ref_opts *o)
         case 'T': o->block_timeout_ms = atoi(optarg); break;
         case 'F': o->frame_count = atoi(optarg); break;
         case 'P': o->xdp_pass = 1; break;
+        case 'R': o->ring_size = atoi(optarg); break;
         case 'Y': o->busy = 1; break;
         default: die_msg("usage: PROG --ifname IF [--netns PATH] [--count N] [--size B] [--cpu N] ...");
         }
