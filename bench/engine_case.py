@@ -82,8 +82,11 @@ def _missing(exc, variant):
         need.append("traffic[].via: %s" % via)
     if capture != "afpacket":
         need.append("capture via: %s" % capture)
-    detail = " ".join(str(exc).split())
-    return Skip("scenario engine lacks %s (%s: %s)" % (" and ".join(need), type(exc).__name__, detail[-120:]))
+    import re
+
+    m = re.search(r"(\S+: unknown field '[^']+')", str(exc))
+    detail = m.group(1) if m else " ".join(str(exc).split())[-100:]
+    return Skip("scenario engine lacks %s (%s: %s)" % (" and ".join(need), type(exc).__name__, detail))
 
 
 def run(args):

@@ -214,12 +214,15 @@ class PeerRun:
                                      timeout=self.opts.run_timeout + 30)
             except subprocess.TimeoutExpired:
                 return {"error": "sender exceeded %ss" % (self.opts.run_timeout + 30)}
+            tx = _last_json(txp.stdout)
+            if tx is None or "error" in tx or "skipped" in tx:
+                rxp.kill()  # nothing is coming: do not let the receiver wait for its timeout
             try:
                 out, err = rxp.communicate(timeout=self.opts.run_timeout + 10)
             except subprocess.TimeoutExpired:
                 rxp.kill()
                 out, err = rxp.communicate()
-            tx, rx = _last_json(txp.stdout), _last_json(out)
+            rx = _last_json(out)
             if tx is None or "error" in tx or "skipped" in tx:
                 return tx if tx and ("skipped" in tx or "error" in tx) else {"error": "sender: %s" % txp.stderr.strip()[-300:]}
             if rx is None or "error" in rx or "skipped" in rx:
@@ -268,6 +271,203 @@ def _result(case, tx, rx, count):
             res[k] = rx[k]
     res["tx_pps"] = (tx.get("sent") or 0) / max(1, tx["t_end_ns"] - tx["t_start_ns"]) * 1e9
     return res
+
+
+# -- targets and profiling ---------------------------------------------------------------------------
+#: Engine rows that run a full round trip (for the engine / scapy ratio: the one with the fastest sender).
+ENGINE_ROUND_TRIPS = ("netring-engine", "netring-engine-xdp", "netring-engine-xsk")
+
+
+def targets(rows):
+    """One entry per target whose case ran, per frame size: measured median ratio, target, status.
+
+    ``status``: ``met``, ``missed`` or ``not measured: <why>`` (the row skipped, or its reference did).
+    """
+    by = {(r["case"], r["size"]): r for r in rows}
+    sizes = sorted({r["size"] for r in rows})
+    out = []
+    for case, ref, goal in TARGETS:
+        for size in sizes:
+            t = {"case": case, "ref": ref, "size": size, "target": goal, "ratio": None}
+            if case == "netring-engine*":
+                eng = [by[(c, size)] for c in ENGINE_ROUND_TRIPS if (c, size) in by]
+                sc = by.get((ref, size))
+                if not eng or sc is None:
+                    continue
+                ok = [r for r in eng if "median_pps" in r]
+                if not ok or "median_pps" not in sc:
+                    t["status"] = "not measured: " + (sc.get("note") or "no engine row ran") if ok else \
+                        "not measured: " + eng[0].get("note", "?")
+                else:
+                    best = max(ok, key=lambda r: r["median_pps"])
+                    t.update(case=best["case"], ratio=best["median_pps"] / sc["median_pps"], of="medians")
+            else:
+                row = by.get((case, size))
+                if row is None:
+                    continue
+                if "note" in row:
+                    t["status"] = "not measured: " + row["note"]
+                elif ref not in row["ratios"]:
+                    refrow = by.get((ref, size))
+                    t["status"] = "not measured: reference %s %s" % (ref, (refrow or {}).get("note", "did not run"))
+                else:
+                    t["ratio"] = row["ratios"][ref]
+            if t["ratio"] is not None:
+                t["status"] = "met" if t["ratio"] >= goal else "missed"
+            out.append(t)
+    return out
+
+
+def format_targets(tlist):
+    """The targets table: case / reference, size, measured median ratio, target, met or missed."""
+    if not tlist:
+        return []
+    lines = ["", "targets (median of per-repetition ratios; engine/scapy: ratio of medians):"]
+    for t in tlist:
+        name = "%s / %s" % (t["case"], t["ref"])
+        got = ("%.2fx" % t["ratio"]) if t["ratio"] is not None and t["ratio"] < 100 else \
+            ("%.0fx" % t["ratio"]) if t["ratio"] is not None else "-"
+        lines.append("  %-44s %5d B  %8s  target >= %gx  %s" % (name, t["size"], got, t["target"], t["status"][:90]))
+    return lines
+
+
+class _BpfSampler:
+    """Samples ``bpftool -j prog show`` every ``interval`` s in a thread (run counts and run time of every
+    program alive then; ``kernel.bpf_stats_enabled`` must be 1). Programs that existed before are ignored."""
+
+    def __init__(self, interval=0.05):
+        import threading
+
+        self.interval, self.samples, self._stop = interval, {}, threading.Event()
+        self._before = {p["id"] for p in self._show()}
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def _show():
+        try:
+            out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=5).stdout
+            return json.loads(out or "[]")
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            return []
+
+    def _loop(self):
+        while not self._stop.is_set():
+            for p in self._show():
+                if p["id"] not in self._before and "run_cnt" in p:
+                    self.samples[p["id"]] = {"name": p.get("name", "?"), "run_cnt": p["run_cnt"],
+                                             "run_time_ns": p.get("run_time_ns", 0)}
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _cpu_times():
+    """Per-CPU jiffies from /proc/stat: {cpu: (user+nice, system, softirq, idle+iowait, steal)}."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                v = [int(x) for x in line.split()[1:]]
+                out[int(line[3:line.index(" ")])] = (v[0] + v[1], v[2], v[6], v[3] + v[4], v[7])
+    return out
+
+
+def profile_case(pr, case, size, count, cpus):
+    """Run ``case`` once with profiling: phases (first frame, streaming, tail), per-CPU busy share
+    (user/system/softirq/steal from /proc/stat), the peer processes' CPU seconds, and every BPF
+    program's ns per run (``bpftool prog show`` with ``kernel.bpf_stats_enabled=1``, restored after)."""
+    import resource
+
+    path = "/proc/sys/kernel/bpf_stats_enabled"
+    try:
+        with open(path) as f:
+            old = f.read().strip()
+        with open(path, "w") as f:
+            f.write("1")
+    except OSError:
+        old = None
+    try:
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        c0 = _cpu_times()
+        t0 = time.monotonic()
+        with _BpfSampler() as bs:
+            res = pr.run(case, size, count)
+        wall = time.monotonic() - t0
+        c1 = _cpu_times()
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        if old is not None:
+            with open(path, "w") as f:
+                f.write(old)
+    prof = {"case": case.name, "size": size, "count": count, "wall_s": wall, "result": _brief(res)}
+    if "pps" in res:
+        prof["pps"] = res["pps"]
+    tx, rx = res.get("tx") or {}, res.get("rx") or {}
+    if tx.get("t_start_ns") and rx.get("t_first_ns") and rx.get("t_last_ns"):
+        prof["phases_ms"] = {"to_first_frame": (rx["t_first_ns"] - tx["t_start_ns"]) / 1e6,
+                             "streaming": (rx["t_last_ns"] - rx["t_first_ns"]) / 1e6,
+                             "sender_tail": (tx["t_end_ns"] - rx["t_last_ns"]) / 1e6}
+    elif res.get("tx_seconds"):
+        prof["phases_ms"] = {"injection": res["tx_seconds"] * 1e3, "scenario": (res.get("duration_s") or 0) * 1e3}
+    cpu = {}
+    for c in cpus:
+        if c in c0 and c in c1:
+            d = [b - a for a, b in zip(c0[c], c1[c])]
+            total = sum(d) or 1
+            cpu[c] = {"user": d[0] / total, "system": d[1] / total, "softirq": d[2] / total,
+                      "idle": d[3] / total, "steal": d[4] / total}
+    prof["cpu"] = cpu
+    prof["children_cpu_s"] = {"user": ru1.ru_utime - ru0.ru_utime, "system": ru1.ru_stime - ru0.ru_stime}
+    # bpftool sees every program on the machine: keep those that ran for a sizeable share of this run's frames
+    prof["bpf"] = [dict(v, ns_per_run=v["run_time_ns"] / v["run_cnt"]) for v in bs.samples.values()
+                   if v["run_cnt"] >= max(1, count // 100)]
+    return prof
+
+
+def call_cost(pr, size, count, calls=5):
+    """The fixed cost of one live-frames PROG_RUN call, measured with the C generator into the C
+    XDP_DROP counter: ``count`` frames in one call, then in ``calls`` calls; returns a dict with both
+    sender spans and (span_n - span_1) / (calls - 1)."""
+    spans = {}
+    for n in (1, calls):
+        chunk = -(-count // n)
+        case = Case("c-live-drop/%d" % n, ("c", "livegen", ("--frame-count", str(chunk))), ("c", "xdpdrop"),
+                    "call-cost probe", rate_key="dropped")
+        res = pr.run(case, size, count)
+        if "pps" not in res:
+            return {"error": _brief(res)}
+        spans[n] = (res["tx"]["t_end_ns"] - res["tx"]["t_start_ns"]) / 1e6
+    return {"count": count, "calls": calls, "span_1_ms": spans[1], "span_n_ms": spans[calls],
+            "per_call_ms": (spans[calls] - spans[1]) / (calls - 1)}
+
+
+def _call_cost_text(cc):
+    if "error" in cc:
+        return "live-frames call cost: not measured (%s)" % cc["error"]
+    return ("live-frames call cost (C generator -> C XDP_DROP, %d frames): 1 call %.1f ms, %d calls %.1f ms "
+            "-> %.1f ms fixed per PROG_RUN call" % (cc["count"], cc["span_1_ms"], cc["calls"], cc["span_n_ms"],
+                                                   cc["per_call_ms"]))
+
+
+def format_profile(p):
+    """One profile as text lines."""
+    lines = ["  %s %d B (%d frames): %s" % (p["case"], p["size"], p["count"], p["result"])]
+    if "phases_ms" in p:
+        lines.append("    phases: " + ", ".join("%s %.1f ms" % kv for kv in p["phases_ms"].items()))
+    for c, u in sorted(p["cpu"].items()):
+        lines.append("    CPU%d busy %.0f%% (user %.0f%%, system %.0f%%, softirq %.0f%%, steal %.0f%%)" % (
+            c, 100 * (1 - u["idle"]), 100 * u["user"], 100 * u["system"], 100 * u["softirq"], 100 * u["steal"]))
+    lines.append("    peer processes: %.2f s user, %.2f s system" % (p["children_cpu_s"]["user"],
+                                                                     p["children_cpu_s"]["system"]))
+    for b in sorted(p["bpf"], key=lambda b: -b["run_cnt"]):
+        lines.append("    bpf %-16s %10d runs  %6.1f ns/run" % (b["name"], b["run_cnt"], b["ns_per_run"]))
+    return lines
 
 
 # -- peak RSS -------------------------------------------------------------------------------------
@@ -458,6 +658,9 @@ def parse_args(argv=None):
     p.add_argument("--block-size", type=int, default=1 << 20, help="RX ring block size of both receivers (C and netring)")
     p.add_argument("--block-count", type=int, default=64, help="RX ring blocks of both receivers")
     p.add_argument("--block-timeout-ms", type=int, default=10, help="RX block retire timeout of both receivers")
+    p.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
+                   help="after the loop, profile (at 64 B, 5x the frames) the rows of missed targets and their "
+                        "references (default), every target row, or none")
     args = p.parse_args(argv)
     for name, full, quick in (("count", 1_000_000, 100_000), ("topology_runs", 50, 10), ("rss_count", 1_000_000, 0)):
         if getattr(args, name) is None:
@@ -490,6 +693,7 @@ def run(args, log=print):
     runs = []
     topo = None
     rss = None
+    profiles = []
     tmp = tempfile.mkdtemp(prefix="netring-bench-")
     try:
         refs = build_reference(tmp)
@@ -512,6 +716,27 @@ def run(args, log=print):
                         res.update(case=case.name, size=size, rep=rep, wall_s=round(time.monotonic() - t0, 2))
                         runs.append(res)
                         log("  rep %d %-23s %5d B  %s  [%.1fs]" % (rep, case.name, size, _brief(res), res["wall_s"]))
+            rows = summarize(runs, args.sizes)
+            tl = targets(rows)
+            profiles = []
+            if args.profile != "none" and not time.monotonic() - started > args.max_seconds:
+                want = []
+                for t in tl:
+                    if t["ratio"] is not None and (args.profile == "all" or t["status"] == "missed"):
+                        for name in (t["case"], t["ref"]):
+                            if name not in want and name in CASE_NAMES:
+                                want.append(name)
+                size = 64 if 64 in args.sizes else args.sizes[0]
+                if any(n.startswith(("netring-xdpinject", "netring-engine-x")) for n in want):
+                    cc = call_cost(pr, size, CASES[CASE_NAMES.index("c-live-drop")].count(args.count) * 2)
+                    profiles.append({"call_cost": cc})
+                    log("  " + _call_cost_text(cc))
+                for name in want:
+                    case = next(c for c in CASES if c.name == name)
+                    prof = profile_case(pr, case, size, case.count(args.count) * 5, (args.tx_cpu, args.rx_cpu))
+                    profiles.append(prof)
+                    for line in format_profile(prof):
+                        log(line)
             if args.rss_count:
                 rss = peak_rss(pr, args.rss_count)
                 log("  peak RSS: %s" % rss)
@@ -520,13 +745,19 @@ def run(args, log=print):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = summarize(runs, args.sizes)
-    extra = _scapy_line(rows)
+    tl = targets(rows)
+    extra = _scapy_line(rows) + format_targets(tl)
+    if profiles:
+        extra += ["", "profiles (missed targets and their references; bpftool sampling costs some CPU):"]
+        for p in profiles:
+            extra += ["  " + _call_cost_text(p["call_cost"])] if "call_cost" in p else format_profile(p)
     if rss:
         extra.append("peak RSS of a %d-frame round trip (%s): %s" % (rss["count"], rss["case"], rss["text"]))
     table = format_table(rows, topo, extra)
     return {"meta": dict(info, args={k: v for k, v in vars(args).items()}, elapsed_s=time.monotonic() - started,
                          frames="Ethernet dst 02:4e:52:00:00:99 (non-local), ethertype 0x88B5, netring stamp in the last 20 B"),
-            "runs": runs, "summary": rows, "topology": topo, "rss": rss, "table": table}
+            "runs": runs, "summary": rows, "targets": tl, "profiles": profiles, "topology": topo, "rss": rss,
+            "table": table}
 
 
 def _brief(res):

@@ -8,23 +8,26 @@
  * (common.h: the same bytes as every other sender) in batches of --batch (default 64 here, kernel
  * limit 256) and transmits each XDP_TX'd frame out of --ifname. No socket, no skb on the sender.
  *
- * The repeat count is bounded: at most CHUNK frames per PROG_RUN call, --timeout checked between
- * calls. A veth end delivers these frames only if its peer runs a native XDP program (the receivers
+ * The repeat count is bounded: at most CHUNK frames per PROG_RUN call (--frame-count N: N; the
+ * bench's profile uses it to measure the fixed cost of one call), --timeout checked between calls. A veth end delivers these frames only if its peer runs a native XDP program (the receivers
  * here attach one). Prints {"role":"tx","impl":"c-livegen","sent":N,"t_start_ns":...,"t_end_ns":...}
  * where sent is the program's own counter (frames it returned XDP_TX for). */
 #include "bpfref.h"
 
-#define CHUNK (1u << 20)      /* frames per PROG_RUN call (~0.25 s at 4 Mpps) */
+#define CHUNK (1u << 22)      /* default frames per PROG_RUN call (~0.4 s at 10 Mpps); --frame-count N sets it */
 #define MAX_LIVE_SIZE 3408    /* a page less headroom, the kernel's per-page state and skb_shared_info */
 
 int main(int argc, char **argv)
 {
     struct ref_opts o;
-    int batch_given = 0;
-    for (int i = 1; i < argc; i++)
+    int batch_given = 0, chunk_given = 0;
+    for (int i = 1; i < argc; i++) {
         if (!strncmp(argv[i], "--batch", 7)) batch_given = 1;
+        if (!strncmp(argv[i], "--frame-count", 13)) chunk_given = 1;
+    }
     ref_parse(argc, argv, &o);
     if (!batch_given) o.batch = 64;
+    const uint32_t chunk = chunk_given && o.frame_count > 0 ? (uint32_t)o.frame_count : CHUNK;
     if (o.batch > 256) die_msg("--batch must be <= 256 for live frames (TEST_XDP_MAX_BATCH)");
     if (o.size > MAX_LIVE_SIZE) die_msg("--size too large for a live-frames page (max 3408 B)");
     int ifindex = ref_setup(&o);
@@ -87,7 +90,7 @@ int main(int argc, char **argv)
         attr.test.data_size_in = (uint32_t)o.size;
         attr.test.ctx_in = (uint64_t)(uintptr_t)&ctx;
         attr.test.ctx_size_in = sizeof(ctx);
-        attr.test.repeat = left < CHUNK ? (uint32_t)left : CHUNK;
+        attr.test.repeat = left < chunk ? (uint32_t)left : chunk;
         attr.test.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
         attr.test.batch_size = (uint32_t)o.batch;
         calls++;
