@@ -131,8 +131,11 @@ CASES = [
          "scenario engine, via: xdp -> AF_XDP capture (via: afxdp) + SeqChecker", refs=("c-live-xsk",), scale=5),
 ]
 
-#: Targets of the issues (12: in-kernel generator, 11: AF_XDP): (case, reference, minimum median ratio).
+#: Targets of the issues (12: in-kernel generator, 11: AF_XDP): (case, reference, minimum median ratio),
+#: judged at TARGET_SIZE (the issues state them for 64 B frames; at 1514 B the live generator outruns
+#: every copying receiver, so those rows measure receivers under overload and are shown, not judged).
 #: ``reference`` ``scapy-sendp`` is the engine/scapy ratio of medians (taken from the fastest engine row).
+TARGET_SIZE = 64
 TARGETS = [
     ("netring-xdpinject-drop", "c-live-drop", 0.9),
     ("netring-xdpinject-drop", "c-xdpdrop", 5.0),
@@ -284,7 +287,7 @@ def targets(rows):
     ``status``: ``met``, ``missed`` or ``not measured: <why>`` (the row skipped, or its reference did).
     """
     by = {(r["case"], r["size"]): r for r in rows}
-    sizes = sorted({r["size"] for r in rows})
+    sizes = [s for s in sorted({r["size"] for r in rows}) if s == TARGET_SIZE]
     out = []
     for case, ref, goal in TARGETS:
         for size in sizes:
@@ -322,7 +325,7 @@ def format_targets(tlist):
     """The targets table: case / reference, size, measured median ratio, target, met or missed."""
     if not tlist:
         return []
-    lines = ["", "targets (median of per-repetition ratios; engine/scapy: ratio of medians):"]
+    lines = ["", "targets at %d B (median of per-repetition ratios; engine/scapy: ratio of medians):" % TARGET_SIZE]
     for t in tlist:
         name = "%s / %s" % (t["case"], t["ref"])
         got = ("%.2fx" % t["ratio"]) if t["ratio"] is not None and t["ratio"] < 100 else \

@@ -170,7 +170,7 @@ def test_live_frames_and_afxdp_rows_smoke(tmp_path):
     assert {t["case"] for t in tl} >= {"netring-xdpinject-drop", "netring-xsk", "netring-engine-xdp"}
     for t in tl:
         assert t["status"] in ("met", "missed") or t["status"].startswith("not measured: "), t
-    assert "targets (median of per-repetition ratios" in proc.stdout
+    assert "targets at 64 B (median of per-repetition ratios" in proc.stdout
     # --profile all: each measured target row and its reference profiled, with phases and per-CPU shares
     profs = [p for p in data["profiles"] if "case" in p]
     assert profs and all(p["cpu"] and "phases_ms" in p for p in profs), profs
