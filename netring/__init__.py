@@ -1,6 +1,7 @@
 """netring — packet I/O for Python at kernel-ring speed.
 
-AF_PACKET TPACKET_V3 capture (:class:`Capture`), TX-ring injection (:class:`Injector`),
+AF_PACKET TPACKET_V3 capture (:class:`Capture`), TX-ring injection (:class:`Injector`), AF_XDP
+sockets (:class:`XdpSocket`),
 network namespaces (:mod:`netring.netns`), the frame stamp (:mod:`netring.stamp`) and its C
 checker (:class:`SeqChecker`, :mod:`netring.check`), asyncio adapters (:mod:`netring.aio`),
 eBPF/XDP (:mod:`netring.bpf`, :mod:`netring.xdp`,
@@ -38,6 +39,7 @@ _LAZY = {
     "Injector": "inject", "NotBytesError": "inject", "TxSlot": "inject", "TxStalledError": "inject",
     "SeqChecker": "check", "StreamCounts": "check",
     "XdpInjector": "xdp_inject",
+    "XdpSocket": "xsk", "XdpBatch": "xsk", "XdpPacket": "xsk", "XdpStats": "xsk",
 }
 
 #: Submodules reachable as attributes (``netring.aio``), imported on first access; none loads the C core.

@@ -223,11 +223,20 @@ class SeqChecker:
         self._total = sum(expected.values())
 
     def feed(self, batch):
-        """Check every frame of ``batch`` (a live :class:`~netring.capture.PacketBatch`) in one C call.
+        """Check every frame of ``batch`` (a live :class:`~netring.capture.PacketBatch` or
+        :class:`~netring.xsk.XdpBatch`) in one C call.
 
         Returns the number of packets walked (outgoing ones included). A batch that was returned,
         or whose capture was closed (even by another thread, mid-call), raises a NetringError.
         """
+        raw_drain = getattr(batch, "raw_drain", None)  # XdpSocket.drain's step: take, check, return in one C call
+        if callable(raw_drain):
+            return raw_drain(self._c)
+        raw_descriptors = getattr(batch, "raw_descriptors", None)  # an XdpBatch: its checked UMEM descriptors
+        if callable(raw_descriptors):
+            with raw_descriptors() as (umem, pkts, n):
+                lib.nr_xsk_check_pkts(self._c, umem, pkts, n)
+            return n
         raw_block = getattr(batch, "raw_block", None)  # PacketBatch's public accessor (capture imports us)
         if not callable(raw_block):
             raise ConfigurationError("feed() takes a PacketBatch from Capture.next_batch(), not %r; use "

@@ -176,7 +176,8 @@ class Map(BpfFd):
     def update(self, key, value, flags=0):
         """Set ``key`` to ``value``; for per-CPU maps a list (one per CPU) or one value for all CPUs.
 
-        ``flags``: 0 (any), ``"noexist"``/``"exist"`` or the BPF_* number.
+        ``flags``: 0 (any), ``"noexist"``/``"exist"`` or the BPF_* number. An XSKMAP takes the
+        socket itself (``xskmap.update(queue, xsk)``: anything with ``fileno()``) or its fd.
         Writing an index past the end of an array-like map, or a new key into a full hash map,
         raises :class:`ConfigurationError` saying so.
         """
@@ -198,6 +199,8 @@ class Map(BpfFd):
                 b = self._val.encode(v)
                 ffi.memmove(buf + i * self._stride, b, len(b))
         else:
+            if self.map_type == lib.BPF_MAP_TYPE_XSKMAP and hasattr(value, "fileno") and not isinstance(value, int):
+                value = value.fileno()  # an XdpSocket (or any AF_XDP socket object): the map stores its fd
             buf = self._val.encode(value)
         rc = lib.nr_bpf_map_update(self.fd, k, buf, flags)
         if rc < 0:

@@ -1,0 +1,185 @@
+"""XdpSocket core: copy-mode RX from an Injector, TX to a Capture, drain with the C checker, stats."""
+import threading
+
+import pytest
+
+from netring import Capture, Injector, SeqChecker, XdpSocket, netns, stamp
+from netring_testkit import frames as tkframes
+
+from xsk_net import frame, index_of
+
+pytestmark = pytest.mark.privileged
+
+
+def _stamped(payload_len=18):
+    f = tkframes.build(eth={"dst": "02:00:00:bb:00:01", "src": "02:00:00:bb:00:02"}, ipv4={}, udp={"dport": 9},
+                       payload=bytes(payload_len), stamp=(1, 0))
+    return f, tkframes.l4_checksum_offset(f)
+
+
+def test_rx_copy_mode_from_injector_in_order_and_byte_identical(veth):
+    sent = [frame(i, size=60 + (i * 37) % 1440) for i in range(500)]
+    with XdpSocket("vb", netns=veth.b) as xsk, Injector("va", netns=veth.a) as inj:
+        assert xsk.mode == "copy"  # veth has no zero-copy
+        assert xsk.attachment is not None and xsk.attachment.mode in ("native", "generic")
+        assert inj.send_batch(sent) == len(sent)
+        got = xsk.recv(len(sent), timeout=5.0)
+        extra = xsk.recv(1, timeout=0.1)
+        st = xsk.stats()
+    assert [bytes(p.data) for p in got] == sent
+    assert extra == []
+    assert st.rx_dropped == 0 and st.rx_invalid_descs == 0
+    assert xsk.bad_descs == 0
+
+
+def test_batch_views_die_with_the_batch(veth):
+    with XdpSocket("vb", netns=veth.b) as xsk, Injector("va", netns=veth.a) as inj:
+        inj.send_batch([frame(i) for i in range(8)])
+        inj.wait_drained(1.0)
+        b = xsk.next_batch(timeout=2.0)
+        assert b is not None
+        with b:
+            pkts = list(b)
+            v = pkts[0].data
+            assert index_of(v) == 0
+            assert v.readonly
+            with pytest.raises(TypeError):
+                v[0] = 1
+        with pytest.raises(ValueError):
+            v[0]
+        with pytest.raises(Exception) as ei:
+            pkts[0].data
+        assert "returned" in str(ei.value)
+
+
+def test_tx_to_an_afpacket_capture_on_the_peer(veth):
+    sent = [frame(i, size=64 + i % 900) for i in range(1000)]
+    with Capture("va", netns=veth.a, ignore_outgoing=True) as cap, \
+            XdpSocket("vb", netns=veth.b) as xsk:
+        assert xsk.send_batch(sent) == len(sent)
+        assert xsk.wait_drained(2.0)
+        assert xsk.tx_inflight == 0
+        got = cap.recv(len(sent), timeout=5.0)
+        assert xsk.send(frame(4242)) == 1
+        last = cap.recv(1, timeout=2.0)
+    assert [bytes(p.data) for p in got] == sent
+    assert index_of(last[0].data) == 4242
+    assert xsk.sent_frames == len(sent) + 1
+
+
+def test_send_stream_then_drain_checks_in_c_zero_loss(veth):
+    """Injector.send_stream → XdpSocket.drain with the C SeqChecker, 100 000 frames, none lost."""
+    t, off = _stamped()
+    n = 100_000
+    chk = SeqChecker({1: n})
+    # 32768 frames (16384 RX): the receiver thread may be starved for a while on a busy machine
+    with XdpSocket("vb", netns=veth.b, frame_size=2048, frame_count=32768, ring_size=16384) as xsk, \
+            Injector("va", netns=veth.a) as inj:
+        rx = threading.Thread(target=xsk.drain, args=(chk, 30.0, 1.0))
+        rx.start()
+        try:
+            assert inj.send_stream([t], 1, 0, n, csum_offsets=[off]) == n
+        finally:
+            rx.join()
+        st = xsk.stats()
+    assert chk.done, (chk.as_dict(), st)
+    c = chk.counts(1)
+    assert (c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted) == (n, 0, 0, 0, 0)
+    assert chk.unexpected == 0
+    assert st.rx_dropped == 0
+
+
+def test_xdp_batch_feeds_the_checker_over_its_descriptors(veth):
+    t, off = _stamped(100)
+    chk = SeqChecker({1: 300})
+    with XdpSocket("vb", netns=veth.b) as xsk, Injector("va", netns=veth.a) as inj:
+        inj.send_stream([t], 1, 0, 300, csum_offsets=[off])
+        seen = 0
+        for b in xsk.batches(timeout=1.0):
+            with b:
+                seen += chk.feed(b)
+            if chk.done:
+                break
+    assert seen == 300 and chk.done and chk.counts(1).lost == 0
+
+
+def test_send_stream_from_xdp_socket_to_capture(veth):
+    t, off = _stamped(40)
+    n = 5000
+    chk = SeqChecker({3: n + 50})
+    with Capture("va", netns=veth.a, ignore_outgoing=True, block_size=1 << 20, block_count=16) as cap, \
+            XdpSocket("vb", netns=veth.b) as xsk:
+        assert xsk.send_stream([t], 3, 0, n, csum_offsets=[off]) == n
+        assert xsk.send_stream([t], 3, n, 50, rate_pps=5000, csum_offsets=[off]) == 50
+        assert xsk.wait_drained(2.0)
+        cap.drain(chk, 10.0, 0.5)
+        look = xsk.send_stream([t], 3, 0, 1, csum_offsets=[off])
+        one = cap.recv(1, timeout=2.0)
+    assert chk.done, chk.as_dict()
+    assert chk.counts(3).corrupted == 0 and chk.counts(3).duplicated == 0
+    assert look == 1
+    s = stamp.read(bytes(one[0].data))
+    assert s.ok and s.stream_id == 3 and s.seq == 0
+    assert tkframes.parse(bytes(one[0].data))["udp"]["checksum_ok"]
+
+
+def test_both_directions_at_once(veth):
+    n = 3000
+    a_to_b = [frame(i, 128) for i in range(n)]
+    b_to_a = [frame(100000 + i, 200) for i in range(n)]
+    # every frame of the burst fits in the RX ring and the RX half of the UMEM: the Python receiver
+    # (one owned copy per frame) may be slower than the sender without losing any
+    with XdpSocket("vb", netns=veth.b, frame_count=8192, ring_size=4096) as xsk, \
+            Injector("va", netns=veth.a) as inj, \
+            Capture("va", netns=veth.a, ignore_outgoing=True) as cap:
+        got_b, got_a = [], []
+        rx = threading.Thread(target=lambda: got_b.extend(xsk.recv(n, timeout=10.0)))
+        ra = threading.Thread(target=lambda: got_a.extend(cap.recv(n, timeout=10.0)))
+        rx.start(), ra.start()
+        tx = threading.Thread(target=inj.send_batch, args=(a_to_b,))
+        tx.start()
+        assert xsk.send_batch(b_to_a) == n
+        tx.join(), rx.join(), ra.join()
+        st = xsk.stats()
+    assert st.rx_dropped == 0, st
+    assert [bytes(p.data) for p in got_b] == a_to_b
+    assert [bytes(p.data) for p in got_a] == b_to_a
+
+
+@pytest.mark.parametrize("frame_size,headroom", [(2048, 0), (4096, 0), (2048, 256), (4096, 1024)])
+def test_frame_sizes_and_headroom(veth, frame_size, headroom):
+    with XdpSocket("vb", netns=veth.b, frame_size=frame_size, headroom=headroom, frame_count=256,
+                   ring_size=128) as xsk, Injector("va", netns=veth.a, frame_size=4096) as inj:
+        big = min(xsk.rx_capacity, 1514)
+        sent = [frame(i, size) for i, size in enumerate((60, 500, big))]
+        inj.send_batch(sent)
+        got = xsk.recv(3, timeout=2.0)
+        assert [bytes(p.data) for p in got] == sent
+        # the kernel put the packet after the UMEM headroom (and XDP_PACKET_HEADROOM) of its frame
+        for p in got:
+            assert p.addr % frame_size >= headroom
+        assert xsk.capacity == frame_size - headroom
+        # TX of a frame of exactly capacity is refused only by the link, not by us: check the limit
+        from netring import FrameTooLargeError
+        with pytest.raises(FrameTooLargeError) as ei:
+            xsk.send(bytes(xsk.capacity + 1))
+        assert "%d B" % xsk.capacity in str(ei.value) and ei.value.index == 0
+
+
+@pytest.mark.parametrize("need_wakeup", [True, False])
+@pytest.mark.parametrize("busy_poll_us", [0, 50])
+def test_need_wakeup_and_busy_poll(veth, need_wakeup, busy_poll_us):
+    sent = [frame(i, 100) for i in range(2000)]
+    with XdpSocket("vb", netns=veth.b, need_wakeup=need_wakeup, busy_poll_us=busy_poll_us) as xsk, \
+            Injector("va", netns=veth.a) as inj, \
+            Capture("va", netns=veth.a, ignore_outgoing=True) as cap:
+        inj.send_batch(sent)
+        got = xsk.recv(len(sent), timeout=5.0)
+        before = xsk.kicks
+        assert xsk.send_batch(sent[:500]) == 500
+        assert xsk.wait_drained(2.0)
+        back = cap.recv(500, timeout=5.0)
+        kicks = xsk.kicks - before
+    assert [bytes(p.data) for p in got] == sent
+    assert [bytes(p.data) for p in back] == sent[:500]
+    assert kicks >= 1  # copy-mode TX always needs a sendto: the kernel keeps the TX ring's wakeup flag set
