@@ -308,7 +308,8 @@ def rx_netring_xsk(args):
 
     XdpSocket = _need("netring", "XdpSocket")
     SeqChecker = _need("netring.check", "SeqChecker")
-    kw = dict(queue=0, frame_size=4096, frame_count=4096, ring_size=2048, mode="copy", attach="auto")
+    # the C receiver's geometry (bench/ref/xskrx.c): 16384 frames of 4096 B, an RX ring of 8192
+    kw = dict(queue=0, frame_size=4096, frame_count=16384, ring_size=8192, mode="copy", attach="auto")
     if args.busy:
         kw["busy_poll_us"] = 20
     try:
