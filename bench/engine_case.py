@@ -17,8 +17,11 @@ Differences to the other rows, stated in the table description:
   workload), to the same non-local MAC; the 20-byte stamp fits a 64 B Ethernet/IPv4/UDP frame
   (62 B minimum), so the "64 B" row runs real 64 B frames;
 - the rate is the engine's own: frames delivered / injection time (``ScenarioResult.tx_seconds``),
-  slightly favourable against the end-to-end rate of the other rows (it excludes the receiver's
-  tail, ≤ one block timeout).
+  favourable against the end-to-end rate of the other rows: it excludes the receiver's tail, ≤ one
+  block timeout while the receiver keeps up, but the whole backlog when a sender outruns it and the
+  capture ring buffers the burst (the live-frames sender does at 64 B: 500k frames fit a 64 MiB
+  ring). ``ScenarioResult`` has no time of the last counted frame, so the bench cannot do better
+  without a library change.
 """
 import time
 
