@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -215,11 +216,13 @@ class PeerRun:
                 out, err = rxp.communicate()
                 res = _last_json(out) or {"error": err.strip()[-300:] or "receiver exited %d" % rxp.returncode}
                 return res if ("skipped" in res or "error" in res) else {"error": "receiver exited early: %s" % res}
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # children count once waited for
             try:
                 txp = subprocess.run(tx_cmd, pass_fds=(txfd,), capture_output=True, text=True, env=self.env,
                                      timeout=self.opts.run_timeout + 30)
             except subprocess.TimeoutExpired:
                 return {"error": "sender exceeded %ss" % (self.opts.run_timeout + 30)}
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             tx = _last_json(txp.stdout)
             if tx is None or "error" in tx or "skipped" in tx:
                 rxp.kill()  # nothing is coming: do not let the receiver wait for its timeout
@@ -229,11 +232,14 @@ class PeerRun:
                 rxp.kill()
                 out, err = rxp.communicate()
             rx = _last_json(out)
+            ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_s = {"tx": {"user": ru1.ru_utime - ru0.ru_utime, "system": ru1.ru_stime - ru0.ru_stime},
+                     "rx": {"user": ru2.ru_utime - ru1.ru_utime, "system": ru2.ru_stime - ru1.ru_stime}}
             if tx is None or "error" in tx or "skipped" in tx:
                 return tx if tx and ("skipped" in tx or "error" in tx) else {"error": "sender: %s" % txp.stderr.strip()[-300:]}
             if rx is None or "error" in rx or "skipped" in rx:
                 return rx if rx else {"error": "receiver: %s" % err.strip()[-300:]}
-            return _result(case, tx, rx, count)
+            return dict(_result(case, tx, rx, count), cpu_s=cpu_s)
         finally:
             if w >= 0:
                 os.close(w)
@@ -393,8 +399,6 @@ def profile_case(pr, case, size, count, cpus):
     """Run ``case`` once with profiling: phases (first frame, streaming, tail), per-CPU busy share
     (user/system/softirq/steal from /proc/stat), the peer processes' CPU seconds, and every BPF
     program's ns per run (``bpftool prog show`` with ``kernel.bpf_stats_enabled=1``, restored after)."""
-    import resource
-
     path = "/proc/sys/kernel/bpf_stats_enabled"
     try:
         with open(path) as f:
@@ -435,6 +439,8 @@ def profile_case(pr, case, size, count, cpus):
                       "idle": d[3] / total, "steal": d[4] / total}
     prof["cpu"] = cpu
     prof["children_cpu_s"] = {"user": ru1.ru_utime - ru0.ru_utime, "system": ru1.ru_stime - ru0.ru_stime}
+    if "cpu_s" in res:
+        prof["cpu_s"] = res["cpu_s"]
     # bpftool sees every program on the machine: keep those that ran for a sizeable share of this run's frames
     prof["bpf"] = [dict(v, ns_per_run=v["run_time_ns"] / v["run_cnt"]) for v in bs.samples.values()
                    if v["run_cnt"] >= max(1, count // 100)]
@@ -474,8 +480,12 @@ def format_profile(p):
     for c, u in sorted(p["cpu"].items()):
         lines.append("    CPU%d busy %.0f%% (user %.0f%%, system %.0f%%, softirq %.0f%%, steal %.0f%%)" % (
             c, 100 * (1 - u["idle"]), 100 * u["user"], 100 * u["system"], 100 * u["softirq"], 100 * u["steal"]))
-    lines.append("    peer processes: %.2f s user, %.2f s system" % (p["children_cpu_s"]["user"],
-                                                                     p["children_cpu_s"]["system"]))
+    if "cpu_s" in p:
+        lines.append("    sender process %.3f s user + %.3f s system, receiver process %.3f s user + %.3f s system" % (
+            p["cpu_s"]["tx"]["user"], p["cpu_s"]["tx"]["system"], p["cpu_s"]["rx"]["user"], p["cpu_s"]["rx"]["system"]))
+    else:
+        lines.append("    engine process (sender and receiver threads): %.3f s user, %.3f s system" % (
+            p["children_cpu_s"]["user"], p["children_cpu_s"]["system"]))
     for b in sorted(p["bpf"], key=lambda b: -b["run_cnt"]):
         lines.append("    bpf %-16s %10d runs  %6.1f ns/run" % (b["name"], b["run_cnt"], b["ns_per_run"]))
     return lines
