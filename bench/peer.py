@@ -332,14 +332,15 @@ def rx_netring_xsk(args):
         mode = getattr(xsk, "mode", None)
     c = chk.counts(args.stream_id)
     received = c.delivered + c.duplicated + c.corrupted
-    # drain returns right after the last frame when the checker is done, else after `quiet` of silence
+    # drain returns right after the last frame when the checker is done, else after `quiet` of silence;
+    # the first frame's time it does not report (t_first_ns 0)
     t_last = t_end if chk.done else t_end - int(args.quiet * 1e9)
     st = {k: getattr(stats, k, None) for k in ("rx_dropped", "rx_invalid_descs", "rx_ring_full",
                                                  "rx_fill_ring_empty_descs")}
     return dict({"role": "rx", "impl": "netring-xsk" + ("-busy" if args.busy else ""), "mode": mode,
                  "expected": args.count, "pool": args.pool, "received": received, "delivered": c.delivered,
                  "lost": c.lost, "duplicated": c.duplicated, "reordered": c.reordered, "corrupted": c.corrupted,
-                 "unexpected": chk.unexpected, "t_first_ns": t0, "t_last_ns": t_last, "done": chk.done,
+                 "unexpected": chk.unexpected, "t_ready_ns": t0, "t_first_ns": 0, "t_last_ns": t_last, "done": chk.done,
                  "max_rss_kib": rss_kib()}, **st)
 
 
