@@ -16,8 +16,10 @@ Cancel safety (``asyncio.timeout``, ``wait_for``, ``task.cancel()``):
   a cancelled ``send`` queued nothing. A cancelled :meth:`~AsyncInjector.send_batch` queued a
   prefix of ``frames``, in order: its length is how much the injector's ``sent_frames`` grew.
 
-What an adapter needs from the object it wraps — so that other ring sockets (an AF_XDP
-``XdpSocket``, later) plug into the same classes: ``dup_wait_fds()`` (see
+Both adapters also wrap a :class:`~netring.XdpSocket` (AF_XDP): its fd is readable when the RX
+ring holds frames and writable when the TX ring has room (``AsyncInjector`` then also waits for
+completions to free TX frames, re-checking on the same short interval). What an adapter needs
+from the object it wraps — so that every ring socket plugs into the same classes: ``dup_wait_fds()`` (see
 :meth:`netring.ringsock.RingSocket.dup_wait_fds`), ``closed``, ``closing``, ``ifname``, and for a capture
 ``next_batch(timeout)`` and ``recv(max_packets, timeout)`` that do not block with ``timeout=0``;
 for an injector ``send_batch(frames, timeout)`` returning how many frames it queued (0 when
@@ -58,7 +60,7 @@ def _timeout(field, value):
 def _require(obj, kind, names):
     missing = [n for n in names if not hasattr(obj, n)]
     if missing:
-        raise ConfigurationError("%s wraps an open ring socket (netring.%s); %r has no %s"
+        raise ConfigurationError("%s wraps an open ring socket (netring.%s or netring.XdpSocket); %r has no %s"
                                  % (kind, "Capture" if kind == "AsyncCapture" else "Injector", obj,
                                     ", ".join(missing)), field="obj", value=type(obj).__name__)
 
@@ -107,7 +109,8 @@ async def _wait(obj, op, writable, deadline):
 
 
 class AsyncCapture:
-    """Awaitable receiving from an open :class:`~netring.Capture` (``capture``), through the running loop.
+    """Awaitable receiving from an open :class:`~netring.Capture` or :class:`~netring.XdpSocket` (``capture``),
+    through the running loop.
 
     Batches are the sync API's :class:`~netring.PacketBatch`: zero-copy, same release rules
     (``with batch:``; ``async for`` returns each one when the next is requested). Cancel-safe:
@@ -220,7 +223,8 @@ class AsyncCapture:
 
 
 class AsyncInjector:
-    """Awaitable sending through an open :class:`~netring.Injector` (``injector``), through the running loop.
+    """Awaitable sending through an open :class:`~netring.Injector` or :class:`~netring.XdpSocket` (``injector``),
+    through the running loop.
 
     When the TX ring is full a send awaits the socket's writability (POLLOUT) — it never spins
     and never blocks the loop. Cancel-safe as the module doc says: a cancelled :meth:`send`

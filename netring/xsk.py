@@ -50,7 +50,8 @@ _MAX_UMEM = 1 << 30
 _BATCH = 256          # descriptors taken per next_batch / drain step (one C call)
 _STALL_S = 5.0
 _SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
-_BUSY_SPIN_S = 0.01   # busy-poll mode spins (recvfrom + ring check) this long before a poll() wait
+_BUSY_SPIN_S = 0.01   # busy-poll mode spins (ring checks, recvfrom) this long before a poll() wait
+_BUSY_KICK_EVERY = 16  # ... and busy-polls the device (recvfrom) every this many ring checks
 _ETH_HLEN = 14
 _BUSY_POLL_BUDGET = 64
 _BUSY_RETRY_S = 0.5   # how long a bind retries EBUSY (see _bind)
@@ -254,8 +255,8 @@ class XdpSocket(RingSocket):
 
     - ``frame_size``: 2048 or 4096 (a power of two up to the page size: aligned UMEM chunks)
     - ``frame_count``: UMEM frames, 16..262144, at most 1 GiB of UMEM; half receive, half send
-    - ``ring_size``: entries of the RX and TX rings, a power of two 64..65536 (the fill and
-      completion rings are sized to hold every frame of their half)
+    - ``ring_size``: entries of the RX and TX rings, a power of two 64..65536 (the fill ring is
+      sized to twice the RX frames, the completion ring to the TX frames)
     - ``mode``: ``"auto"`` (zero-copy if the bind gets it, else copy), ``"copy"``, ``"zerocopy"``
       (:class:`~netring.UnsupportedError` naming the device and the kernel's reason if it cannot)
     - ``attach``: ``"auto"`` (load and attach the built-in ``xsk`` program, this socket at
@@ -331,7 +332,11 @@ class XdpSocket(RingSocket):
         self._armed = False
         rx_frames = frame_count // 2
         tx_frames = frame_count - rx_frames
-        self._fill_size = _pow2_at_least(rx_frames)
+        # Twice the RX frames: the kernel publishes its fill-ring consumer index late (when its own cache
+        # of entries runs dry), so a frame it consumed may come back through the RX ring while its old
+        # fill entry still counts as used; with half the ring that could leave a frame stranded on our
+        # side while the kernel, out of fill entries, drops frames (rx_fill_ring_empty_descs).
+        self._fill_size = 2 * _pow2_at_least(rx_frames)
         self._comp_size = _pow2_at_least(tx_frames)
         self._open_ring_socket(ifname, netns, opener=_open_xdp_socket)
         try:
@@ -479,7 +484,13 @@ class XdpSocket(RingSocket):
         from .bpf.programs import builtin
         prog = self.program = builtin("xsk", queues=max(64, self.queue + 1))
         prog.map("xsks").update(self.queue, self)  # before attaching: no frame meets an empty slot
-        self.attachment = xdp.attach(self.ifindex, prog, netns=self._netns_spec, mode="auto")
+        try:
+            self.attachment = xdp.attach(self.ifindex, prog, netns=self._netns_spec, mode="auto")
+        except ResourceBusyError as exc:
+            raise ResourceBusyError(
+                "attach='auto' cannot load the xsk program: %s already runs an XDP program (%s); pass attach=None "
+                "and put this socket into that program's XSKMAP (`xskmap.update(%d, xsk)`), or detach it first"
+                % (self._where(), exc, self.queue)) from None
 
     def _undo_attach(self):
         att, prog, self.attachment, self.program = self.attachment, self.program, None, None
@@ -577,16 +588,15 @@ class XdpSocket(RingSocket):
         """Wait for the RX ring (poll, or in busy-poll mode spin on recvfrom first); True if it has frames."""
         g = self._guard
         if self.busy_poll_us:
-            spin_end = time.monotonic() + _BUSY_SPIN_S
-            if deadline is not None:
-                spin_end = min(spin_end, deadline)
-            while True:
-                with g:
-                    lib.nr_xsk_rx_kick(self._x)
-                    if lib.nr_xsk_rx_ready(self._x):
-                        return True
-                if time.monotonic() >= spin_end:
-                    break
+            left = _BUSY_SPIN_S if deadline is None else min(_BUSY_SPIN_S, deadline - time.monotonic())
+            if left > 0:
+                with g:  # one C call spins (GIL released), a recvfrom busy-polling the device every 16 checks
+                    rc = lib.nr_xsk_rx_spin(self._x, int(left * 1e9), _BUSY_KICK_EVERY)
+                if rc > 0:
+                    return True
+                if rc < 0:
+                    raise_errno(rc, "busy polling the AF_XDP socket on %s (recvfrom)" % self.ifname,
+                                ifname=self.ifname, netns=self.netns)
         g.wait(self._fd, lib.POLLIN | lib.POLLERR, deadline)
         with g:
             return bool(lib.nr_xsk_rx_ready(self._x))

@@ -334,6 +334,21 @@ class Endpoint:
                           "the topology spec)")
         return self._topology._adopt(inj)
 
+    def xdp_socket(self, **kw):
+        """Open a ``netring.XdpSocket`` (AF_XDP) on this interface inside its namespace; closed with the topology.
+
+        Keyword arguments go to ``netring.XdpSocket`` unchanged (``queue``, ``frame_size``,
+        ``mode``, ``attach``…). By default (``attach="auto"``) it attaches the built-in ``xsk``
+        program itself, which takes this interface's XDP slot: to steer with your own program
+        (the ``xdp`` fixture's ``xsk`` built-in, say) pass ``attach=None`` and put the socket in
+        that program's XSKMAP (``handle.map("xsks").update(queue, xsk)``). The socket is closed
+        before the topology's namespaces go (and its program detached with it).
+        """
+        import netring
+
+        self._topology._check_open()
+        return self._topology._adopt(netring.XdpSocket(self.ifname, netns=self.netns, **kw))
+
     def packet_socket(self, protocol=0x0003, timeout=None):
         """A plain ``AF_PACKET``/``SOCK_RAW`` socket bound to this interface (ETH_P_ALL by default).
 

@@ -177,6 +177,30 @@ int nr_xsk_rx_kick(struct nr_xsk *x)
     return 0;
 }
 
+/* Busy-poll wait: spin on the RX ring for at most `max_ns`, driving the device's NAPI with a
+ * recvfrom() (SO_BUSY_POLL) every `kick_every` checks. 1 when the ring has frames, 0 when the time is
+ * up, -errno of a failed recvfrom. Runs without the GIL, so a spin costs no Python per check. */
+int nr_xsk_rx_spin(struct nr_xsk *x, uint64_t max_ns, uint32_t kick_every)
+{
+    uint64_t end = nr_st_now_ns() + max_ns;
+    uint32_t i = 0;
+    for (;;) {
+        if (nr_xsk__cons_avail(&x->rx))
+            return 1;
+        if (kick_every && i++ % kick_every == 0) {
+            int rc = nr_xsk_rx_kick(x);
+            if (rc < 0)
+                return rc;
+            continue; /* look again at once: the busy poll may just have delivered */
+        }
+        if (nr_st_now_ns() >= end)
+            return 0;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+
 /* Hand free RX frames to the kernel through the fill ring; returns how many. */
 uint32_t nr_xsk_refill(struct nr_xsk *x)
 {
@@ -231,6 +255,8 @@ uint32_t nr_xsk_rx_take(struct nr_xsk *x, struct nr_xsk_pkt *out, uint32_t max)
     uint32_t avail, i, k = 0;
     if (x->rx_free_n)
         nr_xsk_refill(x); /* frames a release could not fit into the fill ring earlier */
+    if (x->busy_poll)
+        nr_xsk_rx_kick(x); /* SO_PREFER_BUSY_POLL: the device's NAPI runs when we poll it, so poll on every take */
     avail = nr_xsk__cons_avail(r);
     if (avail > max)
         avail = max;

@@ -133,6 +133,7 @@ int nr_xsk_rx_ready(struct nr_xsk *x);
 uint32_t nr_xsk_rx_take(struct nr_xsk *x, struct nr_xsk_pkt *out, uint32_t max);
 int nr_xsk_rx_release(struct nr_xsk *x, const struct nr_xsk_pkt *pkts, uint32_t n);
 int nr_xsk_rx_kick(struct nr_xsk *x);
+int nr_xsk_rx_spin(struct nr_xsk *x, uint64_t max_ns, uint32_t kick_every);
 uint32_t nr_xsk_reap(struct nr_xsk *x);
 int nr_xsk_kick(struct nr_xsk *x);
 int64_t nr_xsk_tx_send(struct nr_xsk *x, const uint8_t *buf, const uint32_t *lens, uint32_t n);

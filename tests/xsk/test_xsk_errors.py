@@ -70,3 +70,15 @@ def test_bad_frames_are_refused_before_anything_is_sent(veth):
         with pytest.raises(ConfigurationError):
             xsk.send_batch(b"not a list")
         assert xsk.sent_frames == 0 and xsk.tx_inflight == 0
+
+
+def test_attach_auto_on_an_occupied_interface_says_to_use_attach_none(veth):
+    from netring import xdp
+    from netring.bpf.programs import builtin
+    with builtin("pass") as prog, xdp.attach("vb", prog, netns=veth.b, mode="native"):
+        with pytest.raises(ResourceBusyError) as ei:
+            XdpSocket("vb", netns=veth.b)
+        assert "attach=None" in str(ei.value) and "XSKMAP" in str(ei.value)
+        with XdpSocket("vb", netns=veth.b, attach=None) as xsk:  # steering left to the user works
+            assert xsk.attachment is None
+        assert xdp.query("vb", netns=veth.b).name == "nr_pass"  # theirs stays attached
