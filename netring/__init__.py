@@ -3,7 +3,8 @@
 AF_PACKET TPACKET_V3 capture (:class:`Capture`), TX-ring injection (:class:`Injector`), AF_XDP
 sockets (:class:`XdpSocket`),
 network namespaces (:mod:`netring.netns`), the frame stamp (:mod:`netring.stamp`) and its C
-checker (:class:`SeqChecker`, :mod:`netring.check`), asyncio adapters (:mod:`netring.aio`),
+checker (:class:`SeqChecker`, :mod:`netring.check`), asyncio adapters (:mod:`netring.aio`), a forwarding node with
+link impairment (:class:`Bridge`), pcap/pcapng files (:mod:`netring.pcap`),
 eBPF/XDP (:mod:`netring.bpf`, :mod:`netring.xdp`,
 :mod:`netring.netdev`) and one error hierarchy (:mod:`netring.errors`). Hot paths are C compiled by
 cffi (``netring._core``).
@@ -21,6 +22,7 @@ from .errors import (  # noqa: F401
     NamespaceNotFoundError,
     NetringError,
     NetringPermissionError,
+    PcapError,
     ResourceBusyError,
     ScenarioError,
     TooManyOpenFilesError,
@@ -40,13 +42,14 @@ _LAZY = {
     "SeqChecker": "check", "StreamCounts": "check",
     "XdpInjector": "xdp_inject",
     "XdpSocket": "xsk", "XdpBatch": "xsk", "XdpPacket": "xsk", "XdpStats": "xsk",
+    "Bridge": "bridge", "BridgeStats": "bridge", "LinkStats": "bridge", "Impairment": "bridge",
 }
 
 #: Submodules reachable as attributes (``netring.aio``), imported on first access; none loads the C core.
-_SUBMODULES = {"aio"}
+_SUBMODULES = {"aio", "pcap"}
 
 __all__ = sorted(["ConfigurationError", "FrameTooLargeError", "InterfaceNotFoundError", "NamespaceNotFoundError",
-                  "NetringError", "NetringPermissionError", "ResourceBusyError", "ScenarioError",
+                  "NetringError", "NetringPermissionError", "PcapError", "ResourceBusyError", "ScenarioError",
                   "TooManyOpenFilesError", "UnsupportedError", "ViewsAliveError", *_LAZY, *_SUBMODULES])
 
 

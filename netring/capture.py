@@ -26,6 +26,7 @@ from ._core import ffi, lib
 from ._ring import PAGE_SIZE, check_bool, check_int, frame_size_for, check_timeout, raise_errno
 from .check import SeqChecker
 from .errors import ConfigurationError, NetringError, ViewsAliveError, from_oserror
+from .pcap import PcapWriter
 from .ringsock import RingSocket
 
 __all__ = ["Capture", "PacketBatch", "Packet", "CaptureStats", "Direction", "Vlan", "Fanout",
@@ -633,6 +634,43 @@ class Capture(RingSocket):
                     checker.feed(b)
                     last = time.monotonic()
         return checker
+
+    def to_pcap(self, path, count=None, timeout=None, nanosecond=True, snaplen=65535):
+        """Write what this capture receives to ``path`` as a pcap file (:mod:`netring.pcap`); returns the count.
+
+        Stops after ``count`` packets or ``timeout`` s, whichever comes first (at least one must be
+        given). Timestamps are the kernel's receive times, in nanoseconds (``nanosecond=False``:
+        microseconds, for very old readers); ``snaplen`` cuts longer frames (the record keeps the
+        length on the wire). ``tcpdump -r``/Wireshark read the file. Packets beyond ``count`` in
+        the last block are kept for the next receive call, as :meth:`recv` does.
+        """
+        if count is None and timeout is None:
+            raise ConfigurationError("to_pcap needs count= or timeout= (or both): without either it would never end",
+                                     field="count", value=None)
+        if count is not None:
+            check_int("count", count, 1, 1 << 40)
+        timeout = check_timeout("timeout", timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with PcapWriter(path, nanosecond=nanosecond, snaplen=snaplen) as w:
+            pending = self._pending
+            while count is None or w.count < count:
+                if pending:
+                    p = pending.popleft()
+                    w.write(p.timestamp_ns, p.data, p.wire_len)
+                    continue
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                b = self.next_batch(left)
+                if b is None:
+                    break
+                with b:
+                    for p in b:
+                        if count is None or w.count < count:
+                            w.write(p.timestamp_ns, p.data, p.wire_len)
+                        else:
+                            pending.append(p.to_owned())
+            return w.count
 
     # -- statistics ------------------------------------------------------------------------------
     def stats(self):

@@ -20,6 +20,7 @@ __all__ = [
     "ScenarioError",
     "ViewsAliveError",
     "TooManyOpenFilesError",
+    "PcapError",
     "from_oserror",
 ]
 
@@ -108,6 +109,16 @@ class ViewsAliveError(NetringError, BufferError):
 class TooManyOpenFilesError(NetringError, OSError):
     """The process (EMFILE) or the system (ENFILE) ran out of file descriptors; the message says which
     limit and how to raise it. ``errno`` is EMFILE or ENFILE."""
+
+
+class PcapError(NetringError, ValueError):
+    """A capture file is not pcap/pcapng, or is truncated or damaged (``path`` and byte ``offset`` say where),
+    or a pcap writer was given a bad argument."""
+
+    def __init__(self, message, path=None, offset=None):
+        super().__init__(message)
+        self.path = path
+        self.offset = offset
 
 
 class ScenarioError(NetringError):

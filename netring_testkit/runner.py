@@ -3,11 +3,16 @@
 Order of a run (and of tear-down, in reverse, even on failure or Ctrl-C):
 
 1. build the topology (:class:`netring_testkit.Topology`; namespaces held by fd);
-2. attach the XDP programs (built-ins from :mod:`netring.bpf.programs`, or user objects);
-3. open the captures (:class:`netring.Capture`, TPACKET_V3) and a C sequence checker
+2. attach the XDP programs (built-ins from :mod:`netring.bpf.programs`, or user objects), choose
+   each stream's sender (``traffic[].via``: the TX ring or the kernel's live-frames generator,
+   :func:`netring_testkit.senders.choose`) and attach ``pass`` where the veth peer rule needs it
+   (:func:`netring_testkit.senders.plan_peer_passes`);
+3. open the captures (:class:`netring.Capture`, TPACKET_V3, or :class:`netring.XdpSocket` for
+   ``via: afxdp``, opened before the peer rule looks: see :mod:`netring_testkit.receivers`) and a C sequence checker
    (:class:`netring.check.SeqChecker`) per capture, knowing every stream;
-4. read the interface counters and open one injector per source endpoint (however many streams
-   it sends), then start draining the captures on the calling thread — one C call per retired
+4. read the interface counters and open one sender per source endpoint and kind (a
+   :class:`netring.Injector`, :class:`netring.XdpInjector` or :class:`netring.XdpSocket`, however
+   many streams it sends), then start draining the captures on the calling thread — one C call per retired
    block feeds the checker; nothing per packet happens in Python;
 5. only then, from that drain loop, start the senders: at most :data:`MAX_SENDERS` threads,
    each endpoint's streams on one of them, interleaved in bounded C calls
@@ -42,8 +47,9 @@ import traceback
 from netring import stamp as _stamp
 from netring.errors import ConfigurationError, NetringError, ScenarioError
 
-from . import frames
-from .xdpattach import attach_endpoint, xdp_hint
+from . import framelog, frames, replay, senders as _senders
+from .receivers import open_capture
+from .xdpattach import attach_endpoint, attach_peer_pass, xdp_hint
 from .verdict import ScenarioResult, SentFrame, StreamResult, evaluate
 
 __all__ = ["run", "parse_cpus", "CPUS_ENV", "build_templates", "build_frame", "ScenarioAborted"]
@@ -57,6 +63,7 @@ _CALL_S = 0.25
 #: Sender threads a run uses at most, however many streams and source endpoints it has: streams are
 #: multiplexed over them (see :class:`_Sender`), each source endpoint's streams through one injector.
 MAX_SENDERS = 4
+_LIVE_CALL_S = 0.5      # bound of one unpaced live-frames call (XdpInjector.send_stream)
 _TURN_S = 0.05           # bound of one C call when streams share a sender: a turn never starves the others long
 #: Environment variable naming the CPUs to pin the engine's threads to: "TX,RX" (e.g. "0,1").
 CPUS_ENV = "NETRING_CPUS"
@@ -119,6 +126,8 @@ def build_frame(size, stream_id, *, src_mac, dst_mac, l3="ipv4", l4="udp", src_i
 
 def build_templates(stream, src_ep, dst_ep):
     """Template frames (one per size in ``stream.sizes``) and their L4 checksum offsets."""
+    if "pcap" in stream.frame:  # frames replayed from a trace (netring_testkit.replay)
+        return replay.templates(stream)
     f = stream.frame
     eth = f.get("eth") or {}
     ip = f.get(stream.l3) or {}
@@ -253,8 +262,10 @@ def _xdp_counters(att):
 class _StreamTx:
     """One stream's sending state: its templates, how far it got, when it started and finished."""
 
-    def __init__(self, stream, templates, offsets):
+    def __init__(self, stream, templates, offsets, via="ring"):
         self.stream = stream
+        #: The sender kind (see :mod:`netring_testkit.senders`): ``ring``, ``xdp`` or ``afxdp``.
+        self.via = via
         self.templates = templates
         self.offsets = offsets
         self.sent = 0
@@ -344,8 +355,8 @@ class _Sender(threading.Thread):
                 self._run_alone(*self.jobs[0])
             else:
                 self._run_turns()
-            if not self.stop.is_set():
-                for inj in {id(inj): inj for inj, _ in self.jobs}.values():
+            if not self.stop.is_set():  # TX rings only: the live-frames generator has sent when it returns
+                for inj in {id(inj): inj for inj, tx in self.jobs if tx.via != "xdp"}.values():
                     inj.wait_drained(max(0.1, min(1.0, self.deadline - time.monotonic())))
         except BaseException as exc:  # reported by the main thread
             self.error = exc
@@ -364,10 +375,13 @@ class _Sender(threading.Thread):
                 break
             # Each call is bounded (~0.25 s of paced traffic, 1 s at most) so that stop/timeout
             # are noticed quickly and the injector is never closed under a running C call.
-            chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
-            n = min(chunk, st.count - tx.sent)
+            if tx.via == "xdp":
+                n, bound = _live_call(st.count - tx.sent, st.rate_pps)
+            else:
+                chunk = _CHUNK_MAX if st.rate_pps is None else max(16, min(_CHUNK, st.rate_pps // 4))
+                n, bound = min(chunk, st.count - tx.sent), 1.0 if st.rate_pps else _CALL_S
             self.error_stream = st
-            done = tx.send(inj, n, st.rate_pps, min(left, 1.0 if st.rate_pps else _CALL_S))
+            done = tx.send(inj, n, st.rate_pps, min(left, bound))
             if done < n and time.monotonic() >= self.deadline:
                 break
 
@@ -418,6 +432,21 @@ class _Sender(threading.Thread):
                 at = t0 + tx.sent / st.rate_pps
                 next_due = at if next_due is None else min(next_due, at)
         return next_due
+
+
+def _live_call(left, rate_pps):
+    """``(frames, time bound)`` of the next live-frames call of a stream alone on its sender.
+
+    Each call loads the stream's generator programs and every test run inside it pays a fixed
+    ~25 ms (see :mod:`netring.xdp_inject`), so calls are longer than a TX ring's: unpaced, all that
+    is left, bounded to :data:`_LIVE_CALL_S`; paced, one second of frames (the generator paces
+    them in 50 ms slices), bounded to their schedule plus half a second. The bound is how long a
+    stop or Ctrl-C waits for the call at most.
+    """
+    if rate_pps is None:
+        return left, _LIVE_CALL_S
+    n = min(left, max(1, rate_pps))
+    return n, n / rate_pps + 0.5
 
 
 class _ArrivalSample:
@@ -478,14 +507,13 @@ def _plan_senders(stack, topo, streams, deadline, stop, cpu):
     dealt round-robin to the senders in the order their first stream appears.
     """
     by_src = {}
-    for tx in streams:
-        by_src.setdefault(tx.stream.src, []).append(tx)
+    for tx in streams:   # one sender per source endpoint and kind (a TX ring, the live-frames generator)
+        by_src.setdefault((tx.stream.src, tx.via), []).append(tx)
     nthreads = min(MAX_SENDERS, len(by_src))
     plans = [[] for _ in range(nthreads)]
-    for i, (src, txs) in enumerate(by_src.items()):
+    for i, ((src, via), txs) in enumerate(by_src.items()):
         fsize = max(_frame_size_for(tx.stream.sizes) for tx in txs)
-        inj = stack.enter_context(topo[src].injector(frame_size=fsize,
-                                                     frame_count=max(64, min(1024, (8 << 20) // fsize))))
+        inj = _senders.open_sender(stack, topo[src], via, fsize)
         plans[i % nthreads].extend((inj, tx) for tx in txs)
     order = {id(tx): k for k, tx in enumerate(streams)}
     return [_Sender(sorted(jobs, key=lambda j: order[id(j[1])]), deadline, stop, cpu=cpu, index=k)
@@ -586,7 +614,8 @@ def _pinned(cpu):
         os.sched_setaffinity(0, old)
 
 
-def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_factory=None, cpus=None):
+def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_factory=None, cpus=None,
+        all_frames=False):
     """Run ``scenario`` and return its :class:`~netring_testkit.verdict.ScenarioResult`.
 
     ``progress(text)`` is called every couple of seconds while traffic flows. ``keep=True``
@@ -594,7 +623,8 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
     ``ip netns exec`` debugging), with the scenario's XDP programs still attached (handed over to
     netlink attachments that last as long as the interface; ``result.kept_hint`` says how to see
     them). ``artifacts_dir``: where a failed scenario's JSON and pcapng go (and then the first and
-    last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it).
+    last :data:`SAMPLE_FRAMES` frames of each stream and capture are kept for it; with
+    ``all_frames`` every frame each capture saw, classified in the pcapng: :mod:`.framelog`).
     Any exception while running (a kernel refusing something, a missing program, a bug) is
     reported as ``status="error"`` with a one-line message, its traceback kept in
     ``result.traceback`` (and the JSON artifact); ``KeyboardInterrupt`` tears everything down
@@ -610,7 +640,8 @@ def run(scenario, *, artifacts_dir=None, progress=None, keep=False, topology_fac
     result = ScenarioResult(scenario)
     t0 = time.monotonic()
     try:
-        _run(scenario, result, progress, keep, topology_factory, parse_cpus(cpus), sample=bool(artifacts_dir))
+        _run(scenario, result, progress, keep, topology_factory, parse_cpus(cpus), sample=bool(artifacts_dir),
+             all_frames=bool(artifacts_dir) and all_frames)
         if result.status != "skipped":
             result.failures = evaluate(scenario, result)
             result.status = "failed" if result.failures else "passed"
@@ -644,7 +675,7 @@ def _topology(scenario, keep, factory):
     return Topology(scenario.topology, keep=keep)
 
 
-def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=False):
+def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=False, all_frames=False):
     from netring.check import SeqChecker
 
     deadline = time.monotonic() + scenario.timeout
@@ -686,24 +717,44 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
                 "at": x.attach, "program": x.program if x.builtin else x.program["program"],
                 "requested": x.mode, "obtained": loaded[x.attach][0].mode})
         atts = {ep: att for ep, (att, _obj) in loaded.items()}
+        programs = {a["at"]: a["obtained"] for a in result.xdp_attachments}
+        # AF_XDP captures first: their xsk program is on the endpoint before the peer rule looks.
+        biggest = max(max(s.sizes) for s in scenario.streams)
+        receivers = {}
+        for c in scenario.captures:
+            if c.via == "afxdp":
+                receivers[c.on] = open_capture(stack, topo[c.on], c, None)
+                programs[c.on] = receivers[c.on].program_mode
+        # Each stream's sender (traffic[].via), then the veth peer rule: pass where frames must arrive.
+        counted_via = {c.on: c.via for c in scenario.captures}
+        choices = {st.name: _senders.choose(st, scenario.expect[st.name].order, topo[st.src], programs,
+                                            capture_via=counted_via.get(scenario.expect[st.name].at, "afpacket"))
+                   for st in scenario.streams}
+        passes, bare = _senders.plan_peer_passes(scenario, topo, programs, choices)
+        for pp in passes:
+            ep = topo[pp.at]
+            atts[pp.at] = attach_peer_pass(stack, pp.at, ep.ifname, ep.netns)
+            result.peer_passes.append(pp)
 
         expected = {s.stream_id: s.count for s in scenario.streams}
         caps = []
-        biggest = max(max(s.sizes) for s in scenario.streams)
         for c in scenario.captures:
-            ep = topo[c.on]
-            cap = stack.enter_context(ep.capture(**_capture_options(c.options, biggest)))
-            caps.append((c.on, cap, SeqChecker(expected, keep_unexpected=8)))
-        samplers = {c.on: _ArrivalSample() for c in scenario.captures} if sample else {}
+            rx = receivers.get(c.on) or open_capture(stack, topo[c.on], c, _capture_options(c.options, biggest))
+            caps.append((c.on, rx, SeqChecker(expected, keep_unexpected=8)))
+            result.capture_paths[c.on] = rx.path
+        samplers = {c.on: framelog.AllFrames() if all_frames else _ArrivalSample()
+                    for c in scenario.captures if c.via == "afpacket"} if sample else {}
+        result.arrived_all = all_frames
 
         watched = set(c.on for c in scenario.captures) | set(scenario.expect_interface) | set(atts)
         watched |= {s.src for s in scenario.streams} | {s.dst for s in scenario.streams}
+        watched |= {sending for _, sending, _, _ in bare}
         before = {ep: _stats(topo[ep]) for ep in sorted(watched)}
 
         streams = []
         for st in scenario.streams:
             templates, offsets = build_templates(st, topo[st.src], topo[st.dst])
-            streams.append(_StreamTx(st, templates, offsets))
+            streams.append(_StreamTx(st, templates, offsets, choices[st.name].via))
         senders.extend(_plan_senders(stack, topo, streams, deadline, stop, cpus and cpus[0]))
         # Registered after the injectors, so it runs before they close on every way out (LIFO).
         stack.callback(_stop_senders, senders, stop)
@@ -739,20 +790,21 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             a = _stats(topo[ep])
             if a is not None and b is not None:
                 result.interfaces[ep] = {k: a[k] - b.get(k, 0) for k in a if isinstance(a[k], int)}
+        result.links = topo.link_stats()  # impaired links: the bridge's counters beside the checker's
 
+        result.hints.extend(_senders.vanish_hints(scenario, bare, result.interfaces))
         by_ep = {on: chk for on, _, chk in caps}
-        for on, cap, chk in caps:
+        for on, rx, chk in caps:
             with contextlib.suppress(AttributeError, NetringError):
-                cs = cap.cumulative_stats()
-                result.captures[on] = {"packets": int(cs.packets), "drops": int(cs.drops),
-                                       "freezes": int(cs.freezes)}
+                result.captures[on] = rx.counters()
             result.unexpected[on] = int(chk.unexpected)
             result.unexpected_frames[on] = [bytes(f) for f in chk.unexpected_frames]
         sent = {tx.stream.stream_id: tx.sent for tx in streams}
         for st in scenario.streams:
             at = scenario.expect[st.name].at
             chk = by_ep.get(at)
-            r = StreamResult(st.name, st.stream_id, at, st.count, sent=sent.get(st.stream_id, 0))
+            r = StreamResult(st.name, st.stream_id, at, st.count, sent=sent.get(st.stream_id, 0),
+                             via=choices[st.name].via, via_reason=choices[st.name].reason)
             if chk is not None:
                 c = chk.counts(st.stream_id)
                 r.delivered, r.lost, r.duplicated = c[1], c[2], c[3]
@@ -780,6 +832,7 @@ def _full_delivery_targets(scenario, caps):
 
 
 def _drain(scenario, caps, senders, deadline, progress, tx_start, samplers=None):
+    samplers = samplers or {}
     targets = _full_delivery_targets(scenario, caps)
     poller = select.poll()
     fds = {}
@@ -808,24 +861,12 @@ def _drain(scenario, caps, senders, deadline, progress, tx_start, samplers=None)
         wait_ms = int(max(1, min(100, (deadline - now) * 1000)))
         got = False
         if len(caps) == 1:
-            on, cap, chk = caps[0]
-            batch = cap.next_batch(timeout=wait_ms / 1000.0)
-            if batch is not None:
-                with batch:
-                    chk.feed(batch)
-                    if samplers:
-                        samplers[on].feed(batch)
-                got = True
+            on, rx, chk = caps[0]
+            got = rx.step(chk, samplers.get(on), wait_ms / 1000.0)
         else:
             for fd, _ in poller.poll(wait_ms):
-                on, cap, chk = fds[fd]
-                batch = cap.next_batch(timeout=0)
-                if batch is not None:
-                    with batch:
-                        chk.feed(batch)
-                        if samplers:
-                            samplers[on].feed(batch)
-                    got = True
+                on, rx, chk = fds[fd]
+                got = rx.step(chk, samplers.get(on), 0) or got
         if got:
             last_rx = time.monotonic()
         if progress is not None and time.monotonic() >= next_progress:

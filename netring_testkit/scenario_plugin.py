@@ -63,6 +63,10 @@ def pytest_addoption(parser):
     group.addoption("--netring-artifacts", metavar="DIR", default=None,
                     help="for each failed scenario, write DIR/<id>.json (full result) and DIR/<id>.pcapng "
                          "(first/last frames sent and arrived, and the unexpected frames, each commented)")
+    group.addoption("--netring-artifacts-all", action="store_true", default=False,
+                    help="with --netring-artifacts: the pcapng holds every frame each capture saw (up to 1 000 000), "
+                         "each commented with the checker's verdict (delivered, duplicate, reordered, corrupted, "
+                         "unexpected); costs a copy per frame while the scenario runs")
     limits_help = ("raise the limits on YAML scenario files, as NAME=N separated by spaces or commas (sizes also "
                    "as 4KiB, 2MiB), e.g. 'streams=4096 file_size=4MiB'; names: file_size, depth, yaml_nodes, "
                    "string, nodes, links, streams, matrix_streams, matrix_nodes (README: YAML scenarios, Limits)")
@@ -161,7 +165,8 @@ class ScenarioItem(pytest.Item):
         cfg = self.config
         factory = get_factory(cfg)
         self.result = runner.run(self.scenario, artifacts_dir=cfg.getoption("netring_artifacts"),
-                                 progress=_progress_writer(cfg), keep=factory.keep)
+                                 progress=_progress_writer(cfg), keep=factory.keep,
+                                 all_frames=cfg.getoption("netring_artifacts_all"))
         r = self.result
         if r.status == "skipped":
             skip_unmet(r.skip_reason or "a requirement of the scenario is not met")

@@ -17,6 +17,8 @@ Spec shape (every key but ``nodes`` and ``links[].endpoints`` is optional)::
                                                # receiving end, to accept XDP_TX/redirected frames)
           "ipv4": True,                        # auto-assign IPv4 on this link's ends (default True)
           "ipv6": True,                        # auto-assign IPv6 on this link's ends (default True)
+          "impair": {"loss": "1%", "seed": 7}, # through a netring.Bridge in a hidden namespace
+                                               # (netring_testkit.impair; keys: netring.bridge)
         },
         {
           "endpoints": [                       # ... or a mapping with per-endpoint options,
@@ -79,7 +81,7 @@ from netring.errors import NetringError, from_oserror
 from netring.netns import NetNS
 from pyroute2 import IPRoute as _IPRoute
 
-from . import topospec
+from . import impair, topospec
 
 __all__ = ["Topology", "Endpoint", "parse_spec", "NAME_PREFIX", "namespace_name"]
 
@@ -148,6 +150,7 @@ _SIOCETHTOOL = 0x8946
 _ETHTOOL_GGRO = 0x2B
 _ETHTOOL_SGRO = 0x2C
 _ETHTOOL_GLINK = 0x0A
+_ETHTOOL_STXCSUM = 0x17
 
 
 def _ethtool_value(ifname, cmd, data=0):
@@ -413,6 +416,9 @@ class Topology:
         self._ipr = {}
         self._stack = None
         self._lock = threading.Lock()
+        self._serial_now = 0
+        #: The :class:`~netring_testkit.impair.ImpairedLink` of every link with ``impair:``, in spec order.
+        self.impaired_links = []
         self._failed = False
         self._keep_now = False
         self._built = False
@@ -440,21 +446,9 @@ class Topology:
         return self
 
     def _build(self):
-        serial = next(_serial)
+        self._serial_now = next(_serial)  # names the namespaces of this build (keep=True)
         for node in self._nodes:
-            if self.keep:
-                # Provisional until close() decides to keep it: should this process die first (SIGKILL),
-                # the next session's reaper removes it at once instead of keeping it for a day.
-                ns = NetNS.create(name=namespace_name(node, serial=serial), provisional=True)
-                self._stack.callback(self._release_ns, ns)
-            else:
-                ns = NetNS.create()
-                self._stack.callback(ns.close)
-            self.nodes[node] = ns
-            sock = ns.run(_prepare_namespace)  # one hop into the namespace for both
-            ipr = _IPRoute(use_socket=sock)
-            self._stack.callback(ipr.close)
-            self._ipr[node] = ipr
+            self.nodes[node], self._ipr[node] = self._new_namespace(node)
         for i, (name, spec) in enumerate(self._eps.items(), 1):
             if spec.mac is None:
                 spec.mac = "02:4e:52:%02x:%02x:%02x" % (self._id, i >> 8, i & 0xFF)
@@ -466,7 +460,10 @@ class Topology:
                 continue
             peer = spec.link
             done.update((name, peer.name))
-            self._create_veth(spec, peer)
+            if spec.impair is not None:
+                self._create_impaired(spec, peer)
+            else:
+                self._create_veth(spec, peer)
         for b in self._bridges:
             self._create_bridge(b)
         # Every node's interface indexes in one helper-thread hop (an rtnetlink lookup each costs more).
@@ -481,6 +478,49 @@ class Topology:
             if ep.peer is None and ep.kind == "veth":
                 ep.peer = self.endpoints[self._eps[ep.name].link.name]
         self._wait_ready()
+        # The bridges start once the links are up: the MLD reports of link-up died at the ports unread.
+        for link in self.impaired_links:
+            self._stack.callback(link.close)  # before the hidden namespace goes (LIFO)
+            link.start()
+
+    def _new_namespace(self, label):
+        """A fresh namespace for node ``label`` (named ``nrt-…-label`` with ``keep``), quiet, with its
+        rtnetlink socket; both released by the topology's teardown. Returns ``(NetNS, IPRoute)``."""
+        if self.keep:
+            # Provisional until close() decides to keep it: should this process die first (SIGKILL),
+            # the next session's reaper removes it at once instead of keeping it for a day.
+            ns = NetNS.create(name=namespace_name(label, serial=self._serial_now), provisional=True)
+            self._stack.callback(self._release_ns, ns)
+        else:
+            ns = NetNS.create()
+            self._stack.callback(ns.close)
+        sock = ns.run(_prepare_namespace)  # one hop into the namespace for both
+        ipr = _IPRoute(use_socket=sock)
+        self._stack.callback(ipr.close)
+        return ns, ipr
+
+    def _create_impaired(self, a, b):
+        """An impaired link (:mod:`netring_testkit.impair`): both veths from a hidden namespace of its own."""
+        n = len(self.impaired_links)
+        ns, ipr = self._new_namespace("impair%d" % n)
+        for scope in ("all", "default"):  # nothing of its own to say on either link
+            ns.run(_disable_ipv6, scope)
+        link = impair.ImpairedLink(a.name, b.name, a.impair, ns, ipr)
+        self.impaired_links.append(link)
+        try:
+            link.create_veths(self.endpoints[a.name], self.endpoints[b.name], self.nodes[a.node], self.nodes[b.node])
+        except Exception as exc:
+            raise self._nl_error(exc, "creating the impaired link %s <-> %s" % (a.name, b.name), a.field) from None
+        # The endpoints compute their checksums themselves: with TX checksum offload a local socket's
+        # frame leaves a veth with a partial checksum (veth never fills it in), which a packet socket
+        # would forward as is and the far stack would drop. TSO goes with it (it needs checksumming).
+        for ep in (a, b):
+            self.nodes[ep.node].run(_ethtool_value, ep.ifname, _ETHTOOL_STXCSUM, 0)
+
+    def link_stats(self):
+        """``{link name: report}`` of every impaired link (:meth:`netring_testkit.impair.ImpairedLink.report`):
+        the bridge's settings and counters per direction. Empty for a topology without ``impair:`` links."""
+        return {link.name: link.report() for link in self.impaired_links}
 
     def _wait_ready(self):
         """Wait (bounded) until every veth is operationally up and the MLD reports have passed.

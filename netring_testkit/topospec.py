@@ -17,6 +17,7 @@ import ipaddress
 import itertools
 import re
 
+from netring import impairment
 from netring.errors import ConfigurationError
 
 __all__ = ["analyse", "problems", "field_name", "value_at", "error", "EndpointSpec", "Parsed", "assign_addresses",
@@ -33,7 +34,7 @@ _NODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _TOP_KEYS = ("bridges", "links", "nodes")
-_LINK_KEYS = ("endpoints", "gro", "ipv4", "ipv6", "mtu", "queues")
+_LINK_KEYS = ("endpoints", "gro", "impair", "ipv4", "ipv6", "mtu", "queues")
 _EP_KEYS = ("gro", "interface", "ipv4", "ipv6", "mac", "mtu", "node", "queues")
 _BRIDGE_KEYS = ("ipv4", "ipv6", "mac", "mtu", "name", "ports")
 
@@ -43,11 +44,13 @@ class EndpointSpec:
     bridge (``kind="bridge"``, ``ports`` = the enslaved veth ends).
 
     ``ipv4``/``ipv6`` are ``"auto"``, None (no address) or an ``ipaddress`` interface; ``field``
-    is the spec path it came from (``links[0].endpoints[1]``), used in error messages.
+    is the spec path it came from (``links[0].endpoints[1]``), used in error messages. ``impair``
+    is, on the first endpoint of an impaired link only, the link's ``(first → second, second →
+    first)`` :class:`netring.impairment.Impairment` pair; None otherwise.
     """
 
     __slots__ = ("node", "ifname", "mac", "ipv4", "ipv6", "mtu", "queues", "gro", "field", "link", "kind",
-                 "ports")
+                 "ports", "impair")
 
     def __init__(self, node, ifname, field):
         self.node, self.ifname, self.field = node, ifname, field
@@ -57,6 +60,7 @@ class EndpointSpec:
         self.link = None
         self.kind = "veth"
         self.ports = ()
+        self.impair = None
 
     @property
     def name(self):
@@ -285,8 +289,21 @@ class _Checker:
                 continue
             if self.add(ep, epath):
                 pair.append(ep)
+        imp = self.impair_opt(link, lpath)
         if len(pair) == 2:
             pair[0].link, pair[1].link = pair[1], pair[0]
+            pair[0].impair = imp
+
+    def impair_opt(self, link, lpath):
+        """The link's ``impair`` as an (a→b, b→a) Impairment pair, or None (absent, or a problem reported)."""
+        if "impair" not in link:
+            return None
+        try:
+            return impairment.parse_impairment(link["impair"])
+        except ConfigurationError as exc:
+            parts = (exc.field or "impair").split(".")
+            self.bad(lpath + tuple(parts), str(exc))
+            return None
 
     def bridge(self, br, bpath):
         if not isinstance(br, dict):

@@ -10,6 +10,7 @@ import collections
 import time
 
 from . import frames as _frames
+from . import impair as _impair
 
 __all__ = ["StreamResult", "ScenarioResult", "SentFrame", "evaluate", "decode_frame", "DROP_ACTIONS"]
 
@@ -28,13 +29,17 @@ class StreamResult:
     ``expected`` is the number of frames the stream should inject (its ``count``), ``sent`` the
     number the injector actually queued; ``delivered`` (distinct sequence numbers seen), ``lost``
     (``expected - delivered``), ``duplicated``, ``reordered``, ``corrupted`` come from the C checker.
+    ``via`` is the sender the stream went out of (``ring``, ``xdp``, ``afxdp``) and ``via_reason`` why
+    (:func:`netring_testkit.senders.choose`).
     """
 
     FIELDS = ("expected", "sent", "delivered", "lost", "duplicated", "reordered", "corrupted")
 
     def __init__(self, name, stream_id, at, expected, sent=0, delivered=0, lost=None, duplicated=0,
-                 reordered=0, corrupted=0):
+                 reordered=0, corrupted=0, via=None, via_reason=None):
         self.name = name
+        self.via = via
+        self.via_reason = via_reason
         self.stream_id = stream_id
         self.at = at
         self.expected = expected
@@ -49,6 +54,7 @@ class StreamResult:
         """JSON-ready counts."""
         d = {"name": self.name, "stream_id": self.stream_id, "at": self.at}
         d.update((f, getattr(self, f)) for f in self.FIELDS)
+        d["via"], d["via_reason"] = self.via, self.via_reason
         return d
 
 
@@ -75,6 +81,13 @@ class ScenarioResult:
         #: One record per attached XDP program, in ``xdp:`` order: ``{"at", "program", "requested", "obtained"}``
         #: (the mode asked for — native, generic or auto — and the one the attachment got).
         self.xdp_attachments = []
+        #: The ``pass`` programs the runner attached for the veth peer rule
+        #: (:class:`netring_testkit.senders.PeerPass`: where, and for what).
+        self.peer_passes = []
+        #: Explanations of a failure the counters point to (e.g. frames that vanished at a veth).
+        self.hints = []
+        #: How each capture counted: endpoint → ``afpacket (TPACKET_V3)`` / ``afxdp (queue 0, copy)``.
+        self.capture_paths = {}
         #: ``expect.maps`` values read from user programs' maps: endpoint → map → key → value.
         self.maps = {}
         self.failures = []
@@ -94,6 +107,11 @@ class ScenarioResult:
         self.sent_samples = []
         #: ... and capture endpoint → ``[(timestamp_ns, bytes), ...]``, the first and last frames it saw.
         self.arrived_samples = {}
+        #: True when ``arrived_samples`` holds every frame the captures saw (``--netring-artifacts-all``).
+        self.arrived_all = False
+        #: Impaired links (``impair:``): link name → the bridge's settings and counters per direction
+        #: (:meth:`netring_testkit.impair.ImpairedLink.report`), shown beside the checker's counts.
+        self.links = {}
 
     @property
     def passed(self):
@@ -131,10 +149,12 @@ class ScenarioResult:
             "sent": self.sent, "pps": round(self.pps, 1), "loss": self.loss,
             "streams": [s.as_dict() for s in self.streams],
             "xdp_attachments": [dict(a) for a in self.xdp_attachments],
+            "peer_passes": [p.as_dict() for p in self.peer_passes],
+            "capture_paths": dict(self.capture_paths), "hints": list(self.hints),
             "xdp": self.xdp, "interfaces": self.interfaces, "captures": self.captures,
             "maps": {ep: {m: {str(k): v for k, v in keys.items()} for m, keys in maps.items()}
                      for ep, maps in self.maps.items()},
-            "unexpected": self.unexpected,
+            "unexpected": self.unexpected, "links": self.links,
             "artifacts": list(self.artifacts), "kept": list(self.kept),
             "skip_reason": self.skip_reason, "traceback": self.traceback,
         }
@@ -151,16 +171,27 @@ class ScenarioResult:
             lines.append("skipped: %s" % self.skip_reason)
         for f in self.failures:
             lines.append("FAIL: %s" % f)
+        for h in self.hints:
+            lines.append("hint: %s" % h)
         if self.streams:
             lines.append("")
-            head = ("stream", "at", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want")
+            head = ("stream", "at", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want", "via")
             rows = [head]
             for s in self.streams:
                 ex = sc.expect.get(s.name)
                 want = ex.delivered.describe(s.expected) if ex else ""
                 rows.append((s.name, s.at or "-", s.expected, s.sent, s.delivered, s.lost, s.duplicated,
-                             s.reordered, s.corrupted, want))
-            lines.extend(_table(rows))
+                             s.reordered, s.corrupted, want, s.via or "-"))
+            lines.extend(_table(rows, text=(9,)))
+            reasons = [(s.name, s.via_reason) for s in self.streams if s.via_reason]
+            if reasons:
+                lines.append("senders:")
+                lines.extend("  %s: %s" % r for r in reasons)
+        lines.extend(_impair.render(self.links))
+        if self.capture_paths:
+            lines.append("captures: %s" % ", ".join("%s via %s" % kv for kv in self.capture_paths.items()))
+        for p in self.peer_passes:
+            lines.append(p.describe())
         if self.xdp_attachments:
             lines.append("")
             lines.append("XDP programs:")
@@ -194,6 +225,13 @@ class ScenarioResult:
                 lines.append("  %s: %s" % (ep, ", ".join("%s=%s" % (k, counters[k]) for k in keys)))
         drops = {ep: c for ep, c in self.captures.items() if c.get("drops")}
         for ep, c in drops.items():
+            if "rx_ring_full" in c:   # an AF_XDP capture
+                lines.append("capture %s: the kernel could not place %d frames in the AF_XDP socket (fill ring empty "
+                             "%d, RX ring full %d) — they never reached the checker, so this loss is the harness's; "
+                             "give the socket more UMEM frames and ring entries (capture: [{on: %s, via: afxdp, "
+                             "frame_count: ..., ring_size: ...}]) or a lower rate"
+                             % (ep, c["drops"], c.get("rx_fill_ring_empty_descs", 0), c["rx_ring_full"], ep))
+                continue
             lines.append("capture %s: the kernel dropped %d frames because the capture ring was full — they never "
                          "reached the checker, so this loss is the harness's; give the capture a bigger ring "
                          "(capture: [{on: %s, block_size: ..., block_count: ...}]) or a lower rate"
@@ -216,12 +254,13 @@ class ScenarioResult:
         return "\n".join(lines)
 
 
-def _table(rows, left=2):
-    """Rows as aligned text: the first ``left`` columns and the last flush left, numbers between flush right."""
+def _table(rows, left=2, text=()):
+    """Rows as aligned text: the first ``left`` columns, those in ``text`` and the last flush left, numbers
+    between flush right."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     out = []
     for n, r in enumerate(rows):
-        cells = [str(c).ljust(w) if i < left or i == len(r) - 1 else str(c).rjust(w)
+        cells = [str(c).ljust(w) if i < left or i in text or i == len(r) - 1 else str(c).rjust(w)
                  for i, (c, w) in enumerate(zip(r, widths))]
         out.append("  " + "  ".join(cells).rstrip())
         if n == 0:

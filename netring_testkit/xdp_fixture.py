@@ -12,6 +12,15 @@ Register this module in the plugin (``pytest_plugins`` or the plugin's imports).
 ``netring.bpf.Program`` (stays owned by the caller), or ``{"object": path, "program": name}``
 for a clang-built ELF object loaded through libbpf. ``endpoint`` is any object with
 ``.netns``, ``.ifname`` (and ``.ifindex``), or a ``(netns, ifname)`` tuple.
+
+**The veth peer rule**: a frame the built-in ``tx`` sends back (XDP_TX), or ``redirect`` sends into a
+veth, in native mode, reaches the other end of that veth only if the other end runs an XDP program;
+otherwise the kernel drops it silently (``tx_dropped``). So ``xdp.attach(b, "tx")`` also attaches the
+built-in ``pass`` on ``b``'s peer when that has no program, and detaches it with ``b``'s program
+(``handle.peer_pass`` is that handle, ``handle.peer_note`` says what was done and why). The peer is
+``peer=`` (an endpoint or ``(netns, ifname)``), else the one a testkit ``Endpoint`` knows (``tx``: its
+``peer``; ``redirect``: the ``peer`` of the endpoint of its node whose ifindex is ``target_ifindex``),
+else the veth's peer when it is in the same namespace. ``peer_pass=False`` opts out.
 """
 import pytest
 
@@ -33,6 +42,10 @@ class XdpHandle:
         #: The mode actually obtained (native/generic).
         self.mode = attachment.mode
         self._owned = owned  # programs/objects the fixture loaded and must close
+        #: The :class:`XdpHandle` of the ``pass`` attached on the veth peer (the veth peer rule), or None.
+        self.peer_pass = None
+        #: What the veth peer rule did for this attachment, in one line (None: the rule does not apply).
+        self.peer_note = None
 
     def counters(self):
         """Per-action (and per-rule) packet/byte counters of a built-in program."""
@@ -44,12 +57,15 @@ class XdpHandle:
 
     def detach(self):
         """Detach now and release what the fixture loaded (idempotent; also done after the test)."""
-        # Order: detach from the interface before closing the program and its maps.
+        # Order: detach from the interface before closing the program and its maps; the peer's pass
+        # goes after the program that needed it.
         with endpoint_errors(self._name):
             self.attachment.detach()
         for o in self._owned:
             o.close()
         self._owned = []
+        if self.peer_pass is not None:
+            self.peer_pass.detach()
 
     def __repr__(self):
         return "<XdpHandle %r>" % (self.attachment,)
@@ -61,8 +77,12 @@ class XdpFactory:
     def __init__(self):
         self._handles = []
 
-    def attach(self, endpoint, program, mode="native", replace=False, **options):
-        """Attach ``program`` to ``endpoint`` in ``mode`` (native/generic/auto); return an :class:`XdpHandle`."""
+    def attach(self, endpoint, program, mode="native", replace=False, peer_pass=True, peer=None, **options):
+        """Attach ``program`` to ``endpoint`` in ``mode`` (native/generic/auto); return an :class:`XdpHandle`.
+
+        For the built-ins ``tx`` and ``redirect`` in native mode, the veth peer rule (module doc) attaches
+        ``pass`` on the receiving veth end (``peer``, or found) unless ``peer_pass=False``.
+        """
         from netring import xdp as xdp_mod
         from netring.bpf import Program
         from netring.bpf.programs import builtin
@@ -104,7 +124,48 @@ class XdpFactory:
             raise
         handle = XdpHandle(att, owned, name)
         self._handles.append(handle)
+        if program in ("tx", "redirect") and att.mode == "native":
+            if peer is None and program == "tx":
+                peer = getattr(endpoint, "peer", None)  # a testkit Endpoint knows its veth peer
+            elif peer is None and getattr(endpoint, "topology", None) is not None:
+                # redirect: the peer of the target, an endpoint of the same node (same namespace)
+                out = next((ep for ep in endpoint.topology if ep.node == endpoint.node
+                            and ep.ifindex == options.get("target_ifindex")), None)
+                peer = getattr(out, "peer", None)
+            self._peer_rule(handle, program, netns, ifname, name, options.get("target_ifindex"), peer, peer_pass)
         return handle
+
+    def _peer_rule(self, handle, program, netns, ifname, name, target_ifindex, peer, peer_pass):
+        """Attach ``pass`` where ``program``'s frames arrive, when nothing runs there (see the module doc)."""
+        from netring import xdp as xdp_mod
+
+        what = "%s on %s" % (program, name or ifname)
+        if peer is None:
+            peer = _same_namespace_peer(netns, ifname if program == "tx" else target_ifindex)
+        if peer is None:
+            handle.peer_note = ("no pass attached for %s: its veth peer is not known here (in another namespace); "
+                                "pass peer=ENDPOINT (or attach a native program there yourself) or frames sent back "
+                                "into the veth are dropped" % what)
+            return
+        pns, pif = (peer if isinstance(peer, tuple) else (peer.netns, peer.ifname))
+        pname = (getattr(peer, "name", None) if not isinstance(peer, tuple) else None) or pif
+        there = xdp_mod.query(pif, netns=pns)
+        if there is not None:
+            handle.peer_note = "%s already runs %s (%s mode) for %s" % (pname, there.name or "a program", there.mode,
+                                                                       what)
+            if there.mode == "generic":
+                handle.peer_note += ("; a generic-mode program receives none of the frames %s sends into the veth: "
+                                     "attach it in native mode" % program)
+            return
+        if not peer_pass:
+            handle.peer_note = ("no pass attached on %s for %s (peer_pass=False): frames sent into the veth are "
+                                "dropped (tx_dropped on %s) unless %s runs a native XDP program"
+                                % (pname, what, name or ifname, pname))
+            return
+        p = self.attach(peer, "pass", mode="native")
+        self._handles.remove(p)   # owned by the handle that needed it: detached with it
+        handle.peer_pass = p
+        handle.peer_note = "attached pass on %s for %s" % (pname, what)
 
     def close(self, keep_in=()):
         """Detach every attachment (newest first) and close what was loaded; report the first error.
@@ -129,6 +190,24 @@ class XdpFactory:
         if first is not None:
             raise first
         return hints
+
+
+def _same_namespace_peer(netns, iface):
+    """``(netns, ifname)`` of the veth peer of ``iface`` (name or ifindex) when it lives in the same
+    namespace (no IFLA_LINK_NETNSID), else None. Read with pyroute2 through the namespace's own socket."""
+    if iface is None or not hasattr(netns, "iproute"):
+        return None
+    with netns.iproute() as ipr:
+        idx = iface if isinstance(iface, int) else (ipr.link_lookup(ifname=iface) or [None])[0]
+        if idx is None:
+            return None
+        link = ipr.get_links(idx)[0]
+        info = link.get_attr("IFLA_LINKINFO")
+        kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+        peer = link.get_attr("IFLA_LINK")
+        if kind != "veth" or not peer or link.get_attr("IFLA_LINK_NETNSID") is not None:
+            return None
+        return netns, ipr.get_links(peer)[0].get_attr("IFLA_IFNAME")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ stays for later tests (a module-scoped topology) is detached as usual.
 """
 import contextlib
 
-__all__ = ["endpoint_errors", "attach_endpoint", "xdp_hint"]
+__all__ = ["endpoint_errors", "attach_endpoint", "attach_peer_pass", "xdp_hint"]
 
 
 @contextlib.contextmanager
@@ -54,3 +54,13 @@ def xdp_hint(info, netns_name, ifname, where=None):
             "`ip netns exec %s bpftool net`, `bpftool prog show id %d`"
             % (info.name or "?", info.id, info.mode, where or "%s in %s" % (ifname, netns_name),
                netns_name, ifname, netns_name, info.id))
+
+
+def attach_peer_pass(stack, name, ifname, netns):
+    """Attach the built-in ``pass`` natively on the veth end ``name`` (``ifname`` in ``netns``) for the
+    veth peer rule (frames XDP_TX'd or redirected into a veth arrive only where XDP runs); it is
+    detached, then closed, when ``stack`` unwinds. Returns the :class:`netring.xdp.XdpAttachment`."""
+    from netring.bpf import programs
+
+    prog = stack.enter_context(programs.builtin("pass"))
+    return attach_endpoint(stack, name, ifname, netns, prog, "native")

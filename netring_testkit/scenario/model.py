@@ -9,11 +9,14 @@ from typing import Any, Dict, List, Optional, Union
 
 from .values import CountExpr
 
-__all__ = ["Stream", "XdpSpec", "CaptureSpec", "StreamExpect", "Scenario", "BUILTIN_PROGRAMS",
+__all__ = ["VIAS", "Stream", "XdpSpec", "CaptureSpec", "StreamExpect", "Scenario", "BUILTIN_PROGRAMS",
            "DEFAULT_TIMEOUT", "DEFAULT_QUIET", "DEFAULT_COUNT"]
 
 #: Built-in XDP programs a scenario may name in ``program:``.
 BUILTIN_PROGRAMS = ("pass", "drop", "aborted", "tx", "redirect", "filter")
+
+#: Senders a stream may ask for in ``traffic[].via``.
+VIAS = ("ring", "xdp", "auto", "afxdp")
 
 #: Seconds a scenario may run when it gives no ``timeout``.
 DEFAULT_TIMEOUT = 30.0
@@ -31,7 +34,9 @@ class Stream:
     ``rate_pps`` (None = as fast as the ring allows), ``frame`` (header fields: ``eth``, one of
     ``ipv4``/``ipv6``, one of ``udp``/``tcp``/``icmp``), ``sizes`` (the frame sizes cycled
     frame by frame); derived from ``frame``: ``l3`` and ``l4`` (protocol names) and ``vlan``
-    (the ``eth.vlan`` tag or None).
+    (the ``eth.vlan`` tag or None). ``via``: the sender asked for (:data:`VIAS`; ``auto`` picks
+    ``xdp`` where its preconditions hold, else ``ring``, see :mod:`netring_testkit.senders`);
+    ``where``: ``file:line:col: scenarios[i].traffic[j].via``, the prefix of a run-time error about it.
     """
 
     name: str
@@ -45,6 +50,8 @@ class Stream:
     l3: str = dataclasses.field(init=False)
     l4: str = dataclasses.field(init=False)
     vlan: Any = dataclasses.field(init=False)
+    via: str = "auto"
+    where: str = ""
 
     def __post_init__(self):
         self.l3 = "ipv6" if "ipv6" in self.frame else "ipv4"
@@ -58,12 +65,15 @@ class Stream:
 @dataclasses.dataclass(eq=False)
 class XdpSpec:
     """An XDP attachment: ``attach`` endpoint, ``program`` (built-in name or ``{object, program}``),
-    ``mode`` (native|generic|auto), ``options`` for the built-in (``target``, ``rules``, ``default``…)."""
+    ``mode`` (native|generic|auto), ``options`` for the built-in (``target``, ``rules``, ``default``…),
+    ``peer_pass``: for ``tx``/``redirect`` in native mode, attach ``pass`` on the receiving veth end
+    when it runs no program (default True; see :func:`netring_testkit.senders.plan_peer_passes`)."""
 
     attach: str
     program: Union[str, Dict[str, str]]
     mode: str
     options: Dict[str, Any]
+    peer_pass: bool = True
 
     @property
     def builtin(self):
@@ -76,7 +86,8 @@ class XdpSpec:
 
 @dataclasses.dataclass(eq=False)
 class CaptureSpec:
-    """A capture point: ``on`` endpoint, ``via`` (afpacket), ring ``options``."""
+    """A capture point: ``on`` endpoint, ``via`` (afpacket|afxdp), ring/socket ``options``
+    (afpacket: ``block_size``, ``block_count``; afxdp: ``queue``)."""
 
     on: str
     via: str

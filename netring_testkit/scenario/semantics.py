@@ -13,15 +13,23 @@ import difflib
 import os
 import re
 
-from .. import topospec
+from .. import replay, topospec
+from ..senders import template_problem
 from .elf import (ARRAY_MAP_TYPES, FRAGS_SECTIONS, bpf_object_maps, bpf_object_programs, bpf_object_sections,
                   map_type_name)
 from .matrix import scenario_id
-from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, CaptureSpec, Scenario, Stream, StreamExpect,
+from .model import (DEFAULT_COUNT, DEFAULT_QUIET, DEFAULT_TIMEOUT, VIAS, CaptureSpec, Scenario, Stream, StreamExpect,
                     XdpSpec)
 from .values import STAMP_LEN, CountExpr, frame_sizes, min_frame_size, parse_count, parse_duration, parse_rate
 
-__all__ = ["build_scenario"]
+__all__ = ["build_scenario", "AFXDP_OPTIONS", "AFXDP_FRAME", "AFXDP_RX_FRAME"]
+
+#: Options of a ``capture`` entry with ``via: afxdp``.
+AFXDP_OPTIONS = ("queue", "frame_count", "ring_size")
+#: The UMEM frame size the engine's AF_XDP sockets use (the largest frame an afxdp sender sends).
+AFXDP_FRAME = 4096
+#: The largest frame an AF_XDP capture receives whole: a UMEM frame less XDP_PACKET_HEADROOM (copy mode).
+AFXDP_RX_FRAME = AFXDP_FRAME - 256
 
 
 def build_scenario(doc, spec, base, params, problems):
@@ -89,6 +97,7 @@ class _Builder:
         captures = self._captures(s, streams)
         ex = s.get("expect") or {}
         expect = self._expect_streams(ex, streams, captures)
+        self._check_live_order(streams, expect)
         expect_xdp, expect_if, unexpected = self._expect_counters(ex)
         expect_maps = self._expect_maps(ex)
         timeout, quiet = self._timeouts()
@@ -174,7 +183,14 @@ class _Builder:
                 prog = {"object": os.path.normpath(objpath), "program": prog["program"]}
                 self._check_object(prog["object"], prog["program"], rel + ("program",))
                 self._check_frags(prog["object"], prog["program"], x["attach"], x.get("mode", "auto"), rel)
-            xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts))
+            peer_pass = x.get("peer_pass", True)
+            if not isinstance(peer_pass, bool):  # a ${param} substituted into it
+                self.err(rel + ("peer_pass",), "peer_pass must be true or false, not %r" % (peer_pass,))
+                peer_pass = True
+            elif "peer_pass" in x and prog not in ("tx", "redirect"):
+                self.err(rel + ("peer_pass",), "`peer_pass` only applies to programs tx and redirect (the built-ins "
+                         "that send frames into a veth)")
+            xdp.append(XdpSpec(x["attach"], prog, x.get("mode", "auto"), opts, peer_pass))
             self.xdp_specs.setdefault(x["attach"], xdp[-1])
         return xdp
 
@@ -196,6 +212,9 @@ class _Builder:
                     self.err(rel + ("to",), "%r is not connected to %r by links, bridges or XDP redirects"
                              % (t["to"], t["from"]))
             frame = copy.deepcopy(t.get("frame") or {})
+            if "pcap" in frame:  # a trace replayed as the stream's frames
+                streams.append(self._replay_stream(name, ti, t, frame, rel))
+                continue
             if "ipv4" in frame and "ipv6" in frame:
                 self.err(rel + ("frame",), "a frame has one L3 header: give ipv4 or ipv6, not both")
             l4s = [k for k in ("udp", "tcp", "icmp") if k in frame]
@@ -221,11 +240,41 @@ class _Builder:
             except ValueError as exc:
                 self.err(rel + ("count",), str(exc))
                 count = DEFAULT_COUNT
-            st = Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes)
+            via = t.get("via", "auto")
+            if via not in VIAS:  # a ${param} substituted into it
+                self.err(rel + ("via",), "via must be one of %s, not %r" % (", ".join(VIAS), via))
+                via = "auto"
+            st = Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes, via=via,
+                        where=str(self.doc.problem(self.base + rel + ("via",), "")).rstrip(": "))
             if ok and sizes:
                 self._check_sizes(st, rel)
+            if ok:
+                self._check_via(st, rel)
             streams.append(st)
         return streams
+
+    def _replay_stream(self, name, ti, t, frame, rel):
+        """A ``frame: {pcap: ...}`` stream: the trace's checks are :func:`netring_testkit.replay.analyse`'s."""
+        mtu = min(self.endpoints.get(t["from"], 1500), self.endpoints.get(t["to"], 1500))
+        frame, sizes, pps, found = replay.analyse(frame, self.doc.filename, mtu, ti)
+        for path, message in found:
+            self.err(rel + ("frame",) + path, message)
+        rate = None
+        if t.get("rate") == "pcap":
+            if pps is None and not found:
+                self.err(rel + ("rate",), "rate: pcap needs a trace of two or more frames with distinct timestamps")
+            rate = pps
+        else:
+            try:
+                rate = parse_rate(t.get("rate"))
+            except ValueError as exc:
+                self.err(rel + ("rate",), str(exc))
+        try:
+            count = parse_count(t.get("count", DEFAULT_COUNT))
+        except ValueError as exc:
+            self.err(rel + ("count",), str(exc))
+            count = DEFAULT_COUNT
+        return Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes or [64])
 
     def _check_sizes(self, st, rel):
         lo = min_frame_size(st.l3, st.l4, st.vlan is not None)
@@ -238,6 +287,33 @@ class _Builder:
                      "(link MTU %d)" % (bad[0], "802.1Q/" if st.vlan is not None else "",
                                         "%s/%s" % (st.l3, st.l4), STAMP_LEN, lo, hi, mtu))
 
+    def _check_via(self, st, rel):
+        """What ``via:`` can be told from the file alone (the kernel's limits are checked when the run starts)."""
+        if st.via == "afxdp":
+            big = max(st.sizes)
+            if big > AFXDP_FRAME:
+                self.err(rel + ("via",), "via: afxdp sends frames of at most %d B (one UMEM frame); frame %d B: use "
+                         "via: ring" % (AFXDP_FRAME, big))
+        if st.via != "xdp":
+            return
+        peer = self.veth_peer.get(st.src)
+        if peer is None:
+            self.err(rel + ("via",), "via: xdp sends out of a veth (the kernel XDP_TXes the frames it generates); "
+                     "%r is a bridge device, which cannot transmit XDP frames; use via: ring or auto" % st.src)
+        elif peer in self.xdp_specs and self.xdp_specs[peer].mode == "generic":
+            self.err(rel + ("via",), "via: xdp: the receiving end %r runs its XDP program in mode: generic, which "
+                     "receives no XDP_TX'd frames from the veth; attach it in mode: native, or use via: ring" % peer)
+
+    def _check_live_order(self, streams, expect):
+        """``via: xdp`` with several frame sizes cannot keep ``order: strict`` (see netring_testkit.senders)."""
+        for st in streams:
+            ex = expect.get(st.name)
+            if st.via != "xdp" or ex is None or not st.sizes:
+                continue
+            bad = template_problem(st.sizes, ex.order)
+            if bad is not None:
+                self.err(("traffic", st.stream_id, "via"), "via: xdp cannot send this stream: %s; %s" % bad)
+
     def _captures(self, s, streams):
         """``capture``: one per endpoint, via afpacket; without the section, every stream's ``to``."""
         captures = []
@@ -247,8 +323,15 @@ class _Builder:
                 self.err(rel + ("on",), "endpoint %r is captured twice" % c["on"])
             self.cap_on[c["on"]] = ci
             via = c.get("via", "afpacket")
-            if via != "afpacket":
-                self.err(rel + ("via",), "capture via %r is not implemented yet; use afpacket" % via)
+            if via not in ("afpacket", "afxdp"):  # a ${param} substituted into it
+                self.err(rel + ("via",), "capture via must be afpacket or afxdp, not %r" % (via,))
+            own = AFXDP_OPTIONS if via == "afxdp" else ("block_size", "block_count")
+            for k in c:
+                if k not in ("on", "via") + own:
+                    self.err(rel + (k,), "`%s` does not apply to a capture via %s (its options: %s)"
+                             % (k, via, ", ".join(own)))
+            if via == "afxdp":
+                self._check_afxdp_capture(c["on"], streams, rel)
             captures.append(CaptureSpec(c["on"], via, {k: v for k, v in c.items() if k not in ("on", "via")}))
         if "capture" not in s:
             for st in streams:
@@ -256,6 +339,19 @@ class _Builder:
                     self.cap_on[st.dst] = len(captures)
                     captures.append(CaptureSpec(st.dst, "afpacket", {}))
         return captures
+
+    def _check_afxdp_capture(self, on, streams, rel):
+        """An AF_XDP capture attaches the built-in xsk program on its endpoint and takes frames whole up to
+        :data:`AFXDP_RX_FRAME` (a 4096 B UMEM frame less the kernel's XDP headroom)."""
+        if on in self.attached:
+            self.err(rel + ("on",), "capture via afxdp attaches the built-in xsk program on %r (it steers the frames "
+                     "into the socket), but xdp[%d] attaches a program there too; capture via afpacket there, or "
+                     "elsewhere" % (on, self.attached[on]))
+        for st in streams:
+            if st.dst == on and st.sizes and max(st.sizes) > AFXDP_RX_FRAME:
+                self.err(rel + ("via",), "capture via afxdp receives frames of at most %d B whole (a 4096 B UMEM frame "
+                         "less 256 B of XDP headroom); stream %s sends %d B: capture via afpacket"
+                         % (AFXDP_RX_FRAME, st.name, max(st.sizes)))
 
     def _expect_streams(self, ex, streams, captures):
         """``expect`` per stream (``expect.streams.NAME`` over the scenario-wide defaults): counts and where."""

@@ -86,7 +86,7 @@ def test_render_table_counters_and_decoded_unexpected_frames():
     lines = text.splitlines()
     assert lines[0] == "scenario filt (f.yaml:2) FAILED"
     hdr = next(l for l in lines if l.strip().startswith("stream"))
-    assert hdr.split() == ["stream", "at", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want"]
+    assert hdr.split() == ["stream", "at", "expected", "sent", "delivered", "lost", "dup", "reorder", "corrupt", "want", "via"]
     row = next(l for l in lines if l.strip().startswith("kept")).split()
     assert row[:9] == ["kept", "rx:eth0", "100", "100", "97", "3", "0", "0", "0"]
     assert "  rx:eth0: pass=100, drop=100, aborted=0" in lines

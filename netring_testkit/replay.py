@@ -1,0 +1,163 @@
+"""A pcap/pcapng trace as a stream's frames: ``frame: {pcap: trace.pcap}`` in a scenario.
+
+The path is relative to the YAML file. Each frame of the trace becomes one template, cycled frame
+by frame when ``count`` exceeds the trace (frame ``seq`` is trace frame ``seq % len``). With
+``stamp: true`` (the default and, today, the only mode) the last 20 bytes of each frame's L3
+packet (:mod:`netring.stamp`'s rule) are overwritten by the stamp — stream id, sequence number,
+and a check over the L4 payload before it — and the UDP/TCP checksum is recomputed (IPv4 and
+IPv6), so the C checker counts every frame like a generated one. A frame whose L3 packet has no
+20 bytes after its IP and UDP/TCP headers cannot carry the stamp: the loader reports it as a
+located problem naming the frame's index.
+
+``rate: pcap`` sends at the trace's own average rate: (frames − 1) / (last − first timestamp). The
+gaps between individual frames are not reproduced (the engine paces each stream at one rate).
+
+``stamp: false`` (send the frames untouched and count them by exact content) is refused with a
+located problem: the engine's checker counts stamps only.
+"""
+import os
+
+from netring import pcap, stamp as _stamp
+from netring.errors import NetringError, ScenarioError
+
+from . import frames as _frames
+
+__all__ = ["analyse", "templates", "prepare", "KEYS"]
+
+#: The keys of ``frame:`` when it names a trace.
+KEYS = ("pcap", "stamp")
+_ETH_P_IPV4, _ETH_P_IPV6 = 0x0800, 0x86DD
+
+
+def _payload_start(f):
+    """Where the bytes after the IP and UDP/TCP headers start (the L3 start for other protocols); -1 if
+    the headers do not fit the frame."""
+    l3, etype = _stamp.l3_offset(f)
+    if l3 < 0:
+        return -1
+    n = len(f)
+    if etype == _ETH_P_IPV4:
+        if n < l3 + 20:
+            return -1
+        start, proto = l3 + (f[l3] & 0x0F) * 4, f[l3 + 9]
+    elif etype == _ETH_P_IPV6:
+        if n < l3 + 40:
+            return -1
+        start, proto = l3 + 40, f[l3 + 6]
+    else:
+        return l3
+    if proto == 17:
+        start += 8
+    elif proto == 6:
+        if n < start + 13:
+            return -1
+        start += (f[start + 12] >> 4) * 4
+    return start if start <= n else -1
+
+
+def prepare(frame, stream_id, index):
+    """``frame`` re-stamped for ``stream_id`` (seq 0) with its L4 checksum fixed: ``(bytes, csum offset)``.
+
+    Raises ValueError naming ``index`` when the L3 packet has no room for the stamp after its headers.
+    """
+    f = bytearray(frame)
+    off = _stamp.locate(f)
+    start = _payload_start(f)
+    if off < 0 or start < 0 or off < start:
+        room = (off + _stamp.STAMP_LEN - start) if off >= 0 and start >= 0 else 0
+        raise ValueError("frame %d (%d B) has no room for the %d B stamp: its L3 packet holds %d B after the IP "
+                         "and UDP/TCP headers; drop it from the trace or use longer frames"
+                         % (index, len(f), _stamp.STAMP_LEN, max(room, 0)))
+    _stamp.write(f, stream_id, 0, min(off - start, _stamp.PLEN_MAX), offset=off)
+    out = _frames.restamp(bytes(f), stream_id, 0)  # the same stamp again, and the L4 checksum recomputed
+    return out, _frames.l4_checksum_offset(out)
+
+
+def _read(path):
+    try:
+        return pcap.read(path), None
+    except FileNotFoundError:
+        return None, "trace file %s does not exist (the path is relative to the scenario file)" % path
+    except (OSError, NetringError) as exc:
+        return None, "cannot read the trace %s: %s" % (path, exc)
+
+
+def average_pps(trace):
+    """The trace's average rate in frames per second (None for fewer than two frames or no time span)."""
+    ts = [f.timestamp_ns for f in trace.frames]
+    if len(ts) < 2 or max(ts) <= min(ts):
+        return None
+    return max(1, int(round((len(ts) - 1) * 1e9 / (max(ts) - min(ts)))))
+
+
+def analyse(frame, scenario_file, mtu, stream_id):
+    """Validate a ``frame: {pcap: ..., stamp: ...}`` mapping of the scenario in ``scenario_file``.
+
+    Returns ``(frame, sizes, pps, problems)``: the frame spec the engine keeps (``{"pcap": absolute
+    path, "stamp": True}``), the frame lengths (for ring sizing), the trace's average rate (for
+    ``rate: pcap``; None if it has none) and a list of ``(field path under frame, message)``.
+    """
+    problems = []
+    for k in frame:
+        if k not in KEYS:
+            problems.append(((k,), "a replayed frame takes only %s (headers come from the trace), not %r"
+                             % (" and ".join(KEYS), k)))
+    st = frame.get("stamp", True)
+    if not isinstance(st, bool):
+        problems.append((("stamp",), "stamp must be true or false, got %r" % (st,)))
+    elif not st:
+        problems.append((("stamp",), "stamp: false (send the trace untouched, count frames by content) is not "
+                         "supported: the checker counts stamped frames; use stamp: true (re-stamps the last 20 B "
+                         "of each L3 packet and fixes the L4 checksum)"))
+    name = frame.get("pcap")
+    if not isinstance(name, str) or not name:
+        problems.append((("pcap",), "pcap must be the path of a pcap or pcapng file, got %r" % (name,)))
+        return {"pcap": None, "stamp": True}, [], None, problems
+    path = name if os.path.isabs(name) else os.path.join(os.path.dirname(os.path.abspath(scenario_file)), name)
+    path = os.path.normpath(path)
+    spec = {"pcap": path, "stamp": True}
+    trace, why = _read(path)
+    if trace is None:
+        problems.append((("pcap",), why))
+        return spec, [], None, problems
+    if not len(trace):
+        problems.append((("pcap",), "trace %s holds no frame" % path))
+        return spec, [], None, problems
+    if any(itf.linktype != pcap.LINKTYPE_ETHERNET for itf in trace.interfaces):
+        problems.append((("pcap",), "trace %s is not Ethernet (link type %d); only Ethernet frames can be sent"
+                         % (path, trace.linktype)))
+        return spec, [], None, problems
+    sizes = []
+    for i, fr in enumerate(trace.frames):
+        if fr.orig_len > len(fr.data):
+            problems.append((("pcap",), "frame %d of %s was captured truncated (%d of %d B); capture with a larger "
+                             "snaplen" % (i, path, len(fr.data), fr.orig_len)))
+            break
+        tagged = len(fr.data) >= 14 and fr.data[12:14] == b"\x81\x00"
+        if len(fr.data) > mtu + 14 + (4 if tagged else 0):
+            problems.append((("pcap",), "frame %d of %s is %d B, more than the link carries (MTU %d); raise the "
+                             "link's mtu" % (i, path, len(fr.data), mtu)))
+            break
+        try:
+            prepare(fr.data, stream_id, i)
+        except ValueError as exc:
+            problems.append((("pcap",), "%s: %s" % (os.path.basename(path), exc)))
+            break
+        sizes.append(len(fr.data))
+    return spec, sizes, average_pps(trace), problems
+
+
+def templates(stream):
+    """The stream's templates and L4 checksum offsets (``runner.build_templates`` for a replayed trace)."""
+    trace, why = _read(stream.frame["pcap"])
+    if trace is None:
+        raise ScenarioError("stream %s: %s" % (stream.name, why))
+    out, offs = [], []
+    for i, fr in enumerate(trace.frames):
+        try:
+            t, off = prepare(fr.data, stream.stream_id, i)
+        except ValueError as exc:  # the file changed since the scenario was loaded
+            raise ScenarioError("stream %s: %s: %s" % (stream.name, stream.frame["pcap"], exc)) from None
+        out.append(t)
+        offs.append(off)
+    return out, offs
