@@ -6,7 +6,8 @@ passes ``--engine-cpus TX,RX`` (the other rows' ``--tx-cpu/--rx-cpu``), which be
 own ``cpus=(TX, RX)`` option (also ``NETRING_CPUS=TX,RX``): the sender thread is pinned to TX, the
 capture/checker thread to RX, like the sender and receiver processes of the other rows.
 
-Variants (:data:`VARIANTS`, ``--variant``): the default sender (``netring-engine``), ``via: xdp``
+Variants (:data:`VARIANTS`, ``--variant``): ``via: ring``, the TX ring (``netring-engine``; the
+default ``auto`` now picks xdp on this topology), ``via: xdp``
 (XdpInjector, the receiving veth end gets the engine's ``pass``) into a TPACKET_V3 capture or an
 AF_XDP capture, and a drop scenario via xdp (built-in ``drop`` native on the receiver; its rate is
 the drop counter / injection time). A variant the engine cannot run yet (its schema refuses the
@@ -47,7 +48,7 @@ scenarios:
 
 #: What each variant of the engine case runs: (traffic via, capture via, XDP_DROP on the receiver).
 VARIANTS = {
-    "ring": (None, "afpacket", False),        # netring-engine: the default sender (TX ring today)
+    "ring": ("ring", "afpacket", False),      # netring-engine: the TX-ring sender (auto would pick xdp now)
     "xdp": ("xdp", "afpacket", False),        # netring-engine-xdp: XdpInjector -> XDP_PASS -> TPACKET_V3
     "xdp-drop": ("xdp", "afpacket", True),    # netring-engine-xdp-drop: XdpInjector -> built-in drop
     "xdp-afxdp": ("xdp", "afxdp", False),     # netring-engine-xsk: XdpInjector -> AF_XDP capture
@@ -103,8 +104,6 @@ def run(args):
     try:
         scenarios = load_text(scenario_yaml(args.size, args.count, args.timeout, variant), "<bench>")
     except Exception as exc:  # the schema refuses a field the engine does not have yet
-        if variant == "ring":
-            raise
         raise _missing(exc, variant) from None
     t0 = time.monotonic_ns()
     cpus = getattr(args, "engine_cpus", "") or None

@@ -95,7 +95,7 @@ CASES = [
     Case("netring-batch", ("py", "tx-netring-batch"), ("py", "rx-netring"),
          "Injector.send_batch (pool 8192) -> Capture+SeqChecker", refs=("c-txring", "c-sendmmsg"), pool=8192),
     Case("netring-engine", None, ("py", "engine"),
-         "scenario engine round trip (own topology, engine threads pinned via cpus=; real IPv4/UDP frames; delivered/injection time)",
+         "scenario engine round trip, via: ring (own topology, engine threads pinned via cpus=; real IPv4/UDP frames; delivered/injection time)",
          refs=("c-txring", "c-sendmmsg")),
     Case("c-xdpdrop", ("c", "txring"), ("c", "xdpdrop"), "C TX ring -> C XDP_DROP (native) [reference]",
          reference=True, rate_key="dropped"),
@@ -446,7 +446,7 @@ def profile_case(pr, case, size, count, cpus):
         prof["cpu_s"] = res["cpu_s"]
     # bpftool sees every program on the machine: keep those that ran for a sizeable share of this run's frames
     prof["bpf"] = [dict(v, ns_per_run=v["run_time_ns"] / v["run_cnt"]) for v in bs.samples.values()
-                   if v["run_cnt"] >= max(1, count // 100)]
+                   if v["run_cnt"] >= max(1, count // 5)]
     return prof
 
 
