@@ -286,7 +286,7 @@ def _result(case, tx, rx, count):
 
 
 # -- targets and profiling ---------------------------------------------------------------------------
-#: Engine rows that run a full round trip (for the engine / scapy ratio: the one with the fastest sender).
+#: Engine rows that run a full round trip (for the engine / scapy ratio: the fastest loss-free one).
 ENGINE_ROUND_TRIPS = ("netring-engine", "netring-engine-xdp", "netring-engine-xsk")
 
 
@@ -311,7 +311,8 @@ def targets(rows):
                     t["status"] = "not measured: " + (sc.get("note") or "no engine row ran") if ok else \
                         "not measured: " + eng[0].get("note", "?")
                 else:
-                    best = max(ok, key=lambda r: r["median_pps"])
+                    clean = [r for r in ok if not r["lost"]]  # a loss-free round trip, where there is one
+                    best = max(clean or ok, key=lambda r: r["median_pps"])
                     t.update(case=best["case"], ratio=best["median_pps"] / sc["median_pps"], of="medians")
             else:
                 row = by.get((case, size))
@@ -342,7 +343,7 @@ def format_targets(tlist):
     lines = ["", "targets at %d B (median of per-repetition ratios; engine/scapy: ratio of medians):" % TARGET_SIZE]
     for t in tlist:
         name = "%s / %s" % (t["case"], t["ref"])
-        got = ("%.2fx" % t["ratio"]) if t["ratio"] is not None and t["ratio"] < 100 else \
+        got = ("%.3fx" % t["ratio"]) if t["ratio"] is not None and t["ratio"] < 100 else \
             ("%.0fx" % t["ratio"]) if t["ratio"] is not None else "-"
         lines.append("  %-44s %5d B  %8s  target >= %gx  %s" % (name, t["size"], got, t["target"], t["status"][:90]))
     return lines

@@ -128,7 +128,7 @@ def test_targets_table_reports_met_missed_and_unmeasured():
     assert t[("netring-engine", "scapy-sendp")]["status"] == "missed"
     assert ("netring-engine-xdp", "c-live-v3") not in t                            # that row did not run
     text = "\n".join(runner.format_targets(runner.targets(rows)))
-    assert "netring-xdpinject-drop / c-live-drop" in text and "0.95x" in text and "target >= 5x  missed" in text
+    assert "netring-xdpinject-drop / c-live-drop" in text and "0.950x" in text and "target >= 5x  missed" in text
 
 
 @pytest.mark.privileged("CAP_BPF")
