@@ -21,7 +21,7 @@ from . import _netlink
 from .errors import ConfigurationError, InterfaceNotFoundError, UnsupportedError, from_oserror
 from .netns import resolve
 
-__all__ = ["features", "dump", "operstates", "NetdevInfo", "netdevmsg", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
+__all__ = ["features", "dump", "operstates", "veth_peer", "VethPeer", "decode_features", "NetdevInfo", "netdevmsg", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
 
 #: Bit names, in netdev.yaml order.
 XDP_FEATURES = ("basic", "redirect", "ndo-xmit", "xsk-zerocopy", "hw-offload", "rx-sg", "ndo-xmit-sg")
@@ -31,6 +31,9 @@ XSK_FEATURES = ("tx-timestamp", "tx-checksum", "tx-launch-time-fifo")
 #: ``NetdevInfo(ifindex, xdp_features, xdp_zc_max_segs, rx_metadata, xsk_features, raw)``;
 #: the feature fields are frozensets of names, ``raw`` the bitmasks as ints by attribute name.
 NetdevInfo = collections.namedtuple("NetdevInfo", "ifindex xdp_features xdp_zc_max_segs rx_metadata xsk_features raw")
+
+#: ``VethPeer(ifname, ifindex, mac, same_netns)``: the other end of a veth as :func:`veth_peer` sees it.
+VethPeer = collections.namedtuple("VethPeer", "ifname ifindex mac same_netns")
 
 _CMD_DEV_GET = 1  # NETDEV_CMD_DEV_GET (include/uapi/linux/netdev.h)
 
@@ -57,6 +60,12 @@ class netdevmsg(genlmsg):
 def _bits(value, names):
     return frozenset(n for i, n in enumerate(names) if value >> i & 1) | frozenset(
         "bit%d" % i for i in range(len(names), 64) if value >> i & 1)
+
+
+def decode_features(value):
+    """The names of the XDP feature bits set in ``value`` (an ``xdp-features`` bitmask), as a frozenset
+    (``bitN`` for bits this module has no name for)."""
+    return _bits(value, XDP_FEATURES)
 
 
 def _info(msg):
@@ -148,3 +157,25 @@ def operstates():
         return _netlink.operstates()
     except OSError as exc:   # incl. TimeoutError: no answer from the kernel
         raise from_oserror(exc, "reading link states (netlink RTM_GETLINK)") from None
+
+
+def _veth_peer_here(ifname, ns):
+    try:
+        idx = socket.if_nametoindex(ifname)
+    except OSError:
+        raise InterfaceNotFoundError(ifname, ns) from None
+    try:
+        msg, kind, peer = _netlink.link_and_veth_peer(idx)
+    except OSError as exc:
+        raise from_oserror(exc, "reading link %s (netlink RTM_GETLINK)" % ifname, ifname=ifname, netns=ns) from None
+    if kind != "veth" or peer is None:
+        return None
+    return VethPeer(peer.get_attr("IFLA_IFNAME"), peer["index"], peer.get_attr("IFLA_ADDRESS"),
+                    msg.get_attr("IFLA_LINK_NETNSID") is None)
+
+
+def veth_peer(ifname, netns=None):
+    """The other end of veth ``ifname`` in ``netns`` as a :class:`VethPeer` (its name, ifindex and MAC, and
+    whether it is in the same namespace), or None when ``ifname`` is no veth or its peer cannot be read
+    (a namespace without an id here, kernels before 4.20)."""
+    return _in_namespace(netns, _veth_peer_here, ifname)

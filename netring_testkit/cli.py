@@ -1,4 +1,4 @@
-"""``netring-testkit``: command-line helpers for YAML scenarios.
+"""``netring-testkit``: command-line helpers for YAML scenarios and driver XDP capability checks.
 
 ``netring-testkit validate PATH...``
     Check scenario files against the schema and the semantic rules; print every problem as
@@ -12,6 +12,11 @@
     ``scenarios:`` plus ``x-*`` keys — the same collection rule as pytest (README, "YAML scenarios").
 ``netring-testkit schema``
     Print the path of the published JSON Schema (for editors).
+``netring-testkit xdp-features IFACE [--netns NS] [--peer IFACE [--peer-netns NS]] [--mode native|generic] [--expect F,...] [--json FILE] [--junitxml FILE]``
+    Compare the XDP features ``IFACE`` advertises with what it does, with frames from its peer
+    (:mod:`netring_testkit.xdpfeatures`): a table on stdout, progress on stderr; exit 0 when
+    nothing mismatches, 1 on a mismatch, 2 when the check could not run, 130 on Ctrl-C (after
+    restoring the interfaces).
 
 ``validate`` and ``list`` take ``--netring-limits "NAME=N ..."`` (the same as pytest's option) to
 raise the limits on scenario files.
@@ -19,7 +24,9 @@ raise the limits on scenario files.
 Running scenarios is pytest's job: ``pytest -p netring_testkit scenarios/``.
 """
 import argparse
+import json
 import os
+import signal
 import sys
 
 from . import scenario as _scenario
@@ -91,6 +98,57 @@ def _list(args, out):
     return 1 if bad else 0
 
 
+def _xdp_features(args, out):
+    from netring.errors import NetringError
+
+    from . import caps, xdpfeatures
+
+    err = sys.stderr
+    try:
+        expect = xdpfeatures.parse_expect(args.expect)
+    except ValueError as exc:
+        err.write("xdp-features: %s\n" % exc)
+        return 2
+
+    def fail(message):
+        err.write("xdp-features: the check could not run: %s\n" % message)
+        if args.junitxml:
+            _write(args.junitxml, xdpfeatures.junit_xml({"interface": args.iface}, error=message))
+        return 2
+
+    reason = caps.skip_reason(caps.NEEDED + ("CAP_BPF",))
+    if reason:
+        return fail(reason)
+
+    def interrupted(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C must not cut the restoring short
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, interrupted)
+    try:
+        report = xdpfeatures.check(args.iface, netns=args.netns, peer=args.peer, peer_netns=args.peer_netns,
+                                   mode=args.mode, expect=expect,
+                                   progress=lambda text: (err.write("xdp-features: %s\n" % text), err.flush()))
+    except KeyboardInterrupt:
+        err.write("xdp-features: interrupted; programs detached and MTUs restored\n")
+        return 130
+    except NetringError as exc:
+        return fail(str(exc))
+    finally:
+        signal.signal(signal.SIGINT, old)
+    out.write(report.table())
+    if args.json:
+        _write(args.json, json.dumps(report.data, indent=2) + "\n")
+    if args.junitxml:
+        _write(args.junitxml, report.junit())
+    return report.exit_status
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def _limits_option(parser):
     def parse(text):
         try:
@@ -117,11 +175,27 @@ def main(argv=None, out=None):
     _limits_option(p)
     p.add_argument("-v", "--verbose", action="store_true", help="show streams, frame counts, XDP programs")
     sub.add_parser("schema", help="print the path of the JSON Schema for scenario files")
+    p = sub.add_parser("xdp-features", help="compare the XDP features a device advertises with what it does; "
+                                            "exit 0 consistent, 1 mismatch, 2 could not run")
+    p.add_argument("iface", metavar="IFACE", help="the device under test")
+    p.add_argument("--netns", metavar="NS", default=None, help="namespace of IFACE (default: the current one)")
+    p.add_argument("--peer", metavar="IFACE", default=None,
+                   help="the interface cabled to IFACE that sends the frames (default: IFACE's other end if it "
+                        "is a veth this process can reach)")
+    p.add_argument("--peer-netns", metavar="NS", default=None, help="namespace of --peer (default: the current one)")
+    p.add_argument("--mode", choices=("native", "generic"), default="native",
+                   help="XDP mode of the programs attached to IFACE (default: native)")
+    p.add_argument("--expect", metavar="FEATURE,...", default="",
+                   help="features IFACE must have (a datasheet's claim): one not observed is a mismatch")
+    p.add_argument("--json", metavar="FILE", default=None, help="write the result as JSON to FILE")
+    p.add_argument("--junitxml", metavar="FILE", default=None, help="write JUnit XML (one testcase per feature)")
     args = parser.parse_args(argv)
     if args.command == "validate":
         return _validate(args, out)
     if args.command == "list":
         return _list(args, out)
+    if args.command == "xdp-features":
+        return _xdp_features(args, out)
     if args.command == "schema":
         out.write(_scenario.SCHEMA_PATH + "\n")
         return 0

@@ -12,6 +12,11 @@ Fixtures (the public contract):
   passes link options.
 - ``topology`` — factory: ``topology(spec)`` → a built :class:`~netring_testkit.topology.Topology`,
   torn down after the test.
+- DUT mode (:mod:`netring_testkit.dut`): with ``--netring-dut IFACE[@NETNS]`` and ``--netring-peer
+  IFACE[@NETNS]`` (env ``NETRING_DUT``/``NETRING_PEER``, ini ``netring_dut``/``netring_peer``)
+  ``veth_pair`` yields ``(peer, dut)`` over those existing interfaces instead (nothing created or
+  deleted; what it changes is restored), and ``--netring-xdp-features`` adds the capability check
+  of the DUT as one item per XDP feature.
 - ``netring_factory`` — session-scoped :class:`NetringFactory` for fixtures of wider scope
   (``netring_factory.topology(spec)``, ``.veth_pair(**link)``, ``.netns()`` — close them yourself
   or use them as context managers).
@@ -48,8 +53,9 @@ import ctypes.util
 import pytest
 
 from . import caps as _caps
+from . import dut as _dut
 
-__all__ = ["NetringFactory", "get_factory", "require", "skip_unmet", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
+__all__ = ["NetringFactory", "get_factory", "get_dut", "require", "skip_unmet", "veth_pair_spec", "reap", "parse_age", "DEFAULT_REAP_AFTER"]
 
 #: Report attribute carrying a phase's kept-namespace hints to the terminal summary (also from xdist
 #: workers: extra report attributes travel with the report). Not a report section: pytest would print
@@ -73,6 +79,7 @@ def skip_unmet(reason):
     exc.netring_unmet = True   # pytest prints subclasses of its Skipped with their class name: mark instead
     raise exc
 _FACTORY = pytest.StashKey()
+_DUT = pytest.StashKey()
 
 #: Default of the ``netring_reap_after`` ini option.
 DEFAULT_REAP_AFTER = "24h"
@@ -268,6 +275,18 @@ def pytest_addoption(parser):
     group.addoption("--netring-require-privileges", action="store_true", default=None,
                     help="a test or scenario that would skip for a missing capability, kernel feature or "
                          "command errors instead, naming it (also env %s=1)" % _REQUIRE_ENV)
+    group.addoption("--netring-dut", metavar="IFACE[@NETNS]", default=None,
+                    help="DUT mode: run veth_pair tests and one-link YAML scenarios on this existing interface "
+                         "(the device under test), with --netring-peer at the other end (also env %s, ini "
+                         "netring_dut); nothing is deleted, what is changed is restored" % _dut.DUT_ENV)
+    group.addoption("--netring-peer", metavar="IFACE[@NETNS]", default=None,
+                    help="DUT mode: the existing interface cabled to --netring-dut (also env %s, ini netring_peer)"
+                         % _dut.PEER_ENV)
+    group.addoption("--netring-xdp-features", action="store_true", default=False,
+                    help="with --netring-dut: add the driver XDP capability check of the DUT (frames from the peer), "
+                         "one item per XDP feature: advertised vs observed, a mismatch fails")
+    parser.addini("netring_dut", default="", help="like --netring-dut (IFACE[@NETNS])")
+    parser.addini("netring_peer", default="", help="like --netring-peer (IFACE[@NETNS])")
     parser.addini("netring_require_privileges", type="bool", default=False,
                   help="like --netring-require-privileges (default: false)")
     parser.addini("netring_keep", type="bool", default=False,
@@ -300,6 +319,12 @@ def pytest_configure(config):
     no_reap = config.getoption("--netring-no-reap")
     if no_reap or (no_reap is None and not config.getini("netring_reap")) or _caps.missing(("CAP_SYS_ADMIN",)):
         reap_after = None
+    try:
+        config.stash[_DUT] = _dut.from_config(config)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption("--netring-xdp-features") and config.stash[_DUT] is None:
+        raise pytest.UsageError("--netring-xdp-features checks the device named by --netring-dut (and --netring-peer)")
     config.stash[_FACTORY] = NetringFactory(keep=bool(_opt(config, "--netring-keep", "netring_keep")),
                                             reap_after=reap_after)
     config.pluginmanager.register(_KeptSummary(), "netring-kept-summary")
@@ -308,17 +333,29 @@ def pytest_configure(config):
 def pytest_report_header(config):
     """Kernel, capabilities, what is usable (facts only: nothing is created), keep mode."""
     lines = _caps.describe()
+    pair = get_dut(config)
+    if pair is not None:
+        lines.append("netring: DUT mode: dut %s, peer %s" % (_dut.label(pair.dut), _dut.label(pair.peer)))
     if get_factory(config).keep:
         lines.append("netring: keep: namespaces of failed tests stay (nrt-%d-…)" % os.getpid())
     return lines
 
 
-def pytest_collection_modifyitems(config, items):
-    """Skip ``@pytest.mark.privileged`` tests that lack a needed capability, naming it.
+def get_dut(config):
+    """The session's :class:`netring_testkit.dut.DutPair` (DUT mode), or None."""
+    return config.stash.get(_DUT, None)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Skip ``@pytest.mark.privileged`` tests that lack a needed capability, naming it; with
+    ``--netring-xdp-features``, append the capability check's items (``xdp-features::basic`` …).
 
     Capabilities do not change during a run, so this is decided once, at collection, and the
     skip is reported at the test's own location.
     """
+    if config.getoption("--netring-xdp-features") and not any(isinstance(i, _dut.XdpFeatureItem) for i in items):
+        col = _dut.XdpFeaturesCollector.from_parent(session, name="xdp-features", nodeid="xdp-features")
+        items.extend(col.collect())
     for item in items:
         marks = list(item.iter_markers("privileged"))
         if marks:
@@ -461,6 +498,10 @@ def netns(request, netring_factory):
 def veth_pair(request, netring_factory):
     """``(a, b)``: two Endpoints joined by a veth, each in a fresh namespace, up and addressed.
 
+    In DUT mode (``--netring-dut``/``--netring-peer``) ``a`` is the peer and ``b`` the DUT, over those
+    existing interfaces, with the same addresses (removed afterwards); skipped when one is missing,
+    down or already runs an XDP program.
+
     ``a`` is 198.18.0.1/24 and 2001:2::1/64, ``b`` is 198.18.0.2/24 and 2001:2::2/64, both
     ``eth0``, MTU 1500. Options: ``@pytest.mark.veth_pair(mtu=..., gro=..., queues=..., ...)``.
     """
@@ -469,7 +510,14 @@ def veth_pair(request, netring_factory):
     for mark in reversed(list(request.node.iter_markers("veth_pair"))):
         link.update(mark.kwargs)
     before = request.session.testsfailed
-    topo = netring_factory.veth_pair(**link)
+    pair = get_dut(request.config)
+    if pair is not None:   # DUT mode: a = the peer, b = the DUT, over the operator's interfaces
+        reason = pair.preflight()
+        if reason:
+            skip_unmet(reason)
+        topo = pair.topology(veth_pair_spec(**link), "b:eth0").build()
+    else:
+        topo = netring_factory.veth_pair(**link)
     try:
         yield topo["a:eth0"], topo["b:eth0"]
     finally:

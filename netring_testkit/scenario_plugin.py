@@ -19,6 +19,10 @@ where netring is installed. Each scenario — each matrix combination — is one
 ``netring_scenario`` marker every item carries. An invalid file fails collection with every
 problem located (file:line:col, field path, what was expected) and no traceback.
 
+DUT mode (``--netring-dut``/``--netring-peer``, :mod:`netring_testkit.dut`): a scenario whose
+topology is one link runs on those existing interfaces — the endpoint of its first XDP program (else
+its first stream's ``to``) on the DUT, the other on the peer; any other topology skips, saying why.
+
 Options (group ``netring``):
 
 ``--netring-report FILE``
@@ -43,7 +47,8 @@ import pytest
 
 from netring.errors import NetringError
 
-from .plugin import get_factory, skip_unmet
+from . import dut as _dut
+from .plugin import get_dut, get_factory, skip_unmet
 
 # ``scenario`` (YAML, JSON Schema) is imported only when a YAML file is met: this module is loaded
 # in every pytest session of the environment.
@@ -158,14 +163,30 @@ class ScenarioItem(pytest.Item):
         reason = get_factory(self.config).prepare() or _scenario.check_requires(self.scenario)
         if reason:
             skip_unmet(reason)   # reported at the scenario's YAML line
+        pair = get_dut(self.config)
+        if pair is not None:
+            dut, why = _dut.dut_endpoint(self.scenario)
+            if dut is None:
+                # A plain skip, not an unmet requirement: this topology cannot be laid on two interfaces.
+                raise pytest.skip.Exception(why, _use_item_location=True)
+            reason = pair.preflight()
+            if reason:
+                skip_unmet(reason)
 
     def runtest(self):
         from . import runner
 
         cfg = self.config
         factory = get_factory(cfg)
+        pair = get_dut(cfg)
+        factory_fn = None
+        if pair is not None:   # DUT mode: the scenario's one link is the operator's pair (setup checked it)
+            dut = _dut.dut_endpoint(self.scenario)[0]
+
+            def factory_fn(spec):
+                return pair.topology(spec, dut)
         self.result = runner.run(self.scenario, artifacts_dir=cfg.getoption("netring_artifacts"),
-                                 progress=_progress_writer(cfg), keep=factory.keep,
+                                 progress=_progress_writer(cfg), keep=factory.keep, topology_factory=factory_fn,
                                  all_frames=cfg.getoption("netring_artifacts_all"))
         r = self.result
         if r.status == "skipped":

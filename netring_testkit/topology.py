@@ -68,6 +68,7 @@ namespaces together with their links (and any XDP program attached to them).
 """
 import contextlib
 import ctypes
+import errno
 import fcntl
 import itertools
 import os
@@ -83,7 +84,7 @@ from pyroute2 import IPRoute as _IPRoute
 
 from . import impair, topospec
 
-__all__ = ["Topology", "Endpoint", "parse_spec", "NAME_PREFIX", "namespace_name"]
+__all__ = ["Topology", "AdoptedTopology", "Endpoint", "parse_spec", "NAME_PREFIX", "namespace_name"]
 
 #: Prefix of every namespace name the toolkit creates (``nrt-<pid>-<serial>-<node>``).
 NAME_PREFIX = "nrt-"
@@ -756,3 +757,175 @@ class Topology:
         return "<Topology %s nodes=%s links=%d%s>" % (
             state, list(self._nodes), sum(1 for e in self._eps.values() if e.kind == "veth") // 2,
             " keep" if self.keep else "")
+
+
+# --------------------------------------------------------------------------------------------
+# Adopted interfaces (DUT mode)
+# --------------------------------------------------------------------------------------------
+def _link_state_here(ifname):
+    """Inside a namespace: ``(ifindex, mac, mtu, up, operstate, kind, xdp attached, gro, addresses)`` of
+    ``ifname`` as found, or None when it does not exist; ``addresses`` is a set of ``(family, addr, prefix)``."""
+    try:
+        idx = socket.if_nametoindex(ifname)
+    except OSError:
+        return None
+    with _IPRoute() as ipr:
+        msg = ipr.get_links(idx)[0]
+        addrs = {(a["family"], a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx)}
+    info = msg.get_attr("IFLA_LINKINFO")
+    x = msg.get_attr("IFLA_XDP")
+    try:
+        gro = bool(_ethtool_value(ifname, _ETHTOOL_GGRO))
+    except OSError:
+        gro = None
+    return {"ifindex": idx, "mac": msg.get_attr("IFLA_ADDRESS"), "mtu": msg.get_attr("IFLA_MTU"),
+            "up": bool(msg["flags"] & 1), "operstate": msg.get_attr("IFLA_OPERSTATE"),
+            "kind": info.get_attr("IFLA_INFO_KIND") if info is not None else None,
+            "xdp": x.get_attr("IFLA_XDP_ATTACHED") if x is not None else None, "gro": gro, "addresses": addrs,
+            "queues": msg.get_attr("IFLA_NUM_RX_QUEUES") or 1}
+
+
+# Per-interface IPv6 knobs of an adopted interface (restored on close): MLD reports at once, MLDv1.
+_ADOPTED_MLD = (("mldv1_unsolicited_report_interval", 1), ("mldv2_unsolicited_report_interval", 1),
+                ("force_mld_version", 1))
+
+
+_ADOPTED_SETTLE_S = 0.05
+
+
+def _set_gro_here(ifname, on):
+    _ethtool_value(ifname, _ETHTOOL_SGRO, 1 if on else 0)
+
+
+class AdoptedTopology(Topology):
+    """A one-link :class:`Topology` over two existing interfaces cabled to each other (DUT mode):
+    ``AdoptedTopology(spec, {"tx:eth0": ("peer0", "ns-peer"), "rx:eth0": ("dut0", "ns-dut")})`` maps the
+    spec's two endpoints onto ``(ifname, namespace)`` pairs (namespace: a name, path, NetNS or None for
+    the current one).
+
+    The interfaces are the operator's: nothing is created, deleted, renamed or moved, and no link is
+    brought up or down (a missing or down interface, or one already running an XDP program, is a
+    :class:`~netring.errors.NetringError` before anything changes). What :meth:`build` changes is put
+    back by :meth:`close`, newest first: the spec's addresses are added (unless present) and removed
+    again, the MTU and GRO setting are set to the spec's and restored, and :meth:`quiet_replies`
+    writes its sysctls and restores their values. XDP programs the scenario engine attaches are
+    detached by it, as on a built topology. ``keep`` is ignored: there is nothing to keep.
+    Endpoints keep the spec's names (``topo["rx:eth0"]``); their ``ifname``, ``mac`` and ``queues`` are the
+    interface's own (one with fewer RX queues than the spec asks for is refused: queues are not changed).
+    """
+
+    def __init__(self, spec, interfaces, keep=False):
+        super().__init__(spec, keep=False)
+        links = [e for e in self._eps.values() if e.kind == "veth"]
+        if self._bridges or len(links) != 2:
+            raise NetringError("an adopted topology is one link between two endpoints; this spec has %d link(s) "
+                               "and %d bridge(s)" % (len(links) // 2, len(self._bridges)))
+        missing = sorted(set(self._eps) - set(interfaces))
+        if missing:
+            raise NetringError("no interface given for endpoint %s of the spec (have %s)"
+                               % (missing[0], ", ".join(sorted(interfaces))))
+        self._interfaces = dict(interfaces)
+        self._saved_sysctls = {}
+
+    def _build(self):
+        for name, spec in self._eps.items():
+            ifname, where = self._interfaces[name]
+            ns = NetNS.open("/proc/thread-self/ns/net" if where is None else where)
+            self._stack.callback(ns.close)   # only our fd: the namespace and its links stay
+            label = ifname if where is None else "%s in namespace %s" % (ifname, getattr(where, "name", None) or where)
+            state = ns.run(_link_state_here, ifname)
+            if state is None:
+                raise NetringError("%s (for endpoint %s) not found; check the name with `ip -br link`" % (label, name))
+            if not state["up"] or state["operstate"] not in (_OPER_UP, "UNKNOWN"):
+                raise NetringError("%s (for endpoint %s) is down (operstate %s); bring it up and cable it to its "
+                                   "peer — the toolkit never changes a link's state" % (label, name, state["operstate"]))
+            if state["xdp"]:
+                raise NetringError("%s (for endpoint %s) already runs an XDP program (%s); detach it first "
+                                   "(`ip link set dev %s xdp off`)" % (label, name, state["xdp"], ifname))
+            ipr = _IPRoute(use_socket=ns.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE))
+            self._stack.callback(ipr.close)
+            node = spec.node
+            self.nodes[node] = ns
+            self._ipr[node] = ipr
+            spec.mac = state["mac"]
+            v4, v6 = self._addrs[name]
+            ep = Endpoint(self, spec, ns, v4, v6)
+            ep.ifname, ep.ifindex, ep.kind = ifname, state["ifindex"], state["kind"] or "device"
+            ep.label = label
+            if state["queues"] < spec.queues:
+                raise NetringError("%s (for endpoint %s) has %d RX queue(s) but the spec asks for %d; an adopted "
+                                   "interface keeps its queues (`ethtool -L %s combined %d` to add them)"
+                                   % (label, name, state["queues"], spec.queues, ifname, spec.queues))
+            ep.queues = state["queues"]
+            self.endpoints[name] = ep
+            self._adapt(ep, spec, state, ipr)
+        for name, spec in self._eps.items():
+            self.endpoints[name].peer = self.endpoints[spec.link.name]
+        self._wait_ready()
+        # The MLD reports the new addresses caused have left their senders (no timer is running), but on a loaded
+        # machine the last may still be on its way through the receiver's backlog: let it land before any XDP
+        # program starts counting (seen: one report counted by the scenario's program, 1 run in ~20 under load).
+        time.sleep(_ADOPTED_SETTLE_S)
+
+    def _adapt(self, ep, spec, state, ipr):
+        """Make ``ep`` what the spec asks (MTU, GRO, addresses), registering the undo of each change."""
+        what = "configuring %s (endpoint %s)" % (ep.label, ep.name)
+        try:
+            # Each undo is registered before its change: a Ctrl-C during the change still undoes it.
+            if spec.mtu != state["mtu"]:
+                self._stack.callback(self._restore, ipr.link, "set", index=ep.ifindex, mtu=state["mtu"])
+                ipr.link("set", index=ep.ifindex, mtu=spec.mtu)
+            if state["gro"] is not None and spec.gro != state["gro"]:
+                self._stack.callback(self._restore, ep.netns.run, _set_gro_here, ep.ifname, state["gro"])
+                ep.netns.run(_set_gro_here, ep.ifname, spec.gro)
+            if ep.ipv6 and "." not in ep.ifname:
+                # The address joins a solicited-node group: its MLD reports (and their repeats) go out at once,
+                # as in a built topology, instead of landing in the scenario's counters a second later.
+                for key, value in _ADOPTED_MLD:
+                    self._sysctl(ep.netns, "net.ipv6.conf.%s.%s" % (ep.ifname, key), value)
+            for fam, addr, prefix, flags in ((socket.AF_INET, ep.ipv4, ep.ipv4_prefix, 0),
+                                             (socket.AF_INET6, ep.ipv6, ep.ipv6_prefix, 0x02 | 0x80)):
+                if not addr or (fam, addr, prefix) in state["addresses"]:
+                    continue
+                kw = {"flags": flags} if flags else {}
+                self._stack.callback(self._restore, ipr.addr, "del", index=ep.ifindex, address=addr, prefixlen=prefix)
+                ipr.addr("add", index=ep.ifindex, address=addr, prefixlen=prefix, **kw)
+        except NetringError:
+            raise
+        except Exception as exc:
+            raise self._nl_error(exc, what, spec.field) from None
+
+    @staticmethod
+    def _restore(fn, *args, **kwargs):
+        """Undo one change; an interface that vanished meanwhile has nothing left to restore."""
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:
+            if getattr(exc, "code", None) not in (errno.ENODEV, errno.EADDRNOTAVAIL):   # gone already
+                raise
+
+    def _sysctl(self, ns, name, value):
+        """Set a ``net.*`` sysctl of ``ns`` to ``value``, restoring its old value on close; one that does not
+        exist there (e.g. a limit that is global on this kernel) is left alone."""
+        try:
+            old = ns.sysctl(name)
+        except NetringError:
+            return
+        if old != str(value):
+            self._stack.callback(self._restore, ns.sysctl, name, old)
+            ns.sysctl(name, value)
+
+    def quiet_replies(self):
+        """Like :meth:`Topology.quiet_replies`, but each sysctl's value is saved first and restored by :meth:`close`."""
+        self._check_open()
+        for ns in {n.inode: n for n in self.nodes.values()}.values():
+            for key, value in _QUIET_REPLIES:
+                self._sysctl(ns, "net." + key.replace("/", "."), value)
+
+    def enter_hint(self):
+        """Nothing is kept in DUT mode (the interfaces are the operator's): an empty string."""
+        return ""
+
+    def __repr__(self):
+        state = "closed" if self._closed else ("built" if self._built else "new")
+        return "<AdoptedTopology %s %s>" % (state, ", ".join("%s=%s" % (n, i[0]) for n, i in self._interfaces.items()))
