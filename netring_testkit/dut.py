@@ -156,6 +156,9 @@ def dut_endpoint(scenario):
     if len(links) != 1 or bridges:
         return None, ("DUT mode runs scenarios whose topology is one link; %s has %d link(s) and %d bridge(s)"
                       % (scenario.id, len(links), len(bridges)))
+    if links[0].get("impair"):
+        return None, ("DUT mode runs on the operator's pair as cabled; %s impairs its link, which needs the "
+                      "toolkit's own veths and a Bridge between them" % scenario.id)
     if scenario.xdp:
         return scenario.xdp[0].attach, None
     if scenario.streams:
