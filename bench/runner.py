@@ -107,7 +107,7 @@ CASES = [
          refs=("c-txring",), count_div=500, pool=256, min_count=1000),
     Case("scapy-sniff", ("c", "sendmmsg"), ("py", "rx-scapy"), "C sendmmsg burst -> scapy sniff (counts, loses)",
          refs=("c-sendmmsg",), count_div=500, min_count=1000),
-    # in-kernel generation (BPF_PROG_RUN live frames) and AF_XDP; 5x the frames (LIVE_SCALE)
+    # in-kernel generation (BPF_PROG_RUN live frames) and AF_XDP: 5x the frames (scale=5)
     Case("c-live-drop", ("c", "livegen"), ("c", "xdpdrop"), "C live frames (batch 64) -> C XDP_DROP [reference]",
          refs=("c-xdpdrop",), reference=True, rate_key="dropped", scale=5),
     Case("netring-xdpinject-drop", ("py", "tx-netring-xdpinject"), ("c", "xdpdrop"),
