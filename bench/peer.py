@@ -11,12 +11,16 @@ Roles
     tx-scapy         scapy ``sendp`` of a list of pre-built scapy packets (pool)
     tx-netring-stream  ``netring.Injector.send_stream`` (C stamps each frame from the template)
     tx-netring-batch   ``netring.Injector.send_batch`` over a pool of pre-stamped frames
+    tx-netring-xdpinject  ``netring.XdpInjector.send_stream`` (in-kernel live frames; stamped IPv4/UDP,
+                     UDP checksum patched per frame by the generator program)
     rx-netring       ``netring.Capture`` + ``netring.check.SeqChecker`` (C block checker)
     rx-netring-drop  built-in ``drop`` XDP program attached natively with ``netring.xdp.attach``
+    rx-netring-xsk   ``netring.XdpSocket`` (copy mode, built-in ``xsk`` program) + ``drain`` with the C
+                     ``SeqChecker``; ``--busy``: busy-poll options on the socket
     rx-scapy         scapy ``sniff`` counting the bench frames
     engine           the scenario engine's round trip (both roles in one process)
 
-Frames are byte-identical to the C reference's (bench/ref/common.h): Ethernet to the non-local
+Frames are byte-identical to the C reference's (except tx-netring-xdpinject's, see there) (bench/ref/common.h): Ethernet to the non-local
 MAC 02:4e:52:00:00:99, ethertype 0x88B5, zero payload, netring stamp in the last 20 bytes.
 """
 import argparse
@@ -199,6 +203,25 @@ def tx_netring_batch(args):
             "max_rss_kib": rss_kib()}
 
 
+def tx_netring_xdpinject(args):
+    """``XdpInjector.send_stream([template], sid, 0, count, csum_offsets=[off])`` with ``batch_size=64``.
+
+    The template is the scenario engine's stamped Ethernet/IPv4/UDP frame of ``--size`` B (to the
+    same non-local MAC), so the generator program does the whole job the engine asks of it: seq,
+    stamp check and the RFC 1624 UDP checksum patch per frame. The receiver counts drops only.
+    """
+    XdpInjector = _need("netring", "XdpInjector")
+    from bench import engine_case
+
+    tmpl, csum_off = engine_case.udp_template(args.size)
+    with XdpInjector(args.ifname, batch_size=64) as gen:
+        t0 = time.monotonic_ns()
+        n = gen.send_stream([tmpl], args.stream_id, 0, args.count, csum_offsets=[csum_off], timeout=args.timeout)
+        t1 = time.monotonic_ns()
+    return {"role": "tx", "impl": "netring-xdpinject", "sent": int(n), "t_start_ns": t0, "t_end_ns": t1,
+            "frame": "ipv4/udp %d B" % len(tmpl), "max_rss_kib": rss_kib()}
+
+
 # -- receivers ------------------------------------------------------------------------------------
 def rx_netring(args):
     """``Capture`` + ``SeqChecker``: every retired block fed to the C checker in one call."""
@@ -278,6 +301,49 @@ def rx_netring_drop(args):
             "t_first_ns": t_first, "t_last_ns": t_last, "timed_out": timed_out, "max_rss_kib": rss_kib()}
 
 
+def rx_netring_xsk(args):
+    """``XdpSocket`` in copy mode on queue 0 (it attaches the built-in ``xsk`` program), drained into
+    the C ``SeqChecker`` by ``XdpSocket.drain`` — the AF_XDP twin of :func:`rx_netring`."""
+    import inspect
+
+    XdpSocket = _need("netring", "XdpSocket")
+    SeqChecker = _need("netring.check", "SeqChecker")
+    # the C receiver's geometry (bench/ref/xskrx.c): 16384 frames of 4096 B, an RX ring of 8192
+    kw = dict(queue=0, frame_size=4096, frame_count=16384, ring_size=8192, mode="copy", attach="auto")
+    if args.busy:
+        kw["busy_poll_us"] = 20
+    try:
+        params = inspect.signature(XdpSocket).parameters
+    except (TypeError, ValueError):
+        params = {}
+    missing = [k for k in kw if params and k not in params and not any(
+        p.kind == p.VAR_KEYWORD for p in params.values())]
+    if missing:
+        raise Skip("netring.XdpSocket lacks the contract's options %s" % ",".join(missing))
+    if not hasattr(XdpSocket, "drain"):
+        raise Skip("netring.XdpSocket.drain missing")
+    chk = SeqChecker({args.stream_id: args.pool})
+    with XdpSocket(args.ifname, **kw) as xsk:
+        _ready(args)
+        t0 = time.monotonic_ns()
+        xsk.drain(chk, timeout=args.timeout, quiet=args.quiet)
+        t_end = time.monotonic_ns()
+        stats = xsk.stats()
+        mode = getattr(xsk, "mode", None)
+    c = chk.counts(args.stream_id)
+    received = c.delivered + c.duplicated + c.corrupted
+    # drain returns right after the last frame when the checker is done, else after `quiet` of silence;
+    # the first frame's time it does not report (t_first_ns 0)
+    t_last = t_end if chk.done else t_end - int(args.quiet * 1e9)
+    st = {k: getattr(stats, k, None) for k in ("rx_dropped", "rx_invalid_descs", "rx_ring_full",
+                                                 "rx_fill_ring_empty_descs")}
+    return dict({"role": "rx", "impl": "netring-xsk" + ("-busy" if args.busy else ""), "mode": mode,
+                 "expected": args.count, "pool": args.pool, "received": received, "delivered": c.delivered,
+                 "lost": c.lost, "duplicated": c.duplicated, "reordered": c.reordered, "corrupted": c.corrupted,
+                 "unexpected": chk.unexpected, "t_ready_ns": t0, "t_first_ns": 0, "t_last_ns": t_last, "done": chk.done,
+                 "max_rss_kib": rss_kib()}, **st)
+
+
 def rx_scapy(args):
     """scapy ``sniff`` counting the bench frames (ethertype 0x88B5) as they arrive; no per-frame checking."""
     try:
@@ -323,8 +389,10 @@ ROLES = {
     "tx-scapy": tx_scapy,
     "tx-netring-stream": tx_netring_stream,
     "tx-netring-batch": tx_netring_batch,
+    "tx-netring-xdpinject": tx_netring_xdpinject,
     "rx-netring": rx_netring,
     "rx-netring-drop": rx_netring_drop,
+    "rx-netring-xsk": rx_netring_xsk,
     "rx-scapy": rx_scapy,
     "engine": engine,
 }
@@ -352,6 +420,8 @@ def parser():
     p.add_argument("--block-timeout-ms", type=int, default=10)
     p.add_argument("--frame-count", type=int, default=1024)
     p.add_argument("--engine-cpus", default="", help="engine: TX,RX CPUs for the engine's sender and checker threads")
+    p.add_argument("--variant", default="ring", help="engine: which scenario (bench.engine_case.VARIANTS)")
+    p.add_argument("--busy", action="store_true", help="rx-netring-xsk: busy-poll options on the socket")
     return p
 
 

@@ -1,52 +1,20 @@
 /* C reference: TPACKET_V3 RX-ring receiver with exact sequence accounting of one stream.
  *
- * Walks each retired block in place; per frame: skip PACKET_OUTGOING, locate the stamp (last 20 B of
- * the frame for the bench's non-IP ethertype — the same rule as netring.stamp.locate), recompute the
- * full check (payload + stamp), and account the seq in a seen-bitmap sized by --pool:
- * delivered (first sighting), duplicated, reordered (first sighting below the highest seq seen),
- * corrupted (magic OK, check wrong), unexpected (no stamp / other stream / seq >= pool).
+ * Walks each retired block in place; per frame: skip PACKET_OUTGOING, then account() (common.h):
+ * locate the stamp, recompute the full check, account the seq in a seen-bitmap sized by --pool.
+ * --xdp-pass first attaches a native XDP_PASS program (BPF_LINK_CREATE; detached at exit): a veth
+ * end receives frames its peer XDP_TX'd (the live-frames generator) only while it runs one.
  * Stops when every one of --count stamped frames arrived (received counts duplicates, so a sender
  * cycling a pool of --pool seqs is measured too), after --quiet s without a frame, or at --timeout.
  * Prints {"role":"rx","impl":"c-v3",...,"t_first_ns":...,"t_last_ns":...}. */
 #include "common.h"
+#include "bpfref.h"
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-
-struct acct {
-    uint8_t *seen;
-    long long pool, received, delivered, duplicated, reordered, corrupted, unexpected, outgoing;
-    uint64_t max_seq;
-    int any;
-};
-
-static inline void account(struct acct *a, const uint8_t *f, unsigned len, uint32_t sid)
-{
-    if (len < 14 + STAMP_LEN) { a->unexpected++; return; }
-    /* locate per netring.stamp: this receiver only expects the bench ethertype (no VLAN, no IP) */
-    unsigned etype = (unsigned)f[12] << 8 | f[13];
-    if (etype != BENCH_ETHERTYPE) { a->unexpected++; return; }
-    unsigned off = len - STAMP_LEN;
-    const uint8_t *s = f + off;
-    if (get_be32(s) != STAMP_MAGIC || get_be16(s + 4) != sid) { a->unexpected++; return; }
-    uint32_t plen = get_be16(s + 6);
-    uint64_t seq = get_be64(s + 8);
-    if (plen > off) { a->corrupted++; a->received++; return; }
-    uint64_t h = fnv_words(fnv_words(FNV_SEED, s - plen, plen), s, STAMP_HDR_LEN);
-    if ((uint32_t)(h ^ (h >> 32)) != get_be32(s + 16)) { a->corrupted++; a->received++; return; }
-    if (seq >= (uint64_t)a->pool) { a->unexpected++; return; }
-    a->received++;
-    uint8_t bit = (uint8_t)(1u << (seq & 7));
-    if (a->seen[seq >> 3] & bit) { a->duplicated++; return; }
-    a->seen[seq >> 3] |= bit;
-    a->delivered++;
-    if (a->any && seq < a->max_seq) a->reordered++;
-    if (!a->any || seq > a->max_seq) a->max_seq = seq;
-    a->any = 1;
-}
 
 int main(int argc, char **argv)
 {
@@ -73,6 +41,9 @@ int main(int argc, char **argv)
     sll.sll_protocol = htons(ETH_P_ALL);
     sll.sll_ifindex = ifindex;
     if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) die("bind");
+
+    int pass_prog = -1, pass_link = -1;
+    if (o.xdp_pass) pass_link = ref_attach_pass(ifindex, &pass_prog);
 
     struct acct a = {0};
     a.pool = o.pool;
@@ -127,5 +98,6 @@ int main(int argc, char **argv)
            (long long)t_first, (long long)t_last, timed_out ? "true" : "false");
     munmap(ring, ring_len); /* unmap before close */
     close(fd);
+    if (pass_link >= 0) { close(pass_link); close(pass_prog); }
     return 0;
 }

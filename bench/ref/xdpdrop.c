@@ -57,6 +57,7 @@ int main(int argc, char **argv)
     attr.log_size = sizeof(log);
     attr.log_level = 1;
     attr.expected_attach_type = BPF_XDP;
+    strncpy(attr.prog_name, "ref_xdpdrop", sizeof(attr.prog_name) - 1);
     int pfd = sys_bpf(BPF_PROG_LOAD, &attr);
     if (pfd < 0) {
         fprintf(stderr, "verifier log:\n%s\n", log);
