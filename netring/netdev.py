@@ -11,9 +11,12 @@ socket opened inside the namespace. Note (FIELD-NOTES): on veth, ``ndo-xmit`` ap
 *peer* has an XDP program (or GRO).
 """
 import collections
+import ctypes
 import errno
+import fcntl
 import os
 import socket
+import struct
 
 from pyroute2.netlink import genlmsg
 
@@ -21,7 +24,7 @@ from . import _netlink
 from .errors import ConfigurationError, InterfaceNotFoundError, UnsupportedError, from_oserror
 from .netns import resolve
 
-__all__ = ["features", "dump", "operstates", "veth_peer", "VethPeer", "decode_features", "NetdevInfo", "netdevmsg", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
+__all__ = ["features", "dump", "operstates", "rx_queues", "veth_peer", "VethPeer", "decode_features", "NetdevInfo", "netdevmsg", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
 
 #: Bit names, in netdev.yaml order.
 XDP_FEATURES = ("basic", "redirect", "ndo-xmit", "xsk-zerocopy", "hw-offload", "rx-sg", "ndo-xmit-sg")
@@ -36,6 +39,8 @@ NetdevInfo = collections.namedtuple("NetdevInfo", "ifindex xdp_features xdp_zc_m
 VethPeer = collections.namedtuple("VethPeer", "ifname ifindex mac same_netns")
 
 _CMD_DEV_GET = 1  # NETDEV_CMD_DEV_GET (include/uapi/linux/netdev.h)
+_SIOCETHTOOL = 0x8946
+_ETHTOOL_GCHANNELS = 0x3C  # struct ethtool_channels: cmd, max_rx, max_tx, max_other, max_combined, rx, tx, other, combined
 
 
 class netdevmsg(genlmsg):
@@ -179,3 +184,35 @@ def veth_peer(ifname, netns=None):
     whether it is in the same namespace), or None when ``ifname`` is no veth or its peer cannot be read
     (a namespace without an id here, kernels before 4.20)."""
     return _in_namespace(netns, _veth_peer_here, ifname)
+
+
+def _rx_queues_here(ifname, ns):
+    """Inside the namespace: the active RX queue count of ``ifname`` (rx + combined channels), or None."""
+    buf = bytearray(struct.pack("9I", _ETHTOOL_GCHANNELS, *([0] * 8)))
+    ifr = bytearray(struct.pack("16sP", ifname.encode(), 0).ljust(40, b"\0"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        cbuf = (ctypes.c_char * len(buf)).from_buffer(buf)
+        struct.pack_into("P", ifr, 16, ctypes.addressof(cbuf))
+        try:
+            fcntl.ioctl(s, _SIOCETHTOOL, ifr)
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                raise InterfaceNotFoundError(ifname, ns) from None
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                return None   # the driver does not report channels
+            raise from_oserror(exc, "ETHTOOL_GCHANNELS on %s" % ifname, ifname=ifname, netns=ns) from None
+        finally:
+            del cbuf
+    channels = struct.unpack("9I", buf)
+    return channels[5] + channels[8]   # rx_count + combined_count
+
+
+def rx_queues(ifname, netns=None):
+    """The number of RX queues ``ifname`` in ``netns`` has *active* (what an AF_XDP bind or an XDP program's
+    ``rx_queue_index`` can use): its rx + combined channels from ``ETHTOOL_GCHANNELS``, as ``ethtool -l``
+    shows them — not ``numrxqueues`` (IFLA_NUM_RX_QUEUES, the most the device could have: a veth made
+    with 2 has 1 active until ``ethtool -L IF rx 2``). None when the driver reports no channels."""
+    if not (isinstance(ifname, str) and 0 < len(ifname) < 16 and "\0" not in ifname):
+        raise ConfigurationError("interface must be a name of 1..15 characters, not %r" % (ifname,),
+                                 field="ifname", value=ifname)
+    return _in_namespace(netns, _rx_queues_here, ifname)

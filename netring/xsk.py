@@ -29,7 +29,6 @@ import threading
 import time
 from collections import deque, namedtuple
 
-from . import _netlink
 from ._core import ffi, lib
 from ._ring import PAGE_SIZE, byte_view, check_bool, check_int, check_timeout, raise_errno
 from .capture import StaleBatchError
@@ -37,7 +36,7 @@ from .check import SeqChecker, check_stream_args, prepare_templates
 from .errors import (ENOTSUPP, ConfigurationError, FrameTooLargeError, NetringError, ResourceBusyError, UnsupportedError,
                      ViewsAliveError, from_oserror)
 from .inject import TxStalledError
-from .netns import check_ifname, ifindex_here, resolve, run_in
+from .netns import check_ifname, ifindex_here, resolve
 from .ringsock import RingSocket
 
 __all__ = ["XdpSocket", "XdpBatch", "XdpPacket", "XdpStats", "MODES", "ATTACH"]
@@ -283,7 +282,7 @@ class XdpSocket(RingSocket):
 
     def __init__(self, ifname, *, netns=None, queue=0, frame_size=4096, frame_count=4096, ring_size=2048,
                  mode="auto", attach="auto", need_wakeup=True, busy_poll_us=0, headroom=0):
-        if frame_size not in (2048, 4096) or frame_size > PAGE_SIZE:
+        if type(frame_size) is not int or frame_size not in (2048, 4096) or frame_size > PAGE_SIZE:
             raise ConfigurationError("frame_size=%r must be 2048 or 4096 (a power of two up to the page size, %d: "
                                      "aligned UMEM chunks)" % (frame_size, PAGE_SIZE), field="frame_size",
                                      value=frame_size)
@@ -469,13 +468,10 @@ class XdpSocket(RingSocket):
                     ifname=self.ifname, netns=self.netns)
 
     def _queue_count(self):
-        def here(ifindex):
-            try:
-                return _netlink.links(ifindex)[0].get_attr("IFLA_NUM_RX_QUEUES")
-            except OSError:
-                return None
+        """Active RX queues of the device (ETHTOOL_GCHANNELS; not numrxqueues, the most it could have), or None."""
+        from .netdev import rx_queues
         try:
-            return run_in(self._netns_spec, here, self.ifindex)
+            return rx_queues(self.ifname, self._netns_spec)
         except NetringError:
             return None
 

@@ -782,7 +782,8 @@ def _link_state_here(ifname):
             "up": bool(msg["flags"] & 1), "operstate": msg.get_attr("IFLA_OPERSTATE"),
             "kind": info.get_attr("IFLA_INFO_KIND") if info is not None else None,
             "xdp": x.get_attr("IFLA_XDP_ATTACHED") if x is not None else None, "gro": gro, "addresses": addrs,
-            "queues": msg.get_attr("IFLA_NUM_RX_QUEUES") or 1}
+            # active RX queues (ethtool channels), not numrxqueues (the most it could have)
+            "queues": netdev.rx_queues(ifname) or msg.get_attr("IFLA_NUM_RX_QUEUES") or 1}
 
 
 # Per-interface IPv6 knobs of an adopted interface (restored on close): MLD reports at once, MLDv1.

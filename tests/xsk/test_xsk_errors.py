@@ -26,6 +26,17 @@ def test_queue_out_of_range(veth):
     assert "queue=5 is out of range" in str(ei.value) and "RX queue(s)" in str(ei.value)
 
 
+def test_queue_beyond_the_active_ones_is_out_of_range_though_numrxqueues_is_larger(veth):
+    """A veth gets numrxqueues = the CPU count (2 here) but one active RX queue: queue 1 is refused as out of
+    range from the active count (ethtool channels), not as a bare EINVAL."""
+    from netring import netdev
+    active = netdev.rx_queues("vb", netns=veth.b)
+    assert active == 1
+    with pytest.raises(ConfigurationError) as ei:
+        XdpSocket("vb", netns=veth.b, queue=active, attach=None)
+    assert ei.value.field == "queue" and "has 1 RX queue(s) (0..0)" in str(ei.value)
+
+
 def test_same_queue_twice_is_busy(veth):
     with XdpSocket("vb", netns=veth.b, attach=None):
         with pytest.raises(ResourceBusyError) as ei:
@@ -46,6 +57,7 @@ def test_interface_in_another_namespace_or_missing(veth):
 
 @pytest.mark.parametrize("kw,field", [
     ({"frame_size": 1000}, "frame_size"), ({"frame_size": 8192}, "frame_size"),
+    ({"frame_size": 4096.0}, "frame_size"),
     ({"frame_count": 8}, "frame_count"), ({"frame_count": 1 << 19}, "frame_count"),
     ({"ring_size": 100}, "ring_size"), ({"ring_size": 32}, "ring_size"),
     ({"mode": "fast"}, "mode"), ({"attach": "native"}, "attach"), ({"need_wakeup": 1}, "need_wakeup"),
