@@ -1,0 +1,131 @@
+/* content.c — see content.h. */
+#include <string.h>
+#include "content.h"
+
+/* 64-bit multiply-xorshift over 8-byte words (memcpy loads: frames are not aligned), length mixed
+ * in; only a bucket index and a first filter: a match is always confirmed by memcmp. */
+uint64_t nr_ct_hash(const uint8_t *p, uint32_t len)
+{
+    const uint64_t m = 0x9E3779B97F4A7C15ull;
+    uint64_t h = 0x4E52435400000000ull ^ (len * m);
+    uint32_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 29;
+    }
+    if (i < len) {
+        uint64_t w = 0;
+        memcpy(&w, p + i, len - i);
+        h = (h ^ w) * m;
+        h ^= h >> 29;
+    }
+    h ^= h >> 32;
+    return h;
+}
+
+/* Hash every entry and place it; -EEXIST (index in c->nentries) if two entries hold the same
+ * bytes (the Python side groups equal frames, so that is a caller bug), -EINVAL if the table is
+ * too small. */
+int nr_ct_index(struct nr_ct_checker *c)
+{
+    if (c->nentries > c->mask)
+        return -EINVAL;
+    memset(c->slots, 0, (size_t)(c->mask + 1) * sizeof(uint32_t));
+    for (uint32_t i = 0; i < c->nentries; i++) {
+        struct nr_ct_entry *e = &c->entries[i];
+        e->hash = nr_ct_hash(e->data, e->len);
+        uint32_t s = (uint32_t)e->hash & c->mask;
+        while (c->slots[s]) {
+            const struct nr_ct_entry *o = &c->entries[c->slots[s] - 1];
+            if (o->hash == e->hash && o->len == e->len && memcmp(o->data, e->data, e->len) == 0)
+                return -EEXIST;
+            s = (s + 1) & c->mask;
+        }
+        c->slots[s] = i + 1;
+    }
+    return 0;
+}
+
+static struct nr_ct_entry *nr_ct__find(struct nr_ct_checker *c, const uint8_t *f, uint32_t len)
+{
+    uint64_t h = nr_ct_hash(f, len);
+    uint32_t s = (uint32_t)h & c->mask;
+    while (c->slots[s]) { /* terminates: at least half the slots are empty */
+        struct nr_ct_entry *e = &c->entries[c->slots[s] - 1];
+        if (e->hash == h && e->len == len && memcmp(e->data, f, len) == 0)
+            return e;
+        s = (s + 1) & c->mask;
+    }
+    return NULL;
+}
+
+/* Count one frame: a trace frame's copy is matched to the oldest send of that content not yet
+ * matched (FIFO), so order is judged on send indices even when the trace repeats a frame. */
+static int nr_ct__count(struct nr_ct_checker *c, const uint8_t *f, uint32_t len)
+{
+    struct nr_ct_entry *e = nr_ct__find(c, f, len);
+    if (e == NULL)
+        return 0;
+    struct nr_ct_stream *st = &c->streams[e->stream];
+    uint64_t k = e->received++;
+    c->matched++;
+    if (k >= e->expected) {
+        st->duplicated++;
+        return 1;
+    }
+    st->delivered++;
+    int64_t idx = (int64_t)((k / e->npos) * st->trace_len + e->pos[k % e->npos]);
+    if (idx < st->highest)
+        st->reordered++;
+    else
+        st->highest = idx;
+    return 1;
+}
+
+void nr_ct_check_frame(struct nr_ct_checker *c, const uint8_t *f, uint32_t len)
+{
+    c->frames++;
+    if (!nr_ct__count(c, f, len) && c->fallback != NULL)
+        nr_st_check_frame(c->fallback, f, len);
+}
+
+uint32_t nr_ct_check_block(struct nr_ct_checker *c, const uint8_t *block, uint32_t block_size)
+{
+    struct nr_rx__it it;
+    const struct tpacket3_hdr *h;
+    uint32_t i = 0, off;
+    nr_rx__begin(&it, block, block_size);
+    while ((h = nr_rx__next(&it, &off)) != NULL) {
+        i++;
+        if (nr_rx__pkttype(h) == PACKET_OUTGOING) {
+            c->outgoing++; /* the sender's own frame seen on the same link */
+            if (c->fallback != NULL)
+                c->fallback->outgoing++;
+            continue;
+        }
+        const uint8_t *f = block + off;
+        uint32_t len = h->tp_snaplen;
+        c->frames++;
+        /* The device took an 802.1Q tag off (veth does): put it back before the lookup, as the trace
+         * holds it. Only frames that can be an entry are copied (scratch holds the largest + 4). */
+        if ((h->tp_status & TP_STATUS_VLAN_VALID) && len >= 12 && len + 4 <= c->scratch_len) {
+            uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : 0x8100;
+            uint16_t tci = h->hv1.tp_vlan_tci;
+            memcpy(c->scratch, f, 12);
+            c->scratch[12] = (uint8_t)(tpid >> 8);
+            c->scratch[13] = (uint8_t)tpid;
+            c->scratch[14] = (uint8_t)(tci >> 8);
+            c->scratch[15] = (uint8_t)tci;
+            memcpy(c->scratch + 16, f + 12, len - 12);
+            if (nr_ct__count(c, c->scratch, len + 4))
+                continue;
+        } else if (nr_ct__count(c, f, len)) {
+            continue;
+        }
+        if (c->fallback != NULL)
+            nr_st_check_frame(c->fallback, f, len);
+    }
+    return i;
+}
