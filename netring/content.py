@@ -13,12 +13,14 @@ What each count means for a content-counted stream:
 - ``delivered``: copies matched to a send — for each distinct content, at most as many as were sent;
 - ``lost``: ``count − delivered``;
 - ``duplicated``: copies beyond the number sent;
-- ``reordered``: the ``k``-th copy of a content that arrives is matched to the ``k``-th send of that
-  content (first in, first out), which gives it a send index; a matched copy whose send index is
-  below the highest matched so far is reordered. With distinct contents (no frame repeated within
-  the trace, and count ≤ its length) that is exactly "arrival order = send order"; where contents
-  repeat it is the order of the first-in-first-out matching, and two copies of the same content
-  swapping places cannot be seen;
+- ``reordered``: each arriving copy is matched to a send of its content — the unmatched send nearest
+  to the highest send index matched so far (the first one after it, or the last unmatched one before
+  it; on a tie the one before) — and is reordered when that send index is below the highest. With
+  distinct contents (no frame repeated within the trace and ``count`` ≤ its length) this is exactly
+  "arrival order = send order"; where contents repeat (cycles, or a trace that holds a frame twice) a
+  lost copy does not turn the later copies of its content into reorders, a frame held back by fewer
+  than half a cycle is matched to its own send, and two copies of one content swapping places cannot
+  be seen;
 - ``corrupted``: always 0 — a frame whose bytes changed is no trace frame: it is unexpected.
 """
 import errno
@@ -88,6 +90,7 @@ class ContentChecker:
         n = len(groups)
         slots = 1 << max(4, (2 * n - 1).bit_length())
         entries = ffi.new("struct nr_ct_entry[]", n)
+        bit = 0
         for ei, (data, (si, pos)) in enumerate(groups.items()):
             e = entries[ei]
             buf = ffi.from_buffer(data)
@@ -101,13 +104,17 @@ class ContentChecker:
             L, count = cstreams[si].trace_len, cstreams[si].count
             full, rem = divmod(count, L)
             e.expected = full * len(pos) + sum(1 for p in pos if p < rem)
+            e.bit0 = bit
+            bit += e.expected
         self._entries, self._streams = entries, cstreams
         self._slots = ffi.new("uint32_t[]", slots)
         self._scratch = ffi.new("uint8_t[]", biggest + 4)
+        self._bitmap = ffi.new("uint64_t[]", max(1, (bit + 63) // 64))
         c = self._c = ffi.new("struct nr_ct_checker *")
         c.entries, c.nentries, c.mask, c.slots = entries, n, slots - 1, self._slots
         c.streams, c.nstreams = cstreams, len(self._ids)
         c.scratch, c.scratch_len = self._scratch, biggest + 4
+        c.bitmap = self._bitmap
         if fallback is not None:
             raw = getattr(fallback, "raw_checker", None)
             if not callable(raw):

@@ -61,22 +61,66 @@ static struct nr_ct_entry *nr_ct__find(struct nr_ct_checker *c, const uint8_t *f
     return NULL;
 }
 
-/* Count one frame: a trace frame's copy is matched to the oldest send of that content not yet
- * matched (FIFO), so order is judged on send indices even when the trace repeats a frame. */
+static inline uint64_t nr_ct__index(const struct nr_ct_entry *e, const struct nr_ct_stream *st, uint64_t k)
+{
+    return (k / e->npos) * st->trace_len + e->pos[k % e->npos];
+}
+
+static inline int nr_ct__taken(const struct nr_ct_checker *c, const struct nr_ct_entry *e, uint64_t k)
+{
+    uint64_t b = e->bit0 + k;
+    return (c->bitmap[b >> 6] >> (b & 63)) & 1;
+}
+
+/* Count one frame; 0 if it is no trace frame. The copy it is matched to: see content.h. */
 static int nr_ct__count(struct nr_ct_checker *c, const uint8_t *f, uint32_t len)
 {
     struct nr_ct_entry *e = nr_ct__find(c, f, len);
     if (e == NULL)
         return 0;
     struct nr_ct_stream *st = &c->streams[e->stream];
-    uint64_t k = e->received++;
+    e->received++;
     c->matched++;
-    if (k >= e->expected) {
+    if (e->matched >= e->expected) {
         st->duplicated++;
         return 1;
     }
+    /* Copies after the highest matched send index are all unmatched (highest is the largest matched
+     * index): the first of them is copy k0. */
+    uint64_t k0 = 0;
+    if (st->highest >= 0) {
+        uint64_t h = (uint64_t)st->highest, r = h % st->trace_len;
+        uint32_t lo = 0, hi = e->npos; /* first position > r */
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (e->pos[mid] <= r)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        k0 = (h / st->trace_len) * e->npos + lo;
+    }
+    int have_b = k0 < e->expected;
+    uint64_t ahead = have_b ? nr_ct__index(e, st, k0) - (uint64_t)st->highest : UINT64_MAX;
+    /* The last unmatched copy before k0, looked for only as far back as it could still be nearer. */
+    uint64_t k = k0 < e->expected ? k0 : e->expected, pick = UINT64_MAX;
+    while (k > 0) {
+        k--;
+        uint64_t behind = (uint64_t)st->highest - nr_ct__index(e, st, k);
+        if (behind > ahead)
+            break;
+        if (!nr_ct__taken(c, e, k)) {
+            pick = k;
+            break;
+        }
+    }
+    if (pick == UINT64_MAX)
+        pick = k0; /* have_b holds: matched < expected and no unmatched copy before k0 */
+    uint64_t b = e->bit0 + pick;
+    c->bitmap[b >> 6] |= 1ull << (b & 63);
+    e->matched++;
     st->delivered++;
-    int64_t idx = (int64_t)((k / e->npos) * st->trace_len + e->pos[k % e->npos]);
+    int64_t idx = (int64_t)nr_ct__index(e, st, pick);
     if (idx < st->highest)
         st->reordered++;
     else

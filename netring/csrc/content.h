@@ -12,12 +12,20 @@
 
 /* One distinct frame content of one stream. The stream sends trace frame i % trace_len as its
  * frame i; this content sits at trace positions pos[0..npos-1] (ascending), so its k-th copy
- * (k counted from 0) is frame (k / npos) * trace_len + pos[k % npos] of the stream. */
+ * (k counted from 0) is frame (k / npos) * trace_len + pos[k % npos] of the stream.
+ *
+ * Which copy an arriving frame is: the copy not yet matched whose send index is nearest to the
+ * highest send index matched so far in its stream — the first copy after it, or the last unmatched
+ * one before it (then the frame is reordered); on a tie the one before. So a lost copy does not
+ * shift the later copies of its content into reorders, and a frame held back behind a few others
+ * is matched to its own send, not to the next cycle's. */
 struct nr_ct_entry {
     const uint8_t *data;   /* the frame's bytes (owned by the Python object) */
     uint64_t hash;         /* filled by nr_ct_index */
     uint64_t expected;     /* copies the stream sends */
     uint64_t received;     /* copies that arrived (duplicates included) */
+    uint64_t matched;      /* copies matched to a send (at most `expected`) */
+    uint64_t bit0;         /* bit of copy 0 in the checker's bitmap (bit bit0 + k: copy k matched) */
     const uint32_t *pos;
     uint32_t npos;
     uint32_t len;
@@ -43,6 +51,7 @@ struct nr_ct_checker {
     uint32_t nstreams;
     uint32_t scratch_len;  /* at least the largest entry + 4 (a VLAN tag put back) */
     uint8_t *scratch;
+    uint64_t *bitmap;      /* one bit per frame sent, entry by entry (see nr_ct_entry.bit0) */
     struct nr_st_checker *fallback; /* counts every frame that is no trace frame */
     uint64_t frames;       /* frames examined (outgoing skipped not included) */
     uint64_t matched;      /* frames that were trace frames */
