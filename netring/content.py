@@ -14,13 +14,15 @@ What each count means for a content-counted stream:
 - ``lost``: ``count − delivered``;
 - ``duplicated``: copies beyond the number sent;
 - ``reordered``: each arriving copy is matched to a send of its content — the unmatched send nearest
-  to the highest send index matched so far (the first one after it, or the last unmatched one before
-  it; on a tie the one before) — and is reordered when that send index is below the highest. With
-  distinct contents (no frame repeated within the trace and ``count`` ≤ its length) this is exactly
-  "arrival order = send order"; where contents repeat (cycles, or a trace that holds a frame twice) a
-  lost copy does not turn the later copies of its content into reorders, a frame held back by fewer
-  than half a cycle is matched to its own send, and two copies of one content swapping places cannot
-  be seen;
+  to the highest send index matched so far (on a tie the earlier), looked for within half a trace
+  cycle of it, except that the next send of a content whose previous copy never arrived is taken
+  however far ahead; nothing there: the copy is a duplicate — and is reordered when that send index
+  is below the highest. With distinct contents (no frame repeated within the trace and ``count`` ≤
+  its length) this is exactly "arrival order = send order". Where contents repeat (cycles, or a trace
+  that holds a frame twice): a duplicate is not mistaken for the next cycle's copy, a lost copy does
+  not turn the later copies of its content into reorders, a frame held back by less than half a cycle
+  is matched to its own send (one held back longer is counted lost and its arrival duplicated), and
+  two copies of one content swapping places cannot be seen;
 - ``corrupted``: always 0 — a frame whose bytes changed is no trace frame: it is unexpected.
 """
 import errno
@@ -175,7 +177,10 @@ class ContentChecker:
     def done(self):
         """True once every expected frame of every content-counted stream (and of the fallback) was delivered."""
         mine = sum(self._streams[i].delivered for i in range(len(self._ids))) >= self._total
-        return mine and (self.fallback is None or self.fallback.done)
+        if not mine or self.fallback is None:
+            return mine
+        return all(self.fallback.counts(sid).delivered >= self.fallback.counts(sid).expected
+                   for sid in self.fallback.streams if sid not in self._index)
 
     @property
     def unexpected(self):

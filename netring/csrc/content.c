@@ -100,22 +100,37 @@ static int nr_ct__count(struct nr_ct_checker *c, const uint8_t *f, uint32_t len)
         }
         k0 = (h / st->trace_len) * e->npos + lo;
     }
-    int have_b = k0 < e->expected;
-    uint64_t ahead = have_b ? nr_ct__index(e, st, k0) - (uint64_t)st->highest : UINT64_MAX;
-    /* The last unmatched copy before k0, looked for only as far back as it could still be nearer. */
-    uint64_t k = k0 < e->expected ? k0 : e->expected, pick = UINT64_MAX;
-    while (k > 0) {
+    /* A copy is looked for within half a cycle of the highest matched send index (w), except that the
+     * next copy of a content whose previous copy never arrived is taken however far ahead (losses at
+     * the start, or of that content). */
+    uint64_t w = st->trace_len / 2 > 0 ? st->trace_len / 2 : 1;
+    uint64_t ahead = UINT64_MAX, behind = UINT64_MAX, a = UINT64_MAX;
+    if (k0 < e->expected) {
+        uint64_t d = nr_ct__index(e, st, k0) - (uint64_t)(st->highest + 1) + 1; /* highest -1: d = index + 1 */
+        if (d <= w || k0 == 0 || !nr_ct__taken(c, e, k0 - 1))
+            ahead = d;
+    }
+    /* The last unmatched copy before k0 (all of them have an index <= highest), within w. */
+    for (uint64_t k = k0 < e->expected ? k0 : e->expected; k > 0;) {
         k--;
-        uint64_t behind = (uint64_t)st->highest - nr_ct__index(e, st, k);
-        if (behind > ahead)
+        uint64_t back = (uint64_t)st->highest - nr_ct__index(e, st, k);
+        if (back > w)
             break;
         if (!nr_ct__taken(c, e, k)) {
-            pick = k;
+            a = k;
+            behind = back;
             break;
         }
     }
-    if (pick == UINT64_MAX)
-        pick = k0; /* have_b holds: matched < expected and no unmatched copy before k0 */
+    uint64_t pick;
+    if (a != UINT64_MAX && behind <= ahead)
+        pick = a;             /* nearer (or as near) behind: a late frame */
+    else if (ahead != UINT64_MAX)
+        pick = k0;
+    else {
+        st->duplicated++;     /* every copy near the stream's position has arrived already */
+        return 1;
+    }
     uint64_t b = e->bit0 + pick;
     c->bitmap[b >> 6] |= 1ull << (b & 63);
     e->matched++;

@@ -14,11 +14,12 @@
  * frame i; this content sits at trace positions pos[0..npos-1] (ascending), so its k-th copy
  * (k counted from 0) is frame (k / npos) * trace_len + pos[k % npos] of the stream.
  *
- * Which copy an arriving frame is: the copy not yet matched whose send index is nearest to the
- * highest send index matched so far in its stream — the first copy after it, or the last unmatched
- * one before it (then the frame is reordered); on a tie the one before. So a lost copy does not
- * shift the later copies of its content into reorders, and a frame held back behind a few others
- * is matched to its own send, not to the next cycle's. */
+ * Which copy an arriving frame is: the unmatched copy nearest to the highest send index matched so
+ * far in its stream (on a tie the earlier one), looked for within half a trace cycle of it — except
+ * that the first copy after it is taken however far ahead when the copy before it never arrived.
+ * None there: a duplicate. So a duplicate is not taken for the next cycle's copy, a lost copy does
+ * not shift the later copies of its content into reorders, and a frame held back by less than half
+ * a cycle is matched to its own send (a later one is counted lost and duplicated). */
 struct nr_ct_entry {
     const uint8_t *data;   /* the frame's bytes (owned by the Python object) */
     uint64_t hash;         /* filled by nr_ct_index */
