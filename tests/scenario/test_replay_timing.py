@@ -125,7 +125,6 @@ def test_frames_arrive_on_the_traces_schedule(tmp_path, stamp_on):
     assert 4 * MS < statistics.median(gaps[5]) < 8 * MS, gaps
     # the gap between cycles is the average gap (12 frames span 19 ms: 19/11 ms)
     assert want[12] - want[11] == 19 * MS // 11
-    assert arr[12] - arr[11] > 0.8 * MS
 
 
 @pytest.mark.privileged
