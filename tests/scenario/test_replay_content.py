@@ -233,3 +233,22 @@ def test_loss_and_duplicates_of_an_impaired_link_are_counted_by_content(tmp_path
     assert (st.sent, st.lost, st.duplicated, st.reordered) == (4000, link["dropped"], link["duplicated"], 0)
     assert st.delivered == 4000 - link["dropped"]
     assert "stream trace: delivered %d at rx:eth0, expected all" % st.delivered in r.failures[0]
+
+
+@pytest.mark.privileged
+def test_a_vlan_tagged_trace_is_matched_with_the_tag_the_device_stripped(tmp_path):
+    """veth takes the 802.1Q tag off on receive (TPACKET_V3 reports it beside the frame): the checker puts
+    it back before the lookup, so tagged trace frames are counted, not called unexpected."""
+    _require()
+    eth = dict(MAC, vlan={"vid": 42, "pcp": 3})
+    frs = [frames.build(eth=eth, ipv4={"src": "198.18.0.1", "dst": "198.18.0.2"}, udp={"sport": 6000 + i, "dport": 9},
+                        payload=bytes([i]) * (30 + i)) for i in range(10)]
+    assert all(f[12:14] == b"\x81\x00" for f in frs)
+    write_trace(tmp_path / "vlan.pcap", frs)
+    (tmp_path / "s.yaml").write_text(scenario_text("vlan.pcap", count=200))
+    [s] = sc.load(str(tmp_path / "s.yaml"))
+    r = runner.run(s)
+    assert r.status == "passed", r.render()
+    [st] = r.streams
+    assert (st.delivered, st.lost, st.duplicated, st.reordered) == (200, 0, 0, 0)
+    assert r.unexpected["rx:eth0"] == 0
