@@ -65,6 +65,7 @@ _CALL_S = 0.25
 MAX_SENDERS = 4
 _LIVE_CALL_S = 0.5      # bound of one unpaced live-frames call (XdpInjector.send_stream)
 _TURN_S = 0.05           # bound of one C call when streams share a sender: a turn never starves the others long
+_SLOT_S = 0.001          # a stream paced in Python (rate: pcap, or untouched frames at a rate) sleeps this long at least
 _UNTOUCHED_BYTES = 4 << 20  # bytes of frames one call of an untouched (stamp: false) stream copies at most
 #: Environment variable naming the CPUs to pin the engine's threads to: "TX,RX" (e.g. "0,1").
 CPUS_ENV = "NETRING_CPUS"
@@ -347,6 +348,9 @@ class _Sender(threading.Thread):
     ``rate`` still means frames per second of that stream; what changes for a paced stream that
     shares its sender is the spacing: its frames go out in bursts of those due since the last pass
     (passes at most ~:data:`_TURN_S` apart, typically far less) instead of one every ``1/rate`` s.
+    Two kinds of stream are paced that way even alone (:meth:`_run_slotted`, slots of at least
+    :data:`_SLOT_S`): ``rate: pcap`` (frame ``k`` due at the trace's own offset,
+    :class:`netring_testkit.replay.Timing`) and a trace sent untouched at a rate (the C pacer stamps).
     """
 
     def __init__(self, jobs, deadline, stop, cpu=None, index=0):
@@ -419,14 +423,15 @@ class _Sender(threading.Thread):
     def _run_slotted(self, inj, tx):
         """A stream paced in Python slots: the trace's own timing (``rate: pcap``), or a rate for frames sent
         untouched (the C pacer stamps). Each pass sends every frame due by now in one unpaced C call, then the
-        thread sleeps until the next frame is due — never past the deadline, and ``stop`` wakes it."""
+        thread sleeps until the next frame is due, but at least :data:`_SLOT_S` (frames due within one slot go
+        out together, at most that late) — never past the deadline, and ``stop`` wakes it."""
         origin = {}
         while not tx.done and not self.stop.is_set() and time.monotonic() < self.deadline:
             next_due = self._paced_pass([(inj, tx)], origin)
             if next_due is not None:
-                wait = min(next_due, self.deadline) - time.monotonic()
+                wait = next_due - time.monotonic()
                 if wait > 0:
-                    self.stop.wait(wait)
+                    self.stop.wait(min(max(wait, _SLOT_S), self.deadline - time.monotonic()))
 
     def _run_turns(self):
         jobs = [(inj, tx) for inj, tx in self.jobs if not tx.done]
