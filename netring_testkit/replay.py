@@ -26,7 +26,7 @@ from netring.errors import NetringError, ScenarioError
 
 from . import frames as _frames
 
-__all__ = ["analyse", "templates", "prepare", "KEYS", "Timing", "average_pps"]
+__all__ = ["analyse", "templates", "frames_of", "prepare", "KEYS", "Timing", "average_pps"]
 
 #: The keys of ``frame:`` when it names a trace.
 KEYS = ("pcap", "stamp")
@@ -197,6 +197,12 @@ def analyse(frame, scenario_file, mtu, stream_id):
     except ValueError:
         timing = None
     return spec, sizes, timing, problems
+
+
+def frames_of(stream):
+    """The trace frames of a replayed ``stream`` as bytes (none if its trace cannot be read: already reported)."""
+    trace, _why = _read(stream.frame["pcap"]) if stream.frame.get("pcap") else (None, None)
+    return [bytes(fr.data) for fr in trace.frames] if trace is not None else []
 
 
 def templates(stream):

@@ -312,14 +312,27 @@ class _Builder:
                          "or give a fixed rate" % (need, st.count, timeout))
 
     def _check_content_captures(self, streams, expect, captures):
-        """A stream counted by content (``stamp: false``) must be counted by a TPACKET_V3 capture (afpacket)."""
+        """A stream counted by content (``stamp: false``) must be counted by a TPACKET_V3 capture (afpacket), and
+        two of them counted at one capture may not send the same frame (it could not be told whose it is)."""
         via = {c.on: c.via for c in captures}
+        seen = {}   # capture -> {frame bytes: stream name}
         for st in streams:
             ex = expect.get(st.name)
-            if st.by_content and ex is not None and via.get(ex.at) == "afxdp":
+            if not st.by_content or ex is None or ex.at is None:
+                continue
+            if via.get(ex.at) == "afxdp":
                 self.err(("capture", self.cap_on[ex.at], "via"),
                          "stream %s is counted by exact content (stamp: false), which reads TPACKET_V3 blocks; "
                          "capture %s via afpacket, or use stamp: true" % (st.name, ex.at))
+            mine = seen.setdefault(ex.at, {})
+            for i, data in enumerate(replay.frames_of(st)):
+                other = mine.setdefault(data, st.name)
+                if other != st.name:
+                    self.err(("traffic", st.stream_id, "frame", "pcap"),
+                             "frame %d of this trace is also a frame of stream %s, and both are counted by content at "
+                             "%s: a frame must belong to one stream; count them at different captures, or stamp one"
+                             % (i, other, ex.at))
+                    break
 
     def _check_sizes(self, st, rel):
         lo = min_frame_size(st.l3, st.l4, st.vlan is not None)

@@ -175,6 +175,17 @@ def test_stamp_false_counted_by_an_afxdp_capture_is_a_located_error(tmp_path):
         sc.load(str(tmp_path / "s.yaml"))
 
 
+def test_two_untouched_streams_sharing_a_frame_at_one_capture_is_a_located_error(tmp_path):
+    fr = trace_frames(5)
+    write_trace(tmp_path / "a.pcap", fr[:3])
+    write_trace(tmp_path / "b.pcap", [fr[4], fr[2]])
+    other = "\n      - {name: again, from: tx:eth0, to: rx:eth0, count: 10, frame: {pcap: b.pcap, stamp: false}}"
+    (tmp_path / "s.yaml").write_text(scenario_text("a.pcap", more_traffic=other))
+    with pytest.raises(sc.ScenarioSpecError, match=r"traffic\[1\]\.frame\.pcap: frame 1 of this trace is also a frame "
+                                                   r"of stream trace, and both are counted by content at rx:eth0"):
+        sc.load(str(tmp_path / "s.yaml"))
+
+
 # -------------------------------------------------------------------------------------------
 # runs
 # -------------------------------------------------------------------------------------------
