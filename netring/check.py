@@ -245,6 +245,11 @@ class SeqChecker:
         with raw_block() as (ptr, size):  # the capture cannot return the block or unmap it while C reads it
             return lib.nr_st_check_block(self._c, ptr, size)
 
+    def raw_checker(self):
+        """The C checker state (``struct nr_st_checker *``) for C code that hands it frames
+        (:class:`netring.content.ContentChecker`); valid as long as this object lives."""
+        return self._c
+
     def feed_bytes(self, frame):
         """Check one frame given as bytes-like (tests, or frames from :meth:`Capture.recv`)."""
         v = byte_view("frame", frame)

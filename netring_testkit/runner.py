@@ -65,6 +65,8 @@ _CALL_S = 0.25
 MAX_SENDERS = 4
 _LIVE_CALL_S = 0.5      # bound of one unpaced live-frames call (XdpInjector.send_stream)
 _TURN_S = 0.05           # bound of one C call when streams share a sender: a turn never starves the others long
+_SLOT_S = 0.001          # a stream paced in Python (rate: pcap, or untouched frames at a rate) sleeps this long at least
+_UNTOUCHED_BYTES = 4 << 20  # bytes of frames one call of an untouched (stamp: false) stream copies at most
 #: Environment variable naming the CPUs to pin the engine's threads to: "TX,RX" (e.g. "0,1").
 CPUS_ENV = "NETRING_CPUS"
 _PROGRESS_EVERY = 2.0    # seconds between progress callbacks
@@ -264,6 +266,8 @@ class _StreamTx:
 
     def __init__(self, stream, templates, offsets, via="ring"):
         self.stream = stream
+        #: A trace sent untouched (``stamp: false``): ``offsets`` is None and frames go out as they are.
+        self.untouched = offsets is None
         #: The sender kind (see :mod:`netring_testkit.senders`): ``ring``, ``xdp`` or ``afxdp``.
         self.via = via
         self.templates = templates
@@ -283,6 +287,15 @@ class _StreamTx:
         # send_stream starts every call at its first template: rotate them so that frame
         # ``seq`` always uses template ``seq % len`` ("cycled frame by frame", and rebuildable).
         k = self.sent % len(self.templates)
+        if self.untouched:
+            # Frame seq is trace frame seq % len, byte for byte; one call copies at most ~4 MiB of frames.
+            n = min(n, max(64, _UNTOUCHED_BYTES // max(len(t) for t in self.templates)))
+            cycled = self.templates * ((k + n + len(self.templates) - 1) // len(self.templates))
+            got = injector.send_batch(cycled[k:k + n], timeout=timeout)
+            self.sent += got
+            if self.done:
+                self.finished_at = time.monotonic()
+            return got
         got = injector.send_stream(self.templates[k:] + self.templates[:k], self.stream.stream_id, self.sent, n,
                                    rate_pps=rate_pps, csum_offsets=self.offsets[k:] + self.offsets[:k],
                                    timeout=timeout)
@@ -290,6 +303,21 @@ class _StreamTx:
         if self.done:
             self.finished_at = time.monotonic()
         return got
+
+    def due(self, elapsed):
+        """Frames of this stream due ``elapsed`` s after its frame 0: by the trace's own timing (``rate: pcap``)
+        or by its rate (frame ``k`` at ``k / rate``)."""
+        timing = self.stream.timing
+        if timing is not None:
+            return timing.due(int(elapsed * 1e9))
+        return int(elapsed * self.stream.rate_pps) + 1
+
+    def offset(self, k):
+        """Seconds from this stream's frame 0 to its frame ``k`` (see :meth:`due`)."""
+        timing = self.stream.timing
+        if timing is not None:
+            return timing.at(k) / 1e9
+        return k / self.stream.rate_pps
 
     def sample(self, n=SAMPLE_FRAMES):
         """The first and last ``n`` frames this stream sent, rebuilt exactly as the C stamper built them."""
@@ -301,6 +329,7 @@ class _StreamTx:
         first = int(((self.started_at or 0) + wall) * 1e9)
         last = int(((self.finished_at or self.started_at or 0) + wall) * 1e9)
         return [SentFrame(st.name, st.src, seq, first if seq < n else last,
+                          t[seq % len(t)] if self.untouched else
                           stamp_frame(t[seq % len(t)], st.stream_id, seq, self.offsets[seq % len(t)]))
                 for seq in seqs]
 
@@ -319,6 +348,9 @@ class _Sender(threading.Thread):
     ``rate`` still means frames per second of that stream; what changes for a paced stream that
     shares its sender is the spacing: its frames go out in bursts of those due since the last pass
     (passes at most ~:data:`_TURN_S` apart, typically far less) instead of one every ``1/rate`` s.
+    Two kinds of stream are paced that way even alone (:meth:`_run_slotted`, slots of at least
+    :data:`_SLOT_S`): ``rate: pcap`` (frame ``k`` due at the trace's own offset,
+    :class:`netring_testkit.replay.Timing`) and a trace sent untouched at a rate (the C pacer stamps).
     """
 
     def __init__(self, jobs, deadline, stop, cpu=None, index=0):
@@ -369,6 +401,9 @@ class _Sender(threading.Thread):
 
     def _run_alone(self, inj, tx):
         st = tx.stream
+        if st.rate_pps is not None and (st.timing is not None or tx.untouched):
+            self._run_slotted(inj, tx)
+            return
         while not tx.done and not self.stop.is_set():
             left = self.deadline - time.monotonic()
             if left <= 0:
@@ -384,6 +419,19 @@ class _Sender(threading.Thread):
             done = tx.send(inj, n, st.rate_pps, min(left, bound))
             if done < n and time.monotonic() >= self.deadline:
                 break
+
+    def _run_slotted(self, inj, tx):
+        """A stream paced in Python slots: the trace's own timing (``rate: pcap``), or a rate for frames sent
+        untouched (the C pacer stamps). Each pass sends every frame due by now in one unpaced C call, then the
+        thread sleeps until the next frame is due, but at least :data:`_SLOT_S` (frames due within one slot go
+        out together, at most that late) — never past the deadline, and ``stop`` wakes it."""
+        origin = {}
+        while not tx.done and not self.stop.is_set() and time.monotonic() < self.deadline:
+            next_due = self._paced_pass([(inj, tx)], origin)
+            if next_due is not None:
+                wait = next_due - time.monotonic()
+                if wait > 0:
+                    self.stop.wait(min(max(wait, _SLOT_S), self.deadline - time.monotonic()))
 
     def _run_turns(self):
         jobs = [(inj, tx) for inj, tx in self.jobs if not tx.done]
@@ -423,13 +471,13 @@ class _Sender(threading.Thread):
             left = self.deadline - time.monotonic()
             if left <= 0:
                 break
-            due = int((time.monotonic() - t0) * st.rate_pps) + 1  # frames 0..due-1 are due by now
+            due = tx.due(time.monotonic() - t0)  # frames 0..due-1 are due by now
             n = min(_CHUNK, due - tx.sent, st.count - tx.sent)
             if n > 0:
                 self.error_stream = st
                 tx.send(inj, n, None, min(left, _TURN_S))
             if not tx.done:
-                at = t0 + tx.sent / st.rate_pps
+                at = t0 + tx.offset(tx.sent)
                 next_due = at if next_due is None else min(next_due, at)
         return next_due
 
@@ -736,11 +784,15 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             atts[pp.at] = attach_peer_pass(stack, pp.at, ep.ifname, ep.netns)
             result.peer_passes.append(pp)
 
+        streams = []
+        for st in scenario.streams:
+            templates, offsets = build_templates(st, topo[st.src], topo[st.dst])
+            streams.append(_StreamTx(st, templates, offsets, choices[st.name].via))
         expected = {s.stream_id: s.count for s in scenario.streams}
         caps = []
         for c in scenario.captures:
             rx = receivers.get(c.on) or open_capture(stack, topo[c.on], c, _capture_options(c.options, biggest))
-            caps.append((c.on, rx, SeqChecker(expected, keep_unexpected=8)))
+            caps.append((c.on, rx, _checker(scenario, c.on, streams, SeqChecker(expected, keep_unexpected=8))))
             result.capture_paths[c.on] = rx.path
         samplers = {c.on: framelog.AllFrames() if all_frames else _ArrivalSample()
                     for c in scenario.captures if c.via == "afpacket"} if sample else {}
@@ -751,10 +803,6 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
         watched |= {sending for _, sending, _, _ in bare}
         before = {ep: _stats(topo[ep]) for ep in sorted(watched)}
 
-        streams = []
-        for st in scenario.streams:
-            templates, offsets = build_templates(st, topo[st.src], topo[st.dst])
-            streams.append(_StreamTx(st, templates, offsets, choices[st.name].via))
         senders.extend(_plan_senders(stack, topo, streams, deadline, stop, cpus and cpus[0]))
         # Registered after the injectors, so it runs before they close on every way out (LIFO).
         stack.callback(_stop_senders, senders, stop)
@@ -804,13 +852,32 @@ def _run(scenario, result, progress, keep, topology_factory, cpus=None, sample=F
             at = scenario.expect[st.name].at
             chk = by_ep.get(at)
             r = StreamResult(st.name, st.stream_id, at, st.count, sent=sent.get(st.stream_id, 0),
-                             via=choices[st.name].via, via_reason=choices[st.name].reason)
+                             via=choices[st.name].via, via_reason=choices[st.name].reason,
+                             counted_by="content" if st.by_content else "stamp")
             if chk is not None:
                 c = chk.counts(st.stream_id)
                 r.delivered, r.lost, r.duplicated = c[1], c[2], c[3]
                 r.reordered, r.corrupted = c[4], c[5]
             result.streams.append(r)
         failed = bool(evaluate(scenario, result))
+
+
+def _checker(scenario, on, streams, seq_checker):
+    """The checker of the capture on ``on``: ``seq_checker``, or a :class:`netring.content.ContentChecker` in front
+    of it when streams counted by content (``stamp: false``) are expected there (every other frame goes on to
+    ``seq_checker``, so stamped streams and unexpected frames are judged as everywhere else)."""
+    mine = {tx.stream.stream_id: (tx.templates, tx.stream.count) for tx in streams
+            if tx.untouched and scenario.expect[tx.stream.name].at == on}
+    if not mine:
+        return seq_checker
+    from netring.content import ContentChecker
+
+    try:
+        return ContentChecker(mine, fallback=seq_checker)
+    except ConfigurationError as exc:  # two traces share a frame
+        names = {st.stream_id: st.name for st in scenario.streams}
+        raise ScenarioError("capture %s: %s (streams: %s)" % (on, exc, ", ".join("%d=%s" % (sid, names[sid])
+                                                                               for sid in sorted(mine)))) from None
 
 
 def _xdp_hint(kept_xdp):

@@ -154,6 +154,19 @@ def choose(stream, order, src, programs, facts=None, capture_via="afpacket"):
     how the stream is counted (``afpacket``/``afxdp``; see :data:`MIN_LIVE_FRAMES` for ``auto``'s rules).
     """
     via = stream.via
+    if stream.by_content:  # a trace sent untouched (stamp: false): the TX ring only
+        if via in ("xdp", "afxdp"):
+            raise ScenarioError("%s: stream %s cannot be sent via %s: its trace goes out untouched (stamp: false), "
+                                "which only the TX ring sends; use via: ring or auto"
+                                % (stream.where or "traffic[%d].via" % stream.stream_id, stream.name, via))
+        return Choice("ring", "ring: %s (stamp: false: the trace untouched, counted by content)"
+                      % ("asked for (via: ring)" if via == "ring" else "the only sender of untouched frames"))
+    if stream.timing is not None and via in ("auto", "xdp"):
+        if via == "xdp":
+            raise ScenarioError("%s: stream %s cannot be sent via xdp with rate: pcap: each live-frames call costs "
+                                "~25 ms, too coarse for the trace's own timing; use via: ring or auto"
+                                % (stream.where or "traffic[%d].via" % stream.stream_id, stream.name))
+        return Choice("ring", "ring: rate: pcap keeps the trace's own timing, sent in ~1 ms slots from the TX ring")
     if via in ("ring", "afxdp"):
         return Choice(via, "%s: asked for (via: %s)" % (via, via))
     problem = _live_problem(stream, order, src, programs, facts if facts is not None else _kernel_facts())

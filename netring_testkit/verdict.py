@@ -30,14 +30,17 @@ class StreamResult:
     number the injector actually queued; ``delivered`` (distinct sequence numbers seen), ``lost``
     (``expected - delivered``), ``duplicated``, ``reordered``, ``corrupted`` come from the C checker.
     ``via`` is the sender the stream went out of (``ring``, ``xdp``, ``afxdp``) and ``via_reason`` why
-    (:func:`netring_testkit.senders.choose`).
+    (:func:`netring_testkit.senders.choose`). ``counted_by``: ``stamp`` (the C sequence checker read each
+    frame's stamp) or ``content`` (a trace sent untouched, ``stamp: false``, matched by its exact bytes:
+    :class:`netring.content.ContentChecker` — ``corrupted`` is then always 0, a changed frame is unexpected).
     """
 
     FIELDS = ("expected", "sent", "delivered", "lost", "duplicated", "reordered", "corrupted")
 
     def __init__(self, name, stream_id, at, expected, sent=0, delivered=0, lost=None, duplicated=0,
-                 reordered=0, corrupted=0, via=None, via_reason=None):
+                 reordered=0, corrupted=0, via=None, via_reason=None, counted_by="stamp"):
         self.name = name
+        self.counted_by = counted_by
         self.via = via
         self.via_reason = via_reason
         self.stream_id = stream_id
@@ -55,6 +58,7 @@ class StreamResult:
         d = {"name": self.name, "stream_id": self.stream_id, "at": self.at}
         d.update((f, getattr(self, f)) for f in self.FIELDS)
         d["via"], d["via_reason"] = self.via, self.via_reason
+        d["counted_by"] = self.counted_by
         return d
 
 
@@ -187,6 +191,10 @@ class ScenarioResult:
             if reasons:
                 lines.append("senders:")
                 lines.extend("  %s: %s" % r for r in reasons)
+            by_content = [s.name for s in self.streams if s.counted_by == "content"]
+            if by_content:
+                lines.append("counted by exact content (stamp: false; a changed frame is unexpected, not corrupt): %s"
+                             % ", ".join(by_content))
         lines.extend(_impair.render(self.links))
         if self.capture_paths:
             lines.append("captures: %s" % ", ".join("%s via %s" % kv for kv in self.capture_paths.items()))
@@ -285,7 +293,12 @@ def evaluate(scenario, result):
             failures.append("stream %s: no result" % st.name)
             continue
         if r.sent != r.expected:
-            failures.append("stream %s: only %d of %d frames were injected" % (st.name, r.sent, r.expected))
+            why = ""
+            if st.timing is not None:
+                why = ("; rate: pcap replays the trace's own timing, which needs %.3f s for %d frames, and the "
+                       "scenario's timeout (%g s) ended the run first" % (st.timing.duration_s(st.count), st.count,
+                                                                          scenario.timeout))
+            failures.append("stream %s: only %d of %d frames were injected%s" % (st.name, r.sent, r.expected, why))
         if not ex.delivered.check(r.delivered, r.expected):
             failures.append("stream %s: delivered %d at %s, expected %s"
                             % (st.name, r.delivered, r.at, ex.delivered.describe(r.expected)))
@@ -326,8 +339,11 @@ def evaluate(scenario, result):
     if scenario.expect_unexpected is not None:
         n = sum(result.unexpected.values())
         if not scenario.expect_unexpected.check(n, total):
-            failures.append("%d unexpected frames (no stamp, unknown stream or sequence), expected %s"
-                            % (n, scenario.expect_unexpected.describe(total)))
+            what = "no stamp, unknown stream or sequence"
+            if any(st.by_content for st in scenario.streams):
+                what = "neither a frame of a trace counted by content nor a known stamp"
+            failures.append("%d unexpected frames (%s), expected %s"
+                            % (n, what, scenario.expect_unexpected.describe(total)))
     failures.extend(_drop_proof(scenario, result))
     return failures
 

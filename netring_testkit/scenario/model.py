@@ -37,6 +37,9 @@ class Stream:
     (the ``eth.vlan`` tag or None). ``via``: the sender asked for (:data:`VIAS`; ``auto`` picks
     ``xdp`` where its preconditions hold, else ``ring``, see :mod:`netring_testkit.senders`);
     ``where``: ``file:line:col: scenarios[i].traffic[j].via``, the prefix of a run-time error about it.
+    ``by_content``: a replayed trace sent untouched (``frame: {pcap: ..., stamp: false}``), counted by
+    exact content; ``timing``: for ``rate: pcap``, the trace's :class:`netring_testkit.replay.Timing`
+    (frames sent on the trace's own schedule; ``rate_pps`` is then its average rate), else None.
     """
 
     name: str
@@ -52,6 +55,8 @@ class Stream:
     vlan: Any = dataclasses.field(init=False)
     via: str = "auto"
     where: str = ""
+    by_content: bool = False
+    timing: Any = None
 
     def __post_init__(self):
         self.l3 = "ipv6" if "ipv6" in self.frame else "ipv4"

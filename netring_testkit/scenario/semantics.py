@@ -98,9 +98,11 @@ class _Builder:
         ex = s.get("expect") or {}
         expect = self._expect_streams(ex, streams, captures)
         self._check_live_order(streams, expect)
+        self._check_content_captures(streams, expect, captures)
         expect_xdp, expect_if, unexpected = self._expect_counters(ex)
         expect_maps = self._expect_maps(ex)
         timeout, quiet = self._timeouts()
+        self._check_schedules(streams, timeout)
         line, _ = self.doc.where(self.base)
         return Scenario(
             name=s["name"], id=scenario_id(s["name"], self.params), params=dict(self.params),
@@ -254,16 +256,34 @@ class _Builder:
         return streams
 
     def _replay_stream(self, name, ti, t, frame, rel):
-        """A ``frame: {pcap: ...}`` stream: the trace's checks are :func:`netring_testkit.replay.analyse`'s."""
+        """A ``frame: {pcap: ...}`` stream: the trace's checks are :func:`netring_testkit.replay.analyse`'s.
+
+        ``stamp: false`` goes out of the TX ring only (``via: ring`` or ``auto``); ``rate: pcap`` needs a
+        trace with a time span, and neither the live-frames sender (its calls cost ~25 ms each) nor a
+        schedule longer than the scenario's ``timeout`` (checked in :meth:`_check_schedules`).
+        """
         mtu = min(self.endpoints.get(t["from"], 1500), self.endpoints.get(t["to"], 1500))
-        frame, sizes, pps, found = replay.analyse(frame, self.doc.filename, mtu, ti)
+        frame, sizes, timing, found = replay.analyse(frame, self.doc.filename, mtu, ti)
         for path, message in found:
             self.err(rel + ("frame",) + path, message)
-        rate = None
+        by_content = not frame["stamp"]
+        via = t.get("via", "auto")
+        if via not in VIAS:  # a ${param} substituted into it
+            self.err(rel + ("via",), "via must be one of %s, not %r" % (", ".join(VIAS), via))
+            via = "auto"
+        if by_content and via in ("xdp", "afxdp"):
+            self.err(rel + ("via",), "via: %s cannot send a trace untouched (stamp: false): its frames are counted by "
+                     "exact content and go out of the TX ring only; use via: ring (or auto), or stamp: true" % via)
+            via = "ring"
+        rate, kept = None, None
         if t.get("rate") == "pcap":
-            if pps is None and not found:
+            if timing is None and not found:
                 self.err(rel + ("rate",), "rate: pcap needs a trace of two or more frames with distinct timestamps")
-            rate = pps
+            elif via == "xdp":
+                self.err(rel + ("via",), "via: xdp cannot keep a trace's own timing (rate: pcap): each live-frames "
+                         "call costs ~25 ms; use via: ring (or auto), or a fixed rate")
+            kept = timing
+            rate = timing.pps if timing is not None else None
         else:
             try:
                 rate = parse_rate(t.get("rate"))
@@ -274,7 +294,45 @@ class _Builder:
         except ValueError as exc:
             self.err(rel + ("count",), str(exc))
             count = DEFAULT_COUNT
-        return Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes or [64])
+        return Stream(name, ti, t["from"], t["to"], count, rate, frame, sizes or [64], via=via,
+                      where=str(self.doc.problem(self.base + rel + ("via",), "")).rstrip(": "),
+                      by_content=by_content, timing=kept)
+
+    def _check_schedules(self, streams, timeout):
+        """A ``rate: pcap`` stream whose trace timing needs longer than ``timeout`` for its ``count`` frames
+        could never be sent in full: a located error naming both (the run itself is bounded by ``timeout`` too)."""
+        for st in streams:
+            if st.timing is None:
+                continue
+            need = st.timing.duration_s(st.count)
+            if need >= timeout:
+                self.err(("traffic", st.stream_id, "rate"),
+                         "rate: pcap replays the trace's own timing, which needs %.3f s for %d frames (the trace's "
+                         "gaps, cycled), not less than the scenario's timeout %.3f s; raise timeout, lower count, "
+                         "or give a fixed rate" % (need, st.count, timeout))
+
+    def _check_content_captures(self, streams, expect, captures):
+        """A stream counted by content (``stamp: false``) must be counted by a TPACKET_V3 capture (afpacket), and
+        two of them counted at one capture may not send the same frame (it could not be told whose it is)."""
+        via = {c.on: c.via for c in captures}
+        seen = {}   # capture -> {frame bytes: stream name}
+        for st in streams:
+            ex = expect.get(st.name)
+            if not st.by_content or ex is None or ex.at is None:
+                continue
+            if via.get(ex.at) == "afxdp":
+                self.err(("capture", self.cap_on[ex.at], "via"),
+                         "stream %s is counted by exact content (stamp: false), which reads TPACKET_V3 blocks; "
+                         "capture %s via afpacket, or use stamp: true" % (st.name, ex.at))
+            mine = seen.setdefault(ex.at, {})
+            for i, data in enumerate(replay.frames_of(st)):
+                other = mine.setdefault(data, st.name)
+                if other != st.name:
+                    self.err(("traffic", st.stream_id, "frame", "pcap"),
+                             "frame %d of this trace is also a frame of stream %s, and both are counted by content at "
+                             "%s: a frame must belong to one stream; count them at different captures, or stamp one"
+                             % (i, other, ex.at))
+                    break
 
     def _check_sizes(self, st, rel):
         lo = min_frame_size(st.l3, st.l4, st.vlan is not None)

@@ -1,6 +1,6 @@
 """Replaying a trace as a scenario stream: frame: {pcap: ...} re-stamps each frame (checksums fixed),
 cycles the trace when count exceeds it, rate: pcap takes the trace's rate, and a frame without room
-for the stamp is a located error naming its index."""
+for the stamp is a located error naming its index (stamp: false and the trace's own timing: tests/scenario/test_replay*.py)."""
 import random
 import textwrap
 
@@ -73,7 +73,7 @@ def test_a_frame_without_room_for_the_stamp_is_a_located_error(tmp_path):
 
 
 @pytest.mark.parametrize("frame_extra, field, message", [
-    (", stamp: false", "frame.stamp", "stamp: false (send the trace untouched"),
+    (", stamp: false, eth: {}", "frame.eth", "a replayed frame takes only pcap and stamp"),
     (", size: 64", "frame.size", "a replayed frame takes only pcap and stamp"),
 ])
 def test_replay_options_are_checked(tmp_path, frame_extra, field, message):
