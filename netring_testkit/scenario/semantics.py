@@ -406,6 +406,10 @@ class _Builder:
                      "into the socket), but xdp[%d] attaches a program there too; capture via afpacket there, or "
                      "elsewhere" % (on, self.attached[on]))
         for st in streams:
+            if st.via == "afxdp" and st.src == on:
+                self.err(rel + ("on",), "capture via afxdp binds an AF_XDP socket to a queue of %r, and stream %s is "
+                         "sent via afxdp from %r too: one socket per queue (the two would need a shared UMEM); send "
+                         "that stream via ring, or capture via afpacket there" % (on, st.name, on))
             if st.dst == on and st.sizes and max(st.sizes) > AFXDP_RX_FRAME:
                 self.err(rel + ("via",), "capture via afxdp receives frames of at most %d B whole (a 4096 B UMEM frame "
                          "less 256 B of XDP headroom); stream %s sends %d B: capture via afpacket"

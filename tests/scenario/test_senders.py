@@ -175,6 +175,11 @@ def test_afxdp_capture_load_time_errors_are_located():
                     "    traffic: [{name: big, from: tx:eth0, to: rx:eth0, frame: {size: 4000}}]\n"
                     "    capture: [{on: rx:eth0, via: afxdp}]\n")
     assert "capture via afxdp receives frames of at most 3840 B whole" in text and "stream big sends 4000 B" in text
+    text = problems(TWO + "    traffic: [{name: fwd, from: tx:eth0, to: rx:eth0, via: afxdp},"
+                          " {name: back, from: rx:eth0, to: tx:eth0}]\n"
+                          "    capture: [{on: tx:eth0, via: afxdp}, {on: rx:eth0}]\n")
+    assert "capture[0].on: capture via afxdp binds an AF_XDP socket to a queue of 'tx:eth0', and stream fwd is " \
+        "sent via afxdp from 'tx:eth0' too" in text
     (s,) = load(TWO + "    traffic: [{from: tx:eth0, to: rx:eth0}]\n    capture: [{on: rx:eth0, via: afxdp, queue: 0}]\n")
     assert (s.captures[0].via, s.captures[0].options) == ("afxdp", {"queue": 0})
 
