@@ -17,9 +17,11 @@ puts this socket in its map at ``queue``, attaches it (native if the device can,
 and detaches it on close; ``attach=None`` leaves that to you (``xskmap.update(queue, xsk)``).
 
 Zero-copy safety is :class:`~netring.Capture`'s: ``pkt.data`` is a read-only view into the
-UMEM, released when its :class:`XdpBatch` is (then it raises :class:`~netring.StaleBatchError`);
-:meth:`XdpSocket.close` refuses with :class:`~netring.ViewsAliveError` while a view derived from
-one is alive. Shared UMEM between sockets (``XDP_SHARED_UMEM``) is not implemented.
+UMEM, released when its :class:`XdpBatch` is (then it raises :class:`~netring.StaleBatchError`).
+Views *you* derive from it (``pkt.data[2:8]``, ``memoryview(pkt.data)``) are separate Python
+objects that cannot be revoked and see the frame's UMEM being refilled: copy with ``bytes(...)``
+what you keep past the batch. Such a view keeps the UMEM mapped, so :meth:`XdpSocket.close`
+refuses with :class:`~netring.ViewsAliveError` while one is alive. Shared UMEM between sockets (``XDP_SHARED_UMEM``) is not implemented.
 """
 import array
 import errno
