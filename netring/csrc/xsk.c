@@ -564,10 +564,22 @@ int64_t nr_xsk_send_stream(struct nr_xsk *x, struct nr_st_job *j)
 
 /* ---- sequence checking over descriptors ---------------------------------------------------------- */
 
+/* The kernel wrote each frame on another core: its lines miss in this core's cache. Prefetching a few
+ * frames ahead overlaps those misses with the checking of the current one. */
+#define NR_XSK_PREFETCH_AHEAD 8
+
 void nr_xsk_check_pkts(struct nr_st_checker *c, const uint8_t *umem, const struct nr_xsk_pkt *pkts, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n && i < NR_XSK_PREFETCH_AHEAD; i++)
+        __builtin_prefetch(umem + pkts[i].addr);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + NR_XSK_PREFETCH_AHEAD < n) {
+            const uint8_t *f = umem + pkts[i + NR_XSK_PREFETCH_AHEAD].addr;
+            __builtin_prefetch(f);
+            __builtin_prefetch(f + pkts[i + NR_XSK_PREFETCH_AHEAD].len - 1); /* the stamp is at the end */
+        }
         nr_st_check_frame(c, umem + pkts[i].addr, pkts[i].len);
+    }
 }
 
 /* One drain step: take up to `max` frames, check them, hand them back. Returns the frames checked. */
