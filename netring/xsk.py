@@ -51,8 +51,8 @@ _MAX_UMEM = 1 << 30
 _BATCH = 256          # descriptors taken per next_batch / drain step (one C call)
 _STALL_S = 5.0
 _SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
-_BUSY_SPIN_S = 0.01   # busy-poll mode spins (ring checks, recvfrom) this long before a poll() wait
-_BUSY_KICK_EVERY = 16  # ... and busy-polls the device (recvfrom) every this many ring checks
+_BUSY_SPIN_S = 0.01   # busy-poll mode spins on the RX ring (recvfrom by the kick rule) this long before a poll() wait
+_DRAIN_SLICE_NS = 10_000_000  # one C drain call returns to Python at least every 10 ms (signals, close)
 _ETH_HLEN = 14
 _BUSY_POLL_BUDGET = 64
 _BUSY_RETRY_S = 0.5   # how long a bind retries EBUSY (see _bind)
@@ -264,7 +264,15 @@ class XdpSocket(RingSocket):
       ``queue`` in its XSKMAP; detached on close) or None (steer yourself: ``xskmap.update(queue, xsk)``)
     - ``need_wakeup`` (bool): bind with ``XDP_USE_NEED_WAKEUP`` — kick the kernel only when a ring asks
     - ``busy_poll_us`` (0..1000000): ``SO_PREFER_BUSY_POLL`` + ``SO_BUSY_POLL`` + ``SO_BUSY_POLL_BUDGET``;
-      a waiting receive then spins on ``recvfrom`` (busy polling the device) before it sleeps in poll()
+      a waiting receive then spins on the RX ring in C for up to 10 ms before it sleeps in poll().
+      The spin issues a non-blocking ``recvfrom`` (which busy-polls the device's NAPI) only when it
+      can help: at once when the fill ring's need_wakeup flag asks, otherwise once the ring has been
+      empty for an adaptive interval — halved (down to 0: every empty check) each time a
+      ``recvfrom`` is followed by frames, as on a NIC whose NAPI runs only when polled; doubled (up
+      to 64 µs) when frames arrive without one or a ``recvfrom`` brings none, as on veth in copy
+      mode, where the sender's core runs the NAPI and a syscall per check only slows the receiver.
+      Taking frames never makes a syscall. :attr:`rx_kicks`, :attr:`rx_kicks_fruitful` and
+      :attr:`busy_kick_after_ns` show what the rule did.
     - ``headroom``: UMEM headroom in bytes in front of every frame, 0..frame_size/2
     - ``queue``: the device's RX queue (0..65535); ``netns``: name, path, fd, NetNS or None
 
@@ -583,13 +591,13 @@ class XdpSocket(RingSocket):
         return None
 
     def _wait_rx(self, deadline):
-        """Wait for the RX ring (poll, or in busy-poll mode spin on recvfrom first); True if it has frames."""
+        """Wait for the RX ring (poll, or in busy-poll mode spin on it first); True if it has frames."""
         g = self._guard
         if self.busy_poll_us:
             left = _BUSY_SPIN_S if deadline is None else min(_BUSY_SPIN_S, deadline - time.monotonic())
             if left > 0:
-                with g:  # one C call spins (GIL released), a recvfrom busy-polling the device every 16 checks
-                    rc = lib.nr_xsk_rx_spin(self._x, int(left * 1e9), _BUSY_KICK_EVERY)
+                with g:  # one C call spins (GIL released), recvfrom only by the kick rule (see busy_poll_us)
+                    rc = lib.nr_xsk_rx_spin(self._x, int(left * 1e9))
                 if rc > 0:
                     return True
                 if rc < 0:
@@ -661,8 +669,11 @@ class XdpSocket(RingSocket):
         """Feed received frames to ``checker`` (a :class:`netring.SeqChecker`) until it is done, or no frame
         arrived for ``quiet`` s after the last one, or ``timeout`` s passed. Returns the checker.
 
-        Each step is one C call — take up to 256 descriptors, check every frame, hand the frames
-        back to the fill ring — with no Python object per frame.
+        Each step is one C call (GIL released, at most 10 ms) that loops over batches of up to 256
+        descriptors — take, check every frame, hand the frames back to the fill ring at once, so it
+        stays full — until the RX ring is empty (poll mode; then poll() waits) or, in busy-poll mode,
+        until the 10 ms are up (an empty ring is spun on by the kick rule of ``busy_poll_us``), or the
+        checker is done. No Python object per frame, no Python per batch.
         """
         if not isinstance(checker, SeqChecker):
             raise ConfigurationError("checker must be a netring.SeqChecker, not %r" % (checker,), field="checker",
@@ -670,18 +681,27 @@ class XdpSocket(RingSocket):
         timeout = check_timeout("timeout", timeout, none_ok=False)
         quiet = check_timeout("quiet", quiet, none_ok=False)
         step = _DrainStep(self)
-        deadline = time.monotonic() + timeout
+        # time.monotonic() is CLOCK_MONOTONIC, the C core's clock (nr_st_now_ns)
+        deadline = time.monotonic_ns() + int(timeout * 1e9)
+        quiet_ns = int(quiet * 1e9)
         last = None
         while not checker.done:
+            now = time.monotonic_ns()
+            limit = deadline if last is None else min(deadline, last + quiet_ns)
+            step.until_ns = min(limit, now + _DRAIN_SLICE_NS)
             n = checker.feed(step)
-            now = time.monotonic()
+            now = time.monotonic_ns()
             if n:
-                last = now
+                last = step.last_ns  # when C took its last batch: the quiet time counts from there
                 continue
-            if now >= deadline or (last is not None and now >= last + quiet):
+            if now >= deadline or (last is not None and now >= last + quiet_ns):
                 break
-            limit = deadline if last is None else min(deadline, last + quiet)
-            self._wait_rx(limit)
+            limit = deadline if last is None else min(deadline, last + quiet_ns)
+            if self.busy_poll_us:
+                # the C call spun its slice on an empty ring: sleep in poll() until frames come (as _wait_rx)
+                self._guard.wait(self._fd, lib.POLLIN | lib.POLLERR, limit / 1e9)
+            else:
+                self._wait_rx(limit / 1e9)
         return checker
 
     # -- transmitting ----------------------------------------------------------------------------
@@ -881,19 +901,47 @@ class XdpSocket(RingSocket):
         """Wake-up syscalls (sendto/recvfrom) issued so far: with ``need_wakeup`` only when a ring asked."""
         return int(self._x.kicks) if self._x is not None else 0
 
+    @property
+    def rx_kicks(self):
+        """The ``recvfrom`` calls among :attr:`kicks`: fill-ring wake-ups and busy polls (``rx_kicks / rx_packets``
+        is the receive path's syscalls per frame)."""
+        return int(self._x.rx_kicks) if self._x is not None else 0
+
+    @property
+    def rx_kicks_fruitful(self):
+        """Busy-poll ``recvfrom`` calls after which the RX ring had frames (the kick rule's evidence)."""
+        return int(self._x.rx_kicks_fruitful) if self._x is not None else 0
+
+    @property
+    def busy_kick_after_ns(self):
+        """Busy poll: how long the RX ring must now stay empty before a ``recvfrom`` (adaptive, 0..64000 ns)."""
+        return int(self._x.kick_after_ns) if self._x is not None else 0
+
 
 class _DrainStep:
-    """What :meth:`XdpSocket.drain` feeds to its checker: each use takes, checks and returns up to 256 frames
-    in one C call (:meth:`raw_drain`), without an :class:`XdpBatch`."""
+    """What :meth:`XdpSocket.drain` feeds to its checker: each use takes, checks and returns batches of up to
+    256 frames in one C call (:meth:`raw_drain`) until :attr:`until_ns`, without an :class:`XdpBatch`."""
 
-    __slots__ = ("_xsk", "_scratch")
+    __slots__ = ("_xsk", "_scratch", "_last", "until_ns")
 
     def __init__(self, xsk):
         self._xsk = xsk
         self._scratch = ffi.new("struct nr_xsk_pkt[]", _BATCH)
+        self._last = ffi.new("uint64_t *")
+        #: CLOCK_MONOTONIC ns by which the next :meth:`raw_drain` returns.
+        self.until_ns = 0
+
+    @property
+    def last_ns(self):
+        """CLOCK_MONOTONIC ns of the last batch that had frames (0 before the first)."""
+        return int(self._last[0])
 
     def raw_drain(self, checker_c):
-        """One C drain step over ``checker_c`` (a ``struct nr_st_checker *``); the number of frames checked."""
+        """One C drain call over ``checker_c`` (a ``struct nr_st_checker *``); the number of frames checked."""
         xsk = self._xsk
         with xsk._guard:
-            return lib.nr_xsk_drain_step(xsk._x, checker_c, self._scratch, _BATCH)
+            n = lib.nr_xsk_drain(xsk._x, checker_c, self._scratch, _BATCH, self.until_ns, self._last)
+        if n < 0:
+            raise_errno(n, "busy polling the AF_XDP socket on %s (recvfrom)" % xsk.ifname, ifname=xsk.ifname,
+                        netns=xsk.netns)
+        return n

@@ -129,6 +129,9 @@ int nr_xsk_init(struct nr_xsk *x)
         x->tx_free[x->tx_free_n++] = (uint64_t)i << x->frame_shift;
     x->tx_inflight = x->tx_pending = 0;
     x->bad_descs = x->rx_packets = x->tx_packets = x->kicks = 0;
+    x->rx_kicks = x->rx_kicks_fruitful = x->rx_empty_checks = 0;
+    x->kick_after_ns = 0; /* busy poll starts by kicking on every empty check, then adapts */
+    x->rx_empty_since_ns = 0;
     x->last_err = 0;
     return 0;
 }
@@ -172,32 +175,80 @@ static inline int nr_xsk__retryable(int e)
 int nr_xsk_rx_kick(struct nr_xsk *x)
 {
     x->kicks++;
+    x->rx_kicks++;
     if (recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL) < 0 && !nr_xsk__retryable(errno))
         return -errno;
     return 0;
 }
 
-/* Busy-poll wait: spin on the RX ring for at most `max_ns`, driving the device's NAPI with a
- * recvfrom() (SO_BUSY_POLL) every `kick_every` checks. 1 when the ring has frames, 0 when the time is
- * up, -errno of a failed recvfrom. Runs without the GIL, so a spin costs no Python per check. */
-int nr_xsk_rx_spin(struct nr_xsk *x, uint64_t max_ns, uint32_t kick_every)
+/* What the busy-poll kick rule learns: a recvfrom() that brought frames means this device's NAPI runs
+ * when we poll it (SO_PREFER_BUSY_POLL on a NIC with deferred interrupts): kick sooner. Frames that came
+ * without one (veth in copy mode: the sender's core runs the NAPI), or a recvfrom() that brought none:
+ * kick later. Halving/doubling keeps kick_after_ns in {0} ∪ [MIN, MAX]. */
+void nr_xsk_busy_note(struct nr_xsk *x, int outcome)
 {
-    uint64_t end = nr_st_now_ns() + max_ns;
-    uint32_t i = 0;
+    uint32_t k = x->kick_after_ns;
+    if (outcome == NR_XSK_BUSY_KICK_FED) {
+        k /= 2;
+        if (k < NR_XSK_KICK_AFTER_MIN_NS)
+            k = 0;
+    } else {
+        k = k < NR_XSK_KICK_AFTER_MIN_NS ? NR_XSK_KICK_AFTER_MIN_NS : k * 2;
+        if (k > NR_XSK_KICK_AFTER_MAX_NS)
+            k = NR_XSK_KICK_AFTER_MAX_NS;
+    }
+    x->kick_after_ns = k;
+}
+
+/* Busy-poll wait: spin on the RX ring for at most `max_ns` (GIL released: no Python per check).
+ * 1 when the ring has frames, 0 when the time is up, -errno of a failed recvfrom.
+ *
+ * Kick rule — a non-blocking recvfrom() (which busy-polls the device's NAPI under SO_BUSY_POLL) only
+ * when it can help:
+ *   - at once when bound with need_wakeup and the fill ring's flag asks for a wake-up;
+ *   - in busy-poll mode, when the ring has been empty for kick_after_ns (since it went empty, or since
+ *     the last recvfrom that brought nothing). kick_after_ns adapts (nr_xsk_busy_note): a recvfrom
+ *     followed by frames halves it, down to 0 — every empty check kicks, as a NIC whose NAPI only runs
+ *     when polled needs; frames that arrived without one, or a dry recvfrom, double it up to 64 µs.
+ * While frames keep coming on their own no syscall is made; an idle ring costs one recvfrom per 64 µs. */
+int nr_xsk_rx_spin(struct nr_xsk *x, uint64_t max_ns)
+{
+    uint64_t now = nr_st_now_ns(), end = now + max_ns;
     for (;;) {
-        if (nr_xsk__cons_avail(&x->rx))
+        if (nr_xsk__cons_avail(&x->rx)) {
+            if (x->rx_empty_since_ns) {
+                nr_xsk_busy_note(x, NR_XSK_BUSY_SELF);
+                x->rx_empty_since_ns = 0;
+            }
             return 1;
-        if (kick_every && i++ % kick_every == 0) {
+        }
+        x->rx_empty_checks++;
+        if (!x->rx_empty_since_ns)
+            x->rx_empty_since_ns = now;
+        int asked = x->need_wakeup && (__atomic_load_n(x->fill.flags, __ATOMIC_ACQUIRE) & XDP_RING_NEED_WAKEUP);
+        int timed = x->busy_poll && now - x->rx_empty_since_ns >= x->kick_after_ns;
+        if (asked || timed) {
             int rc = nr_xsk_rx_kick(x);
             if (rc < 0)
                 return rc;
-            continue; /* look again at once: the busy poll may just have delivered */
+            now = nr_st_now_ns();
+            if (nr_xsk__cons_avail(&x->rx)) {
+                x->rx_kicks_fruitful++;
+                if (timed)
+                    nr_xsk_busy_note(x, NR_XSK_BUSY_KICK_FED);
+                x->rx_empty_since_ns = 0;
+                return 1;
+            }
+            if (timed)
+                nr_xsk_busy_note(x, NR_XSK_BUSY_KICK_DRY);
+            x->rx_empty_since_ns = now; /* the next timed kick after another kick_after_ns */
         }
-        if (nr_st_now_ns() >= end)
+        if (now >= end)
             return 0;
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
+        now = nr_st_now_ns();
     }
 }
 
@@ -255,8 +306,7 @@ uint32_t nr_xsk_rx_take(struct nr_xsk *x, struct nr_xsk_pkt *out, uint32_t max)
     uint32_t avail, i, k = 0;
     if (x->rx_free_n)
         nr_xsk_refill(x); /* frames a release could not fit into the fill ring earlier */
-    if (x->busy_poll)
-        nr_xsk_rx_kick(x); /* SO_PREFER_BUSY_POLL: the device's NAPI runs when we poll it, so poll on every take */
+    /* No recvfrom here, also in busy-poll mode: a wait kicks by nr_xsk_rx_spin's rule, a take only reads. */
     avail = nr_xsk__cons_avail(r);
     if (avail > max)
         avail = max;
@@ -276,8 +326,10 @@ uint32_t nr_xsk_rx_take(struct nr_xsk *x, struct nr_xsk_pkt *out, uint32_t max)
     }
     r->cached_cons += avail;
     /* Release: our reads of these descriptors are done before the kernel may reuse the entries. */
-    if (avail)
+    if (avail) {
         NR_STORE_REL(r->consumer, r->cached_cons);
+        x->rx_empty_since_ns = 0; /* an empty stretch the busy-poll rule timed is over */
+    }
     x->rx_packets += k;
     return k;
 }
@@ -512,10 +564,22 @@ int64_t nr_xsk_send_stream(struct nr_xsk *x, struct nr_st_job *j)
 
 /* ---- sequence checking over descriptors ---------------------------------------------------------- */
 
+/* The kernel wrote each frame on another core: its lines miss in this core's cache. Prefetching a few
+ * frames ahead overlaps those misses with the checking of the current one. */
+#define NR_XSK_PREFETCH_AHEAD 8
+
 void nr_xsk_check_pkts(struct nr_st_checker *c, const uint8_t *umem, const struct nr_xsk_pkt *pkts, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n && i < NR_XSK_PREFETCH_AHEAD; i++)
+        __builtin_prefetch(umem + pkts[i].addr);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + NR_XSK_PREFETCH_AHEAD < n) {
+            const uint8_t *f = umem + pkts[i + NR_XSK_PREFETCH_AHEAD].addr;
+            __builtin_prefetch(f);
+            __builtin_prefetch(f + pkts[i + NR_XSK_PREFETCH_AHEAD].len - 1); /* the stamp is at the end */
+        }
         nr_st_check_frame(c, umem + pkts[i].addr, pkts[i].len);
+    }
 }
 
 /* One drain step: take up to `max` frames, check them, hand them back. Returns the frames checked. */
@@ -527,6 +591,51 @@ uint32_t nr_xsk_drain_step(struct nr_xsk *x, struct nr_st_checker *c, struct nr_
         nr_xsk_rx_release(x, scratch, n);
     }
     return n;
+}
+
+/* Has the checker every frame it expects? (what SeqChecker.done computes) */
+static int nr_xsk__checker_full(const struct nr_st_checker *c)
+{
+    uint64_t want = 0, got = 0;
+    for (uint32_t i = 0; i < c->nstreams; i++) {
+        want += c->streams[i].count;
+        got += c->streams[i].delivered;
+    }
+    return got >= want;
+}
+
+/* XdpSocket.drain in one C call: take, check and hand back batches of up to `batch` frames (each batch's
+ * frames go back to the fill ring in the same step, so it stays full) until the checker has every
+ * frame it expects, `until_ns` (CLOCK_MONOTONIC) passes, or the RX ring is empty — in busy-poll mode
+ * an empty ring is spun on instead (nr_xsk_rx_spin's kick rule) until `until_ns`. *last_ns is set to
+ * the time of the last batch with frames. Returns the frames checked, or -errno of a failed recvfrom
+ * when none were. */
+int64_t nr_xsk_drain(struct nr_xsk *x, struct nr_st_checker *c, struct nr_xsk_pkt *scratch, uint32_t batch,
+                     uint64_t until_ns, uint64_t *last_ns)
+{
+    int64_t total = 0;
+    for (;;) {
+        uint32_t n = nr_xsk_drain_step(x, c, scratch, batch);
+        uint64_t now = nr_st_now_ns();
+        if (n) {
+            total += n;
+            *last_ns = now;
+            if (nr_xsk__checker_full(c) || now >= until_ns)
+                return total;
+            continue;
+        }
+        if (now >= until_ns)
+            return total;
+        if (nr_xsk__cons_avail(&x->rx))
+            continue; /* only refused descriptors in that batch: more may follow */
+        if (!x->busy_poll)
+            return total;
+        int rc = nr_xsk_rx_spin(x, until_ns - now);
+        if (rc < 0)
+            return total ? total : rc;
+        if (rc == 0)
+            return total;
+    }
 }
 
 /* ---- test helpers: the kernel's side of a ring laid out in ordinary memory ----------------------- */

@@ -64,6 +64,18 @@
 #define NR_XSK_RING_RX 2
 #define NR_XSK_RING_TX 3
 
+/* what nr_xsk_busy_note learns from (see nr_xsk_rx_spin) */
+#define NR_XSK_BUSY_SELF 0       /* frames arrived while we spun without a syscall */
+#define NR_XSK_BUSY_KICK_FED 1   /* a recvfrom() and the RX ring had frames right after */
+#define NR_XSK_BUSY_KICK_DRY 2   /* a recvfrom() and the RX ring still empty */
+
+/* Busy-poll kick rule (nr_xsk_rx_spin): the RX ring must have been empty for kick_after_ns before a
+ * recvfrom() busy-polls the device; kick_after_ns adapts between 0 and NR_XSK_KICK_AFTER_MAX_NS
+ * (halved when a recvfrom brought frames, doubled — from at least NR_XSK_KICK_AFTER_MIN_NS — when
+ * frames arrived without one or a recvfrom brought none). */
+#define NR_XSK_KICK_AFTER_MIN_NS 500
+#define NR_XSK_KICK_AFTER_MAX_NS 64000
+
 /* One ring as mapped: the kernel's producer/consumer/flags words and its entries (u64 addresses
  * for fill/completion, struct xdp_desc for RX/TX). `size` is a power of two. `cached_prod` /
  * `cached_cons` are our copies: the side we own is exact, the other side refreshed with an
@@ -102,7 +114,9 @@ struct nr_xsk {
     uint32_t rx_frames;    /* frames [0, rx_frames) are RX frames, the rest TX frames */
     uint32_t headroom;     /* UMEM headroom (XDP_UMEM_REG) */
     uint32_t need_wakeup;  /* bound with XDP_USE_NEED_WAKEUP: kick only when a ring's flag asks */
-    uint32_t busy_poll;    /* 1: RX kicks the kernel (recvfrom) when the RX ring is empty */
+    uint32_t busy_poll;    /* 1: busy-poll mode: waits spin on the RX ring, kicking by nr_xsk_rx_spin's rule */
+    uint32_t kick_after_ns; /* busy poll: how long the RX ring must stay empty before a recvfrom (adaptive) */
+    uint64_t rx_empty_since_ns; /* busy poll: when the current empty stretch began (or the last kick); 0: none */
     uint8_t *umem;
     uint64_t umem_size;
     struct nr_xsk_ring fill, comp, rx, tx;
@@ -117,6 +131,9 @@ struct nr_xsk {
     uint64_t rx_packets;
     uint64_t tx_packets;
     uint64_t kicks;        /* sendto/recvfrom wake-ups issued */
+    uint64_t rx_kicks;     /* ... of which recvfrom() from the receive path (refill wake-ups, busy polls) */
+    uint64_t rx_kicks_fruitful; /* busy-poll recvfrom()s after which the RX ring had frames */
+    uint64_t rx_empty_checks; /* busy-poll checks that found the RX ring empty */
     int32_t last_err;      /* -errno of the last failed kick that was not a "try again" */
 };
 
@@ -133,7 +150,10 @@ int nr_xsk_rx_ready(struct nr_xsk *x);
 uint32_t nr_xsk_rx_take(struct nr_xsk *x, struct nr_xsk_pkt *out, uint32_t max);
 int nr_xsk_rx_release(struct nr_xsk *x, const struct nr_xsk_pkt *pkts, uint32_t n);
 int nr_xsk_rx_kick(struct nr_xsk *x);
-int nr_xsk_rx_spin(struct nr_xsk *x, uint64_t max_ns, uint32_t kick_every);
+int nr_xsk_rx_spin(struct nr_xsk *x, uint64_t max_ns);
+void nr_xsk_busy_note(struct nr_xsk *x, int outcome);
+int64_t nr_xsk_drain(struct nr_xsk *x, struct nr_st_checker *c, struct nr_xsk_pkt *scratch, uint32_t batch,
+                     uint64_t until_ns, uint64_t *last_ns);
 uint32_t nr_xsk_reap(struct nr_xsk *x);
 int nr_xsk_kick(struct nr_xsk *x);
 int64_t nr_xsk_tx_send(struct nr_xsk *x, const uint8_t *buf, const uint32_t *lens, uint32_t n);

@@ -3,6 +3,7 @@ the test playing the kernel's side (csrc/xsk.c's nr_xsk_test_* helpers). A descr
 "kernel" returns that points outside the UMEM, across a frame, into a TX frame or at a frame it
 never got is refused and counted — and never read."""
 import errno
+import socket
 
 import pytest
 
@@ -142,3 +143,95 @@ def test_tx_never_hands_out_more_frames_than_it_has():
     assert lib.nr_xsk_tx_send(s.x, frames, lens, n) == 0  # ring full, no completions
     big = ffi.new("uint32_t[]", [FRAME + 1])
     assert lib.nr_xsk_tx_send(s.x, bytes(FRAME + 1), big, 1) == -errno.EMSGSIZE  # nothing queued
+
+
+# ---- the busy-poll kick rule (nr_xsk_rx_spin / nr_xsk_busy_note) -------------------------------------
+# recvfrom() needs a real fd that says "try again": one end of a datagram socketpair with nothing queued.
+
+@pytest.fixture
+def busy():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s = FakeSocket()
+    s.x.fd = a.fileno()
+    s.x.busy_poll = 1
+    lib.nr_xsk_refill(s.x)
+    s.fill_entries()
+    yield s
+    a.close()
+    b.close()
+
+
+def _fill_flags(s):
+    return ffi.cast("uint32_t *", s.maps[lib.NR_XSK_RING_FILL] + s.offs.flags)
+
+
+def test_busy_take_makes_no_syscall(busy):
+    """Frames waiting in the RX ring are taken without a recvfrom (the old code kicked on every take)."""
+    for i in range(3):
+        assert lib.nr_xsk_test_produce(busy.x, lib.NR_XSK_RING_RX, i * FRAME + 256, 64) == 0
+    got, _, _ = busy.take()
+    assert len(got) == 3
+    assert lib.nr_xsk_rx_spin(busy.x, 0) == 0  # empty now; kick_after_ns starts at 0: this check kicks
+    assert busy.x.rx_kicks == 1 and busy.x.kicks == 1
+
+
+def test_busy_spin_with_frames_returns_without_a_kick(busy):
+    assert lib.nr_xsk_test_produce(busy.x, lib.NR_XSK_RING_RX, 256, 64) == 0
+    assert lib.nr_xsk_rx_spin(busy.x, 1_000_000) == 1
+    assert busy.x.rx_kicks == 0 and busy.x.rx_empty_checks == 0
+
+
+def test_a_dry_kick_backs_off_and_frames_without_a_kick_back_off_more(busy):
+    x = busy.x
+    assert x.kick_after_ns == 0
+    assert lib.nr_xsk_rx_spin(x, 0) == 0  # empty ring, 0 ns to wait: one check, one kick, nothing came
+    assert (x.rx_kicks, x.rx_kicks_fruitful) == (1, 0)
+    assert x.kick_after_ns == lib.NR_XSK_KICK_AFTER_MIN_NS
+    x.kick_after_ns = 1_000_000_000  # long enough that the next check cannot be due for a kick
+    assert lib.nr_xsk_rx_spin(x, 0) == 0
+    assert x.rx_kicks == 1  # not yet due: no syscall
+    assert lib.nr_xsk_test_produce(x, lib.NR_XSK_RING_RX, 256, 64) == 0  # the device delivered on its own
+    assert lib.nr_xsk_rx_spin(x, 0) == 1
+    assert x.kick_after_ns == lib.NR_XSK_KICK_AFTER_MAX_NS  # doubled, capped
+    assert x.rx_empty_since_ns == 0 and x.rx_kicks == 1
+
+
+def test_the_fill_rings_wakeup_flag_kicks_at_once(busy):
+    x = busy.x
+    x.kick_after_ns = lib.NR_XSK_KICK_AFTER_MAX_NS
+    x.rx_empty_since_ns = 0
+    _fill_flags(busy)[0] = 1  # XDP_RING_NEED_WAKEUP: the kernel asks
+    assert lib.nr_xsk_rx_spin(x, 0) == 0
+    assert x.rx_kicks == 1
+    assert x.kick_after_ns == lib.NR_XSK_KICK_AFTER_MAX_NS  # a kick the kernel asked for teaches nothing
+    _fill_flags(busy)[0] = 0
+    assert lib.nr_xsk_rx_spin(x, 0) == 0
+    assert x.rx_kicks == 1
+
+
+def test_busy_note_halves_on_fed_kicks_and_doubles_otherwise():
+    s = FakeSocket()
+    x = s.x
+    lo, hi = lib.NR_XSK_KICK_AFTER_MIN_NS, lib.NR_XSK_KICK_AFTER_MAX_NS
+    seen = []
+    for _ in range(10):
+        lib.nr_xsk_busy_note(x, lib.NR_XSK_BUSY_SELF)
+        seen.append(x.kick_after_ns)
+    assert seen[0] == lo and seen[-1] == hi and seen == sorted(seen)
+    for _ in range(10):
+        lib.nr_xsk_busy_note(x, lib.NR_XSK_BUSY_KICK_FED)
+    assert x.kick_after_ns == 0  # a NIC whose NAPI runs only when polled: kick on every empty check
+    lib.nr_xsk_busy_note(x, lib.NR_XSK_BUSY_KICK_DRY)
+    assert x.kick_after_ns == lo
+
+
+def test_an_idle_busy_spin_keeps_polling_the_device(busy):
+    """Real-NIC busy-poll semantics survive the back-off: an empty ring is still polled, at most 64 µs apart."""
+    x = busy.x
+    x.kick_after_ns = lib.NR_XSK_KICK_AFTER_MAX_NS
+    for _ in range(200):  # bounded: 200 spins of 1 ms until a kick was due (normally the first one)
+        assert lib.nr_xsk_rx_spin(x, 1_000_000) == 0
+        if x.rx_kicks:
+            break
+    assert x.rx_kicks >= 1 and x.rx_kicks_fruitful == 0
+    assert x.rx_empty_checks > x.rx_kicks
