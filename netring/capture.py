@@ -27,7 +27,7 @@ from ._ring import PAGE_SIZE, check_bool, check_int, frame_size_for, check_timeo
 from .check import SeqChecker
 from .errors import ConfigurationError, NetringError, ViewsAliveError, from_oserror
 from .pcap import PcapWriter
-from .ringsock import RingSocket
+from .ringsock import BatchReceiver, RingSocket
 
 __all__ = ["Capture", "PacketBatch", "Packet", "CaptureStats", "Direction", "Vlan", "Fanout",
            "ViewsAliveError", "StaleBatchError", "RingBusyError"]
@@ -327,7 +327,7 @@ class PacketBatch:
             " released" if self._released else "")
 
 
-class Capture(RingSocket):
+class Capture(BatchReceiver, RingSocket):
     """An AF_PACKET TPACKET_V3 RX ring on interface ``ifname`` (inside ``netns`` if given).
 
     Keyword configuration (validated; ConfigurationError names field, value and range):
@@ -554,55 +554,6 @@ class Capture(RingSocket):
                     # poll reports the kernel's previous block; if that is one we hold, it says
                     # "readable" although our next block is not ready: back off instead of spinning.
                     time.sleep(0.001)
-
-    def batches(self, timeout=None):
-        """Iterate batches until none arrives within ``timeout`` s (None: forever).
-
-        The previously yielded batch is returned to the kernel when the next one is requested
-        (or when the iteration ends), whether or not the loop body released it.
-        """
-        check_timeout("timeout", timeout)
-        prev = None
-        try:
-            while True:
-                if prev is not None:
-                    prev.release()
-                    prev = None
-                b = self.next_batch(timeout)
-                if b is None:
-                    return
-                prev = b
-                yield b
-        finally:
-            if prev is not None and not self.closed:
-                prev.release()
-
-    def recv(self, max_packets=64, timeout=None):
-        """Up to ``max_packets`` packets as owned copies (``data`` is ``bytes``), waiting up to ``timeout`` s for them.
-
-        Returns once ``max_packets`` packets have arrived, or when ``timeout`` s have passed
-        with what arrived by then (``[]`` if nothing did) — like scapy's ``sniff(count=,
-        timeout=)``. ``timeout=None`` waits until ``max_packets`` arrived, however long that
-        takes; ``timeout=0`` takes what is ready now without waiting. Packets beyond
-        ``max_packets`` (the rest of a block) are kept, in order, for the next call.
-        For "whatever one retired block holds, as soon as there is one", use
-        :meth:`next_batch` (zero-copy views).
-        """
-        check_int("max_packets", max_packets, 1, 1 << 30)
-        timeout = check_timeout("timeout", timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pending = self._pending
-        while len(pending) < max_packets:
-            # After the deadline, left is 0: next_batch still hands out blocks that are already
-            # retired (at most max_packets more), it just stops waiting for new ones.
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            b = self.next_batch(left)
-            if b is None:
-                break
-            with b:
-                pending.extend(p.to_owned() for p in b)
-        n = min(max_packets, len(pending))
-        return [pending.popleft() for _ in range(n)]
 
     def drain(self, checker, timeout, quiet=0.2):
         """Feed batches to ``checker`` (a :class:`netring.check.SeqChecker`) until it is done,

@@ -10,13 +10,14 @@ mapping, an AF_XDP socket (UMEM plus fill/completion/RX/TX rings) is several.
 import errno
 import mmap
 import os
+import time
 
 from ._core import ffi
-from ._ring import RingGuard, open_packet_socket
+from ._ring import RingGuard, check_int, check_timeout, open_packet_socket
 from .netns import check_ifname
 from .errors import NetringError, ViewsAliveError, from_oserror
 
-__all__ = ["RingSocket", "RingMapping", "RingMemoryError"]
+__all__ = ["RingSocket", "BatchReceiver", "RingMapping", "RingMemoryError"]
 
 
 class RingMemoryError(NetringError, MemoryError):
@@ -87,6 +88,64 @@ class RingMapping:
                 return False
             self.mm = None
         return True
+
+
+class BatchReceiver:
+    """What every batch-receiving ring socket (:class:`netring.Capture`, :class:`netring.XdpSocket`)
+    builds on its ``next_batch(timeout)``: iterating batches and owned-copy receives.
+
+    The class using it provides ``next_batch(timeout)`` (a batch with ``release()``, a context
+    manager of packets with ``to_owned()``), ``closed``, and a ``_pending`` deque.
+    """
+
+    def batches(self, timeout=None):
+        """Iterate batches until none arrives within ``timeout`` s (None: forever).
+
+        The previously yielded batch is returned to the kernel when the next one is requested
+        (or when the iteration ends), whether or not the loop body released it.
+        """
+        check_timeout("timeout", timeout)
+        prev = None
+        try:
+            while True:
+                if prev is not None:
+                    prev.release()
+                    prev = None
+                b = self.next_batch(timeout)
+                if b is None:
+                    return
+                prev = b
+                yield b
+        finally:
+            if prev is not None and not self.closed:
+                prev.release()
+
+    def recv(self, max_packets=64, timeout=None):
+        """Up to ``max_packets`` packets as owned copies (``data`` is ``bytes``), waiting up to ``timeout`` s for them.
+
+        Returns once ``max_packets`` packets have arrived, or when ``timeout`` s have passed
+        with what arrived by then (``[]`` if nothing did) — like scapy's ``sniff(count=,
+        timeout=)``. ``timeout=None`` waits until ``max_packets`` arrived, however long that
+        takes; ``timeout=0`` takes what is ready now without waiting. Packets beyond
+        ``max_packets`` (the rest of a block or batch) are kept, in order, for the next call.
+        For "whatever one batch holds, as soon as there is one", use
+        :meth:`next_batch` (zero-copy views).
+        """
+        check_int("max_packets", max_packets, 1, 1 << 30)
+        timeout = check_timeout("timeout", timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = self._pending
+        while len(pending) < max_packets:
+            # After the deadline, left is 0: next_batch still hands out blocks that are already
+            # retired (at most max_packets more), it just stops waiting for new ones.
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            b = self.next_batch(left)
+            if b is None:
+                break
+            with b:
+                pending.extend(p.to_owned() for p in b)
+        n = min(max_packets, len(pending))
+        return [pending.popleft() for _ in range(n)]
 
 
 class RingSocket:

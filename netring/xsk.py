@@ -39,7 +39,7 @@ from .errors import (ENOTSUPP, ConfigurationError, FrameTooLargeError, NetringEr
                      ViewsAliveError, from_oserror)
 from .inject import TxStalledError
 from .netns import check_ifname, ifindex_here, resolve
-from .ringsock import RingSocket
+from .ringsock import BatchReceiver, RingSocket
 
 __all__ = ["XdpSocket", "XdpBatch", "XdpPacket", "XdpStats", "MODES", "ATTACH"]
 
@@ -249,7 +249,7 @@ def _pow2_at_least(n):
     return p
 
 
-class XdpSocket(RingSocket):
+class XdpSocket(BatchReceiver, RingSocket):
     """An AF_XDP socket on queue ``queue`` of interface ``ifname`` (inside ``netns`` if given).
 
     Keyword configuration (validated; ConfigurationError names field, value and range):
@@ -624,46 +624,6 @@ class XdpSocket(RingSocket):
             if deadline is not None and time.monotonic() >= deadline:
                 return None
             self._wait_rx(deadline)
-
-    def batches(self, timeout=None):
-        """Iterate batches until none arrives within ``timeout`` s; the previous one is returned when the
-        next is requested (or the iteration ends), whether or not the loop body released it."""
-        check_timeout("timeout", timeout)
-        prev = None
-        try:
-            while True:
-                if prev is not None:
-                    prev.release()
-                    prev = None
-                b = self.next_batch(timeout)
-                if b is None:
-                    return
-                prev = b
-                yield b
-        finally:
-            if prev is not None and not self.closed:
-                prev.release()
-
-    def recv(self, max_packets=64, timeout=None):
-        """Up to ``max_packets`` frames as owned copies (``data`` is ``bytes``), waiting up to ``timeout`` s.
-
-        Same rules as :meth:`netring.Capture.recv`: returns once ``max_packets`` arrived or the
-        timeout passed (``[]`` if nothing did; ``timeout=0`` takes what is ready); frames beyond
-        ``max_packets`` are kept, in order, for the next call.
-        """
-        check_int("max_packets", max_packets, 1, 1 << 30)
-        timeout = check_timeout("timeout", timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pending = self._pending
-        while len(pending) < max_packets:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            b = self.next_batch(left)
-            if b is None:
-                break
-            with b:
-                pending.extend(p.to_owned() for p in b)
-        n = min(max_packets, len(pending))
-        return [pending.popleft() for _ in range(n)]
 
     def drain(self, checker, timeout, quiet=0.2):
         """Feed received frames to ``checker`` (a :class:`netring.SeqChecker`) until it is done, or no frame

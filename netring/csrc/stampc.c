@@ -127,7 +127,9 @@ uint64_t nr_st_now_ns(void)
 
 /* Sleep until `t` (CLOCK_MONOTONIC ns): nanosleep for the bulk, spin the last ~60 µs for
  * precision. Returns -EINTR if a signal arrived (so Python can run its handlers). */
-static int nr_st__wait_until(uint64_t t)
+/* Wait until CLOCK_MONOTONIC time t (ns): sleep to ~60 us before it, then spin; -EINTR if a signal
+ * cut the sleep short. Shared by the paced senders (Injector and XdpSocket send_stream). */
+int nr_st_wait_until(uint64_t t)
 {
     uint64_t now = nr_st_now_ns();
     if (t > now + 100000) {
@@ -173,11 +175,11 @@ int64_t nr_st_send(struct nr_tx_ring *r, struct nr_st_job *j)
                 if (nr_st__kick(r, j) < 0)
                     break;
                 if (due > end) {
-                    if (end > now && nr_st__wait_until(end) < 0)
+                    if (end > now && nr_st_wait_until(end) < 0)
                         break;
                     break; /* the slice (or the deadline) is over; the caller decides what next */
                 }
-                if (nr_st__wait_until(due) < 0)
+                if (nr_st_wait_until(due) < 0)
                     break;
             }
         } else if (((j->done - n0) & 63) == 63 && nr_st_now_ns() >= end) {

@@ -71,6 +71,7 @@ uint32_t nr_st_check_value(uint64_t phash, const uint8_t *stamp16);
 void nr_st_stamp(uint8_t *f, const struct nr_st_tmpl *t, uint32_t stream_id, uint64_t seq);
 int64_t nr_st_send(struct nr_tx_ring *r, struct nr_st_job *j);
 uint64_t nr_st_now_ns(void);
+int nr_st_wait_until(uint64_t t);
 void nr_st_check_frame(struct nr_st_checker *c, const uint8_t *f, uint32_t len);
 uint32_t nr_st_check_block(struct nr_st_checker *c, const uint8_t *block, uint32_t block_size);
 

@@ -466,23 +466,6 @@ int64_t nr_xsk_tx_send(struct nr_xsk *x, const uint8_t *buf, const uint32_t *len
 
 /* ---- stamped streams (Injector.send_stream's meaning, from TX UMEM frames) ----------------------- */
 
-static int nr_xsk__wait_until(uint64_t t)
-{
-    uint64_t now = nr_st_now_ns();
-    if (t > now + 100000) {
-        uint64_t wake = t - 60000;
-        struct timespec ts = { .tv_sec = (time_t)(wake / 1000000000ull), .tv_nsec = (long)(wake % 1000000000ull) };
-        if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            return -EINTR;
-    }
-    while (nr_st_now_ns() < t) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-    return 0;
-}
-
 /* Send frames j->done.. of the stream: per frame copy the template into a free TX frame, stamp it
  * (nr_st_stamp: the exact code Injector.send_stream runs), produce its descriptor; publish and kick
  * every 64 frames. Returns after the stream, the deadline, a time slice, or when no TX frame is free
@@ -514,10 +497,10 @@ int64_t nr_xsk_send_stream(struct nr_xsk *x, struct nr_st_job *j)
                 }
                 if (due > end) {
                     if (end > now)
-                        nr_xsk__wait_until(end);
+                        nr_st_wait_until(end);
                     break;
                 }
-                if (nr_xsk__wait_until(due) < 0)
+                if (nr_st_wait_until(due) < 0)
                     break;
             }
         } else if (((j->done - n0) & 63) == 63 && nr_st_now_ns() >= end) {
