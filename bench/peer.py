@@ -18,6 +18,8 @@ Roles
     rx-netring-xsk   ``netring.XdpSocket`` (copy mode, built-in ``xsk`` program) + ``drain`` with the C
                      ``SeqChecker``; ``--busy``: busy-poll options on the socket
     rx-scapy         scapy ``sniff`` counting the bench frames
+    bridge           ``netring.Bridge(--ifname, --peer-ifname)`` in the middle namespace; forwards until
+                     its stdin closes (or ``--timeout``), then prints the bridge's counters
     engine           the scenario engine's round trip (both roles in one process)
 
 Frames are byte-identical to the C reference's (except tx-netring-xdpinject's, see there) (bench/ref/common.h): Ethernet to the non-local
@@ -377,6 +379,42 @@ def rx_scapy(args):
             "max_rss_kib": rss_kib()}
 
 
+# -- the forwarding node ---------------------------------------------------------------------------
+def bridge(args):
+    """``netring.Bridge(--ifname, --peer-ifname)``, unimpaired, its RX rings of the receivers' geometry
+    (``--block-size``/``--block-count``; the other options at their defaults), in this process (pinned to ``--cpu``: both forwarding threads inherit it). Ready once both directions
+    forward; runs until the runner closes stdin (after the receiver finished) or ``--timeout`` passes,
+    then stops the bridge and reports its per-direction counters and how many frames it lost
+    (``dropped + queue_full + tx_dropped + too_long + rx_dropped`` of the forwarding direction)."""
+    import select
+
+    Bridge = _need("netring", "Bridge")
+    if not args.peer_ifname:
+        raise Skip("bridge needs --peer-ifname (the interface it forwards to)")
+    timed_out = False
+    with Bridge(args.ifname, args.peer_ifname, block_size=args.block_size, block_count=args.block_count) as br:
+        br.start()
+        _ready(args)
+        t0 = time.monotonic_ns()
+        deadline = time.monotonic() + args.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            rl, _, _ = select.select([sys.stdin], [], [], min(left, 0.2))
+            if rl and not os.read(sys.stdin.fileno(), 4096):  # EOF: the runner is done with us
+                break
+        br.stop()
+        t1 = time.monotonic_ns()
+        st = br.stats()
+    fwd = st.a_to_b
+    lost = fwd.dropped + fwd.queue_full + fwd.tx_dropped + fwd.too_long + fwd.rx_dropped
+    return {"role": "bridge", "impl": "netring-bridge", "stats": st.as_dict(), "received": fwd.received,
+            "forwarded": fwd.forwarded, "lost": lost, "t_start_ns": t0, "t_end_ns": t1, "timed_out": timed_out,
+            "max_rss_kib": rss_kib()}
+
+
 def engine(args):
     """The scenario engine's round trip: the same stream through the YAML runner, in this process."""
     from bench import engine_case
@@ -394,6 +432,7 @@ ROLES = {
     "rx-netring-drop": rx_netring_drop,
     "rx-netring-xsk": rx_netring_xsk,
     "rx-scapy": rx_scapy,
+    "bridge": bridge,
     "engine": engine,
 }
 
@@ -403,7 +442,7 @@ def parser():
     p = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__.split("\n")[0])
     p.add_argument("role", choices=sorted(ROLES))
     p.add_argument("--ifname", required=True)
-    p.add_argument("--peer-ifname", help="engine: the receiving interface (in --peer-netns)")
+    p.add_argument("--peer-ifname", help="engine: the receiving interface (in --peer-netns); bridge: side b")
     p.add_argument("--netns")
     p.add_argument("--peer-netns")
     p.add_argument("--count", type=int, default=1000)

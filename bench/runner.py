@@ -2,7 +2,9 @@
 
 What it does
     1. Compiles the C reference (bench/ref/*.c) with ``gcc -O2`` into a temporary directory.
-    2. Builds ONE veth pair between two unnamed namespaces (:class:`bench.topology.VethPair`).
+    2. Builds ONE veth pair between two unnamed namespaces (:class:`bench.topology.VethPair`), and,
+       when a case forwards through a middle node (``netring-bridge``), one three-namespace hop
+       (:class:`bench.topology.BridgeHop`) next to it.
     3. Runs every case round-robin — for each repetition, for each frame size, every case once —
        with the sender pinned to ``--tx-cpu`` and the receiver to ``--rx-cpu``. Each side is its own
        process (C program or ``python -m bench.peer``); the receiver signals readiness on a pipe
@@ -20,6 +22,7 @@ Bounds: every process has a timeout, the whole run stops scheduling new work aft
 ``--max-seconds``, and the namespaces are released in ``finally`` (and die with the process).
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -33,7 +36,7 @@ import sys
 import tempfile
 import time
 
-from bench.topology import VethPair
+from bench.topology import BridgeHop, VethPair
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF_DIR = os.path.join(HERE, "ref")
@@ -70,12 +73,13 @@ class Case:
     ``count_div`` shrinks the frame count for slow peers; ``scale`` multiplies it for the in-kernel
     generator rows (at ~10 Mpps 100k frames last ~10 ms, less than one PROG_RUN call's fixed cost);
     ``pool`` bounds how many distinct pre-stamped frames a Python sender cycles through (receiver
-    then counts duplicates too).
+    then counts duplicates too). ``middle`` is a forwarding peer run in the middle namespace of a
+    :class:`bench.topology.BridgeHop` (the case then runs on that topology instead of the veth pair).
     """
 
     def __init__(self, name, tx, rx, desc, refs=(), count_div=1, pool=None, reference=False, rate_key="received",
-                 min_count=1, scale=1):
-        self.name, self.tx, self.rx, self.desc = name, tx, rx, desc
+                 min_count=1, scale=1, middle=None):
+        self.name, self.tx, self.rx, self.desc, self.middle = name, tx, rx, desc, middle
         self.refs, self.count_div, self.pool, self.min_count = tuple(refs), count_div, pool, min_count
         self.reference, self.rate_key, self.scale = reference, rate_key, scale
 
@@ -101,6 +105,9 @@ CASES = [
          reference=True, rate_key="dropped"),
     Case("netring-drop", ("py", "tx-netring-stream"), ("py", "rx-netring-drop"),
          "Injector.send_stream -> built-in drop (native)", refs=("c-xdpdrop",), rate_key="dropped"),
+    Case("netring-bridge", ("c", "txring"), ("c", "v3rx"),
+         "C TX ring -> veth -> netring.Bridge (own process, middle netns) -> veth -> C V3 RX",
+         refs=("c-txring",), middle=("py", "bridge")),
     Case("py-socket", ("py", "tx-socket"), ("c", "v3rx"), "Python socket.send loop (pool 4096) -> C V3 RX",
          refs=("c-txring",), count_div=5, pool=4096),
     Case("scapy-sendp", ("py", "tx-scapy"), ("c", "v3rx"), "scapy sendp (pool 256) -> C V3 RX",
@@ -149,8 +156,9 @@ TARGETS = [
     ("netring-xsk-busy", "c-live-xsk-busy", 0.9),
     ("netring-engine-xsk", "c-live-xsk", 0.8),
     ("netring-engine*", "scapy-sendp", 250.0),
+    ("netring-bridge", "c-txring", 0.8),  # issue 15: the Bridge forwards >= 0.8x a plain veth hop
 ]
-ZERO_LOSS = ("netring-engine-xdp", "netring-xsk", "netring-xsk-busy")
+ZERO_LOSS = ("netring-engine-xdp", "netring-xsk", "netring-xsk-busy", "netring-bridge")
 CASE_NAMES = [c.name for c in CASES]
 
 
@@ -175,10 +183,14 @@ def _peer_cmd(spec, refs, common):
 
 
 class PeerRun:
-    """Runs sender/receiver processes for one case and turns their JSON into a result row."""
+    """Runs sender/receiver processes for one case and turns their JSON into a result row.
 
-    def __init__(self, refs, vp, opts):
-        self.refs, self.vp, self.opts = refs, vp, opts
+    ``hop`` is the :class:`bench.topology.BridgeHop` the cases with a ``middle`` peer run on (None:
+    such a case reports an error instead).
+    """
+
+    def __init__(self, refs, vp, opts, hop=None):
+        self.refs, self.vp, self.opts, self.hop = refs, vp, opts, hop
         self.env = dict(os.environ)
         root = os.path.dirname(HERE)
         self.env["PYTHONPATH"] = root + (os.pathsep + self.env["PYTHONPATH"] if self.env.get("PYTHONPATH") else "")
@@ -196,11 +208,74 @@ class PeerRun:
         pool = min(case.pool or count, count)
         if case.tx is None:
             return self._run_single(case, size, count)
-        txfd, rxfd = self.vp.tx_ns.fileno(), self.vp.rx_ns.fileno()
+        topo = self.vp
+        mid = None
+        if case.middle is not None:
+            if self.hop is None:
+                return {"error": "case %s needs the BridgeHop topology, which this run did not build" % case.name}
+            topo = self.hop
+            mid = self._start_middle(case)
+            if "error" in mid or "skipped" in mid:
+                return mid
+        try:
+            res = self._run_pair(case, topo, size, count, pool)
+        finally:
+            if mid is not None:
+                midres = self._stop_middle(mid["proc"])
+        if mid is None or "pps" not in res:
+            return res
+        if "error" in midres or "skipped" in midres:
+            return midres
+        res["middle"] = midres
+        res["middle_lost"] = midres.get("lost", 0)
+        return res
+
+    def _start_middle(self, case):
+        """Start the case's forwarding peer in the hop's middle namespace; wait until it forwards."""
+        o, hop = self.opts, self.hop
+        fd = hop.br_ns.fileno()
         r, w = os.pipe()
-        rx_cmd = _peer_cmd(case.rx, self.refs, self._common(self.vp.rx_if, rxfd, self.opts.rx_cpu, count, size, pool)
+        cmd = _peer_cmd(case.middle, self.refs, [
+            "--ifname", hop.br_if_a, "--peer-ifname", hop.br_if_b, "--netns", "/proc/self/fd/%d" % fd,
+            "--cpu", str(o.bridge_cpu), "--timeout", str(o.run_timeout + 20), "--ready-fd", str(w),
+            "--block-size", str(o.block_size), "--block-count", str(o.block_count)])
+        p = None
+        try:
+            p = subprocess.Popen(cmd, pass_fds=(fd, w), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=self.env)
+            os.close(w)
+            w = -1
+            ready = _wait_ready(r, o.run_timeout)
+            if not ready or p.poll() is not None:
+                res = self._stop_middle(p)
+                return res if ("error" in res or "skipped" in res) else {"error": "bridge exited early: %s" % res}
+            return {"proc": p}
+        except BaseException:
+            if p is not None:
+                p.kill()
+                p.wait()
+            raise
+        finally:
+            if w >= 0:
+                os.close(w)
+            os.close(r)
+
+    def _stop_middle(self, p):
+        """Close the forwarding peer's stdin (its signal to stop) and return its JSON line."""
+        try:
+            out, err = p.communicate(input="", timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        res = _last_json(out)
+        return res if res else {"error": "bridge: %s" % (err.strip()[-300:] or "exit %s" % p.returncode)}
+
+    def _run_pair(self, case, topo, size, count, pool):
+        txfd, rxfd = topo.tx_ns.fileno(), topo.rx_ns.fileno()
+        r, w = os.pipe()
+        rx_cmd = _peer_cmd(case.rx, self.refs, self._common(topo.rx_if, rxfd, self.opts.rx_cpu, count, size, pool)
                            + ["--ready-fd", str(w)])
-        tx_cmd = _peer_cmd(case.tx, self.refs, self._common(self.vp.tx_if, txfd, self.opts.tx_cpu, count, size, pool))
+        tx_cmd = _peer_cmd(case.tx, self.refs, self._common(topo.tx_if, txfd, self.opts.tx_cpu, count, size, pool))
         rxp = None
         try:
             rxp = subprocess.Popen(rx_cmd, pass_fds=(rxfd, w), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -332,6 +407,8 @@ def targets(rows):
                     refrow = by.get((ref, size)) or {}
                     t["status"] = "missed: lost %d/%d (reference lost %d/%d)" % (
                         row["lost"], row["expected"], refrow.get("lost", 0), refrow.get("expected", 0))
+                if t["case"] in ZERO_LOSS and row.get("middle_lost"):
+                    t["status"] = "missed: the bridge lost %d/%d by its own counters" % (row["middle_lost"], row["expected"])
             out.append(t)
     return out
 
@@ -601,6 +678,8 @@ def summarize(runs, sizes):
                 if per:
                     ratios[ref] = statistics.median(per)
             row["ratios"] = ratios
+            if case.middle is not None:  # frames the forwarding node itself lost (its own counters)
+                row["middle_lost"] = sum(r.get("middle_lost") or 0 for r in ok)
             rows.append(row)
     return rows
 
@@ -674,14 +753,17 @@ def parse_args(argv=None):
     p.add_argument("--json", metavar="FILE", help="write every run and the summary as JSON")
     p.add_argument("--tx-cpu", type=int, default=0, help="CPU the sender process is pinned to")
     p.add_argument("--rx-cpu", type=int, default=1, help="CPU the receiver process is pinned to")
+    p.add_argument("--bridge-cpu", type=int, default=None,
+                   help="CPU the netring-bridge row's forwarding process is pinned to (default: --rx-cpu)")
     p.add_argument("--topology-runs", type=int, default=None, help="set-up/tear-down samples (default 50, --quick 10; 0: skip)")
     p.add_argument("--rss-count", type=int, default=None,
                    help="frames of the peak-RSS round trip (default 1M, --quick 0; 0: skip)")
     p.add_argument("--max-seconds", type=float, default=900, help="stop scheduling new runs after this long")
     p.add_argument("--run-timeout", type=float, default=60, help="bound of one sender/receiver process (s)")
     p.add_argument("--quiet", type=float, default=0.5, help="receiver stops this long after its last frame (s)")
-    p.add_argument("--block-size", type=int, default=1 << 20, help="RX ring block size of both receivers (C and netring)")
-    p.add_argument("--block-count", type=int, default=64, help="RX ring blocks of both receivers")
+    p.add_argument("--block-size", type=int, default=1 << 20,
+                   help="RX ring block size of both receivers (C and netring) and of the netring-bridge row's Bridge")
+    p.add_argument("--block-count", type=int, default=64, help="RX ring blocks of both receivers and of the Bridge")
     p.add_argument("--block-timeout-ms", type=int, default=10, help="RX block retire timeout of both receivers")
     p.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
                    help="after the loop, profile (at 64 B, 5x the frames, --quick 2x) the rows of missed targets and their "
@@ -700,6 +782,8 @@ def parse_args(argv=None):
     ncpu = os.cpu_count() or 1
     if ncpu < 2:
         args.tx_cpu = args.rx_cpu = 0
+    if args.bridge_cpu is None or ncpu < 2:
+        args.bridge_cpu = args.rx_cpu
     return args
 
 
@@ -722,8 +806,11 @@ def run(args, log=print):
     tmp = tempfile.mkdtemp(prefix="netring-bench-")
     try:
         refs = build_reference(tmp)
-        with VethPair() as vp:
-            pr = PeerRun(refs, vp, args)
+        with VethPair() as vp, contextlib.ExitStack() as hops:
+            hop = hops.enter_context(BridgeHop()) if any(c.middle for c in cases) else None
+            if hop is not None:
+                log("bridge row: forwarding process pinned to CPU %d" % args.bridge_cpu)
+            pr = PeerRun(refs, vp, args, hop)
             for rep in range(args.reps):
                 for size in args.sizes:
                     for case in cases:
@@ -791,7 +878,10 @@ def _brief(res):
         return "skipped: " + res["skipped"]
     if "error" in res:
         return "error: %s" % res["error"]
-    return "%spps (lost %d of %d)" % (fmt_rate(res["pps"]), res["lost"], res["expected"])
+    text = "%spps (lost %d of %d)" % (fmt_rate(res["pps"]), res["lost"], res["expected"])
+    if "middle" in res:
+        text += " bridge forwarded %s, lost %s" % (res["middle"].get("forwarded"), res["middle_lost"])
+    return text
 
 
 def _terminate(signum, frame):
