@@ -89,6 +89,27 @@ def check_stream_args(stream_id, first_seq, count, rate_pps, timeout):
     return check_timeout("timeout", timeout)
 
 
+#: A C ``send_stream`` call (TX ring or AF_XDP) returns to Python at least this often (ns).
+STREAM_SLICE_NS = 100_000_000
+
+
+def stream_job(tm, stream_id, first_seq, count, rate_pps, timeout):
+    """The C job (``struct nr_st_job``) of one ``send_stream`` call over :func:`prepare_templates`'
+    result ``tm``, its clock started now: the arguments as :func:`check_stream_args` accepted them.
+    Keep ``tm`` alive as long as the job (the job points into its template array)."""
+    j = ffi.new("struct nr_st_job *")
+    j.tmpls = tm.arr
+    j.ntmpl = tm.n
+    j.stream_id = stream_id
+    j.first_seq = first_seq
+    j.count = count
+    j.rate_pps = float(rate_pps or 0.0)
+    j.t0_ns = lib.nr_st_now_ns()
+    j.deadline_ns = 0 if timeout is None else j.t0_ns + int(timeout * 1e9)
+    j.slice_ns = STREAM_SLICE_NS
+    return j
+
+
 def prepare_templates(templates, csum_offsets=None, capacity=None):
     """Validate stamped template frames and precompute what C needs (payload hash per template).
 

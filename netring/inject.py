@@ -32,7 +32,7 @@ import time
 
 from ._core import ffi, lib
 from ._ring import PAGE_SIZE, NotBytesError, byte_view, check_bool, check_int, frame_size_for, check_timeout, raise_errno
-from .check import check_stream_args, prepare_templates
+from .check import check_stream_args, prepare_templates, stream_job
 from .errors import ConfigurationError, FrameTooLargeError, NetringError, ViewsAliveError, from_oserror
 from .ringsock import RingSocket
 
@@ -45,7 +45,6 @@ _TPID_8021Q = b"\x81\x00"  # the one outer ethertype the kernel allows 4 bytes b
 _DEFAULT_FRAME_SIZE = 2048
 _MAX_FRAME_SIZE = 65536
 _STALL_S = 5.0
-_SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
 # send_batch kicks the kernel every this many frames while filling, so it transmits while we fill
 # (the C reference bench/ref/txring.c kicks every 256 too).
 _KICK_EVERY = 256
@@ -662,16 +661,7 @@ class Injector(RingSocket):
             self._check_len(t.len, "templates[%d]" % i, bytes(ffi.buffer(t.data, min(t.len, _ETH_HLEN))), index=i)
         if count == 0:
             return 0
-        j = ffi.new("struct nr_st_job *")
-        j.tmpls = tm.arr
-        j.ntmpl = tm.n
-        j.stream_id = stream_id
-        j.first_seq = first_seq
-        j.count = count
-        j.rate_pps = float(rate_pps or 0.0)
-        j.t0_ns = lib.nr_st_now_ns()
-        j.deadline_ns = 0 if timeout is None else j.t0_ns + int(timeout * 1e9)
-        j.slice_ns = _SLICE_NS
+        j = stream_job(tm, stream_id, first_seq, count, rate_pps, timeout)
         # A new generation: slots tagged by an earlier call (whose templates may be gone) never match.
         g = self._guard
         with g:

@@ -34,7 +34,7 @@ from collections import deque, namedtuple
 from ._core import ffi, lib
 from ._ring import PAGE_SIZE, byte_view, check_bool, check_int, check_timeout, raise_errno
 from .capture import StaleBatchError
-from .check import SeqChecker, check_stream_args, prepare_templates
+from .check import SeqChecker, check_stream_args, prepare_templates, stream_job
 from .errors import (ENOTSUPP, ConfigurationError, FrameTooLargeError, NetringError, ResourceBusyError, UnsupportedError,
                      ViewsAliveError, from_oserror)
 from .inject import TxStalledError
@@ -50,7 +50,6 @@ ATTACH = ("auto", None)
 _MAX_UMEM = 1 << 30
 _BATCH = 256          # descriptors taken per next_batch / drain step (one C call)
 _STALL_S = 5.0
-_SLICE_NS = 100_000_000  # a C send_stream call returns to Python at least every 100 ms
 _BUSY_SPIN_S = 0.01   # busy-poll mode spins on the RX ring (recvfrom by the kick rule) this long before a poll() wait
 _DRAIN_SLICE_NS = 10_000_000  # one C drain call returns to Python at least every 10 ms (signals, close)
 _ETH_HLEN = 14
@@ -800,16 +799,7 @@ class XdpSocket(BatchReceiver, RingSocket):
         tm = prepare_templates(templates, csum_offsets, capacity=self.capacity)
         if count == 0:
             return 0
-        j = ffi.new("struct nr_st_job *")
-        j.tmpls = tm.arr
-        j.ntmpl = tm.n
-        j.stream_id = stream_id
-        j.first_seq = first_seq
-        j.count = count
-        j.rate_pps = float(rate_pps or 0.0)
-        j.t0_ns = lib.nr_st_now_ns()
-        j.deadline_ns = 0 if timeout is None else j.t0_ns + int(timeout * 1e9)
-        j.slice_ns = _SLICE_NS
+        j = stream_job(tm, stream_id, first_seq, count, rate_pps, timeout)
         g = self._guard
         deadline = None if timeout is None else time.monotonic() + timeout
         last_progress = time.monotonic()
