@@ -293,12 +293,13 @@ def _abandon(stop, wake, dirs, rings):
     os.close(wake)
 
 
-def _check_queue_bytes(queue_frames, slot, ifname=None, mtu=None):
-    """ConfigurationError unless ``queue_frames`` slots of ``slot`` bytes fit :data:`MAX_QUEUE_BYTES`."""
+def _check_queue_bytes(queue_frames, slot, ifname, mtu):
+    """ConfigurationError unless ``queue_frames`` slots of ``slot`` bytes fit :data:`MAX_QUEUE_BYTES`
+    (checked once the far link's MTU, hence the slot, is known — before the queue is allocated)."""
     if queue_frames * slot > MAX_QUEUE_BYTES:
-        link = "" if ifname is None else " (%s has MTU %d)" % (ifname, mtu)
-        raise ConfigurationError("queue_frames=%d needs a %d-byte delay queue (%d B slots%s), above the limit of %d bytes "
-                                 "(1 GiB) per direction; use queue_frames <= %d" % (
+        link = " (%s has MTU %d)" % (ifname, mtu)
+        raise ConfigurationError("queue_frames=%d needs a %d-byte delay queue (%d B slots%s), above the limit of "
+                                 "%d bytes (1 GiB) per direction; use queue_frames <= %d" % (
                                      queue_frames, queue_frames * slot, slot, link, MAX_QUEUE_BYTES,
                                      MAX_QUEUE_BYTES // slot), field="queue_frames", value=queue_frames)
 
@@ -346,9 +347,10 @@ class Bridge:
     frames at 1.5 Mpps: a forwarding thread that waits that long for a CPU loses nothing; at most
     1 GiB per ring, ``netring.capture.MAX_RING_BYTES``), ``frame_count`` (each TX ring's slots;
     default 1024), ``queue_frames`` (delay queue slots per direction, each the size of a TX slot;
-    default 8192; at most :data:`MAX_QUEUE_BYTES`, 1 GiB, per direction), ``promiscuous`` (default True: a bridge forwards frames for any MAC),
-    ``qdisc_bypass``. ``side_a`` and ``side_b`` must be two different interfaces (the same one
-    in the same namespace would send every frame back out where it came from).
+    default 8192; at most :data:`MAX_QUEUE_BYTES`, 1 GiB, per direction), ``promiscuous`` (default
+    True: a bridge forwards frames for any MAC), ``qdisc_bypass``. ``side_a`` and ``side_b`` must be
+    two different interfaces (the same one in the same namespace would send every frame back out
+    where it came from).
 
     The four ring sockets are opened here; nothing forwards until :meth:`start` (background
     threads, one per direction) or :meth:`run` (blocks). :meth:`stop` is prompt (the C loop polls a
@@ -368,18 +370,15 @@ class Bridge:
                                      % (block_size, PAGE_SIZE), field="block_size", value=block_size)
         check_int("block_count", block_count, 2, 4096)
         if block_size * block_count > MAX_RING_BYTES:
-            raise ConfigurationError("block_size*block_count=%d exceeds the ring limit of %d bytes (1 GiB) per RX ring; "
-                                     "use a smaller block_size or block_count" % (block_size * block_count,
-                                                                                   MAX_RING_BYTES),
+            raise ConfigurationError("block_size*block_count=%d exceeds the ring limit of %d bytes (1 GiB) per RX "
+                                     "ring; use a smaller block_size or block_count"
+                                     % (block_size * block_count, MAX_RING_BYTES),
                                      field="block_count", value=block_count)
         check_int("frame_count", frame_count, 16, 1 << 16)
         check_int("queue_frames", queue_frames, 1, 1 << 20)
         check_bool("promiscuous", promiscuous)
         check_bool("qdisc_bypass", qdisc_bypass)
         self.impairment = parse_impairment(impair)
-        if any(i.delay > 0 or i.jitter > 0 for i in self.impairment):
-            # Before any socket exists: even the smallest slot (a 1500 B MTU link's) must fit the budget.
-            _check_queue_bytes(queue_frames, _tx_frame_size(1500) - lib.NR_TX_DATA_OFF)
         self._rings = []
         self._dirs = ()
         self._stop = threading.Event()

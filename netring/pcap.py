@@ -254,12 +254,13 @@ def _data(field, value):
             return bytes(memoryview(value))
         except TypeError:
             pass
-    raise PcapError("%s is a %s, not a bytes-like object (bytes, bytearray, memoryview)" % (field, type(value).__name__),
-                    path=None, offset=None)
+    raise PcapError("%s is a %s, not a bytes-like object (bytes, bytearray, memoryview)"
+                    % (field, type(value).__name__), path=None, offset=None)
 
 
 def _timestamp(field, value, limit_ns, scale=1):
-    """A timestamp (``value * scale`` ns) as non-negative int nanoseconds below ``limit_ns``; PcapError naming ``field``."""
+    """A timestamp (``value * scale`` ns) as non-negative int nanoseconds below ``limit_ns``; PcapError
+    naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PcapError("%s must be a number, not %r" % (field, value), path=None, offset=None)
     if not 0 <= value * scale < limit_ns:  # also NaN
@@ -283,7 +284,8 @@ _DEFAULT_TS = object()  # a bare-bytes frame: write_pcap's running default times
 
 def _records(frames):
     """``(field, timestamp_ns or _DEFAULT_TS, data, orig_len or None)`` for each thing :func:`write_pcap`
-    accepts (None: the data's length); the values are checked by :meth:`PcapWriter.write`'s rules, named ``frames[i]``."""
+    accepts (None: the data's length); the values are checked by :meth:`PcapWriter.write`'s rules, named
+    ``frames[i]``."""
     for i, fr in enumerate(frames):
         field = "frames[%d]" % i
         if isinstance(fr, (bytes, bytearray, memoryview)):

@@ -117,18 +117,14 @@ def test_a_frame_held_for_reordering_keeps_its_duplicate_decision():
     assert d.qcount == n + d.st.duplicated - held and d.st.received == n and d.st.delayed == d.qcount
 
 
-def test_ring_and_queue_budgets_are_refused_before_any_socket_or_allocation():
-    """Sizes whose product exceeds 1 GiB fail in __init__ naming the field and the limit — on interfaces
-    that do not exist, so an InterfaceNotFoundError (or the OOM killer) would mean the check came too late."""
+def test_ring_and_decision_budgets_are_refused_before_any_socket_or_allocation():
+    """RX ring sizes whose product exceeds 1 GiB fail in __init__ naming the field and the limit — on
+    interfaces that do not exist, so an InterfaceNotFoundError (or the OOM killer) would mean the check
+    came too late. decisions() refuses a count that would need more than MAX_DECISIONS entries."""
     with pytest.raises(ConfigurationError) as ei:
         netring.Bridge("nr-none0", "nr-none1", block_size=1 << 24, block_count=4096)  # 64 GiB per ring
     assert ei.value.field == "block_count" and "%d bytes (1 GiB)" % nbridge.MAX_RING_BYTES in str(ei.value)
     assert nbridge.MAX_RING_BYTES is netring.capture.MAX_RING_BYTES  # one limit for every RX ring
-    with pytest.raises(ConfigurationError) as ei:
-        netring.Bridge("nr-none0", "nr-none1", {"delay": "1ms"}, queue_frames=1 << 20)  # ~1.6 GiB of slots
-    assert ei.value.field == "queue_frames" and "1 GiB" in str(ei.value) and "queue_frames <=" in str(ei.value)
-    with pytest.raises(InterfaceNotFoundError):  # without a delay the queue is not allocated: no limit applies
-        netring.Bridge("nr-none0", "nr-none1", queue_frames=1 << 20)
     with pytest.raises(ConfigurationError) as ei:
         nbridge.decisions({"loss": "1%"}, nbridge.MAX_DECISIONS + 1)
     assert ei.value.field == "count" and str(nbridge.MAX_DECISIONS) in str(ei.value)
@@ -153,10 +149,26 @@ def test_the_same_interface_on_both_sides_is_refused(chain):
 
 
 @pytest.mark.privileged
-def test_a_queue_too_big_for_the_links_mtu_is_refused_before_it_is_allocated():
+def test_a_delay_queue_above_its_budget_is_refused_before_it_is_allocated(chain):
+    """queue_frames x the far link's slot (MTU + 18 B) above 1 GiB: a ConfigurationError naming the field,
+    the MTU and the largest count that fits, raised once the MTU is known (the default-sized rings are
+    open by then and closed again), never a 1.6 GiB allocation."""
+    with pytest.raises(ConfigurationError) as ei:
+        chain.bridge({"delay": "1ms"}, queue_frames=1 << 20)  # 2**20 slots of 1518 B: ~1.5 GiB
+    msg = str(ei.value)
+    assert ei.value.field == "queue_frames" and "MTU 1500" in msg and "1518 B slots" in msg
+    assert "queue_frames <= %d" % (nbridge.MAX_QUEUE_BYTES // 1518) in msg
+    with chain.bridge({"delay": "1ms"}, queue_frames=nbridge.MAX_QUEUE_BYTES // 1518 // 64):  # fits: opens
+        pass
+    with chain.bridge(queue_frames=1 << 20):  # no delay: the queue is not allocated, so no limit applies
+        pass
+
+
+@pytest.mark.privileged
+def test_a_queue_too_big_for_a_jumbo_links_mtu_is_refused():
     from bridge_net import Chain
     c = Chain(mtu=9000)
-    try:  # 2**17 slots of a 9000 B MTU link's frame: ~1.1 GiB
+    try:  # 2**17 slots of a 9000 B MTU link's frame (9018 B): ~1.1 GiB, while 2**17 x 1518 B would fit
         with pytest.raises(ConfigurationError, match="MTU 9000") as ei:
             c.bridge({"delay": "1ms"}, queue_frames=1 << 17)
         assert ei.value.field == "queue_frames"
