@@ -4,8 +4,10 @@ A *ring socket* is one socket, opened inside a network namespace, plus the share
 mappings the kernel and we exchange data through, all behind one
 :class:`~netring._ring.RingGuard`. This module owns that life cycle — open, map, close (unmap
 before closing the socket), ``closed``, :meth:`~RingSocket.fileno`, the context manager and
-``__repr__`` — and nothing about any particular ring format: a TPACKET RX or TX ring is one
-mapping, an AF_XDP socket (UMEM plus fill/completion/RX/TX rings) is several.
+``__repr__`` — and, of the ring formats, only the TPACKET_V2 TX ring set-up that
+:class:`~netring.Injector` and :class:`~netring.Bridge` share (:meth:`RingSocket._open_tx_ring`,
+the link MTU); a TPACKET RX or TX ring is one mapping, an AF_XDP socket (UMEM plus
+fill/completion/RX/TX rings) is several.
 """
 import errno
 import fcntl
