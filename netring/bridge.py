@@ -10,7 +10,8 @@ Impairment (where the kernel has no ``netem``): ``impair={"loss": "1%", "duplica
 "reorder": "1%", "corrupt": "0.1%", "delay": "2ms", "jitter": "1ms", "seed": 7}`` applies to both
 directions (``b_to_a`` then draws from ``seed + 1``, so the two directions differ but are
 reproducible), ``{"a_to_b": {...}, "b_to_a": {...}}`` to each separately. Percentages are
-strings ending in ``%`` or fractions 0..1; durations are strings with ``s``/``ms``/``us``/``ns``
+strings ending in ``%`` or bare numbers as fractions below 1 (``0.01`` is 1 %; 1 or more is refused as
+ambiguous: write ``"100%"``); durations are strings with ``s``/``ms``/``us``/``ns``
 or seconds as numbers. Every input frame takes the same six draws of a splitmix64 generator, in
 order, so the same seed makes the same decisions for the same input order
 (:func:`decisions` replays them without a socket). What each decision does:
@@ -21,7 +22,8 @@ order, so the same seed makes the same decisions for the same input order
   still counts the frame corrupt (not unknown); in another frame anywhere after the Ethernet header;
 - ``reorder``: the frame is held back and sent right after the next one (alone, after 10 ms, if
   no next frame comes; only frames that really went out behind a later one count as reordered);
-- ``duplicate``: the frame is sent twice;
+- ``duplicate``: the frame is sent twice (a frame held for ``reorder`` keeps this decision: both copies
+  go out behind the next frame, so the duplicate rate holds when both are set);
 - ``delay`` ± ``jitter``: the frame waits in a FIFO queue of ``queue_frames`` slots (jitter spreads
   the delay but never reorders; a full queue drops the frame and counts it in ``queue_full``).
 
@@ -33,17 +35,17 @@ complete and need nothing.
 """
 import collections
 import errno
-import fcntl
 import os
-import struct
 import threading
 import time
 import weakref
 
 from ._core import ffi, lib
+from .capture import MAX_RING_BYTES
 from ._ring import PAGE_SIZE, check_bool, check_int, check_timeout, raise_errno
 from .errors import ConfigurationError, NetringError, from_oserror
 from .impairment import NO_IMPAIRMENT, Impairment, parse_impairment, parse_one
+from .netns import resolve
 from .ringsock import RingSocket
 
 __all__ = ["Bridge", "BridgeStats", "LinkStats", "Impairment", "NO_IMPAIRMENT", "parse_impairment", "decisions",
@@ -54,7 +56,16 @@ _HOLD_NS = 10_000_000  # a frame held for reordering goes out alone after 10 ms 
 _RX_FRAME_SIZE = 2048
 _ETH_HLEN = 14
 _VLAN_HLEN = 4
-_SIOCGIFMTU = 0x8921
+#: The most one direction's delay queue may hold (``queue_frames`` x a TX slot), as a ring's budget.
+MAX_QUEUE_BYTES = MAX_RING_BYTES
+#: The most input frames one :func:`decisions` call describes (4 bytes each while computed).
+MAX_DECISIONS = 1 << 22
+
+
+def _tx_frame_size(mtu):
+    """A TX slot for a link of ``mtu``: the frame (MTU + Ethernet header + one VLAN tag) behind the
+    TPACKET_V2 header, 16-byte aligned, at least 2 KiB."""
+    return max((lib.NR_TX_DATA_OFF + mtu + _ETH_HLEN + _VLAN_HLEN + 15) // 16 * 16, 2048)
 
 
 def _threshold(p):
@@ -83,7 +94,8 @@ def decisions(impair, count):
     Which decisions apply also depends on order (a lost frame is neither corrupted nor held, ...),
     exactly as :class:`Bridge` documents."""
     imp = parse_one(impair, "impair") if not isinstance(impair, Impairment) else impair
-    check_int("count", count, 0, 1 << 28)
+    check_int("count", count, 0, MAX_DECISIONS, " (MAX_DECISIONS: ask in parts, a frame's decisions depend on "
+              "the seed and its index only)")
     c = ffi.new("struct nr_br_imp *")
     _fill_imp(c, imp)
     out = ffi.new("uint32_t[]", max(count, 1))
@@ -191,33 +203,7 @@ class _TxRing(RingSocket):
             where = dict(ifname=ifname, netns=self.netns)
             self.mtu = self._read_mtu()
             # A slot holds a whole frame of this link (MTU + Ethernet header + one VLAN tag).
-            frame_size = (lib.NR_TX_DATA_OFF + self.mtu + _ETH_HLEN + _VLAN_HLEN + 15) // 16 * 16
-            frame_size = max(frame_size, 2048)
-            block_size = (frame_size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
-            fpb = block_size // frame_size
-            block_nr = (frame_count + fpb - 1) // fpb
-            self.frame_count = block_nr * fpb
-            if qdisc_bypass:
-                try:
-                    self._sock.setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
-                except OSError as exc:
-                    raise from_oserror(exc, "setsockopt(PACKET_QDISC_BYPASS) on %s" % ifname, **where) from None
-            rc = lib.nr_tx_setup(fd, block_size, block_nr, frame_size, self.frame_count)
-            if rc < 0:
-                raise_errno(rc, "setting up the bridge's TPACKET_V2 TX ring", **where)
-            self.capacity = min(frame_size - lib.NR_TX_DATA_OFF, self.mtu + _ETH_HLEN + _VLAN_HLEN)
-            self._tx = self._map(block_size * block_nr)
-            r = self._ring = ffi.new("struct nr_tx_ring *")
-            r.base = self._tx.ptr
-            r.frame_size = frame_size
-            r.block_size = block_size
-            r.frames_per_block = fpb
-            r.frame_nr = self.frame_count
-            r.head = 0
-            r.capacity = self.capacity
-            r.link_max = self.mtu + _ETH_HLEN
-            r.fd = fd
-            r.tags = ffi.NULL  # no template reuse: every slot is a fresh copy
+            self._ring, self._tx = self._open_tx_ring(self.mtu, _tx_frame_size(self.mtu), frame_count, qdisc_bypass)
             # Protocol 0: the socket transmits but never receives.
             rc = lib.nr_sock_bind_packet(fd, self.ifindex, 0)
             if rc < 0:
@@ -225,14 +211,6 @@ class _TxRing(RingSocket):
         except BaseException:
             self._teardown()
             raise
-
-    def _read_mtu(self):
-        req = struct.pack("16si12x", self.ifname.encode(), 0)
-        try:
-            res = fcntl.ioctl(self._fd, _SIOCGIFMTU, req)
-        except OSError as exc:
-            raise from_oserror(exc, "reading the MTU of %s (SIOCGIFMTU)" % self.ifname) from None
-        return struct.unpack_from("16si", res)[1]
 
     def ring(self):
         """The ``struct nr_tx_ring *`` the C loop fills (valid until :meth:`close`)."""
@@ -272,6 +250,7 @@ class _Direction:
         slot = tx.capacity
         delayed = imp.delay > 0 or imp.jitter > 0
         cap = queue_frames if delayed else 0
+        _check_queue_bytes(cap, slot, tx.ifname, tx.mtu)
         self._qbuf = ffi.new("uint8_t[]", max(cap * slot, 1))
         self._qlen = ffi.new("uint32_t[]", max(cap, 1))
         self._qdue = ffi.new("uint64_t[]", max(cap, 1))
@@ -314,6 +293,42 @@ def _abandon(stop, wake, dirs, rings):
     os.close(wake)
 
 
+def _check_queue_bytes(queue_frames, slot, ifname, mtu):
+    """ConfigurationError unless ``queue_frames`` slots of ``slot`` bytes fit :data:`MAX_QUEUE_BYTES`
+    (checked once the far link's MTU, hence the slot, is known — before the queue is allocated)."""
+    if queue_frames * slot > MAX_QUEUE_BYTES:
+        link = " (%s has MTU %d)" % (ifname, mtu)
+        raise ConfigurationError("queue_frames=%d needs a %d-byte delay queue (%d B slots%s), above the limit of "
+                                 "%d bytes (1 GiB) per direction; use queue_frames <= %d" % (
+                                     queue_frames, queue_frames * slot, slot, link, MAX_QUEUE_BYTES,
+                                     MAX_QUEUE_BYTES // slot), field="queue_frames", value=queue_frames)
+
+
+def _same_interface_error(ifname, netns):
+    return ConfigurationError("side_a and side_b are the same interface (%s%s): a bridge would send every frame "
+                              "back out where it came from; give two different interfaces" % (
+                                  ifname, "" if netns is None else " in netns %s" % netns),
+                              field="side_b", value=(ifname, netns))
+
+
+def _netns_inode(spec):
+    """The inode of the namespace ``spec`` (None: ours) names, to tell two specs of one namespace apart."""
+    if spec is None:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+    ns, owned = resolve(spec)
+    try:
+        return ns.inode
+    finally:
+        if owned:
+            ns.close()
+
+
+def _check_distinct(ifname, a_ns, b_ns):
+    """Refuse two sides that name interface ``ifname`` in one namespace (a name and a handle, say)."""
+    if _netns_inode(a_ns) == _netns_inode(b_ns):
+        raise _same_interface_error(ifname, a_ns)
+
+
 def _side(field, value):
     if isinstance(value, str):
         return value, None
@@ -329,10 +344,13 @@ class Bridge:
     ``impair``: None, one mapping for both directions or ``{"a_to_b": ..., "b_to_a": ...}`` (see the
     module doc); validated here (ConfigurationError naming the key). Keyword configuration:
     ``block_size`` / ``block_count`` (each RX ring; default 128 KiB × 64 = 8 MiB, ~30 ms of 64 B
-    frames at 1.5 Mpps: a forwarding thread that waits that long for a CPU loses nothing),
-    ``frame_count`` (each TX ring's slots; default 1024), ``queue_frames`` (delay queue slots per
-    direction; default 8192), ``promiscuous`` (default True: a bridge forwards frames for any MAC),
-    ``qdisc_bypass``.
+    frames at 1.5 Mpps: a forwarding thread that waits that long for a CPU loses nothing; at most
+    1 GiB per ring, ``netring.capture.MAX_RING_BYTES``), ``frame_count`` (each TX ring's slots;
+    default 1024), ``queue_frames`` (delay queue slots per direction, each the size of a TX slot;
+    default 8192; at most :data:`MAX_QUEUE_BYTES`, 1 GiB, per direction), ``promiscuous`` (default
+    True: a bridge forwards frames for any MAC), ``qdisc_bypass``. ``side_a`` and ``side_b`` must be
+    two different interfaces (the same one in the same namespace would send every frame back out
+    where it came from).
 
     The four ring sockets are opened here; nothing forwards until :meth:`start` (background
     threads, one per direction) or :meth:`run` (blocks). :meth:`stop` is prompt (the C loop polls a
@@ -344,11 +362,18 @@ class Bridge:
                  queue_frames=8192, promiscuous=True, qdisc_bypass=False):
         a_if, a_ns = _side("side_a", side_a)
         b_if, b_ns = _side("side_b", side_b)
+        if a_if == b_if and (a_ns is b_ns or (isinstance(a_ns, str) and a_ns == b_ns)):
+            raise _same_interface_error(a_if, a_ns)
         check_int("block_size", block_size, PAGE_SIZE, 1 << 24, ", a power of two")
         if block_size & (block_size - 1) or block_size % PAGE_SIZE:
             raise ConfigurationError("block_size=%d must be a power of two and a multiple of the page size (%d)"
                                      % (block_size, PAGE_SIZE), field="block_size", value=block_size)
         check_int("block_count", block_count, 2, 4096)
+        if block_size * block_count > MAX_RING_BYTES:
+            raise ConfigurationError("block_size*block_count=%d exceeds the ring limit of %d bytes (1 GiB) per RX "
+                                     "ring; use a smaller block_size or block_count"
+                                     % (block_size * block_count, MAX_RING_BYTES),
+                                     field="block_count", value=block_count)
         check_int("frame_count", frame_count, 16, 1 << 16)
         check_int("queue_frames", queue_frames, 1, 1 << 20)
         check_bool("promiscuous", promiscuous)
@@ -362,6 +387,8 @@ class Bridge:
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         try:
             rx_a = self._ring(_RxRing, a_if, a_ns, block_size, block_count, promiscuous)
+            if a_if == b_if:  # the same name in two namespace specs: are they one namespace?
+                _check_distinct(a_if, a_ns, b_ns)
             rx_b = self._ring(_RxRing, b_if, b_ns, block_size, block_count, promiscuous)
             tx_a = self._ring(_TxRing, a_if, a_ns, frame_count, qdisc_bypass)
             tx_b = self._ring(_TxRing, b_if, b_ns, frame_count, qdisc_bypass)

@@ -4,8 +4,9 @@ Pure Python (no C core, no sockets): the scenario loader validates ``impair:`` w
 :mod:`netring.bridge` turns the result into the C loop's thresholds. The meaning of each
 setting is documented in :mod:`netring.bridge`.
 
-Percentages are strings ending in ``%`` (``"1%"``, ``"0.5 %"``) or fractions 0..1 (a number above
-1 is refused as ambiguous); durations are strings with a unit (``"2ms"``, ``"500us"``, ``"1s"``,
+Percentages are strings ending in ``%`` (``"1%"``, ``"0.5 %"``, ``"100%"``) or bare numbers as
+fractions below 1 (``0.01`` is 1 %; a number of 1 or more is refused as ambiguous — write ``"1%"`` or
+``"100%"``); durations are strings with a unit (``"2ms"``, ``"500us"``, ``"1s"``,
 ``"100ns"``) or seconds as numbers, 0..60 s; ``seed`` is an integer 0..2**64-1 (default 0).
 """
 import collections
@@ -53,20 +54,21 @@ def _did_you_mean(word, choices):
 
 
 def _percent(field, value):
-    """A probability from ``"1.5%"`` or a fraction 0..1; ConfigurationError naming ``field`` otherwise."""
+    """A probability from ``"1.5%"`` or a fraction below 1; ConfigurationError naming ``field`` otherwise."""
     if isinstance(value, str):
         m = _PERCENT_RE.match(value)
         if not m:
-            raise ConfigurationError("%s=%r is not a percentage; write e.g. '1%%' or '0.5%%', or a fraction 0..1"
+            raise ConfigurationError("%s=%r is not a percentage; write e.g. '1%%' or '0.5%%', or a fraction below 1"
                                      % (field, value), field=field, value=value)
         p = float(m.group(1)) / 100.0
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         p = float(value)
-        if p > 1:
-            raise ConfigurationError("%s=%r is ambiguous: a number is a fraction 0..1; write '%s%%' for a percentage"
-                                     % (field, value, value), field=field, value=value)
+        if p >= 1:  # 1 could mean 100 % or 1 %: a bare number is a fraction below 1, never a percentage
+            raise ConfigurationError("%s=%r is ambiguous: a bare number is a fraction below 1 (0.01 is 1%%); write "
+                                     "'%s%%' for a percentage (and '100%%' for always)" % (field, value, value),
+                                     field=field, value=value)
     else:
-        raise ConfigurationError("%s must be a percentage string ('1%%') or a fraction 0..1, not %r"
+        raise ConfigurationError("%s must be a percentage string ('1%%') or a fraction below 1, not %r"
                                  % (field, value), field=field, value=value)
     if not 0.0 <= p <= 1.0:  # also NaN
         raise ConfigurationError("%s=%r must be between 0%% and 100%%" % (field, value), field=field, value=value)

@@ -24,21 +24,18 @@ naming the frame, so one bad frame costs one frame, never the ring.
 import array
 import ctypes
 import errno
-import fcntl
 import os
-import struct
 import sys
 import time
 
 from ._core import ffi, lib
-from ._ring import PAGE_SIZE, NotBytesError, byte_view, check_bool, check_int, frame_size_for, check_timeout, raise_errno
+from ._ring import NotBytesError, byte_view, check_bool, check_int, frame_size_for, check_timeout, raise_errno
 from .check import check_stream_args, prepare_templates, stream_job
 from .errors import ConfigurationError, FrameTooLargeError, NetringError, ViewsAliveError, from_oserror
-from .ringsock import RingSocket
+from .ringsock import RingSocket, tx_ring_geometry
 
 __all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
 
-_SIOCGIFMTU = 0x8921
 _ETH_HLEN = 14
 _VLAN_HLEN = 4
 _TPID_8021Q = b"\x81\x00"  # the one outer ethertype the kernel allows 4 bytes beyond MTU + 14 for
@@ -205,9 +202,7 @@ class Injector(RingSocket):
         frame_size = (frame_size + align - 1) // align * align
         check_int("frame_count", frame_count, 1, 1 << 20)
         check_bool("qdisc_bypass", qdisc_bypass)
-        block_size = (frame_size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
-        fpb = block_size // frame_size
-        block_nr = (frame_count + fpb - 1) // fpb
+        block_size, fpb, block_nr = tx_ring_geometry(frame_size, frame_count)
         if block_nr * block_size > 1 << 30:
             raise ConfigurationError("frame_size*frame_count=%d exceeds the ring limit of 1 GiB"
                                      % (block_nr * block_size), field="frame_count", value=frame_count)
@@ -231,31 +226,9 @@ class Injector(RingSocket):
         try:
             fd = self._fd
             where = dict(ifname=ifname, netns=self.netns)
-            self.mtu = self._mtu()
-            if qdisc_bypass:
-                try:
-                    self._sock.setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
-                except OSError as exc:
-                    raise from_oserror(exc, "setsockopt(PACKET_QDISC_BYPASS)", **where) from None
-            rc = lib.nr_tx_setup(fd, block_size, block_nr, frame_size, self.frame_count)
-            if rc < 0:
-                if rc == -errno.ENOMEM:
-                    raise NetringError("the kernel could not allocate a %d-byte TX ring (ENOMEM); use a smaller "
-                                       "frame_count" % (block_nr * block_size))
-                raise_errno(rc, "setting up the TPACKET_V2 TX ring", **where)
-            #: Largest frame accepted, in bytes (an 802.1Q-tagged one; untagged: MTU + 14 at most).
-            self.capacity = min(frame_size - lib.NR_TX_DATA_OFF, self.mtu + _ETH_HLEN + _VLAN_HLEN)
-            self._tx = self._map(block_size * block_nr)
-            r = self._ring = ffi.new("struct nr_tx_ring *")
-            r.base = self._tx.ptr
-            r.frame_size = frame_size
-            r.block_size = block_size
-            r.frames_per_block = fpb
-            r.frame_nr = self.frame_count
-            r.head = 0
-            r.capacity = self.capacity
-            r.link_max = self.mtu + _ETH_HLEN
-            r.fd = fd
+            self.mtu = self._read_mtu()
+            r, self._tx = self._open_tx_ring(self.mtu, frame_size, self.frame_count, qdisc_bypass)
+            self._ring = r
             # Which template each slot still holds (send_stream skips re-copying it); see tx.h.
             self._tags = ffi.new("uint64_t[]", self.frame_count)
             r.tags = self._tags
@@ -270,18 +243,6 @@ class Injector(RingSocket):
         except BaseException:
             self._teardown()
             raise
-
-    def _mtu(self, fallback=None):
-        """The link's MTU (SIOCGIFMTU); ``fallback`` (the last one known) if the kernel cannot say,
-        else a NetringError — a made-up MTU would silently disable the frame-length check."""
-        req = struct.pack("16si12x", self.ifname.encode(), 0)
-        try:
-            res = fcntl.ioctl(self._sock.fileno(), _SIOCGIFMTU, req)
-        except OSError as exc:
-            if fallback is not None:
-                return fallback
-            raise from_oserror(exc, "reading the MTU of %s (SIOCGIFMTU)" % self.ifname) from None
-        return struct.unpack_from("16si", res)[1]
 
     # -- set-up / tear-down -------------------------------------------------------------------
     def _drop_pointers(self):
@@ -389,7 +350,7 @@ class Injector(RingSocket):
                 break
         if refused or self._refusal_pending:
             if self._refusal_pending == -errno.EMSGSIZE or any(x[2] == -errno.EMSGSIZE for x in refused):
-                self._set_mtu(self._mtu(fallback=self.mtu))  # the usual cause: the MTU dropped since we read it
+                self._set_mtu(self._read_mtu(fallback=self.mtu))  # the usual cause: the MTU dropped since we read it
             return refused
         raise_errno(rc, "transmitting from the TX ring (sendto)", ifname=self.ifname, netns=self.netns)
 

@@ -241,18 +241,61 @@ def _read_pcapng(path, buf):
     return Trace("pcapng", first_bo, True, ifaces, frames, path)
 
 
-def _records(frames, default_ts_ns):
-    """``(timestamp_ns, data, orig_len)`` for each thing :func:`write_pcap` accepts."""
+_MAX_U32 = 0xFFFFFFFF
+_MAX_PCAP_TS_NS = (_MAX_U32 + 1) * 1_000_000_000  # classic pcap: a u32 of seconds (up to 2106)
+_MAX_PCAPNG_TS_NS = 1 << 64  # pcapng: a u64 of nanoseconds
+
+
+def _data(field, value):
+    """``value`` as bytes; PcapError naming ``field`` unless it is bytes-like (an int is not: ``bytes(5)``
+    would silently be five zero bytes, nor is a str)."""
+    if not isinstance(value, (int, str)):
+        try:
+            return bytes(memoryview(value))
+        except TypeError:
+            pass
+    raise PcapError("%s is a %s, not a bytes-like object (bytes, bytearray, memoryview)"
+                    % (field, type(value).__name__), path=None, offset=None)
+
+
+def _timestamp(field, value, limit_ns, scale=1):
+    """A timestamp (``value * scale`` ns) as non-negative int nanoseconds below ``limit_ns``; PcapError
+    naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PcapError("%s must be a number, not %r" % (field, value), path=None, offset=None)
+    if not 0 <= value * scale < limit_ns:  # also NaN
+        raise PcapError("%s=%r is outside 0..%d ns (timestamps are non-negative and must fit the file format)"
+                        % (field, value, limit_ns - 1), path=None, offset=None)
+    return int(value * scale) if scale != 1 else int(value)
+
+
+def _orig_len(field, value, data_len):
+    """An original (wire) length: an int in ``data_len``..2**32-1; PcapError naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PcapError("%s must be an integer, not %r" % (field, value), path=None, offset=None)
+    if not data_len <= value <= _MAX_U32:
+        raise PcapError("%s=%d is outside %d..%d (at least the %d bytes of data given, at most 2**32-1)"
+                        % (field, value, data_len, _MAX_U32, data_len), path=None, offset=None)
+    return value
+
+
+_DEFAULT_TS = object()  # a bare-bytes frame: write_pcap's running default timestamp
+
+
+def _records(frames):
+    """``(field, timestamp_ns or _DEFAULT_TS, data, orig_len or None)`` for each thing :func:`write_pcap`
+    accepts (None: the data's length); the values are checked by :meth:`PcapWriter.write`'s rules, named
+    ``frames[i]``."""
     for i, fr in enumerate(frames):
+        field = "frames[%d]" % i
         if isinstance(fr, (bytes, bytearray, memoryview)):
-            data = bytes(fr)
-            yield default_ts_ns + i * 1000, data, len(data)
+            yield field, _DEFAULT_TS, fr, None
         elif isinstance(fr, tuple) and len(fr) == 2:
-            data = bytes(fr[1])
-            yield int(fr[0]), data, len(data)
+            yield field, fr[0], fr[1], None
         elif hasattr(fr, "data") and hasattr(fr, "timestamp_ns"):
-            data = bytes(fr.data)
-            yield int(fr.timestamp_ns), data, int(getattr(fr, "orig_len", None) or getattr(fr, "wire_len", len(data)))
+            data = _data(field + ".data", fr.data)
+            orig = getattr(fr, "orig_len", None) or getattr(fr, "wire_len", None)
+            yield field, fr.timestamp_ns, data, orig
         else:
             raise PcapError("frames[%d] is a %s, not bytes, a (timestamp_ns, bytes) pair or a packet with data and "
                             "timestamp_ns" % (i, type(fr).__name__), path=None, offset=None)
@@ -283,12 +326,20 @@ class PcapWriter:
                                   linktype))
 
     def write(self, timestamp_ns, data, orig_len=None):
-        """Append one record (``data`` bytes-like; ``orig_len`` defaults to its length)."""
-        data = bytes(data)
+        """Append one record: ``timestamp_ns`` a non-negative number of nanoseconds since the epoch (before
+        2106, what the format holds), ``data`` bytes-like, ``orig_len`` (default: its length) an int no
+        smaller than it. A bad argument is a PcapError naming it and the record's index; nothing is written."""
+        self._put("record %d" % self.count, timestamp_ns, data, orig_len)
+
+    def _put(self, where, timestamp_ns, data, orig_len):
+        data = _data(where + " data", data)
+        ts = _timestamp(where + " timestamp_ns", timestamp_ns, _MAX_PCAP_TS_NS)
+        orig = len(data) if orig_len is None else _orig_len(where + " orig_len", orig_len, len(data))
+        if self._f is None:
+            raise PcapError("the pcap writer for %s is closed" % self.path, path=self.path, offset=None)
         cap = data[:self.snaplen]
-        sec, rem = divmod(int(timestamp_ns), 1_000_000_000)
-        self._f.write(self._rec.pack(sec & 0xFFFFFFFF, rem // self._div, len(cap),
-                                     len(data) if orig_len is None else orig_len))
+        sec, rem = divmod(ts, 1_000_000_000)
+        self._f.write(self._rec.pack(sec, rem // self._div, len(cap), orig))
         self._f.write(cap)
         self.count += 1
 
@@ -313,10 +364,10 @@ def write_pcap(path, frames, snaplen=65535, timestamp=None, nanosecond=False, by
     frame. ``nanosecond`` selects nanosecond timestamps (default: microseconds, the most widely
     read), ``byteorder`` ``"<"`` or ``">"``.
     """
-    ts0 = int((time.time() if timestamp is None else timestamp) * 1e9)
+    ts0 = _timestamp("timestamp", time.time() if timestamp is None else timestamp, _MAX_PCAP_TS_NS, 1_000_000_000)
     with PcapWriter(path, nanosecond, byteorder, snaplen, linktype) as w:
-        for ts, data, orig in _records(frames, ts0):
-            w.write(ts, data, orig)
+        for i, (field, ts, data, orig) in enumerate(_records(frames)):
+            w._put(field, ts0 + i * 1000 if ts is _DEFAULT_TS else ts, data, orig)
     return os.fspath(path)
 
 
@@ -352,13 +403,13 @@ def write_pcapng(path, interfaces, packets, snaplen=262144, byteorder="<"):
         opts = [(_IF_NAME, name)] + ([(_IF_DESCRIPTION, description)] if description else [])
         opts.append((_IF_TSRESOL, b"\x09"))  # 10^-9 s
         out.append(_block(_IDB, struct.pack(bo + "HHI", LINKTYPE_ETHERNET, 0, snaplen) + _opt_bytes(opts, bo), bo))
-    for idx, ts, frame, comment in packets:
-        if not 0 <= idx < len(interfaces):
-            raise PcapError("packet interface %r is not one of the %d interfaces" % (idx, len(interfaces)),
+    for i, (idx, ts, frame, comment) in enumerate(packets):
+        if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < len(interfaces):
+            raise PcapError("packets[%d] interface %r is not one of the %d interfaces" % (i, idx, len(interfaces)),
                             path=path, offset=None)
-        frame = bytes(frame)
+        frame = _data("packets[%d] frame" % i, frame)
         data = frame[:snaplen]
-        ts = int(ts)
+        ts = _timestamp("packets[%d] timestamp_ns" % i, ts, _MAX_PCAPNG_TS_NS)
         body = struct.pack(bo + "IIIII", idx, (ts >> 32) & 0xFFFFFFFF, ts & 0xFFFFFFFF, len(data), len(frame))
         body += data + b"\0" * (-len(data) % 4) + _opt_bytes([(_OPT_COMMENT, comment)] if comment else [], bo)
         out.append(_block(_EPB, body, bo))

@@ -4,20 +4,37 @@ A *ring socket* is one socket, opened inside a network namespace, plus the share
 mappings the kernel and we exchange data through, all behind one
 :class:`~netring._ring.RingGuard`. This module owns that life cycle — open, map, close (unmap
 before closing the socket), ``closed``, :meth:`~RingSocket.fileno`, the context manager and
-``__repr__`` — and nothing about any particular ring format: a TPACKET RX or TX ring is one
-mapping, an AF_XDP socket (UMEM plus fill/completion/RX/TX rings) is several.
+``__repr__`` — and, of the ring formats, only the TPACKET_V2 TX ring set-up that
+:class:`~netring.Injector` and :class:`~netring.Bridge` share (:meth:`RingSocket._open_tx_ring`,
+the link MTU); a TPACKET RX or TX ring is one mapping, an AF_XDP socket (UMEM plus
+fill/completion/RX/TX rings) is several.
 """
 import errno
+import fcntl
 import mmap
 import os
+import struct
 import time
 
-from ._core import ffi
-from ._ring import RingGuard, check_int, check_timeout, open_packet_socket
+from ._core import ffi, lib
+from ._ring import PAGE_SIZE, RingGuard, check_int, check_timeout, open_packet_socket, raise_errno
 from .netns import check_ifname
 from .errors import NetringError, ViewsAliveError, from_oserror
 
-__all__ = ["RingSocket", "BatchReceiver", "RingMapping", "RingMemoryError"]
+__all__ = ["RingSocket", "BatchReceiver", "RingMapping", "RingMemoryError", "tx_ring_geometry"]
+
+_SIOCGIFMTU = 0x8921
+_ETH_HLEN = 14
+_VLAN_HLEN = 4
+
+
+def tx_ring_geometry(frame_size, frame_count):
+    """The TPACKET_V2 TX ring for ``frame_count`` slots of ``frame_size`` bytes (a multiple of
+    TPACKET_ALIGNMENT): ``(block_size, frames_per_block, block_nr)`` — one page-rounded block per
+    slot size, ``frame_count`` rounded up to whole blocks (the ring holds ``block_nr * frames_per_block``)."""
+    block_size = (frame_size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+    fpb = block_size // frame_size
+    return block_size, fpb, (frame_count + fpb - 1) // fpb
 
 
 class RingMemoryError(NetringError, MemoryError):
@@ -205,6 +222,53 @@ class RingSocket:
                 size) from None
         self._maps.append(m)
         return m
+
+    # -- TPACKET_V2 TX rings (Injector, Bridge) ----------------------------------------------
+    def _read_mtu(self, fallback=None):
+        """The link's MTU (SIOCGIFMTU); ``fallback`` (the last one known) if the kernel cannot say,
+        else a NetringError — a made-up MTU would silently disable the frame-length check."""
+        req = struct.pack("16si12x", self.ifname.encode(), 0)
+        try:
+            res = fcntl.ioctl(self._sock.fileno(), _SIOCGIFMTU, req)
+        except OSError as exc:
+            if fallback is not None:
+                return fallback
+            raise from_oserror(exc, "reading the MTU of %s (SIOCGIFMTU)" % self.ifname) from None
+        return struct.unpack_from("16si", res)[1]
+
+    def _open_tx_ring(self, mtu, frame_size, frame_count, qdisc_bypass):
+        """Set up and map a TPACKET_V2 TX ring on the open socket (geometry from :func:`tx_ring_geometry`)
+        for a link of ``mtu``; returns the filled ``struct nr_tx_ring *`` (no template tags: ``tags`` NULL)
+        and sets ``frame_count`` (rounded up to whole blocks) and ``capacity`` (the largest frame a slot
+        takes: an 802.1Q-tagged one of this MTU at most). The caller binds the socket afterwards."""
+        where = dict(ifname=self.ifname, netns=self.netns)
+        block_size, fpb, block_nr = tx_ring_geometry(frame_size, frame_count)
+        self.frame_count = block_nr * fpb
+        if qdisc_bypass:
+            try:
+                self._sock.setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
+            except OSError as exc:
+                raise from_oserror(exc, "setsockopt(PACKET_QDISC_BYPASS) for the %s" % self._role, **where) from None
+        rc = lib.nr_tx_setup(self._fd, block_size, block_nr, frame_size, self.frame_count)
+        if rc < 0:
+            if rc == -errno.ENOMEM:
+                raise NetringError("the kernel could not allocate a %d-byte TX ring for the %s on %s (ENOMEM); use "
+                                   "a smaller %s" % (block_nr * block_size, self._role, self.ifname, self._ring_knobs))
+            raise_errno(rc, "setting up the TPACKET_V2 TX ring of the %s" % self._role, **where)
+        self.capacity = min(frame_size - lib.NR_TX_DATA_OFF, mtu + _ETH_HLEN + _VLAN_HLEN)
+        tx = self._map(block_size * block_nr)
+        r = ffi.new("struct nr_tx_ring *")
+        r.base = tx.ptr
+        r.frame_size = frame_size
+        r.block_size = block_size
+        r.frames_per_block = fpb
+        r.frame_nr = self.frame_count
+        r.head = 0
+        r.capacity = self.capacity
+        r.link_max = mtu + _ETH_HLEN
+        r.fd = self._fd
+        r.tags = ffi.NULL
+        return r, tx
 
     # -- subclass hooks ----------------------------------------------------------------------
     def _drop_pointers(self):

@@ -106,14 +106,22 @@ def _xdp_features(args, out):
     err = sys.stderr
     try:
         expect = xdpfeatures.parse_expect(args.expect)
-    except ValueError as exc:
+    except xdpfeatures.CheckError as exc:
         err.write("xdp-features: %s\n" % exc)
         return 2
+    # Before the check (it takes a while and changes the device): a report that cannot be written is
+    # "could not run" (2) now, not a traceback after it.
+    for option, path in (("--json", args.json), ("--junitxml", args.junitxml)):
+        problem = path and _unwritable(path)
+        if problem:
+            err.write("xdp-features: cannot write %s %s: %s\n" % (option, path, problem))
+            return 2
 
     def fail(message):
         err.write("xdp-features: the check could not run: %s\n" % message)
         if args.junitxml:
-            _write(args.junitxml, xdpfeatures.junit_xml({"interface": args.iface}, error=message))
+            _write_report(err, "--junitxml", args.junitxml,
+                          xdpfeatures.junit_xml({"interface": args.iface}, error=message))
         return 2
 
     reason = caps.skip_reason(caps.NEEDED + ("CAP_BPF",))
@@ -137,16 +145,36 @@ def _xdp_features(args, out):
     finally:
         signal.signal(signal.SIGINT, old)
     out.write(report.table())
+    written = True
     if args.json:
-        _write(args.json, json.dumps(report.data, indent=2) + "\n")
+        written &= _write_report(err, "--json", args.json, json.dumps(report.data, indent=2) + "\n")
     if args.junitxml:
-        _write(args.junitxml, report.junit())
-    return report.exit_status
+        written &= _write_report(err, "--junitxml", args.junitxml, report.junit())
+    return report.exit_status if written else 2
 
 
-def _write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
+def _unwritable(path):
+    """Why a report cannot be written to ``path`` (its directory missing, not a directory, not writable;
+    ``path`` a directory), or None."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return "directory %s does not exist" % parent
+    if os.path.isdir(path):
+        return "it is a directory"
+    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        return "permission denied"
+    return None
+
+
+def _write_report(err, option, path, text):
+    """Write one report file; on OSError a one-line message naming the path on ``err`` and False."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as exc:
+        err.write("xdp-features: cannot write %s %s: %s\n" % (option, path, exc.strerror or exc))
+        return False
+    return True
 
 
 def _limits_option(parser):

@@ -9,10 +9,10 @@ several captures, ``counters()`` for the result, ``path`` for the verdict ("afpa
 
 ``via: afxdp`` opens a :class:`netring.XdpSocket` on the endpoint's ``queue`` (default 0) that
 attaches the built-in ``xsk`` program there (steering every frame of that queue into the socket,
-detached when the socket closes). Its UMEM defaults to 16384 frames of 4096 B (64 MiB, half of them
-receiving) and rings of 8192 entries: with the 2048 receive frames of XdpSocket's own default, a
-burst from a TX ring at ~1 Mpps emptied the fill ring while the checking thread waited for a CPU
-(measured here: 23 % of 1M frames lost; none with these sizes). Frames the kernel could not place
+detached when the socket closes). Its UMEM defaults to :data:`AFXDP_DEFAULTS`: 32768 frames of
+4096 B (128 MiB, half of them receiving) and rings of 16384 entries. With the 2048 receive frames of
+XdpSocket's own default, a burst from a TX ring at ~1 Mpps emptied the fill ring while the checking
+thread waited for a CPU (measured here: 23 % of 1M frames lost; none with the larger sizes). Frames the kernel could not place
 (fill ring empty, RX ring full) are the harness's loss and reported as the capture's ``drops``.
 """
 __all__ = ["PacketReceiver", "XskReceiver", "open_capture", "AFXDP_DEFAULTS"]

@@ -104,11 +104,22 @@ def verdict(advertised, observed, expected=False):
 
 
 def parse_expect(text):
-    """``"basic,redirect"`` → ``("basic", "redirect")``; an unknown name is a ``ValueError`` naming the known ones."""
-    names = tuple(n.strip() for n in (text or "").split(",") if n.strip())
+    """``"basic,redirect"`` (or ``["basic", "redirect"]``) → ``("basic", "redirect")``; an unknown name,
+    or a value that is neither, is a :class:`CheckError` naming the valid features."""
+    if text is None or isinstance(text, str):
+        parts = (text or "").split(",")
+    else:
+        try:
+            parts = list(text)
+        except TypeError:
+            parts = [text]
+    for p in parts:
+        if not isinstance(p, str):
+            raise CheckError("expected XDP feature names (str), not %r; use %s" % (p, ", ".join(FEATURES)))
+    names = tuple(n.strip() for n in parts if n.strip())
     bad = [n for n in names if n not in FEATURES]
     if bad:
-        raise ValueError("unknown XDP feature %r in --expect; use %s" % (bad[0], ", ".join(FEATURES)))
+        raise CheckError("unknown XDP feature %r in --expect; use %s" % (bad[0], ", ".join(FEATURES)))
     return names
 
 
@@ -426,7 +437,7 @@ def check(ifname, netns=None, peer=None, peer_netns=None, mode="native", expect=
     """
     if mode not in ("native", "generic"):
         raise CheckError("mode must be native or generic, not %r" % (mode,))
-    expect = parse_expect(",".join(expect)) if not isinstance(expect, str) else parse_expect(expect)
+    expect = parse_expect(expect)
     peer_how = None
     if peer is None:
         found = find_veth_peer(ifname, netns)

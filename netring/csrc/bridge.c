@@ -35,7 +35,7 @@ void nr_br_init(struct nr_br_dir *d)
 {
     d->rng = d->imp.seed;
     d->qhead = d->qcount = 0;
-    d->hold_len = 0;
+    d->hold_len = d->hold_dup = 0;
     d->last_due = 0;
     d->tx_err = 0;
     memset(&d->st, 0, sizeof d->st);
@@ -188,6 +188,17 @@ static void nr_br__emit(struct nr_br_dir *d, const uint8_t *src, uint32_t len, u
     d->st.delayed++;
 }
 
+/* Send the held frame (twice if it was chosen for duplication too) and empty the hold. */
+static void nr_br__release_hold(struct nr_br_dir *d, int64_t jitter, uint64_t now)
+{
+    nr_br__emit(d, d->hold, d->hold_len, NR_BR_NO_BIT, jitter, now);
+    if (d->hold_dup) {
+        nr_br__emit(d, d->hold, d->hold_len, NR_BR_NO_BIT, jitter, now);
+        d->st.duplicated++;
+    }
+    d->hold_len = d->hold_dup = 0;
+}
+
 /* One input frame through the pipeline: loss, corruption, reorder hold, duplication, delay. */
 int nr_br_process(struct nr_br_dir *d, const uint8_t *frame, uint32_t len)
 {
@@ -215,6 +226,7 @@ int nr_br_process(struct nr_br_dir *d, const uint8_t *frame, uint32_t len)
         memcpy(d->hold, frame, len);
         nr_br__flip(d->hold, bit);
         d->hold_len = len;
+        d->hold_dup = (f & NR_BR_DUPLICATE) != 0; /* keeps its duplicate decision: the rate holds */
         d->hold_since = now;
         return 0; /* it goes out right after the next frame (or alone after hold_ns) */
     }
@@ -224,8 +236,7 @@ int nr_br_process(struct nr_br_dir *d, const uint8_t *frame, uint32_t len)
         d->st.duplicated++;
     }
     if (d->hold_len) {
-        nr_br__emit(d, d->hold, d->hold_len, NR_BR_NO_BIT, jit, now);
-        d->hold_len = 0;
+        nr_br__release_hold(d, jit, now);
         d->st.reordered++;
     }
     return 0;
@@ -236,10 +247,8 @@ int nr_br_process(struct nr_br_dir *d, const uint8_t *frame, uint32_t len)
 int nr_br_flush(struct nr_br_dir *d, int all)
 {
     uint64_t now = nr_br__now();
-    if (d->hold_len && (all || now - d->hold_since >= d->imp.hold_ns)) {
-        nr_br__emit(d, d->hold, d->hold_len, NR_BR_NO_BIT, 0, now);
-        d->hold_len = 0;
-    }
+    if (d->hold_len && (all || now - d->hold_since >= d->imp.hold_ns))
+        nr_br__release_hold(d, 0, now);
     while (d->qcount && (all || d->qdue[d->qhead] <= now)) {
         uint8_t *slot = nr_br__tx_slot(d, all);
         if (slot == NULL) {

@@ -67,6 +67,7 @@ struct nr_br_dir {
     uint32_t qcount;
     uint8_t *hold;           /* qslot bytes: the frame held back for reordering */
     uint32_t hold_len;       /* 0: nothing held */
+    uint32_t hold_dup;       /* the held frame was also chosen for duplication: it goes out twice */
     int32_t tx_err;          /* -errno of the last failed kick (other than EAGAIN/ENOBUFS), 0 if none */
     uint64_t hold_since;
     uint64_t last_due;       /* due time of the newest queued frame: the queue is FIFO */

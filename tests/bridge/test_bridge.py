@@ -24,6 +24,8 @@ def within(count, n, p, sigmas=5):
     ({"los": "1%"}, "impair.los", "unknown impairment key 'los' (did you mean 'loss'?)"),
     ({"loss": "1 percent"}, "impair.loss", "is not a percentage"),
     ({"loss": 2}, "impair.loss", "ambiguous"),
+    ({"loss": 1}, "impair.loss", "write '1%' for a percentage"),  # 1 % or 100 %? a bare number is below 1
+    ({"reorder": 1.0}, "impair.reorder", "ambiguous"),
     ({"loss": "120%"}, "impair.loss", "between 0% and 100%"),
     ({"delay": "2 parsecs"}, "impair.delay", "is not a duration"),
     ({"delay": "90s"}, "impair.delay", "between 0 and 60 s"),
@@ -38,6 +40,11 @@ def test_bad_impairment_is_a_configuration_error_naming_the_key(spec, field, mes
         nbridge.parse_impairment(spec)
     assert ei.value.field == field
     assert message in str(ei.value)
+
+
+def test_a_bare_fraction_below_one_and_an_explicit_hundred_percent_parse():
+    a, _ = nbridge.parse_impairment({"loss": 0.999, "duplicate": "100%", "reorder": 0, "corrupt": "1%"})
+    assert (a.loss, a.duplicate, a.reorder, a.corrupt) == (0.999, 1.0, 0.0, 0.01)
 
 
 def test_impairment_values_parse_to_fractions_and_seconds():
@@ -66,6 +73,107 @@ def test_same_seed_same_decisions_and_the_rates_hold():
     # frame k's decisions depend on the seed and k only: a prefix is a prefix
     assert nbridge.decisions(imp, 1000) == d1[:1000]
     assert nbridge.decisions({"seed": 7}, 100) == [0] * 100
+
+
+def _offline_direction(imp, n_frames):
+    """A C direction whose every frame goes to its delay queue (delay 1 s, room for every copy), so
+    nr_br_process runs without sockets; returns it and the buffers it points into (keep them alive)."""
+    slot, cap = 128, 4 * n_frames
+    d = ffi.new("struct nr_br_dir *")
+    tx = ffi.new("struct nr_tx_ring *")
+    tx.capacity = tx.link_max = slot
+    d.tx = tx
+    keep = [tx]
+    for name, ctype, size in (("qbuf", "uint8_t[]", cap * slot), ("qlen", "uint32_t[]", cap),
+                              ("qdue", "uint64_t[]", cap), ("hold", "uint8_t[]", slot)):
+        keep.append(ffi.new(ctype, size))
+        setattr(d, name, keep[-1])
+    d.qslot, d.qcap = slot, cap
+    d.imp.reorder = min(int(imp.reorder * (1 << 32)), 0xFFFFFFFF)
+    d.imp.duplicate = min(int(imp.duplicate * (1 << 32)), 0xFFFFFFFF)
+    d.imp.delay_ns = 1_000_000_000
+    d.imp.hold_ns = 10_000_000
+    d.imp.seed = imp.seed
+    lib.nr_br_init(d)
+    return d, keep
+
+
+def test_a_frame_held_for_reordering_keeps_its_duplicate_decision():
+    """reorder + duplicate: every frame decided DUPLICATE is sent twice, held back or not."""
+    n = 2000
+    imp = nbridge.parse_one({"reorder": "30%", "duplicate": "20%", "seed": 3})
+    dec = nbridge.decisions(imp, n)
+    held_and_dup = sum(1 for f in dec if f & nbridge.REORDER and f & nbridge.DUPLICATE)
+    assert held_and_dup > 20  # the case under test happens often in this input
+    d, _keep = _offline_direction(imp, n)
+    frame = ffi.new("uint8_t[]", 64)
+    for _ in range(n):
+        lib.nr_br_process(d, frame, 64)
+    # Nothing was flushed (that would need a TX ring): every copy sent is in the queue, but for a
+    # last frame still held back, whose copies would follow the next frame.
+    held = d.hold_len != 0
+    want = sum(1 for f in dec if f & nbridge.DUPLICATE)
+    assert d.st.duplicated + (d.hold_dup if held else 0) == want
+    assert d.qcount == n + d.st.duplicated - held and d.st.received == n and d.st.delayed == d.qcount
+
+
+def test_ring_and_decision_budgets_are_refused_before_any_socket_or_allocation():
+    """RX ring sizes whose product exceeds 1 GiB fail in __init__ naming the field and the limit — on
+    interfaces that do not exist, so an InterfaceNotFoundError (or the OOM killer) would mean the check
+    came too late. decisions() refuses a count that would need more than MAX_DECISIONS entries."""
+    with pytest.raises(ConfigurationError) as ei:
+        netring.Bridge("nr-none0", "nr-none1", block_size=1 << 24, block_count=4096)  # 64 GiB per ring
+    assert ei.value.field == "block_count" and "%d bytes (1 GiB)" % nbridge.MAX_RING_BYTES in str(ei.value)
+    assert nbridge.MAX_RING_BYTES is netring.capture.MAX_RING_BYTES  # one limit for every RX ring
+    with pytest.raises(ConfigurationError) as ei:
+        nbridge.decisions({"loss": "1%"}, nbridge.MAX_DECISIONS + 1)
+    assert ei.value.field == "count" and str(nbridge.MAX_DECISIONS) in str(ei.value)
+    assert len(nbridge.decisions({"loss": "1%"}, 10)) == 10
+
+
+def test_the_same_interface_on_both_sides_is_refused_by_name():
+    with pytest.raises(ConfigurationError, match="same interface") as ei:
+        netring.Bridge("nr-none0", "nr-none0")
+    assert ei.value.field == "side_b"
+
+
+@pytest.mark.privileged
+def test_the_same_interface_on_both_sides_is_refused(chain):
+    with pytest.raises(ConfigurationError, match="side_a and side_b are the same interface"):
+        netring.Bridge(("ma", chain.m), ("ma", chain.m))
+    # the same namespace spelt two ways (a handle and an fd): still one interface
+    with pytest.raises(ConfigurationError, match="same interface"):
+        netring.Bridge(("ma", chain.m), ("ma", chain.m.fileno()))
+    with chain.bridge() as br:  # two interfaces of one namespace are fine
+        assert br.side_a[0] == "ma" and br.side_b[0] == "mb"
+
+
+@pytest.mark.privileged
+def test_a_delay_queue_above_its_budget_is_refused_before_it_is_allocated(chain):
+    """queue_frames x the far link's slot (MTU + 18 B) above 1 GiB: a ConfigurationError naming the field,
+    the MTU and the largest count that fits, raised once the MTU is known (the default-sized rings are
+    open by then and closed again), never a 1.6 GiB allocation."""
+    with pytest.raises(ConfigurationError) as ei:
+        chain.bridge({"delay": "1ms"}, queue_frames=1 << 20)  # 2**20 slots of 1518 B: ~1.5 GiB
+    msg = str(ei.value)
+    assert ei.value.field == "queue_frames" and "MTU 1500" in msg and "1518 B slots" in msg
+    assert "queue_frames <= %d" % (nbridge.MAX_QUEUE_BYTES // 1518) in msg
+    with chain.bridge({"delay": "1ms"}, queue_frames=nbridge.MAX_QUEUE_BYTES // 1518 // 64):  # fits: opens
+        pass
+    with chain.bridge(queue_frames=1 << 20):  # no delay: the queue is not allocated, so no limit applies
+        pass
+
+
+@pytest.mark.privileged
+def test_a_queue_too_big_for_a_jumbo_links_mtu_is_refused():
+    from bridge_net import Chain
+    c = Chain(mtu=9000)
+    try:  # 2**17 slots of a 9000 B MTU link's frame (9018 B): ~1.1 GiB, while 2**17 x 1518 B would fit
+        with pytest.raises(ConfigurationError, match="MTU 9000") as ei:
+            c.bridge({"delay": "1ms"}, queue_frames=1 << 17)
+        assert ei.value.field == "queue_frames"
+    finally:
+        c.close()
 
 
 def test_corrupt_bit_spares_the_stamp_fields_the_checker_needs():
@@ -177,6 +285,27 @@ def test_delay_and_jitter_keep_order_and_deliver_everything(chain):
         st = br.stats().a_to_b
     assert chk.counts(1) == (5000, 5000, 0, 0, 0, 0)
     assert st.delayed == 5000 and st.queue_full == 0 and st.forwarded == 5000
+
+
+@pytest.mark.privileged
+def test_delay_holds_every_frame_back_at_least_that_long(chain):
+    """delay 20 ms: each frame reaches vb >= 15 ms after va sent it (kernel timestamps of one clock: a
+    capture on va sees the frames it sends, one on vb what arrives; matched by sequence number). A lower
+    bound only: how late a frame may be on a busy machine is no correctness property."""
+    n = 200
+    tmpl, co = stamped()
+    with chain.bridge({"delay": "20ms"}) as br, \
+            Capture("va", netns=chain.a, block_size=1 << 16, block_count=256) as sent, \
+            Capture("vb", netns=chain.b, block_size=1 << 16, block_count=256) as got, \
+            netring.Injector("va", netns=chain.a) as tx:
+        br.start()
+        tx.send_stream([tmpl], 6, 0, n, rate_pps=10_000, csum_offsets=[co])
+        out = {stamp.read(p.data).seq: p.timestamp_ns for p in sent.recv(n, timeout=5.0) if stamp.read(p.data)}
+        into = {stamp.read(p.data).seq: p.timestamp_ns for p in got.recv(n, timeout=5.0) if stamp.read(p.data)}
+        assert sent.stats().drops == got.stats().drops == 0  # 256 blocks: even a starved reader loses nothing
+    assert sorted(out) == sorted(into) == list(range(n))
+    lag = [into[k] - out[k] for k in range(n)]
+    assert min(lag) >= 15_000_000, min(lag)
 
 
 @pytest.mark.privileged

@@ -32,6 +32,28 @@ def test_a_bad_impair_key_is_a_located_problem():
     assert "imp.yaml:6:59: scenarios[0].topology.links[0].impair.a_to_b.delay: expected a duration" in msg
 
 
+@pytest.mark.parametrize("written, ok", [("1", False), ("2", False), ("1.0", False), ("0.5", True),
+                                         ("100%", True), ("1%", True)])
+def test_yaml_bare_numbers_are_fractions_below_one(written, ok):
+    """One rule in YAML as in Python: ``loss: 1`` (1 % or 100 %?) is a located problem; write ``1%``/``100%``."""
+    text = textwrap.dedent("""\
+        scenarios:
+          - name: s
+            topology:
+              nodes: [a, b]
+              links:
+                - {endpoints: [a:eth0, b:eth0], impair: {loss: %s}}
+            traffic: [{name: m, from: a:eth0, to: b:eth0, count: 10}]
+        """) % written
+    if ok:
+        sc.load_text(text, "imp.yaml")
+        return
+    with pytest.raises(sc.ScenarioSpecError) as ei:
+        sc.load_text(text, "imp.yaml")
+    assert "imp.yaml:6:50: scenarios[0].topology.links[0].impair.loss: expected a percentage like " \
+           "\"1%\" or a fraction below 1" in str(ei.value)
+
+
 @pytest.mark.privileged
 def test_fixture_topology_with_an_impaired_link_looks_linked(topology):
     topo = topology({"nodes": ["a", "b"],

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from netring_testkit import dut, scenario, xdpfeatures
-from netring_testkit.xdpfeatures import FEATURES, Report, parse_expect, verdict
+from netring_testkit.xdpfeatures import FEATURES, CheckError, Report, parse_expect, verdict
 
 
 # (advertised, observed, expected) -> verdict: every combination.
@@ -32,7 +32,7 @@ def test_table_covers_every_combination():
 def test_parse_expect():
     assert parse_expect("basic, xsk-zerocopy,") == ("basic", "xsk-zerocopy")
     assert parse_expect("") == ()
-    with pytest.raises(ValueError, match="unknown XDP feature 'zerocopy'.*basic, redirect"):
+    with pytest.raises(CheckError, match="unknown XDP feature 'zerocopy'.*basic, redirect"):
         parse_expect("basic,zerocopy")
 
 

@@ -181,3 +181,63 @@ def test_capture_to_pcap_writes_what_arrived(tmp_path, veth_pair):
     assert [f.data for f in pcap.read(tmp_path / "rest.pcap")] == frs[4:]
     if TCPDUMP:
         assert len(tcpdump_lines(tmp_path / "cap.pcap")) == 4
+
+
+# -- writer arguments ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    ((T0, 5), "record 0 data is a int, not a bytes-like object"),      # bytes(5) would be five zero bytes
+    ((T0, "ab"), "record 0 data is a str"),
+    ((T0, None), "record 0 data is a NoneType"),
+    ((None, b"ab"), "record 0 timestamp_ns must be a number, not None"),
+    ((-1, b"ab"), "record 0 timestamp_ns=-1 is outside 0.."),           # would wrap to the year 2106
+    ((float("nan"), b"ab"), "record 0 timestamp_ns=nan is outside"),
+    ((1 << 62, b"ab"), "is outside 0.."),                               # beyond a u32 of seconds
+    ((1, b"ab", -1), "record 0 orig_len=-1 is outside 2..4294967295"),
+    ((1, b"ab", 1), "record 0 orig_len=1 is outside 2.."),              # shorter than the data given
+    ((1, b"ab", 1 << 32), "orig_len=4294967296 is outside"),
+    ((1, b"ab", 2.5), "record 0 orig_len must be an integer"),
+])
+def test_writer_refuses_bad_records_with_a_pcap_error_and_writes_nothing(tmp_path, args, message):
+    path = tmp_path / "w.pcap"
+    with pcap.PcapWriter(path) as w:
+        w.write(T0, b"first")
+        with pytest.raises(PcapError) as ei:
+            w.write(*args)
+        assert message.replace("record 0", "record 1") in str(ei.value)
+        assert w.count == 1
+    assert [f.data for f in pcap.read(str(path)).frames] == [b"first"]
+
+
+def test_writer_takes_orig_len_equal_or_longer_and_bytes_likes(tmp_path):
+    path = tmp_path / "w.pcap"
+    with pcap.PcapWriter(path) as w:
+        w.write(0, bytearray(b"ab"), 2)
+        w.write(T0, memoryview(b"abcd"), 1500)
+    got = pcap.read(str(path)).frames
+    assert [(f.data, f.orig_len) for f in got] == [(b"ab", 2), (b"abcd", 1500)]
+    assert got[0].timestamp_ns == 0
+
+
+@pytest.mark.parametrize("frames_arg, message", [
+    ([(T0, b"ok"), (T0, 100)], "frames[1] data is a int"),
+    ([(-5, b"ab")], "frames[0] timestamp_ns=-5 is outside"),
+    ([(None, b"ab")], "frames[0] timestamp_ns must be a number"),
+    ([b"ab", 7], "frames[1] is a int, not bytes"),
+])
+def test_write_pcap_names_the_bad_frame(tmp_path, frames_arg, message):
+    with pytest.raises(PcapError) as ei:
+        pcap.write_pcap(str(tmp_path / "x.pcap"), frames_arg)
+    assert message in str(ei.value)
+
+
+def test_write_pcap_refuses_a_negative_default_timestamp(tmp_path):
+    with pytest.raises(PcapError, match="timestamp=-1 is outside"):
+        pcap.write_pcap(str(tmp_path / "x.pcap"), [b"ab"], timestamp=-1)
+
+
+def test_write_pcapng_refuses_bad_packets(tmp_path):
+    for pkt, message in (((0, T0, 60, None), "packets[0] frame is a int"),
+                         ((0, -1, b"ab", None), "packets[0] timestamp_ns=-1 is outside"),
+                         ((True, T0, b"ab", None), "packets[0] interface True")):
+        with pytest.raises(PcapError, match=re.escape(message)):
+            pcap.write_pcapng(str(tmp_path / "x.pcapng"), [("eth0", None)], [pkt])
