@@ -31,7 +31,7 @@ import time
 from ._core import ffi, lib
 from ._ring import NotBytesError, byte_view, check_bool, check_int, frame_size_for, check_timeout, raise_errno
 from .check import check_stream_args, prepare_templates, stream_job
-from .errors import ConfigurationError, FrameTooLargeError, NetringError, ViewsAliveError, from_oserror
+from .errors import ConfigurationError, FrameTooLargeError, NetringError, ViewsAliveError
 from .ringsock import RingSocket, tx_ring_geometry
 
 __all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
