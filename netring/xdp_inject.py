@@ -308,6 +308,7 @@ class XdpInjector:
         self._gens = collections.OrderedDict()
         self._lock = threading.Lock()  # one send at a time: the generators' seq slots are shared
         self._rate = _FIRST_RATE       # frames/s the last measured chunk ran at, the call's fixed cost included
+        self._stuck = ffi.new("int *")
         ns, owned = resolve(netns)
         if ns is not None and not owned:
             ns = NetNS.open(ns)
@@ -370,7 +371,17 @@ class XdpInjector:
                 % (field, n, max_live_frame())))
 
     def _run_chunk(self, prog_fd, buf, size, repeat):
-        rc = self._run(lib.nr_bpf_xdp_live_run, prog_fd, buf, size, self.ifindex, repeat, self.batch_size)
+        # In a namespace the run is made by this thread, which enters it for the call (C: setns there
+        # and back): Ctrl-C reaching this thread then ends the run in the kernel (-EINTR after the
+        # current batch), where a run on the namespace's helper thread would go on to its end.
+        if self._ns is None:
+            rc = lib.nr_bpf_xdp_live_run(prog_fd, buf, size, self.ifindex, repeat, self.batch_size)
+        else:
+            rc = lib.nr_live_run_in(self._ns.fileno(), prog_fd, buf, size, self.ifindex, repeat, self.batch_size,
+                                    self._stuck)
+            if self._stuck[0]:
+                raise NetringError("could not return this thread from namespace %s after a live-frames run (%s); "
+                                   "the thread is left in it: end it" % (self._ns, os.strerror(self._stuck[0])))
         if rc < 0 and rc != -errno.EINTR:
             raise bpf_error(rc, "generating frames on %s (live-frames test run)" % self._where())
 
