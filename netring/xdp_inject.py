@@ -298,6 +298,11 @@ class XdpInjector:
     Counts are the generator's own: frames the program ran over and returned XDP_TX for. What the
     device then drops (a full peer queue) is not subtracted; count at the receiver to know.
 
+    The kernel runs are made by the calling thread (inside ``netns`` for the call), so a signal for
+    it — Ctrl-C in the main thread — ends the run in the kernel after its current batch and
+    raises in the caller; nothing goes on sending behind it. One send runs at a time per injector
+    (a lock): the generator programs it keeps loaded share their seq slots.
+
     Use as a context manager, or call :meth:`close`.
     """
 
