@@ -63,7 +63,7 @@ _CALL_S = 0.25
 #: Sender threads a run uses at most, however many streams and source endpoints it has: streams are
 #: multiplexed over them (see :class:`_Sender`), each source endpoint's streams through one injector.
 MAX_SENDERS = 4
-_LIVE_CALL_S = 0.5      # bound of one unpaced live-frames call (XdpInjector.send_stream)
+_LIVE_CALL_S = 0.9      # bound of one unpaced live-frames call (XdpInjector.send_stream): a stop waits <= ~1 s
 _TURN_S = 0.05           # bound of one C call when streams share a sender: a turn never starves the others long
 _SLOT_S = 0.001          # a stream paced in Python (rate: pcap, or untouched frames at a rate) sleeps this long at least
 _UNTOUCHED_BYTES = 4 << 20  # bytes of frames one call of an untouched (stamp: false) stream copies at most
@@ -485,11 +485,13 @@ class _Sender(threading.Thread):
 def _live_call(left, rate_pps):
     """``(frames, time bound)`` of the next live-frames call of a stream alone on its sender.
 
-    Each call loads the stream's generator programs and every test run inside it pays a fixed
-    ~25 ms (see :mod:`netring.xdp_inject`), so calls are longer than a TX ring's: unpaced, all that
-    is left, bounded to :data:`_LIVE_CALL_S`; paced, one second of frames (the generator paces
-    them in 50 ms slices), bounded to their schedule plus half a second. The bound is how long a
-    stop or Ctrl-C waits for the call at most.
+    Every test run inside a call pays a fixed ~30 ms (see :mod:`netring.xdp_inject`; the injector
+    keeps the stream's generator programs loaded from one call to the next), so calls are longer
+    than a TX ring's: unpaced, all that is left, bounded to :data:`_LIVE_CALL_S` (one kernel run
+    of ~0.9 s of frames at the rate the injector measured, ~3 % fixed cost); paced, one second of
+    frames (the generator paces them in 50 ms slices), bounded to their schedule plus half a
+    second. The bound is how long a stop or Ctrl-C waits for the call at most: the bound plus the
+    injector's overshoot (the fixed cost of its last run, ~30 ms), i.e. ~1 s unpaced.
     """
     if rate_pps is None:
         return left, _LIVE_CALL_S

@@ -11,7 +11,6 @@ import pytest
 from netring import Capture, FrameTooLargeError, Injector, InterfaceNotFoundError, SeqChecker, XdpInjector, \
     check, stamp, xdp
 from netring.bpf import builtin
-from netring.bpf.maps import create_map
 from netring.xdp_inject import VethPeerError, _plans, max_live_frame
 
 import frames_util as fu
@@ -47,12 +46,14 @@ def test_generator_stamps_exactly_like_the_c_stamper(l3, proto, vlan, payload):
     co = csum_off(t, proto)
     for sid, seq in ((9, 0), (65535, 2 ** 64 - 1), (1, 0x0123456789ABCDEF), (7, 1000)):
         tm = check.prepare_templates([t], [co])
-        with create_map("array", 4, 24, 1, value_format="<QQQ") as slots:
-            slots.update(0, (seq, 1, 0))
-            (p,) = _plans(tm, [t], sid, slots)
-            with p.program:
-                verdict, out = p.program.test_run(p.frame)
-            assert slots.lookup(0)[2] == 1
+        (g,) = _plans(tm, [t], sid)
+        try:
+            g.start(seq)
+            verdict, out = g.program.test_run(g.frame)
+            assert g.frames() == 1
+            assert g.slot.lookup(0) == (seq + 1) % 2 ** 64  # the next seq, wrapping
+        finally:
+            g.close()
         assert verdict == 3  # XDP_TX
         assert out == check.stamp_frame(t, sid, seq, co)
 
@@ -235,7 +236,7 @@ def test_ctrl_c_stops_a_long_send_promptly(pair):
     import os
     import signal
     a, b = pair
-    with builtin("drop") as pdrop, xdp.attach(b.ifname, pdrop, netns=b.netns):
+    with builtin("drop") as pdrop, xdp.attach(b.ifname, pdrop, netns=b.netns) as att:
         with XdpInjector(a.ifname, netns=a.netns) as gen:
             timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
             t0 = time.monotonic()
@@ -246,4 +247,69 @@ def test_ctrl_c_stops_a_long_send_promptly(pair):
             finally:
                 timer.cancel()
             took = time.monotonic() - t0
+            # the kernel run itself ended (it ran in this thread, which took the signal): nothing more arrives
+            before = att.counters()["drop"]["packets"]
+            time.sleep(0.3)
+            assert att.counters()["drop"]["packets"] == before > 0
+            # and the injector still works (the interrupted generator was unloaded, a fresh one counts from 0)
+            assert gen.send(fu.frame(), count=1000) == 1000
+            assert att.counters()["drop"]["packets"] == before + 1000
     assert took < 0.8
+
+
+def _prog_ids(gen):
+    return sorted(g.program.id for g in gen._gens.values())
+
+
+def test_generators_stay_loaded_across_sends_and_close_unloads_them(pair):
+    """The engine's repeated send_stream calls must not assemble and verify again; seqs go on exactly."""
+    from netring import NetringError
+    from netring.bpf.objects import program_from_id
+    a, b = pair
+    t, co = template(64)
+    t2, co2 = template(100, "ipv6", "tcp")
+    with builtin("pass") as ppass, xdp.attach(b.ifname, ppass, netns=b.netns):
+        with Capture(b.ifname, netns=b.netns, block_size=1 << 22, block_count=8) as cap:
+            gen = XdpInjector(a.ifname, netns=a.netns)
+            with gen:
+                assert gen.send_stream([t, t2], 5, 0, 1000, csum_offsets=[co, co2]) == 1000
+                ids = _prog_ids(gen)
+                assert len(ids) == 2
+                assert gen.send_stream([t, t2], 5, 1000, 1000, csum_offsets=[co, co2]) == 1000
+                assert _prog_ids(gen) == ids  # the same programs, not reloaded
+                # a repeated template: its first place reuses t's program (same stride), the second needs its own
+                assert gen.send_stream([t, t], 5, 2000, 1000, csum_offsets=[co, co]) == 1000
+                assert len(_prog_ids(gen)) == 3
+                assert gen.send_stream([t], 6, 0, 500, csum_offsets=[co]) == 500  # another stream id: another program
+                assert len(_prog_ids(gen)) == 4
+                live = _collect(cap, 3500)
+                all_ids = _prog_ids(gen)
+            for pid in all_ids:  # close() unloaded them all
+                with pytest.raises(NetringError):
+                    program_from_id(pid).close()
+    by = {}
+    for f in live:
+        s = stamp.read(f)
+        by.setdefault(s.stream_id, []).append(s.seq)
+        ts = [t, t2] if s.stream_id == 5 and s.seq < 2000 else [t, t]
+        tt, oo = ts[s.seq % 2], (co if ts[s.seq % 2] is t else co2)
+        assert f == check.stamp_frame(tt, s.stream_id, s.seq, oo)
+    assert sorted(by[5]) == list(range(3000)) and sorted(by[6]) == list(range(500))
+
+
+def test_a_send_is_one_kernel_run_until_its_rate_is_known(pair, monkeypatch):
+    """The ~30 ms fixed cost of a PROG_RUN call is paid once per ~1 s of frames, not per 0.2 s."""
+    from netring import xdp_inject
+    a, b = pair
+    t, co = template(64)
+    runs = []
+    with builtin("drop") as pdrop, xdp.attach(b.ifname, pdrop, netns=b.netns):
+        with XdpInjector(a.ifname, netns=a.netns) as gen:
+            real = gen._run_chunk
+            monkeypatch.setattr(gen, "_run_chunk", lambda *args: runs.append(args[-1]) or real(*args))
+            assert gen.send_stream([t], 1, 0, 500_000, csum_offsets=[co], timeout=30) == 500_000
+            assert runs == [500_000]  # fewer than _FIRST_RATE * _CHUNK_S frames: one run
+            runs.clear()
+            gen._rate = 2e6  # as if measured: a run plans _CHUNK_S of frames at that rate
+            assert gen.send_stream([t], 1, 0, 5_000_000, csum_offsets=[co]) == 5_000_000
+            assert runs[0] == int(2e6 * xdp_inject._CHUNK_S) and sum(runs) == 5_000_000 and len(runs) <= 3
