@@ -10,16 +10,12 @@
 
 /* An XDP program that handles multi-buffer (fragmented) frames: kernel 5.18 (libbpf: SEC("xdp.frags")). */
 #ifndef BPF_F_XDP_HAS_FRAGS
-#define BPF_F_XDP_HAS_FRAGS (1U << 5)int nr_bpf_xdp_live_run(int prog_fd, const void *data, uint32_t size, uint32_t ingress_ifindex,
-                        uint32_t repeat, uint32_t batch_size);
-
+#define BPF_F_XDP_HAS_FRAGS (1U << 5)
 #endif
 
 /* BPF_PROG_TEST_RUN of an XDP program on live frames: XDP_TX/REDIRECT really transmit (kernel 5.18). */
 #ifndef BPF_F_TEST_XDP_LIVE_FRAMES
-#define BPF_F_TEST_XDP_LIVE_FRAMES (1U << 1)int nr_bpf_xdp_live_run(int prog_fd, const void *data, uint32_t size, uint32_t ingress_ifindex,
-                        uint32_t repeat, uint32_t batch_size);
-
+#define BPF_F_TEST_XDP_LIVE_FRAMES (1U << 1)
 #endif
 
 /* nr_bpf_prog_load: prog_ifindex != 0 loads the program bound to that device for hardware offload
