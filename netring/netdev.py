@@ -24,7 +24,7 @@ from . import _netlink
 from .errors import ConfigurationError, InterfaceNotFoundError, UnsupportedError, from_oserror
 from .netns import resolve
 
-__all__ = ["features", "dump", "operstates", "rx_queues", "veth_peer", "VethPeer", "decode_features", "NetdevInfo", "netdevmsg", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
+__all__ = ["features", "dump", "operstates", "rx_queues", "mtu", "veth_peer", "VethPeer", "decode_features", "NetdevInfo", "netdevmsg", "XDP_FEATURES", "RX_METADATA_FEATURES", "XSK_FEATURES"]
 
 #: Bit names, in netdev.yaml order.
 XDP_FEATURES = ("basic", "redirect", "ndo-xmit", "xsk-zerocopy", "hw-offload", "rx-sg", "ndo-xmit-sg")
@@ -216,3 +216,22 @@ def rx_queues(ifname, netns=None):
         raise ConfigurationError("interface must be a name of 1..15 characters, not %r" % (ifname,),
                                  field="ifname", value=ifname)
     return _in_namespace(netns, _rx_queues_here, ifname)
+
+
+def _mtu_here(ifname, ns):
+    try:
+        idx = socket.if_nametoindex(ifname)
+    except OSError:
+        raise InterfaceNotFoundError(ifname, ns) from None
+    try:
+        return _netlink.links(idx)[0].get_attr("IFLA_MTU")
+    except OSError as exc:
+        raise from_oserror(exc, "reading link %s (netlink RTM_GETLINK)" % ifname, ifname=ifname, netns=ns) from None
+
+
+def mtu(ifname, netns=None):
+    """The MTU of ``ifname`` in ``netns`` (IFLA_MTU, over netlink: works whatever socket the caller holds)."""
+    if not (isinstance(ifname, str) and 0 < len(ifname) < 16 and "\0" not in ifname):
+        raise ConfigurationError("interface must be a name of 1..15 characters, not %r" % (ifname,),
+                                 field="ifname", value=ifname)
+    return _in_namespace(netns, _mtu_here, ifname)

@@ -38,6 +38,7 @@ from .check import SeqChecker, check_stream_args, prepare_templates, stream_job
 from .errors import (ENOTSUPP, ConfigurationError, FrameTooLargeError, NetringError, ResourceBusyError, UnsupportedError,
                      ViewsAliveError, from_oserror)
 from .inject import TxStalledError
+from . import netdev
 from .netns import check_ifname, ifindex_here, resolve
 from .ringsock import BatchReceiver, RingSocket
 
@@ -348,6 +349,9 @@ class XdpSocket(BatchReceiver, RingSocket):
         self._comp_size = _pow2_at_least(tx_frames)
         self._open_ring_socket(ifname, netns, opener=_open_xdp_socket)
         try:
+            #: The link's MTU when the socket opened: a frame longer than it (plus its Ethernet header, and
+            #: an 802.1Q tag if it carries one) is refused before sending — the link would drop it silently.
+            self.mtu = netdev.mtu(self.ifname, netns)
             self._setup(rx_frames)
         except BaseException:
             self._undo_attach()
@@ -681,7 +685,19 @@ class XdpSocket(BatchReceiver, RingSocket):
             if n < _ETH_HLEN:
                 raise ConfigurationError("frames[%d] is %d B, shorter than an Ethernet header (14 B)" % (i, n),
                                          field="frames[%d]" % i, value=n)
+            self._check_link(v, "frames[%d]" % i, i)
         return views
+
+    def _check_link(self, frame, field, index):
+        """FrameTooLargeError if ``frame`` is longer than any frame the link carries: MTU + 14 B of Ethernet
+        header + 4 B for an 802.1Q tag (the kernel's own forwarding bound; the link drops longer ones silently)."""
+        n = len(frame)
+        link = self.mtu + _ETH_HLEN + 4
+        if n > link:
+            raise FrameTooLargeError(n, link, field=field, index=index, sent=0, limit="mtu", message=(
+                "%s (%d B) exceeds what %s carries (MTU %d + 14 B of Ethernet header + 4 B for a VLAN tag = %d B): the "
+                "link would drop it; raise its MTU (`ip link set dev %s mtu N`) or send a shorter frame"
+                % (field, n, self._where(), self.mtu, link, self.ifname)))
 
     def _wait_tx(self, deadline):
         """Wait a little for TX room: kick, poll for ring space if the ring is full, else let completions come."""
@@ -797,6 +813,8 @@ class XdpSocket(BatchReceiver, RingSocket):
         self._guard.check_open()
         timeout = check_stream_args(stream_id, first_seq, count, rate_pps, timeout)
         tm = prepare_templates(templates, csum_offsets, capacity=self.capacity)
+        for i in range(tm.n):
+            self._check_link(ffi.buffer(tm.arr[i].data, tm.arr[i].len), "templates[%d]" % i, i)
         if count == 0:
             return 0
         j = stream_job(tm, stream_id, first_seq, count, rate_pps, timeout)

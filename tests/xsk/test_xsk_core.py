@@ -172,11 +172,28 @@ def test_frame_sizes_and_headroom(veth, frame_size, headroom):
         for p in got:
             assert p.addr % frame_size >= headroom
         assert xsk.capacity == frame_size - headroom
-        # TX of a frame of exactly capacity is refused only by the link, not by us: check the limit
+        # beyond the UMEM frame: the frame_size limit
         from netring import FrameTooLargeError
         with pytest.raises(FrameTooLargeError) as ei:
             xsk.send(bytes(xsk.capacity + 1))
-        assert "%d B" % xsk.capacity in str(ei.value) and ei.value.index == 0
+        assert "%d B" % xsk.capacity in str(ei.value) and ei.value.index == 0 and ei.value.limit == "frame_size"
+
+
+def test_a_frame_longer_than_the_link_carries_is_refused_not_lost(veth):
+    """MTU 1500: 1518 B (a tagged full-size frame) goes out; 1519 B would be dropped by the link without a
+    trace (tx_invalid_descs stays 0, the peer never sees it), so it is refused before anything is sent."""
+    from netring import FrameTooLargeError
+    with XdpSocket("va", netns=veth.a, frame_count=64, ring_size=64) as xsk, \
+            Capture("vb", netns=veth.b) as cap:
+        assert xsk.mtu == 1500
+        for frames in ([frame(0, 1519)], [frame(0, 60), frame(1, 4000)]):
+            with pytest.raises(FrameTooLargeError) as ei:
+                xsk.send_batch(frames)
+            assert ei.value.limit == "mtu" and ei.value.capacity == 1518 and ei.value.sent == 0
+            assert "MTU 1500" in str(ei.value) and "ip link set dev va mtu" in str(ei.value)
+        assert xsk.send(frame(7, 1518)) == 1 and xsk.wait_drained(2.0)
+        got = [bytes(p.data) for p in cap.recv(1, timeout=2.0)]
+        assert got == [frame(7, 1518)]
 
 
 @pytest.mark.parametrize("need_wakeup", [True, False])
