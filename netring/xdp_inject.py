@@ -57,7 +57,7 @@ _CHUNK_S = 1.0        # seconds of frames per unpaced PROG_RUN call: the ~30 ms 
 _FIRST_RATE = 1e6      # frames/s assumed for an injector's first chunk (then: what its chunks measured)
 _MIN_SPAN_S = 0.1      # with less time than this left before the deadline, a call returns instead of starting a chunk
 _DEADLINE_SHARE = 0.9  # a chunk bounded by the deadline is planned to end this share of the time left before it
-_EST_MIN_S = 0.1       # a chunk shorter than this (and shorter than planned) does not update the rate
+_EST_MIN_S = 0.1       # a chunk cut short of its plan updates the rate only if it took at least this long
 _CACHE_MAX = 32        # generators an injector keeps loaded (least recently used closed beyond)
 _PSEUDO_MAP_VALUE = 2  # BPF_PSEUDO_MAP_VALUE: ld_imm64 of a map value's address (one-entry arrays, 5.2+)
 _MAX_CHUNK = (1 << 32) - 1  # repeat is a u32
@@ -435,6 +435,7 @@ class XdpInjector:
                 chunk = max(MAX_BATCH, int(self._rate * span))
             if deadline is not None and now >= deadline:
                 break
+            planned = chunk
             chunk = min(chunk, count - total, _MAX_CHUNK)
             for i, g in enumerate(gens):
                 r = min(want[i] - done[i], -(-chunk // n))
@@ -445,9 +446,11 @@ class XdpInjector:
             new_total = sum(done)
             took = time.monotonic() - now
             if rate_pps is None and new_total > total and took > 0 and (
-                    new_total - total >= int(self._rate * _CHUNK_S) or took >= _EST_MIN_S):
-                # the call's fixed cost included: chunks err short. A short remainder (the end of a
-                # stream, a deadline near) is not measured: its fixed-cost share would understate the rate.
+                    new_total - total >= planned or took >= _EST_MIN_S):
+                # the call's fixed cost included: chunks err short. A chunk cut short of its plan (the
+                # end of a stream) is not measured: its fixed-cost share would understate the rate. A
+                # chunk the deadline sized is (it ran as planned; else a fast device would keep the
+                # first guess all along, each chunk sized from it: measured, 8 calls for 5M frames).
                 self._rate = (new_total - total) / took
             total = new_total
         return total
