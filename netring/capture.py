@@ -27,7 +27,7 @@ from ._ring import PAGE_SIZE, check_bool, check_int, frame_size_for, check_timeo
 from .check import SeqChecker
 from .errors import ConfigurationError, NetringError, ViewsAliveError, from_oserror
 from .pcap import PcapWriter
-from .ringsock import BatchReceiver, RingSocket
+from .ringsock import BatchReceiver, RingSocket, ViewBatch
 
 __all__ = ["Capture", "PacketBatch", "Packet", "CaptureStats", "Direction", "Vlan", "Fanout",
            "ViewsAliveError", "StaleBatchError", "RingBusyError"]
@@ -176,7 +176,7 @@ class Packet:
                                                 "" if self.vlan is None else " vlan=%d" % self.vlan.tci)
 
 
-class PacketBatch:
+class PacketBatch(ViewBatch):
     """One retired V3 block, lent by the kernel until :meth:`release` (or the end of ``with``).
 
     ``len(batch)`` packets; ``for pkt in batch`` yields :class:`Packet` (views into the block);
@@ -289,37 +289,14 @@ class PacketBatch:
             self._check()
             return self._walked()
 
-    def release(self):
-        """Release every view this batch handed out and return the block to the kernel (idempotent).
+    def _stuck_message(self, n):
+        return ("%d view(s) of batch (block %d) are still exported by other objects (e.g. a NumPy array "
+                "or a ctypes buffer over pkt.data); delete them, then release the batch again" % (n, self.index))
 
-        Raises :class:`ViewsAliveError` (and keeps the block) if a view is still exported,
-        e.g. a NumPy array made over ``pkt.data``: drop it and call again.
-        """
-        if self._released:
-            return
-        stuck = []
-        for v in self._views:
-            try:
-                v.release()
-            except BufferError:
-                stuck.append(v)
-        self._views = stuck
-        if stuck:
-            raise ViewsAliveError(
-                "%d view(s) of batch (block %d) are still exported by other objects (e.g. a NumPy array "
-                "or a ctypes buffer over pkt.data); delete them, then release the batch again"
-                % (len(stuck), self.index))
-        self._released = True
+    def _give_back(self):
+        """Return the block to the kernel."""
         self._walk = None
         self._capture._return_block(self)
-
-    close = release
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
 
     def __repr__(self):
         return "<PacketBatch block=%d seq=%d packets=%d%s%s>" % (

@@ -21,7 +21,7 @@ from ._ring import PAGE_SIZE, RingGuard, check_int, check_timeout, open_packet_s
 from .netns import check_ifname
 from .errors import NetringError, ViewsAliveError, from_oserror
 
-__all__ = ["RingSocket", "BatchReceiver", "RingMapping", "RingMemoryError", "tx_ring_geometry"]
+__all__ = ["RingSocket", "BatchReceiver", "ViewBatch", "RingMapping", "RingMemoryError", "tx_ring_geometry"]
 
 _SIOCGIFMTU = 0x8921
 _ETH_HLEN = 14
@@ -105,6 +105,43 @@ class RingMapping:
                 return False
             self.mm = None
         return True
+
+
+class ViewBatch:
+    """The release rule of a batch of zero-copy views (:class:`netring.PacketBatch`, :class:`netring.XdpBatch`).
+
+    A subclass keeps the views it handed out in ``_views`` (with ``_released`` False), and defines
+    ``_give_back()`` (return the memory to the kernel) and ``_stuck_message(n)``. A context manager;
+    ``close`` is ``release``.
+    """
+
+    def release(self):
+        """Release every view this batch handed out and give its memory back to the kernel (idempotent).
+
+        Raises :class:`~netring.ViewsAliveError` (and keeps the memory) if a view is still exported,
+        e.g. a NumPy array made over ``pkt.data``: drop it and call again.
+        """
+        if self._released:
+            return
+        stuck = []
+        for v in self._views:
+            try:
+                v.release()
+            except BufferError:
+                stuck.append(v)
+        self._views = stuck
+        if stuck:
+            raise ViewsAliveError(self._stuck_message(len(stuck)))
+        self._released = True
+        self._give_back()
+
+    close = release
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 class BatchReceiver:

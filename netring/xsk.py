@@ -40,7 +40,7 @@ from .errors import (ENOTSUPP, ConfigurationError, FrameTooLargeError, NetringEr
 from .inject import TxStalledError
 from . import netdev
 from .netns import check_ifname, ifindex_here, resolve
-from .ringsock import BatchReceiver, RingSocket
+from .ringsock import BatchReceiver, RingSocket, ViewBatch
 
 __all__ = ["XdpSocket", "XdpBatch", "XdpPacket", "XdpStats", "MODES", "ATTACH"]
 
@@ -103,7 +103,7 @@ class XdpPacket:
         return "<XdpPacket %d B addr=%#x>" % (len(self._data), self.addr)
 
 
-class XdpBatch:
+class XdpBatch(ViewBatch):
     """Frames taken from the RX ring in one C call, lent until :meth:`release` (or the end of ``with``).
 
     ``len(batch)`` frames; ``for pkt in batch`` yields :class:`XdpPacket` (views into the UMEM).
@@ -166,34 +166,13 @@ class XdpBatch:
         """
         return _RawDescriptors(self)
 
-    def release(self):
-        """Release every view this batch handed out and return its frames to the fill ring (idempotent).
+    def _stuck_message(self, n):
+        return ("%d view(s) of an XdpBatch are still exported by other objects (e.g. a NumPy array over "
+                "pkt.data); delete them, then release the batch again" % n)
 
-        Raises :class:`~netring.ViewsAliveError` (and keeps the frames) if a view is still
-        exported, e.g. a NumPy array made over ``pkt.data``: drop it and call again.
-        """
-        if self._released:
-            return
-        stuck = []
-        for v in self._views:
-            try:
-                v.release()
-            except BufferError:
-                stuck.append(v)
-        self._views = stuck
-        if stuck:
-            raise ViewsAliveError("%d view(s) of an XdpBatch are still exported by other objects (e.g. a NumPy "
-                                  "array over pkt.data); delete them, then release the batch again" % len(stuck))
-        self._released = True
+    def _give_back(self):
+        """Return the batch's UMEM frames to the fill ring."""
         self._xsk._return_batch(self)
-
-    close = release
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
 
     def __repr__(self):
         return "<XdpBatch packets=%d%s>" % (self._n, " released" if self._released else "")
