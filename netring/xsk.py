@@ -635,6 +635,8 @@ class XdpSocket(BatchReceiver, RingSocket):
             now = time.monotonic_ns()
             if n:
                 last = step.last_ns  # when C took its last batch: the quiet time counts from there
+                if now >= deadline:   # frames that keep coming do not extend the timeout
+                    break
                 continue
             if now >= deadline or (last is not None and now >= last + quiet_ns):
                 break

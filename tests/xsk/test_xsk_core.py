@@ -68,6 +68,30 @@ def test_tx_to_an_afpacket_capture_on_the_peer(veth):
     assert xsk.sent_frames == len(sent) + 1
 
 
+def test_drain_ends_at_its_timeout_while_every_step_finds_frames(veth):
+    """drain() must stop at ``timeout`` even when every C step returns frames (a sender faster than the
+    receiver, a checker that is never done): a checker whose every step "took" a frame stands in for it,
+    and gives up by itself after 5 s so a regression fails instead of hanging."""
+    class AlwaysFrames(SeqChecker):
+        def feed(self, step):
+            time.sleep(0.001)
+            step._last[0] = time.monotonic_ns()   # what the C step records when it takes a batch
+            self.steps += 1
+            return 1
+
+        @property
+        def done(self):
+            return time.monotonic() > self.give_up
+
+    chk = AlwaysFrames({1: 10})
+    chk.steps, chk.give_up = 0, time.monotonic() + 5.0
+    with XdpSocket("vb", netns=veth.b, frame_count=64, ring_size=64) as xsk:
+        t0 = time.monotonic()
+        xsk.drain(chk, timeout=0.3, quiet=0.2)
+        took = time.monotonic() - t0
+    assert chk.steps > 10 and took < 2.0, (chk.steps, took)   # (before: 5 s, when the checker gave up)
+
+
 @pytest.mark.parametrize("busy_poll_us", [0, 20])
 def test_send_stream_then_drain_checks_in_c_zero_loss(veth, busy_poll_us):
     """Injector.send_stream → XdpSocket.drain with the C SeqChecker, 100 000 frames, none lost; in busy-poll
