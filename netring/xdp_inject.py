@@ -470,24 +470,34 @@ class XdpInjector:
             self._gens.pop(next(iter(self._gens))).close()
 
     def _enter_send(self):
+        """Take the send lock; if the injector was closed meanwhile, release what it holds and raise."""
         self._lock.acquire()
         if self._closed:
-            self._lock.release()
-            self._check_open()
-
-    def _after_send(self):
-        # close() sets closed before it tries the lock: if that try failed (this send held it),
-        # closed is seen here, after the release, and the generators are unloaded here.
-        if self._closed and self._lock.acquire(blocking=False):
             try:
-                self._close_gens()
+                self._release_all()
             finally:
                 self._lock.release()
+            self._check_open()
+
+    def _exit_send(self, sent):
+        """Count ``sent`` and give the send lock back; a close() that came during the send (and found the
+        lock taken) left the programs and the namespace handle to be released here, under the lock."""
+        try:
+            self.sent_frames += sent
+            if self._closed:
+                self._release_all()
+        finally:
+            self._lock.release()
+
+    def _release_all(self):
+        """Unload the cached generators and close the namespace handle (the caller holds the send lock)."""
+        self._close_gens()
+        if self._ns is not None:
+            self._ns.close()   # idempotent; the handle stays for messages (its label)
 
     def _forget(self, gens):
-        """Unload ``gens`` after a failed or interrupted send: a run cut short in this thread
-        (Ctrl-C while a namespace's helper thread is in the kernel call) may still be going on with
-        their slots, which a later send must not share."""
+        """Unload ``gens`` after a failed or interrupted send: their seq slots were left wherever the
+        run stopped, and a later send must start from fresh ones."""
         for key in [k for k, g in self._gens.items() if any(g is x for x in gens)]:
             self._gens.pop(key).close()
 
@@ -515,7 +525,7 @@ class XdpInjector:
             return _Gen(frame, prog, slot, 1)
 
         self._enter_send()
-        g = None
+        g, sent = None, 0
         try:
             g = self._cached(("send", frame), make)
             g.start(0)
@@ -525,9 +535,7 @@ class XdpInjector:
             self._forget([g] if g is not None else [])
             raise
         finally:
-            self._lock.release()
-            self._after_send()
-        self.sent_frames += sent
+            self._exit_send(sent)
         return sent
 
     def send_stream(self, templates, stream_id, first_seq, count, rate_pps=None, csum_offsets=None, timeout=None):
@@ -555,7 +563,7 @@ class XdpInjector:
             return 0
         n = tm.n
         self._enter_send()
-        gens, seen = [], {}
+        gens, seen, sent = [], {}, 0
         try:
             for i in range(n):
                 t = tm.arr[i]
@@ -572,9 +580,7 @@ class XdpInjector:
             self._forget(gens)
             raise
         finally:
-            self._lock.release()
-            self._after_send()
-        self.sent_frames += sent
+            self._exit_send(sent)
         return sent
 
     @property
@@ -590,19 +596,19 @@ class XdpInjector:
     def close(self):
         """Unload the cached generator programs and release the namespace handle (idempotent).
 
-        Called while another thread is inside a send, it leaves the programs to that send, which
-        unloads them when it returns.
+        Called while another thread is inside a send, it leaves the programs and the namespace handle
+        to that send, which releases them when it returns (the send's namespace fd stays valid).
         """
         if self._closed:
             return
         self._closed = True
+        # a send in progress holds the lock and uses the namespace fd in every kernel call: it releases
+        # both when it returns (_exit_send), so the fd number is never reused under a running send
         if self._lock.acquire(blocking=False):
             try:
-                self._close_gens()
+                self._release_all()
             finally:
                 self._lock.release()
-        if self._ns is not None:
-            self._ns.close()
 
     def __enter__(self):
         return self

@@ -313,6 +313,35 @@ def test_generators_stay_loaded_across_sends_and_close_unloads_them(pair):
     assert sorted(by[5]) == list(range(3000)) and sorted(by[6]) == list(range(500))
 
 
+def test_close_during_a_send_leaves_the_release_to_that_send(pair):
+    """close() from another thread while a send runs: the send keeps a valid namespace fd to its end
+    (its kernel calls enter the namespace by that fd), then unloads the programs and closes the handle;
+    a send started after close() is refused."""
+    from netring import NetringError
+    from netring.bpf.objects import program_from_id
+    a, b = pair
+    t, co = template(64)
+    with builtin("drop") as pdrop, xdp.attach(b.ifname, pdrop, netns=b.netns):
+        gen = XdpInjector(a.ifname, netns=a.netns)
+        out = {}
+        tx = threading.Thread(target=lambda: out.setdefault("sent", gen.send_stream(
+            [t], 1, 0, 200_000_000, csum_offsets=[co], timeout=1.5)))
+        tx.start()
+        time.sleep(0.3)
+        ids = _prog_ids(gen)
+        gen.close()                      # the send holds the lock: it is left the release
+        assert gen.closed and ids and _prog_ids(gen) == ids
+        tx.join()
+        assert out["sent"] > 0
+        assert not gen._gens             # released by the send when it returned
+        assert gen._ns.closed
+        for pid in ids:
+            with pytest.raises(NetringError):
+                program_from_id(pid).close()
+        with pytest.raises(NetringError, match="closed"):
+            gen.send_stream([t], 1, 0, 10, csum_offsets=[co])
+
+
 def test_a_send_is_one_kernel_run_until_its_rate_is_known(pair, monkeypatch):
     """The ~30 ms fixed cost of a PROG_RUN call is paid once per ~1 s of frames, not per 0.2 s."""
     from netring import xdp_inject
