@@ -35,6 +35,7 @@ from .errors import ConfigurationError
 __all__ = ["ContentChecker"]
 
 _MAX_FRAME = 65535
+_MAX_BITS = 1 << 31   # frames counted by content at most: one bit each (256 MiB)
 
 
 class ContentChecker:
@@ -57,7 +58,7 @@ class ContentChecker:
                                      % (type(streams).__name__,), field="streams", value=type(streams).__name__)
         self._ids = sorted(streams)
         self._index = {sid: i for i, sid in enumerate(self._ids)}
-        self.fallback = fallback
+        self._fallback = fallback   # the C checker holds its raw pointer: kept (and read-only) for our life
         groups = {}   # bytes -> [stream index, positions]
         self._keep = []
         cstreams = ffi.new("struct nr_ct_stream[]", len(self._ids))
@@ -108,6 +109,11 @@ class ContentChecker:
             e.expected = full * len(pos) + sum(1 for p in pos if p < rem)
             e.bit0 = bit
             bit += e.expected
+        if bit > _MAX_BITS:
+            raise ConfigurationError(
+                "counting %d frames by content needs a %d MiB seen-bitmap (at most %d frames, %d MiB): send fewer "
+                "frames untouched, or stamp them (stamp: true is counted without a per-frame bitmap)"
+                % (bit, bit // (8 << 20), _MAX_BITS, _MAX_BITS // (8 << 20)), field="streams", value=bit)
         self._entries, self._streams = entries, cstreams
         self._slots = ffi.new("uint32_t[]", slots)
         self._scratch = ffi.new("uint8_t[]", biggest + 4)
@@ -129,6 +135,12 @@ class ContentChecker:
                                      value=n)
         self._total = sum(cstreams[i].count for i in range(len(self._ids)))
 
+    @property
+    def fallback(self):
+        """The :class:`~netring.SeqChecker` that gets every frame not from a trace (None: those are dropped).
+        Read-only: the C checker holds a pointer into it."""
+        return self._fallback
+
     def feed(self, batch):
         """Count every frame of ``batch`` (a live TPACKET_V3 :class:`~netring.capture.PacketBatch`) in one C call.
 
@@ -148,8 +160,8 @@ class ContentChecker:
         v = byte_view("frame", frame)
         if len(v) == 0:
             self._c.frames += 1
-            if self.fallback is not None:
-                self.fallback.feed_bytes(v)
+            if self._fallback is not None:
+                self._fallback.feed_bytes(v)
             return
         lib.nr_ct_check_frame(self._c, ffi.from_buffer(v), len(v))
 
@@ -157,8 +169,8 @@ class ContentChecker:
         """:class:`~netring.check.StreamCounts` of ``stream_id``: a content-counted stream's, else the fallback's."""
         i = self._index.get(stream_id) if isinstance(stream_id, int) and not isinstance(stream_id, bool) else None
         if i is None:
-            if self.fallback is not None:
-                return self.fallback.counts(stream_id)
+            if self._fallback is not None:
+                return self._fallback.counts(stream_id)
             raise ConfigurationError("stream %r is not one of the content-counted streams %s" % (stream_id, self._ids),
                                      field="stream_id", value=stream_id)
         st = self._streams[i]
@@ -177,22 +189,22 @@ class ContentChecker:
     def done(self):
         """True once every expected frame of every content-counted stream (and of the fallback) was delivered."""
         mine = sum(self._streams[i].delivered for i in range(len(self._ids))) >= self._total
-        if not mine or self.fallback is None:
+        if not mine or self._fallback is None:
             return mine
-        return all(self.fallback.counts(sid).delivered >= self.fallback.counts(sid).expected
-                   for sid in self.fallback.streams if sid not in self._index)
+        return all(self._fallback.counts(sid).delivered >= self._fallback.counts(sid).expected
+                   for sid in self._fallback.streams if sid not in self._index)
 
     @property
     def unexpected(self):
         """Frames that are no frame of these streams and that the fallback called unexpected."""
-        if self.fallback is not None:
-            return self.fallback.unexpected
+        if self._fallback is not None:
+            return self._fallback.unexpected
         return self._c.frames - self._c.matched
 
     @property
     def unexpected_frames(self):
         """The fallback's copies of its first unexpected frames (none without a fallback)."""
-        return self.fallback.unexpected_frames if self.fallback is not None else []
+        return self._fallback.unexpected_frames if self._fallback is not None else []
 
     @property
     def frames(self):

@@ -263,3 +263,18 @@ def test_a_vlan_tagged_trace_is_matched_with_the_tag_the_device_stripped(tmp_pat
     [st] = r.streams
     assert (st.delivered, st.lost, st.duplicated, st.reordered) == (200, 0, 0, 0)
     assert r.unexpected["rx:eth0"] == 0
+
+
+def test_content_checker_fallback_is_read_only_and_huge_counts_are_refused():
+    """The C checker holds a raw pointer into its fallback SeqChecker: replacing it (and letting the old
+    one be collected) would leave C writing freed memory, so the attribute cannot be set. A count whose
+    seen-bitmap would take more than 256 MiB is a typed error before anything is allocated."""
+    from netring import ConfigurationError, SeqChecker
+    from netring.content import ContentChecker
+    fb = SeqChecker({1: 10})
+    cc = ContentChecker({2: ([b"x" * 60], 5)}, fallback=fb)
+    with pytest.raises(AttributeError):
+        cc.fallback = None
+    assert cc.fallback is fb
+    with pytest.raises(ConfigurationError, match="MiB seen-bitmap"):
+        ContentChecker({2: ([b"x" * 60], 2 ** 32 - 1)})
