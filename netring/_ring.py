@@ -87,6 +87,30 @@ class NotBytesError(ConfigurationError, TypeError):
     """An argument that must be a bytes-like object (bytes, bytearray, memoryview…) is not one."""
 
 
+class DrainWindow:
+    """The time rule of every ``drain(checker, timeout, quiet)``: stop at ``timeout`` s, or once no frame
+    came for ``quiet`` s after the last one (before the first frame only ``timeout`` applies).
+
+    ``wait(now)`` is how long the next wait may take (None: the window is over); ``fed(now)`` records
+    a frame. Times are seconds of one monotonic clock (``time.monotonic`` or the event loop's)."""
+
+    __slots__ = ("deadline", "quiet", "last")
+
+    def __init__(self, timeout, quiet, now):
+        self.deadline = now + check_timeout("timeout", timeout, none_ok=False)
+        self.quiet = check_timeout("quiet", quiet, none_ok=False)
+        self.last = None
+
+    def wait(self, now):
+        """Seconds the next wait may take, or None once the timeout or the quiet time is over."""
+        limit = self.deadline if self.last is None else min(self.deadline, self.last + self.quiet)
+        return None if now >= limit else limit - now
+
+    def fed(self, now):
+        """A frame came at ``now``."""
+        self.last = now
+
+
 def check_timeout(field, value, none_ok=True):
     """Validate a timeout in seconds: a non-negative int/float (``None``/``inf``: forever, if ``none_ok``).
 

@@ -177,28 +177,20 @@ class AsyncCapture:
         if not (hasattr(checker, "feed") and hasattr(checker, "done")):
             raise ConfigurationError("checker must be a netring.SeqChecker, not %r" % (checker,), field="checker",
                                      value=type(checker).__name__)
-        from ._ring import check_timeout
-        timeout = check_timeout("timeout", timeout, none_ok=False)
-        quiet = check_timeout("quiet", quiet, none_ok=False)
+        from ._ring import DrainWindow
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        last = None
+        window = DrainWindow(timeout, quiet, loop.time())
         while not checker.done:
-            now = loop.time()
-            if now >= deadline:
+            left = window.wait(loop.time())
+            if left is None:
                 break
-            limit = deadline
-            if last is not None:
-                if now >= last + quiet:
-                    break
-                limit = min(limit, last + quiet)
-            b = await self.next_batch(limit - now)
+            b = await self.next_batch(left)
             if b is None:
                 continue
             with b:
                 if len(b):
                     checker.feed(b)
-                    last = loop.time()
+                    window.fed(loop.time())
         return checker
 
     def release(self):

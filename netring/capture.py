@@ -23,7 +23,7 @@ from collections import deque, namedtuple
 
 from . import cbpf
 from ._core import ffi, lib
-from ._ring import PAGE_SIZE, check_bool, check_int, frame_size_for, check_timeout, raise_errno
+from ._ring import PAGE_SIZE, DrainWindow, check_bool, check_int, frame_size_for, check_timeout, raise_errno
 from .check import SeqChecker
 from .errors import ConfigurationError, NetringError, ViewsAliveError, from_oserror
 from .pcap import PcapWriter
@@ -541,26 +541,18 @@ class Capture(BatchReceiver, RingSocket):
         if not isinstance(checker, SeqChecker):
             raise ConfigurationError("checker must be a netring.SeqChecker, not %r" % (checker,), field="checker",
                                      value=type(checker).__name__)
-        timeout = check_timeout("timeout", timeout, none_ok=False)
-        quiet = check_timeout("quiet", quiet, none_ok=False)
-        deadline = time.monotonic() + timeout
-        last = None
+        window = DrainWindow(timeout, quiet, time.monotonic())
         while not checker.done:
-            now = time.monotonic()
-            if now >= deadline:
+            left = window.wait(time.monotonic())
+            if left is None:
                 break
-            limit = deadline
-            if last is not None:
-                if now >= last + quiet:
-                    break
-                limit = min(limit, last + quiet)
-            b = self.next_batch(limit - now)
+            b = self.next_batch(left)
             if b is None:
                 continue
             with b:
                 if len(b):
                     checker.feed(b)
-                    last = time.monotonic()
+                    window.fed(time.monotonic())
         return checker
 
     def to_pcap(self, path, count=None, timeout=None, nanosecond=True, snaplen=65535):

@@ -32,7 +32,7 @@ import time
 from collections import deque, namedtuple
 
 from ._core import ffi, lib
-from ._ring import PAGE_SIZE, byte_view, check_bool, check_int, check_timeout, raise_errno
+from ._ring import PAGE_SIZE, DrainWindow, byte_view, check_bool, check_int, check_timeout, raise_errno
 from .capture import StaleBatchError
 from .check import SeqChecker, check_stream_args, prepare_templates, stream_job
 from .errors import (ENOTSUPP, ConfigurationError, FrameTooLargeError, NetringError, ResourceBusyError, UnsupportedError,
@@ -620,32 +620,28 @@ class XdpSocket(BatchReceiver, RingSocket):
         if not isinstance(checker, SeqChecker):
             raise ConfigurationError("checker must be a netring.SeqChecker, not %r" % (checker,), field="checker",
                                      value=type(checker).__name__)
-        timeout = check_timeout("timeout", timeout, none_ok=False)
-        quiet = check_timeout("quiet", quiet, none_ok=False)
         step = _DrainStep(self)
-        # time.monotonic() is CLOCK_MONOTONIC, the C core's clock (nr_st_now_ns)
-        deadline = time.monotonic_ns() + int(timeout * 1e9)
-        quiet_ns = int(quiet * 1e9)
-        last = None
+        # time.monotonic() is CLOCK_MONOTONIC, the C core's clock (nr_st_now_ns, step.last_ns)
+        window = DrainWindow(timeout, quiet, time.monotonic())
         while not checker.done:
-            now = time.monotonic_ns()
-            limit = deadline if last is None else min(deadline, last + quiet_ns)
-            step.until_ns = min(limit, now + _DRAIN_SLICE_NS)
-            n = checker.feed(step)
-            now = time.monotonic_ns()
-            if n:
-                last = step.last_ns  # when C took its last batch: the quiet time counts from there
-                if now >= deadline:   # frames that keep coming do not extend the timeout
-                    break
-                continue
-            if now >= deadline or (last is not None and now >= last + quiet_ns):
+            # one step takes what is there even when the window is over (C takes a batch, then looks at the
+            # clock): a drain with timeout=0 still counts the frames already received
+            now = time.monotonic()
+            step.until_ns = int((now + min(window.wait(now) or 0.0, _DRAIN_SLICE_NS / 1e9)) * 1e9)
+            got = checker.feed(step)
+            if got:
+                window.fed(step.last_ns / 1e9)  # when C took its last batch: the quiet time counts from there
+            now = time.monotonic()
+            left = window.wait(now)   # frames that keep coming do not extend the timeout
+            if left is None:
                 break
-            limit = deadline if last is None else min(deadline, last + quiet_ns)
+            if got:
+                continue
             if self.busy_poll_us:
                 # the C call spun its slice on an empty ring: sleep in poll() until frames come (as _wait_rx)
-                self._guard.wait(self._fd, lib.POLLIN | lib.POLLERR, limit / 1e9)
+                self._guard.wait(self._fd, lib.POLLIN | lib.POLLERR, now + left)
             else:
-                self._wait_rx(limit / 1e9)
+                self._wait_rx(now + left)
         return checker
 
     # -- transmitting ----------------------------------------------------------------------------
