@@ -46,7 +46,7 @@ from ._ring import PAGE_SIZE, check_bool, check_int, check_timeout, raise_errno
 from .errors import ConfigurationError, NetringError, from_oserror
 from .impairment import NO_IMPAIRMENT, Impairment, parse_impairment, parse_one
 from .netns import resolve
-from .ringsock import RingSocket
+from .ringsock import RingSocket, TxRingSocket
 
 __all__ = ["Bridge", "BridgeStats", "LinkStats", "Impairment", "NO_IMPAIRMENT", "parse_impairment", "decisions",
            "LOSS", "CORRUPT", "DUPLICATE", "REORDER"]
@@ -188,7 +188,7 @@ class _RxRing(RingSocket):
         return "ring=%dx%d B" % (self.block_count, self.block_size)
 
 
-class _TxRing(RingSocket):
+class _TxRing(TxRingSocket):
     """The bridge's transmit side: a TPACKET_V2 ring whose struct nr_tx_ring the C loop fills."""
 
     _kind = "Bridge TX ring"
@@ -203,7 +203,7 @@ class _TxRing(RingSocket):
             where = dict(ifname=ifname, netns=self.netns)
             self.mtu = self._read_mtu()
             # A slot holds a whole frame of this link (MTU + Ethernet header + one VLAN tag).
-            self._ring, self._tx = self._open_tx_ring(self.mtu, _tx_frame_size(self.mtu), frame_count, qdisc_bypass)
+            self._open_tx_ring(self.mtu, _tx_frame_size(self.mtu), frame_count, qdisc_bypass)
             # Protocol 0: the socket transmits but never receives.
             rc = lib.nr_sock_bind_packet(fd, self.ifindex, 0)
             if rc < 0:
@@ -215,14 +215,6 @@ class _TxRing(RingSocket):
     def ring(self):
         """The ``struct nr_tx_ring *`` the C loop fills (valid until :meth:`close`)."""
         return self._ring
-
-    def _drop_pointers(self):
-        if self._ring is not None:
-            self._ring.base = ffi.NULL
-
-    def _rearm_pointers(self):
-        if self._ring is not None:
-            self._ring.base = self._tx.ptr
 
     def _repr_ring(self):
         return "ring=%d slots capacity=%d" % (getattr(self, "frame_count", 0), getattr(self, "capacity", 0))

@@ -32,7 +32,7 @@ from ._core import ffi, lib
 from ._ring import NotBytesError, byte_view, check_bool, check_int, frame_size_for, check_timeout, raise_errno
 from .check import check_stream_args, prepare_templates, stream_job
 from .errors import ConfigurationError, FrameTooLargeError, NetringError, ViewsAliveError
-from .ringsock import RingSocket, tx_ring_geometry
+from .ringsock import TxRingSocket, tx_ring_geometry
 
 __all__ = ["Injector", "TxSlot", "TxStalledError", "NotBytesError"]
 
@@ -155,7 +155,7 @@ class TxSlot:
         self.discard()
 
 
-class Injector(RingSocket):
+class Injector(TxRingSocket):
     """An AF_PACKET TPACKET_V2 TX ring on interface ``ifname`` (inside ``netns`` if given).
 
     Keyword configuration (validated; ConfigurationError names field, value and range):
@@ -227,8 +227,7 @@ class Injector(RingSocket):
             fd = self._fd
             where = dict(ifname=ifname, netns=self.netns)
             self.mtu = self._read_mtu()
-            r, self._tx = self._open_tx_ring(self.mtu, frame_size, self.frame_count, qdisc_bypass)
-            self._ring = r
+            r, _ = self._open_tx_ring(self.mtu, frame_size, self.frame_count, qdisc_bypass)
             # Which template each slot still holds (send_stream skips re-copying it); see tx.h.
             self._tags = ffi.new("uint64_t[]", self.frame_count)
             r.tags = self._tags
@@ -245,14 +244,6 @@ class Injector(RingSocket):
             raise
 
     # -- set-up / tear-down -------------------------------------------------------------------
-    def _drop_pointers(self):
-        if self._ring is not None:
-            self._ring.base = ffi.NULL
-
-    def _rearm_pointers(self):
-        if self._ring is not None:
-            self._ring.base = self._tx.ptr
-
     def _views_alive_error(self):
         return ViewsAliveError(
             "cannot close the injector on %s: a view into its ring is still alive (a TxSlot.data or a "

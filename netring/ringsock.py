@@ -21,7 +21,7 @@ from ._ring import PAGE_SIZE, RingGuard, check_int, check_timeout, open_packet_s
 from .netns import check_ifname
 from .errors import NetringError, ViewsAliveError, from_oserror
 
-__all__ = ["RingSocket", "BatchReceiver", "ViewBatch", "RingMapping", "RingMemoryError", "tx_ring_geometry"]
+__all__ = ["RingSocket", "TxRingSocket", "BatchReceiver", "ViewBatch", "RingMapping", "RingMemoryError", "tx_ring_geometry"]
 
 _SIOCGIFMTU = 0x8921
 _ETH_HLEN = 14
@@ -273,40 +273,6 @@ class RingSocket:
             raise from_oserror(exc, "reading the MTU of %s (SIOCGIFMTU)" % self.ifname) from None
         return struct.unpack_from("16si", res)[1]
 
-    def _open_tx_ring(self, mtu, frame_size, frame_count, qdisc_bypass):
-        """Set up and map a TPACKET_V2 TX ring on the open socket (geometry from :func:`tx_ring_geometry`)
-        for a link of ``mtu``; returns the filled ``struct nr_tx_ring *`` (no template tags: ``tags`` NULL)
-        and sets ``frame_count`` (rounded up to whole blocks) and ``capacity`` (the largest frame a slot
-        takes: an 802.1Q-tagged one of this MTU at most). The caller binds the socket afterwards."""
-        where = dict(ifname=self.ifname, netns=self.netns)
-        block_size, fpb, block_nr = tx_ring_geometry(frame_size, frame_count)
-        self.frame_count = block_nr * fpb
-        if qdisc_bypass:
-            try:
-                self._sock.setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
-            except OSError as exc:
-                raise from_oserror(exc, "setsockopt(PACKET_QDISC_BYPASS) for the %s" % self._role, **where) from None
-        rc = lib.nr_tx_setup(self._fd, block_size, block_nr, frame_size, self.frame_count)
-        if rc < 0:
-            if rc == -errno.ENOMEM:
-                raise NetringError("the kernel could not allocate a %d-byte TX ring for the %s on %s (ENOMEM); use "
-                                   "a smaller %s" % (block_nr * block_size, self._role, self.ifname, self._ring_knobs))
-            raise_errno(rc, "setting up the TPACKET_V2 TX ring of the %s" % self._role, **where)
-        self.capacity = min(frame_size - lib.NR_TX_DATA_OFF, mtu + _ETH_HLEN + _VLAN_HLEN)
-        tx = self._map(block_size * block_nr)
-        r = ffi.new("struct nr_tx_ring *")
-        r.base = tx.ptr
-        r.frame_size = frame_size
-        r.block_size = block_size
-        r.frames_per_block = fpb
-        r.frame_nr = self.frame_count
-        r.head = 0
-        r.capacity = self.capacity
-        r.link_max = mtu + _ETH_HLEN
-        r.fd = self._fd
-        r.tags = ffi.NULL
-        return r, tx
-
     # -- subclass hooks ----------------------------------------------------------------------
     def _drop_pointers(self):
         """Forget every pointer derived from a mapping (before the unmap)."""
@@ -417,3 +383,55 @@ class RingSocket:
     def __repr__(self):
         return "<%s %s%s %s%s>" % (self._kind, self.ifname, "" if self.netns is None else " netns=%s" % self.netns,
                                    self._repr_ring(), " closed" if self.closed else "")
+
+
+class TxRingSocket(RingSocket):
+    """A ring socket with a TPACKET_V2 TX ring (:class:`netring.Injector`, the Bridge's transmit side):
+    :meth:`_open_tx_ring` sets it up and keeps the ``struct nr_tx_ring *`` (``_ring``) and its mapping
+    (``_tx``); the ring's base pointer is dropped and re-armed with the mapping."""
+
+    _ring = None
+    _tx = None
+
+    def _open_tx_ring(self, mtu, frame_size, frame_count, qdisc_bypass):
+        """Set up and map a TPACKET_V2 TX ring on the open socket (geometry from :func:`tx_ring_geometry`)
+        for a link of ``mtu``; returns the filled ``struct nr_tx_ring *`` (no template tags: ``tags`` NULL)
+        and sets ``frame_count`` (rounded up to whole blocks) and ``capacity`` (the largest frame a slot
+        takes: an 802.1Q-tagged one of this MTU at most). The caller binds the socket afterwards."""
+        where = dict(ifname=self.ifname, netns=self.netns)
+        block_size, fpb, block_nr = tx_ring_geometry(frame_size, frame_count)
+        self.frame_count = block_nr * fpb
+        if qdisc_bypass:
+            try:
+                self._sock.setsockopt(lib.NR_SOCK_SOL_PACKET, lib.NR_TX_PACKET_QDISC_BYPASS, 1)
+            except OSError as exc:
+                raise from_oserror(exc, "setsockopt(PACKET_QDISC_BYPASS) for the %s" % self._role, **where) from None
+        rc = lib.nr_tx_setup(self._fd, block_size, block_nr, frame_size, self.frame_count)
+        if rc < 0:
+            if rc == -errno.ENOMEM:
+                raise NetringError("the kernel could not allocate a %d-byte TX ring for the %s on %s (ENOMEM); use "
+                                   "a smaller %s" % (block_nr * block_size, self._role, self.ifname, self._ring_knobs))
+            raise_errno(rc, "setting up the TPACKET_V2 TX ring of the %s" % self._role, **where)
+        self.capacity = min(frame_size - lib.NR_TX_DATA_OFF, mtu + _ETH_HLEN + _VLAN_HLEN)
+        tx = self._map(block_size * block_nr)
+        r = ffi.new("struct nr_tx_ring *")
+        r.base = tx.ptr
+        r.frame_size = frame_size
+        r.block_size = block_size
+        r.frames_per_block = fpb
+        r.frame_nr = self.frame_count
+        r.head = 0
+        r.capacity = self.capacity
+        r.link_max = mtu + _ETH_HLEN
+        r.fd = self._fd
+        r.tags = ffi.NULL
+        self._ring, self._tx = r, tx
+        return r, tx
+
+    def _drop_pointers(self):
+        if self._ring is not None:
+            self._ring.base = ffi.NULL
+
+    def _rearm_pointers(self):
+        if self._ring is not None:
+            self._ring.base = self._tx.ptr
