@@ -19,7 +19,7 @@ ROUNDS = 25
 
 
 def _child(args, timeout=180):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.path.dirname(HERE), ROOT]))
     return subprocess.run([sys.executable] + args, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE)
 
 
